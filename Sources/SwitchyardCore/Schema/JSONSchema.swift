@@ -1,0 +1,303 @@
+/// The subset of JSON Schema Switchyard uses for model step `output:` schemas and
+/// tool `parameters:`.
+///
+/// A schema is checked when it is constructed, so a typo such as `type: strin` is an
+/// apply-time error rather than a run-time surprise. Supported keywords: `type`
+/// (a name or a list of names), `properties`, `required`, `additionalProperties`
+/// (boolean or schema), `items`, `enum`, `const`, `minimum`, `maximum`,
+/// `minLength`, `maxLength`, `minItems`, `maxItems`, `anyOf`, `oneOf`. Other keywords
+/// (`description`, `title`, `format`, `default`, `examples`, `$schema`, …) are
+/// accepted and ignored. `true` and `false` are the schemas that accept everything
+/// and nothing.
+public struct JSONSchema: Sendable, Hashable {
+    /// The schema as written.
+    public let schema: JSONValue
+    let root: CompiledSchema
+
+    public init(_ schema: JSONValue) throws(SchemaError) {
+        self.schema = schema
+        root = try CompiledSchema.compile(schema, path: [], depth: 0)
+    }
+
+    public static func == (lhs: JSONSchema, rhs: JSONSchema) -> Bool { lhs.schema == rhs.schema }
+    public func hash(into hasher: inout Hasher) { hasher.combine(schema) }
+
+    /// Checks `value`; returns one human-readable message per problem, each starting
+    /// with the JSON path of the offending value (`$.category: expected string, got integer`).
+    /// An empty result means the value is valid.
+    public func validate(_ value: JSONValue) -> [String] {
+        var problems: [String] = []
+        root.validate(value, path: "$", into: &problems)
+        return problems
+    }
+}
+
+/// Why a schema is malformed: the message and where in the schema the problem is.
+public struct SchemaError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var message: String
+    /// Keys and indices leading to the offending part of the schema, e.g.
+    /// `["properties", "category", "type"]`.
+    public var path: [String]
+
+    public init(message: String, path: [String]) {
+        self.message = message
+        self.path = path
+    }
+
+    public var description: String {
+        path.isEmpty ? message : "\(path.joined(separator: ".")): \(message)"
+    }
+}
+
+final class CompiledSchema: Sendable {
+    static let typeNames = ["string", "number", "integer", "boolean", "object", "array", "null"]
+    static let maxDepth = 64
+
+    let acceptsNothing: Bool
+    let types: [String]?
+    let properties: [(String, CompiledSchema)]
+    let required: [String]
+    let additionalProperties: CompiledSchema?
+    let forbidsAdditional: Bool
+    let items: CompiledSchema?
+    let enumValues: [JSONValue]?
+    let constValue: JSONValue?
+    let minimum: Double?
+    let maximum: Double?
+    let minLength: Int?
+    let maxLength: Int?
+    let minItems: Int?
+    let maxItems: Int?
+    let anyOf: [CompiledSchema]?
+    let oneOf: [CompiledSchema]?
+
+    private init(
+        acceptsNothing: Bool = false, types: [String]? = nil, properties: [(String, CompiledSchema)] = [], required: [String] = [],
+        additionalProperties: CompiledSchema? = nil, forbidsAdditional: Bool = false, items: CompiledSchema? = nil,
+        enumValues: [JSONValue]? = nil, constValue: JSONValue? = nil, minimum: Double? = nil, maximum: Double? = nil,
+        minLength: Int? = nil, maxLength: Int? = nil, minItems: Int? = nil, maxItems: Int? = nil,
+        anyOf: [CompiledSchema]? = nil, oneOf: [CompiledSchema]? = nil
+    ) {
+        self.acceptsNothing = acceptsNothing
+        self.types = types
+        self.properties = properties
+        self.required = required
+        self.additionalProperties = additionalProperties
+        self.forbidsAdditional = forbidsAdditional
+        self.items = items
+        self.enumValues = enumValues
+        self.constValue = constValue
+        self.minimum = minimum
+        self.maximum = maximum
+        self.minLength = minLength
+        self.maxLength = maxLength
+        self.minItems = minItems
+        self.maxItems = maxItems
+        self.anyOf = anyOf
+        self.oneOf = oneOf
+    }
+
+    static func compile(_ schema: JSONValue, path: [String], depth: Int) throws(SchemaError) -> CompiledSchema {
+        guard depth <= maxDepth else {
+            throw SchemaError(message: "schema is nested more than \(maxDepth) levels deep", path: path)
+        }
+        switch schema {
+        case .bool(let b): return CompiledSchema(acceptsNothing: !b)
+        case .object: break
+        default:
+            throw SchemaError(message: "a schema must be a mapping (or true/false), got \(schema.typeName)", path: path)
+        }
+        guard case .object(let o) = schema else { return CompiledSchema() }
+
+        var types: [String]?
+        if let t = o["type"] {
+            let names: [JSONValue]
+            switch t {
+            case .string: names = [t]
+            case .array(let a) where !a.isEmpty: names = a
+            default: throw SchemaError(message: "type must be a type name or a non-empty list of them", path: path + ["type"])
+            }
+            var collected: [String] = []
+            for name in names {
+                guard let s = name.stringValue, typeNames.contains(s) else {
+                    throw SchemaError(
+                        message: "unknown type \(JSONRendering.compact(name)) (expected one of \(typeNames.joined(separator: ", ")))",
+                        path: path + ["type"])
+                }
+                collected.append(s)
+            }
+            types = collected
+        }
+
+        var properties: [(String, CompiledSchema)] = []
+        if let p = o["properties"] {
+            guard case .object(let props) = p else {
+                throw SchemaError(message: "properties must be a mapping of property names to schemas", path: path + ["properties"])
+            }
+            for key in props.keys.sorted() {
+                if let sub = props[key] {
+                    properties.append((key, try compile(sub, path: path + ["properties", key], depth: depth + 1)))
+                }
+            }
+        }
+
+        var required: [String] = []
+        if let r = o["required"] {
+            guard case .array(let names) = r else {
+                throw SchemaError(message: "required must be a list of property names", path: path + ["required"])
+            }
+            for (i, name) in names.enumerated() {
+                guard let s = name.stringValue else {
+                    throw SchemaError(message: "required must be a list of property names, got \(name.typeName)", path: path + ["required", String(i)])
+                }
+                required.append(s)
+            }
+        }
+
+        var additional: CompiledSchema?
+        var forbidsAdditional = false
+        if let a = o["additionalProperties"] {
+            if case .bool(let b) = a {
+                forbidsAdditional = !b
+            } else {
+                additional = try compile(a, path: path + ["additionalProperties"], depth: depth + 1)
+            }
+        }
+
+        var items: CompiledSchema?
+        if let i = o["items"] { items = try compile(i, path: path + ["items"], depth: depth + 1) }
+
+        var enumValues: [JSONValue]?
+        if let e = o["enum"] {
+            guard case .array(let values) = e, !values.isEmpty else {
+                throw SchemaError(message: "enum must be a non-empty list of allowed values", path: path + ["enum"])
+            }
+            enumValues = values
+        }
+
+        func number(_ key: String) throws(SchemaError) -> Double? {
+            guard let v = o[key] else { return nil }
+            guard let d = v.doubleValue else {
+                throw SchemaError(message: "\(key) must be a number, got \(v.typeName)", path: path + [key])
+            }
+            return d
+        }
+        func count(_ key: String) throws(SchemaError) -> Int? {
+            guard let v = o[key] else { return nil }
+            guard let i = v.intValue, i >= 0 else {
+                throw SchemaError(message: "\(key) must be a non-negative integer, got \(JSONRendering.compact(v))", path: path + [key])
+            }
+            return i
+        }
+        func list(_ key: String) throws(SchemaError) -> [CompiledSchema]? {
+            guard let v = o[key] else { return nil }
+            guard case .array(let schemas) = v, !schemas.isEmpty else {
+                throw SchemaError(message: "\(key) must be a non-empty list of schemas", path: path + [key])
+            }
+            var compiled: [CompiledSchema] = []
+            for (i, s) in schemas.enumerated() { compiled.append(try compile(s, path: path + [key, String(i)], depth: depth + 1)) }
+            return compiled
+        }
+
+        return CompiledSchema(
+            types: types, properties: properties, required: required, additionalProperties: additional,
+            forbidsAdditional: forbidsAdditional, items: items, enumValues: enumValues, constValue: o["const"],
+            minimum: try number("minimum"), maximum: try number("maximum"),
+            minLength: try count("minLength"), maxLength: try count("maxLength"),
+            minItems: try count("minItems"), maxItems: try count("maxItems"),
+            anyOf: try list("anyOf"), oneOf: try list("oneOf"))
+    }
+
+    static func matches(_ value: JSONValue, type: String) -> Bool {
+        switch (type, value) {
+        case ("string", .string), ("boolean", .bool), ("object", .object), ("array", .array), ("null", .null): true
+        case ("number", .int), ("number", .double): true
+        case ("integer", .int): true
+        case ("integer", .double(let d)): d.isFinite && d == d.rounded()
+        default: false
+        }
+    }
+
+    func validate(_ value: JSONValue, path: String, into problems: inout [String]) {
+        if acceptsNothing {
+            problems.append("\(path): no value is allowed here")
+            return
+        }
+        if let types, !types.contains(where: { Self.matches(value, type: $0) }) {
+            problems.append("\(path): expected \(types.joined(separator: " or ")), got \(value.typeName)")
+            return
+        }
+        if let constValue, !value.jsonEquals(constValue) {
+            problems.append("\(path): expected \(JSONRendering.compact(constValue)), got \(JSONRendering.compact(value))")
+        }
+        if let enumValues, !enumValues.contains(where: { value.jsonEquals($0) }) {
+            let allowed = enumValues.map(JSONRendering.compact).joined(separator: ", ")
+            problems.append("\(path): expected one of \(allowed), got \(JSONRendering.compact(value))")
+        }
+        switch value {
+        case .int, .double:
+            if let d = value.doubleValue {
+                if let minimum, d < minimum { problems.append("\(path): must be at least \(Self.number(minimum)), got \(JSONRendering.compact(value))") }
+                if let maximum, d > maximum { problems.append("\(path): must be at most \(Self.number(maximum)), got \(JSONRendering.compact(value))") }
+            }
+        case .string(let s):
+            if let minLength, s.count < minLength { problems.append("\(path): must have at least \(minLength) characters, got \(s.count)") }
+            if let maxLength, s.count > maxLength { problems.append("\(path): must have at most \(maxLength) characters, got \(s.count)") }
+        case .array(let a):
+            if let minItems, a.count < minItems { problems.append("\(path): must have at least \(minItems) items, got \(a.count)") }
+            if let maxItems, a.count > maxItems { problems.append("\(path): must have at most \(maxItems) items, got \(a.count)") }
+            if let items {
+                for (i, item) in a.enumerated() { items.validate(item, path: "\(path)[\(i)]", into: &problems) }
+            }
+        case .object(let o):
+            for name in required where o[name] == nil {
+                problems.append("\(JSONPath.appending(name, to: path)): required property is missing")
+            }
+            let known = Set(properties.map(\.0))
+            for (name, schema) in properties {
+                if let v = o[name] { schema.validate(v, path: JSONPath.appending(name, to: path), into: &problems) }
+            }
+            for name in o.keys.sorted() where !known.contains(name) {
+                guard let v = o[name] else { continue }
+                if forbidsAdditional {
+                    let allowed = properties.isEmpty ? "none" : properties.map(\.0).joined(separator: ", ")
+                    problems.append("\(JSONPath.appending(name, to: path)): unexpected property (allowed: \(allowed))")
+                } else if let additionalProperties {
+                    additionalProperties.validate(v, path: JSONPath.appending(name, to: path), into: &problems)
+                }
+            }
+        default:
+            break
+        }
+        if let anyOf {
+            var branchProblems: [[String]] = []
+            for schema in anyOf {
+                var p: [String] = []
+                schema.validate(value, path: path, into: &p)
+                if p.isEmpty { branchProblems = []; break }
+                branchProblems.append(p)
+            }
+            if let first = branchProblems.first?.first, branchProblems.count == anyOf.count {
+                problems.append("\(path): matches none of the \(anyOf.count) allowed schemas (first: \(first))")
+            }
+        }
+        if let oneOf {
+            var matching = 0
+            var firstProblem: String?
+            for schema in oneOf {
+                var p: [String] = []
+                schema.validate(value, path: path, into: &p)
+                if p.isEmpty { matching += 1 } else if firstProblem == nil { firstProblem = p.first }
+            }
+            if matching == 0 {
+                problems.append("\(path): matches none of the \(oneOf.count) allowed schemas (first: \(firstProblem ?? "no match"))")
+            } else if matching > 1 {
+                problems.append("\(path): matches \(matching) of the oneOf schemas; exactly one must match")
+            }
+        }
+    }
+
+    static func number(_ d: Double) -> String {
+        d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) : String(d)
+    }
+}

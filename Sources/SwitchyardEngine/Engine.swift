@@ -1,0 +1,221 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+import SwitchyardCore
+import SwitchyardExperts
+import SwitchyardStore
+
+/// How one engine process schedules work.
+public struct EngineConfiguration: Sendable, Hashable {
+    /// Steps this process runs at once.
+    public var concurrency: Int = 64
+    /// How long a claimed step stays ours without a heartbeat.
+    public var lease: Duration = .seconds(30)
+    /// How often leases are renewed; a third of the lease by default.
+    public var heartbeatInterval: Duration?
+    /// The longest an idle dispatcher sleeps before looking again, in case a
+    /// notification was missed.
+    public var idlePoll: Duration = .seconds(1)
+    /// How often expired leases, waits and run deadlines are looked for.
+    public var maintenanceInterval: Duration = .seconds(1)
+    /// The most items one `map` may fan out to.
+    public var maxFanOut: Int = 10_000
+
+    public init() {}
+
+    var effectiveHeartbeat: Duration { heartbeatInterval ?? lease / 3 }
+}
+
+/// The durable scheduler of one `yard serve` process: it claims ready steps from
+/// PostgreSQL, runs them, and commits their results, together with every other
+/// process sharing the database (DESIGN §4). It runs as a `Service`.
+public final class Engine: Service, Sendable {
+    public let configuration: EngineConfiguration
+    let database: Database
+    let queue: StepQueue
+    let runs: RunRepository
+    let executor: StepExecutor
+    let workflows: WorkflowCache
+    let logger: Logger
+    let wakeup = Wakeup()
+    let cancellations = RunCancellations()
+    private let inflight = Mutex(0)
+    private let stopping = Mutex(false)
+
+    public init(database: Database, experts: ExpertPool, configuration: EngineConfiguration = EngineConfiguration(), logger: Logger = Logger(label: "switchyard.engine")) {
+        self.configuration = configuration
+        self.database = database
+        self.queue = StepQueue(database: database)
+        self.runs = RunRepository(database: database)
+        let resources = ResourceRepository(database: database)
+        self.workflows = WorkflowCache(resources: resources)
+        self.logger = logger
+        self.executor = StepExecutor(
+            queue: queue, resources: resources, experts: experts, cancellations: cancellations, configuration: configuration, logger: logger)
+    }
+
+    /// This process's lease owner id.
+    public var owner: UUID { queue.owner }
+
+    /// Wakes the dispatcher, for work created by this process.
+    public func poke() {
+        wakeup.signal()
+    }
+
+    public func run() async throws {
+        logger.info("engine started", metadata: ["owner": "\(owner)", "concurrency": "\(configuration.concurrency)"])
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.listen() }
+            group.addTask { await self.renewLeases() }
+            group.addTask { await self.maintain() }
+            await withGracefulShutdownHandler {
+                await self.dispatch()
+            } onGracefulShutdown: {
+                self.stopping.withLock { $0 = true }
+                self.wakeup.signal()
+            }
+            group.cancelAll()
+        }
+        logger.info("engine stopped", metadata: ["owner": "\(owner)"])
+    }
+
+    private var isStopping: Bool {
+        Task.isCancelled || stopping.withLock { $0 }
+    }
+
+    /// Claims ready steps while there are free slots, runs each in a child task, and
+    /// sleeps only when there is nothing to claim. On graceful shutdown it stops
+    /// claiming and lets the running steps finish.
+    private func dispatch() async {
+        await withDiscardingTaskGroup { group in
+            while !isStopping {
+                let free = configuration.concurrency - inflight.withLock { $0 }
+                var claimed: [ClaimedStep] = []
+                if free > 0 {
+                    do {
+                        claimed = try await queue.claim(limit: free, lease: configuration.lease)
+                    } catch {
+                        logger.error("claiming steps failed", metadata: ["error": "\(Database.describe(error))"])
+                    }
+                }
+                if claimed.isEmpty {
+                    var idle = configuration.idlePoll
+                    if free > 0, let next = try? await queue.nextReadyDelay(), next < idle {
+                        idle = max(next, .milliseconds(1))
+                    }
+                    await wakeup.wait(upTo: idle)
+                    continue
+                }
+                inflight.withLock { $0 += claimed.count }
+                for step in claimed {
+                    group.addTask {
+                        await self.process(step)
+                        self.inflight.withLock { $0 -= 1 }
+                        self.wakeup.signal()
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs one claimed step and commits its outcome.
+    func process(_ claim: ClaimedStep) async {
+        let workflow: CompiledWorkflow
+        do {
+            workflow = try await workflows.workflow(tenant: claim.tenantID, name: claim.workflow, version: claim.version)
+        } catch {
+            logger.error("cannot load the workflow of a claimed step", metadata: ["run": "\(claim.runID)", "error": "\(error)"])
+            return
+        }
+        guard let transition = await executor.execute(claim, workflow: workflow) else { return }
+        // A process being torn down does not record outcomes its cancellation caused;
+        // the lease expires and another process runs the step again.
+        guard !Task.isCancelled else { return }
+        let saturated = inflight.withLock { $0 } >= configuration.concurrency
+        let runInfo: JSONValue = ["id": .string(claim.runID.uuidString.lowercased()), "tenant": .string(claim.tenantID.uuidString.lowercased()), "workflow": .string(claim.workflow)]
+        do {
+            let result = try await queue.complete(
+                claim, transition, dependents: workflow.dependents[claim.stepID] ?? [], notifyOthers: saturated,
+                finalize: { finished in workflow.finalize(input: claim.input, run: runInfo, finished: finished) })
+            switch result {
+            case .rejected:
+                logger.notice("a completion was fenced out", metadata: ["run": "\(claim.runID)", "step": "\(claim.stepID)", "attempt": "\(claim.attempt)"])
+            case .committed(let ready, let finished):
+                if !ready.isEmpty { wakeup.signal() }
+                if case .retry = transition { wakeup.signal() }
+                if finished != nil { cancellations.forget(claim.runID) }
+            }
+        } catch {
+            logger.error("completing a step failed; its lease will expire and it will run again", metadata: [
+                "run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(Database.describe(error))",
+            ])
+        }
+    }
+
+    /// Renews the leases of running steps until cancelled.
+    private func renewLeases() async {
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: configuration.effectiveHeartbeat)
+                try await queue.heartbeat(lease: configuration.lease)
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.warning("lease heartbeat failed", metadata: ["error": "\(Database.describe(error))"])
+            }
+        }
+    }
+
+    /// Periodic timers: expired leases, expired waits, overdue runs.
+    private func maintain() async {
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: configuration.maintenanceInterval)
+                let reclaimed = try await queue.reclaimExpiredLeases()
+                let woken = try await queue.wakeExpiredWaits()
+                for overdue in try await queue.overdueRuns() {
+                    _ = try await runs.finish(
+                        overdue.run, tenant: overdue.tenant, status: .failed,
+                        error: ErrorRecord(code: "run_timeout", message: "the run did not finish before its timeout"))
+                }
+                if reclaimed > 0 || woken > 0 {
+                    logger.info("timers fired", metadata: ["reclaimed_leases": "\(reclaimed)", "woken_waits": "\(woken)"])
+                    wakeup.signal()
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.warning("maintenance failed", metadata: ["error": "\(Database.describe(error))"])
+            }
+        }
+    }
+
+    /// Listens for `work` (wake the dispatcher) and `cancel` (stop a run's steps) on a
+    /// dedicated connection, reconnecting after errors.
+    private func listen() async {
+        while !Task.isCancelled {
+            do {
+                try await database.client.withConnection { connection in
+                    let work = try await connection.listen(NotificationChannel.work)
+                    let cancel = try await connection.listen(NotificationChannel.cancel)
+                    try await withThrowingDiscardingTaskGroup { group in
+                        group.addTask {
+                            for try await _ in work { self.wakeup.signal() }
+                        }
+                        group.addTask {
+                            for try await notification in cancel {
+                                if let run = UUID(uuidString: notification.payload) { self.cancellations.cancel(run) }
+                            }
+                        }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("listening for notifications failed; retrying", metadata: ["error": "\(Database.describe(error))"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+}

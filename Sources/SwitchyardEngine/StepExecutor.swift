@@ -1,0 +1,369 @@
+import Foundation
+import Logging
+import Synchronization
+import SwitchyardCore
+import SwitchyardExperts
+import SwitchyardStore
+
+/// Why an attempt failed, and whether trying again could help: a template or
+/// configuration error fails the same way every time, a provider error may not.
+struct StepFailure: Error, Sendable {
+    var error: ErrorRecord
+    var retryable: Bool
+
+    init(_ code: String, _ message: String, retryable: Bool) {
+        self.error = ErrorRecord(code: code, message: message)
+        self.retryable = retryable
+    }
+}
+
+/// The result of running one attempt of a step.
+enum AttemptOutcome: Sendable {
+    case succeeded(JSONValue, expert: String?)
+    case failed(StepFailure, expert: String?)
+    case skipped(String)
+    case wait(signal: String, timeout: TimeSpan?)
+    /// The run was cancelled while the step ran: nothing is to be written.
+    case abandoned
+}
+
+/// Runs one claimed step: evaluates its templates, calls experts, and turns the
+/// outcome into the transition the queue commits.
+struct StepExecutor: Sendable {
+    let queue: StepQueue
+    let resources: ResourceRepository
+    let experts: ExpertPool
+    let cancellations: RunCancellations
+    let configuration: EngineConfiguration
+    let logger: Logger
+
+    func execute(_ claim: ClaimedStep, workflow: CompiledWorkflow) async -> StepTransition? {
+        guard let step = workflow.steps[claim.stepID] else {
+            return .failed(ErrorRecord(code: "step_missing", message: "step \(claim.stepID) is not in \(claim.workflow) v\(claim.version)"), continueRun: false, expert: nil)
+        }
+        let outcome = await attempt(claim, step: step, workflow: workflow)
+        switch outcome {
+        case .succeeded(let output, let expert):
+            return .succeeded(output: output, expert: expert)
+        case .skipped(let reason):
+            return .skipped(reason: reason)
+        case .wait(let signal, let timeout):
+            return .wait(signal: signal, timeout: timeout)
+        case .abandoned:
+            return nil
+        case .failed(let failure, let expert):
+            if failure.retryable && claim.attempt < claim.maxAttempts {
+                let delay = step.retry.delay(afterAttempt: claim.attempt, unitRandom: Double.random(in: 0..<1))
+                return .retry(failure.error, delay: delay, expert: expert)
+            }
+            return .failed(failure.error, continueRun: step.onError == .continue, expert: expert)
+        }
+    }
+
+    /// One attempt, raced against the step's timeout and the run's cancellation.
+    private func attempt(_ claim: ClaimedStep, step: StepSpec, workflow: CompiledWorkflow) async -> AttemptOutcome {
+        let outputs = claim.finished.compactMapValues { $0.status == .succeeded ? ($0.output ?? .null) : nil }
+        let runInfo: JSONValue = ["id": .string(claim.runID.uuidString.lowercased()), "tenant": .string(claim.tenantID.uuidString.lowercased()), "workflow": .string(claim.workflow)]
+        let scope = TemplateScope(inputs: claim.input, steps: outputs, run: runInfo)
+
+        // A step that reads the output of a skipped step is skipped too.
+        if let skipped = (workflow.referencedSteps[step.id] ?? []).sorted().first(where: { claim.finished[$0]?.status == .skipped }) {
+            return .skipped("it uses the output of \(skipped), which was skipped")
+        }
+        if let condition = step.condition {
+            do {
+                guard try condition.evaluate(scope).isTruthy else { return .skipped("`if` was false") }
+            } catch {
+                return .failed(StepFailure("template_error", "if: \(error.message)", retryable: false), expert: nil)
+            }
+        }
+        if case .waitFor(let wait) = step.kind {
+            return await waitFor(wait, claim: claim, timeout: step.timeout)
+        }
+
+        let context = CallContext(claim: claim, logger: logger)
+        return await withTaskGroup(of: AttemptOutcome?.self) { group in
+            group.addTask {
+                do throws(StepFailure) {
+                    let (output, expert) = try await run(step.kind, scope: scope, context: context)
+                    return .succeeded(output, expert: expert)
+                } catch {
+                    return Task.isCancelled ? nil : .failed(error, expert: context.lastExpert)
+                }
+            }
+            if let timeout = step.timeout {
+                group.addTask {
+                    do {
+                        try await Task.sleep(for: timeout.duration)
+                    } catch {
+                        return nil
+                    }
+                    return .failed(StepFailure("timeout", "the step did not finish within \(timeout)", retryable: true), expert: context.lastExpert)
+                }
+            }
+            group.addTask {
+                await cancellations.waitForCancellation(of: claim.runID)
+                return Task.isCancelled ? nil : .abandoned
+            }
+            var outcome: AttemptOutcome = .abandoned
+            while let next = await group.next() {
+                if let next {
+                    outcome = next
+                    break
+                }
+            }
+            group.cancelAll()
+            return outcome
+        }
+    }
+
+    private func waitFor(_ wait: WaitForSpec, claim: ClaimedStep, timeout: TimeSpan?) async -> AttemptOutcome {
+        do {
+            if let data = try await queue.signal(named: wait.signal, run: claim.runID, tenant: claim.tenantID) {
+                return .succeeded(data, expert: nil)
+            }
+            if try await queue.waitDeadlinePassed(claim) {
+                let limit = timeout.map { " within \($0)" } ?? ""
+                return .failed(StepFailure("wait_timeout", "no \(wait.signal) signal arrived\(limit)", retryable: false), expert: nil)
+            }
+        } catch {
+            return .failed(StepFailure("database_error", Database.describe(error), retryable: true), expert: nil)
+        }
+        return .wait(signal: wait.signal, timeout: timeout)
+    }
+
+    /// Runs a step body of any kind but `wait_for`.
+    private func run(_ kind: StepKind, scope: TemplateScope, context: CallContext) async throws(StepFailure) -> (JSONValue, String?) {
+        switch kind {
+        case .transform(let template):
+            return (try evaluate(template, scope, field: "transform"), nil)
+        case .model(let model):
+            return try await runModel(model, scope: scope, context: context)
+        case .map(let map):
+            return (try await runMap(map, scope: scope, context: context), context.lastExpert)
+        case .tool(let tool):
+            throw StepFailure("not_supported", "tool \(tool.tool): tool execution is not available yet", retryable: false)
+        case .workflow(let child):
+            throw StepFailure("not_supported", "workflow \(child.workflow): child workflows are not available yet", retryable: false)
+        case .waitFor:
+            throw StepFailure("not_supported", "wait_for cannot run inside a map", retryable: false)
+        }
+    }
+
+    private func evaluate(_ template: Template, _ scope: TemplateScope, field: String) throws(StepFailure) -> JSONValue {
+        do {
+            return try template.evaluate(scope)
+        } catch {
+            throw StepFailure("template_error", "\(field): \(error.message)", retryable: false)
+        }
+    }
+
+    private func runMap(_ map: MapStepSpec, scope: TemplateScope, context: CallContext) async throws(StepFailure) -> JSONValue {
+        guard case .array(let items) = try evaluate(map.over, scope, field: "map.over") else {
+            throw StepFailure("template_error", "map.over must evaluate to a list", retryable: false)
+        }
+        guard items.count <= configuration.maxFanOut else {
+            throw StepFailure("fan_out_limit", "map.over has \(items.count) items; the limit is \(configuration.maxFanOut)", retryable: false)
+        }
+        let width = max(1, min(map.concurrency, items.count))
+        let results: Result<[JSONValue], StepFailure> = await withTaskGroup(of: (Int, Result<JSONValue, StepFailure>).self) { group in
+            var outputs = [JSONValue](repeating: .null, count: items.count)
+            var next = 0
+            func start(_ index: Int) {
+                var itemScope = scope
+                itemScope.variables[map.itemName] = items[index]
+                group.addTask {
+                    do throws(StepFailure) {
+                        let (value, _) = try await run(map.step, scope: itemScope, context: context)
+                        return (index, .success(value))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            while next < width {
+                start(next)
+                next += 1
+            }
+            while let (index, result) = await group.next() {
+                switch result {
+                case .success(let value):
+                    outputs[index] = value
+                case .failure(let failure):
+                    group.cancelAll()
+                    return .failure(StepFailure(failure.error.code, "item \(index): \(failure.error.message)", retryable: failure.retryable))
+                }
+                if next < items.count {
+                    start(next)
+                    next += 1
+                }
+            }
+            return .success(outputs)
+        }
+        return .array(try results.get())
+    }
+
+    private func runModel(_ step: ModelStepSpec, scope: TemplateScope, context: CallContext) async throws(StepFailure) -> (JSONValue, String?) {
+        let promptValue = try evaluate(step.prompt, scope, field: "prompt")
+        let prompt = promptValue.stringValue ?? promptValue.compactJSON
+        var agent: AgentSpec?
+        if let name = step.agent {
+            do {
+                guard let stored = try await resources.find(kind: .agent, name: name, tenant: context.claim.tenantID),
+                      case .agent(let spec) = stored.resource
+                else {
+                    throw StepFailure("agent_missing", "agent \(name) does not exist", retryable: false)
+                }
+                agent = spec
+            } catch let failure as StepFailure {
+                throw failure
+            } catch {
+                throw StepFailure("database_error", Database.describe(error), retryable: true)
+            }
+        }
+        let requested = try step.model.map { template throws(StepFailure) in try evaluate(template, scope, field: "model") }?.stringValue
+        let choice = requested ?? agent?.model ?? "flash"
+        let expertName = Self.route(choice)
+        let expert: any Expert
+        do {
+            expert = try experts.expert(named: expertName)
+        } catch {
+            throw StepFailure("unknown_expert", error.message, retryable: false)
+        }
+        context.lastExpert = expertName
+
+        var messages: [ChatMessage] = []
+        var system: [String] = []
+        if let agent { system.append(agent.instructions) }
+        if let schema = step.output {
+            system.append("Answer with a single JSON value (json) that satisfies this JSON Schema: \(schema.compactJSON)")
+        }
+        if !system.isEmpty { messages.append(ChatMessage(.system, system.joined(separator: "\n\n"))) }
+        messages.append(ChatMessage(.user, prompt))
+        let request = ModelRequest(
+            messages: messages, maxTokens: step.maxTokens, thinking: step.thinking, wantsJSON: step.output != nil,
+            tenant: context.claim.tenantID.uuidString.lowercased())
+
+        let response = try await call(expert, request, context: context, choice: choice)
+        guard let schemaValue = step.output else { return (.string(response.text), expertName) }
+        guard let parsed = Self.parseJSONAnswer(response.text) else {
+            throw StepFailure("output_invalid", "the answer is not JSON: \(response.text.prefix(200))", retryable: true)
+        }
+        do {
+            let problems = try JSONSchema(schemaValue).validate(parsed)
+            if !problems.isEmpty {
+                throw StepFailure("output_invalid", "the answer does not match the output schema: \(problems.prefix(5).joined(separator: "; "))", retryable: true)
+            }
+        } catch let failure as StepFailure {
+            throw failure
+        } catch {
+            throw StepFailure("output_invalid", "the output schema is invalid: \(error)", retryable: false)
+        }
+        return (parsed, expertName)
+    }
+
+    /// `flash`, `pro` and other expert names route to themselves. `auto` and `cascade`
+    /// need the gate of the MoE runtime; until it lands they run on `flash`, the
+    /// cheap default, and the `model.called` event says so.
+    static func route(_ choice: String) -> String {
+        switch choice {
+        case "auto", "cascade": "flash"
+        default: choice
+        }
+    }
+
+    /// Calls an expert and records the call row and a `model.called` event, whether the
+    /// call succeeded or not.
+    private func call(_ expert: any Expert, _ request: ModelRequest, context: CallContext, choice: String) async throws(StepFailure) -> ModelResponse {
+        let index = context.nextCallIndex()
+        let startedAt = Date()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let result: Result<ModelResponse, ExpertError>
+        do {
+            result = .success(try await expert.complete(request))
+        } catch {
+            result = .failure(error)
+        }
+        let elapsed = clock.now - start
+        let latency = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        if Task.isCancelled, case .failure = result {
+            throw StepFailure("cancelled", "the call was cancelled", retryable: false)
+        }
+        let usage: TokenUsage
+        let model: String
+        switch result {
+        case .success(let response):
+            usage = response.usage
+            model = response.model
+        case .failure(let error):
+            usage = error.usage ?? TokenUsage(promptTokens: 0, completionTokens: 0)
+            model = expert.model
+        }
+        let claim = context.claim
+        let record = ModelCallRecord(
+            tenantID: claim.tenantID, runID: claim.runID, stepID: claim.stepID, attempt: claim.attempt, callIndex: index,
+            expert: expert.name, model: model, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens,
+            latencyMilliseconds: latency, succeeded: (try? result.get()) != nil, error: (result.failure).map { $0.message }, startedAt: startedAt)
+        var event: [String: JSONValue] = [
+            "expert": .string(expert.name), "model": .string(model), "requested": .string(choice), "call": .int(index),
+            "prompt_tokens": .int(usage.promptTokens), "completion_tokens": .int(usage.completionTokens), "latency_ms": .int(latency),
+        ]
+        if case .failure(let error) = result { event["error"] = .string(error.message) }
+        do {
+            try await queue.recordModelCall(record)
+            try await queue.appendEvents([NewEvent("model.called", step: claim.stepID, data: .object(event))], run: claim.runID, tenant: claim.tenantID)
+        } catch {
+            logger.error("could not record a model call", metadata: ["run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(Database.describe(error))"])
+        }
+        switch result {
+        case .success(let response):
+            return response
+        case .failure(let error):
+            let retryable = error.code != .unknownExpert
+            throw StepFailure("model_error", "\(expert.name): \(error.message)", retryable: retryable)
+        }
+    }
+
+    /// Parses a model's JSON answer, tolerating a Markdown code fence around it.
+    static func parseJSONAnswer(_ text: String) -> JSONValue? {
+        var body = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if body.hasPrefix("```") {
+            body = String(body.drop(while: { $0 != "\n" }).dropFirst())
+            if body.hasSuffix("```") { body = String(body.dropLast(3)) }
+        }
+        return try? JSONDecoder().decode(JSONValue.self, from: Data(body.utf8))
+    }
+}
+
+extension Result {
+    fileprivate var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+}
+
+/// Per-attempt state shared by the calls of one step (a map's items run concurrently).
+final class CallContext: Sendable {
+    let claim: ClaimedStep
+    let logger: Logger
+    private let state = Mutex<(nextIndex: Int, lastExpert: String?)>((0, nil))
+
+    init(claim: ClaimedStep, logger: Logger) {
+        self.claim = claim
+        self.logger = logger
+    }
+
+    /// The next call index of this attempt; with the attempt it makes the call row's key.
+    func nextCallIndex() -> Int {
+        state.withLock { state in
+            defer { state.nextIndex += 1 }
+            return state.nextIndex
+        }
+    }
+
+    var lastExpert: String? {
+        get { state.withLock { $0.lastExpert } }
+        set { state.withLock { $0.lastExpert = newValue } }
+    }
+}

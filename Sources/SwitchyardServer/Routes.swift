@@ -1,0 +1,319 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import SwitchyardCore
+import SwitchyardEngine
+import SwitchyardStore
+
+/// What the routes need: the repositories, the YAML loader, and the engine to wake.
+public struct APIDependencies: Sendable {
+    public var database: Database
+    public var tenants: TenantRepository
+    public var resources: ResourceRepository
+    public var runs: RunRepository
+    public var loader: ResourceLoader
+    /// Called after a run is created, so the local dispatcher starts at once.
+    public var onRunCreated: @Sendable () -> Void
+
+    public init(database: Database, loader: ResourceLoader = ResourceLoader(), onRunCreated: @escaping @Sendable () -> Void = {}) {
+        self.database = database
+        self.tenants = TenantRepository(database: database)
+        self.resources = ResourceRepository(database: database)
+        self.runs = RunRepository(database: database)
+        self.loader = loader
+        self.onRunCreated = onRunCreated
+    }
+}
+
+// MARK: - Admin
+
+struct AdminRoutes {
+    let api: APIDependencies
+
+    func add(to group: RouterGroup<AdminRequestContext>) {
+        group.post("tenants") { request, _ in
+            let body = try await JSONBody.object(of: request)
+            guard let name = body["name"]?.stringValue else {
+                throw APIError(.unprocessableContent, code: "invalid_request", "`name` (a string) is required")
+            }
+            guard Self.isValidTenantName(name) else {
+                throw APIError(.unprocessableContent, code: "invalid_request", "tenant names are 1-63 characters of a-z, 0-9, - and _, starting with a letter or digit")
+            }
+            let (tenant, key) = try await api.tenants.createTenant(name: name)
+            return JSONBody.response(["tenant": ["id": Render.id(tenant.id), "name": .string(tenant.name)], "api_key": .string(key)], status: .created)
+        }
+        group.get("tenants") { _, _ in
+            let tenants = try await api.tenants.tenants()
+            return JSONBody.response(["tenants": .array(tenants.map { ["id": Render.id($0.id), "name": .string($0.name)] })])
+        }
+        group.post("tenants/:tenant/keys") { _, context in
+            guard let id = UUID(uuidString: context.parameters.get("tenant") ?? ""), let key = try await api.tenants.createKey(tenant: id) else {
+                throw APIError.notFound("tenant")
+            }
+            return JSONBody.response(["api_key": .string(key)], status: .created)
+        }
+    }
+
+    static func isValidTenantName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, name.count <= 63 else { return false }
+        let allowed = CharacterSet.lowercaseLetters.union(.decimalDigits).union(CharacterSet(charactersIn: "-_"))
+        return name.unicodeScalars.allSatisfy { $0.isASCII && allowed.contains($0) } && first != "-" && first != "_"
+    }
+}
+
+// MARK: - Resources
+
+struct ResourceRoutes {
+    let api: APIDependencies
+
+    func add(to group: RouterGroup<TenantRequestContext>) {
+        group.post("apply") { request, context in
+            let text = try await JSONBody.text(of: request)
+            let file = request.headers[.init("X-Yard-File")!] ?? "request"
+            let catalog = try await api.resources.catalog(tenant: context.tenant.id)
+            let documents: [ResourceDocument]
+            do throws(ResourceValidationError) {
+                documents = try api.loader.loadAndValidate(text, file: file, catalog: catalog)
+            } catch {
+                throw APIError(.unprocessableContent, code: error.code.rawValue, error.message, details: .array(error.issues.map(Self.issue)))
+            }
+            let applied = try await api.resources.apply(documents, tenant: context.tenant.id)
+            return JSONBody.response([
+                "applied": .array(applied.map {
+                    ["kind": .string($0.kind.rawValue), "name": .string($0.name), "version": .int($0.version), "changed": .bool($0.changed)]
+                })
+            ])
+        }
+        group.get("workflows") { _, context in
+            let versions = try await api.resources.latest(kind: .workflow, tenant: context.tenant.id)
+            return JSONBody.response(["workflows": .array(versions.map(Render.workflowSummary))])
+        }
+        group.get("workflows/:name") { request, context in
+            let name = context.parameters.get("name") ?? ""
+            let version = request.uri.queryParameters.get("version").flatMap { Int($0) }
+            guard let stored = try await api.resources.find(kind: .workflow, name: name, version: version, tenant: context.tenant.id) else {
+                throw APIError.notFound("workflow \(name)")
+            }
+            var object = Render.workflowSummary(stored).objectValue ?? [:]
+            object["source"] = .string(stored.source)
+            if let spec = try? ResourceCoding.encode(stored.resource), let json = try? JSONDecoder().decode(JSONValue.self, from: Data(spec.utf8)) {
+                object["spec"] = json
+            }
+            return JSONBody.response(["workflow": .object(object)])
+        }
+        group.get("agents") { _, context in
+            let versions = try await api.resources.latest(kind: .agent, tenant: context.tenant.id)
+            return JSONBody.response(["agents": .array(versions.map { ["name": .string($0.name), "version": .int($0.version)] })])
+        }
+        group.get("tools") { _, context in
+            let versions = try await api.resources.latest(kind: .tool, tenant: context.tenant.id)
+            return JSONBody.response(["tools": .array(versions.map { ["name": .string($0.name), "version": .int($0.version)] })])
+        }
+    }
+
+    static func issue(_ issue: ValidationIssue) -> JSONValue {
+        ["file": .string(issue.file), "line": .int(issue.line), "column": .int(issue.column), "path": .string(issue.path), "message": .string(issue.message)]
+    }
+}
+
+// MARK: - Runs
+
+struct RunRoutes {
+    let api: APIDependencies
+    /// The longest `?wait=` honoured.
+    static let maxWait = 300.0
+
+    func add(to group: RouterGroup<TenantRequestContext>) {
+        group.post("workflows/:name/runs") { request, context in
+            let name = context.parameters.get("name") ?? ""
+            let tenant = context.tenant.id
+            let body = try await JSONBody.object(of: request)
+            let wait = try Self.waitSeconds(request)
+            let idempotencyKey = request.headers[.init("Idempotency-Key")!]
+            if let idempotencyKey, idempotencyKey.isEmpty || idempotencyKey.count > 255 {
+                throw APIError.badRequest("Idempotency-Key must be 1-255 characters")
+            }
+            guard let stored = try await api.resources.find(kind: .workflow, name: name, tenant: tenant), case .workflow(let spec) = stored.resource else {
+                throw APIError.notFound("workflow \(name)")
+            }
+            let input: JSONValue
+            do {
+                input = try spec.resolveInputs(.object(body["input"]?.objectValue ?? [:]))
+                if let given = body["input"], given != .null, given.objectValue == nil {
+                    throw APIError(.unprocessableContent, code: "invalid_input", "`input` must be a JSON object")
+                }
+            } catch let error as InputValidationError {
+                throw APIError(.unprocessableContent, code: "invalid_input", error.description, details: Self.details(error))
+            }
+            let (run, created) = try await api.runs.createRun(
+                tenant: tenant, workflow: name, version: stored.version, spec: spec, input: input, idempotencyKey: idempotencyKey)
+            if created { api.onRunCreated() }
+            if let wait, !run.status.isFinal {
+                let finished = try await waitForFinish(run.id, tenant: tenant, seconds: wait)
+                if let finished, finished.status.isFinal {
+                    return JSONBody.response(["run": Render.run(finished)], status: .ok)
+                }
+            }
+            let latest = try await api.runs.run(run.id, tenant: tenant) ?? run
+            return JSONBody.response(["run": Render.run(latest)], status: created ? .accepted : .ok)
+        }
+        group.get("runs") { request, context in
+            let query = request.uri.queryParameters
+            var status: RunStatus?
+            if let text = query.get("status") {
+                guard let parsed = RunStatus(rawValue: text) else {
+                    throw APIError.badRequest("status must be one of \(RunStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                status = parsed
+            }
+            var limit = 50
+            if let text = query.get("limit") {
+                guard let parsed = Int(text), (1...500).contains(parsed) else { throw APIError.badRequest("limit must be an integer from 1 to 500") }
+                limit = parsed
+            }
+            var cursor: RunCursor?
+            if let text = query.get("cursor") {
+                guard let parsed = RunCursor(token: text) else { throw APIError.badRequest("cursor is not one this server gave out") }
+                cursor = parsed
+            }
+            let page = try await api.runs.list(tenant: context.tenant.id, status: status, workflow: query.get("workflow"), limit: limit, after: cursor)
+            return JSONBody.response([
+                "runs": .array(page.runs.map { Render.run($0, withSteps: false) }),
+                "next_cursor": page.next.map { .string($0.token) } ?? .null,
+            ])
+        }
+        group.get("runs/:id") { _, context in
+            let id = try Self.runID(context)
+            guard let run = try await api.runs.run(id, tenant: context.tenant.id) else { throw APIError.notFound("run") }
+            return JSONBody.response(["run": Render.run(run)])
+        }
+        group.post("runs/:id/cancel") { _, context in
+            let id = try Self.runID(context)
+            guard let status = try await api.runs.cancel(id, tenant: context.tenant.id) else { throw APIError.notFound("run") }
+            return JSONBody.response(["run": ["id": Render.id(id), "status": .string(status.rawValue)]], status: .accepted)
+        }
+        group.post("runs/:id/signals/:signal") { request, context in
+            let id = try Self.runID(context)
+            let name = context.parameters.get("signal") ?? ""
+            guard !name.isEmpty, name.count <= 128 else { throw APIError.badRequest("a signal name is 1-128 characters") }
+            let body = try await JSONBody.object(of: request)
+            guard let delivery = try await api.runs.signal(id, tenant: context.tenant.id, name: name, data: body["data"] ?? .null) else {
+                throw APIError.notFound("run")
+            }
+            switch delivery {
+            case .delivered(let resumed):
+                if !resumed.isEmpty { api.onRunCreated() }
+                return JSONBody.response(["signal": .string(name), "resumed_steps": .array(resumed.map { .string($0) })], status: .accepted)
+            case .duplicate:
+                throw APIError(.conflict, code: "signal_exists", "the run already received a \(name) signal")
+            case .runFinished(let status):
+                throw APIError(.conflict, code: "run_finished", "the run is already \(status.rawValue)")
+            }
+        }
+        group.get("runs/:id/events") { request, context in
+            let id = try Self.runID(context)
+            let tenant = context.tenant.id
+            guard try await api.runs.status(of: id, tenant: tenant) != nil else { throw APIError.notFound("run") }
+            let lastID = request.headers[.init("Last-Event-ID")!].flatMap { Int64($0) } ?? request.uri.queryParameters.get("after").flatMap { Int64($0) } ?? 0
+            let runs = api.runs
+            let body = ResponseBody { writer in
+                var after = lastID
+                var idle = Duration.milliseconds(20)
+                while !Task.isCancelled {
+                    let events = try await runs.events(of: id, tenant: tenant, after: after)
+                    var buffer = ByteBuffer()
+                    var ended = false
+                    for event in events {
+                        buffer.writeString("id: \(event.seq)\nevent: \(event.type)\ndata: \(Render.event(event).compactJSON)\n\n")
+                        after = event.seq
+                        if Self.finalEvents.contains(event.type) { ended = true }
+                    }
+                    if buffer.readableBytes > 0 { try await writer.write(buffer) }
+                    if ended { break }
+                    if events.isEmpty {
+                        if let status = try await runs.status(of: id, tenant: tenant), status.isFinal,
+                           try await runs.events(of: id, tenant: tenant, after: after).isEmpty {
+                            break
+                        }
+                        try await Task.sleep(for: idle)
+                        idle = min(idle * 2, .milliseconds(250))
+                    } else {
+                        idle = .milliseconds(20)
+                    }
+                }
+                try await writer.finish(nil)
+            }
+            return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+        }
+    }
+
+    static let finalEvents: Set<String> = ["run.succeeded", "run.failed", "run.cancelled"]
+
+    static func runID(_ context: TenantRequestContext) throws -> UUID {
+        // A malformed id answers exactly as an unknown one does.
+        guard let id = UUID(uuidString: context.parameters.get("id") ?? "") else { throw APIError.notFound("run") }
+        return id
+    }
+
+    static func waitSeconds(_ request: Request) throws -> Double? {
+        guard let text = request.uri.queryParameters.get("wait") else { return nil }
+        guard let seconds = Double(text), seconds >= 0, seconds <= maxWait else {
+            throw APIError.badRequest("wait must be a number of seconds from 0 to \(Int(maxWait))")
+        }
+        return seconds
+    }
+
+    static func details(_ error: InputValidationError) -> JSONValue {
+        .array(error.details.map { ["path": .string($0.path), "message": .string($0.message)] })
+    }
+
+    /// Polls the run until it is final or the time is up; the poll interval grows from
+    /// 2 ms so short runs answer fast without hammering the database for long ones.
+    func waitForFinish(_ id: UUID, tenant: UUID, seconds: Double) async throws -> RunRecord? {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        var interval = Duration.milliseconds(2)
+        while ContinuousClock.now < deadline {
+            if let status = try await api.runs.status(of: id, tenant: tenant), status.isFinal {
+                return try await api.runs.run(id, tenant: tenant)
+            }
+            try await Task.sleep(for: min(interval, deadline - ContinuousClock.now))
+            interval = min(interval * 2, .milliseconds(100))
+        }
+        return try await api.runs.run(id, tenant: tenant)
+    }
+}
+
+// MARK: - Health
+
+struct HealthRoutes {
+    let api: APIDependencies
+
+    func add(to router: Router<AppRequestContext>) {
+        router.get("healthz") { _, _ in
+            JSONBody.response(["status": "ok"])
+        }
+        router.get("readyz") { _, _ in
+            do throws(DatabaseError) {
+                try await api.database.checkReachable(timeout: .seconds(2))
+                return JSONBody.response(["status": "ready"])
+            } catch {
+                return JSONBody.response(["status": "unavailable", "error": .string(error.message)], status: .serviceUnavailable)
+            }
+        }
+    }
+}
+
+/// Builds the router of the whole API.
+public func buildRouter(_ api: APIDependencies, adminKey: String?) -> Router<AppRequestContext> {
+    let router = Router(context: AppRequestContext.self)
+    router.add(middleware: ErrorFormatMiddleware())
+    HealthRoutes(api: api).add(to: router)
+    router.add(middleware: AuthenticationMiddleware(tenants: api.tenants, adminKey: adminKey))
+    let v1 = router.group("v1")
+    AdminRoutes(api: api).add(to: v1.group("admin", context: AdminRequestContext.self))
+    let tenantRoutes = v1.group(context: TenantRequestContext.self)
+    ResourceRoutes(api: api).add(to: tenantRoutes)
+    RunRoutes(api: api).add(to: tenantRoutes)
+    return router
+}

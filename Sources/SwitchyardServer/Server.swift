@@ -1,0 +1,64 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import SwitchyardCore
+import SwitchyardEngine
+import SwitchyardExperts
+import SwitchyardStore
+
+/// A whole Switchyard server: the connection pool, the engine and the HTTP API, as
+/// one service group. `yard serve`, `yard demo` and the tests all build it this way.
+public struct SwitchyardServer: Sendable {
+    public let database: Database
+    public let engine: Engine
+    public let api: APIDependencies
+    public let configuration: ServerConfiguration
+    let logger: Logger
+
+    /// Builds the server. The database pool is not running until `run` is.
+    public init(configuration: ServerConfiguration, database: DatabaseConfiguration, logger: Logger = Logger(label: "switchyard")) throws {
+        let experts: ExpertPool
+        do {
+            let workflows = ProjectFiles.directory("Workflows", environmentVariable: "SWITCHYARD_WORKFLOWS")
+            let entries = configuration.experts.isEmpty ? ServerConfiguration.defaultExperts(workflowsDirectory: workflows) : configuration.experts
+            experts = try ExpertPool.make(from: entries, baseDirectory: configuration.baseDirectory)
+        }
+        self.configuration = configuration
+        self.logger = logger
+        self.database = Database(configuration: database, logger: Logger(label: "switchyard.db"))
+        let engine = Engine(database: self.database, experts: experts, configuration: configuration.engine, logger: Logger(label: "switchyard.engine"))
+        self.engine = engine
+        self.api = APIDependencies(database: self.database, onRunCreated: { engine.poke() })
+    }
+
+    /// Runs until cancelled or signalled (SIGTERM/SIGINT shut down gracefully). Migrations
+    /// run first; `onListening` receives the bound port once the HTTP server is up.
+    public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let adminKey = configuration.adminKey ?? ProcessInfo.processInfo.environment["YARD_ADMIN_KEY"]
+        let router = buildRouter(api, adminKey: adminKey)
+        let database = self.database
+        let logger = self.logger
+        var app = Application(
+            router: router,
+            configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "switchyard"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                logger.info("listening", metadata: ["url": "http://\(channel.localAddress?.ipAddress ?? "127.0.0.1"):\(port)"])
+                await onListening(port)
+            },
+            logger: logger)
+        app.addServices(engine)
+        // The pool runs outside the service group so that it outlives the engine's
+        // graceful shutdown, and migrations finish before anything claims work.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await database.run() }
+            try await database.checkReachable()
+            let applied = try await Migrator(database: database).migrate(try ProjectFiles.migrations())
+            if !applied.isEmpty { logger.info("applied migrations", metadata: ["versions": "\(applied)"]) }
+            try await app.runService()
+            group.cancelAll()
+        }
+    }
+}

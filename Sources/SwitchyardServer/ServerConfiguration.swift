@@ -1,0 +1,127 @@
+import Foundation
+import SwitchyardCore
+import SwitchyardEngine
+import SwitchyardExperts
+import Yams
+
+/// The server's configuration file (`yard serve --config FILE`), YAML:
+///
+/// ```yaml
+/// host: 127.0.0.1
+/// port: 8080
+/// database_url: postgres://…      # else DATABASE_URL, else the embedded server
+/// admin_key: …                    # else YARD_ADMIN_KEY
+/// engine: { concurrency: 64, lease: 30s }
+/// experts:
+///   flash: { provider: scripted, script: Workflows/demo-script.yaml }
+///   pro:   { provider: scripted, script: Workflows/demo-script.yaml }
+/// ```
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var databaseURL: String?
+    public var adminKey: String?
+    public var engine = EngineConfiguration()
+    public var experts: [String: ExpertConfiguration] = [:]
+    /// Where relative paths in the file (scripts) are resolved first.
+    public var baseDirectory: String?
+
+    public init() {}
+
+    /// The defaults when no `experts:` are configured: both experts scripted from the
+    /// demo script that ships in `Workflows/`.
+    public static func defaultExperts(workflowsDirectory: String?) -> [String: ExpertConfiguration] {
+        let script = (workflowsDirectory ?? "Workflows") + "/demo-script.yaml"
+        return [
+            "flash": ExpertConfiguration(provider: "scripted", script: script, model: "scripted-flash"),
+            "pro": ExpertConfiguration(provider: "scripted", script: script, model: "scripted-pro"),
+        ]
+    }
+
+    /// Reads a configuration file; unknown keys are errors, as in workflows.
+    public static func load(path: String) throws(ConfigurationError) -> ServerConfiguration {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigurationError("cannot read the config file \(path)")
+        }
+        var configuration = try parse(text, file: path)
+        configuration.baseDirectory = (path as NSString).deletingLastPathComponent
+        return configuration
+    }
+
+    public static func parse(_ text: String, file: String) throws(ConfigurationError) -> ServerConfiguration {
+        struct Raw: Decodable {
+            var host: String?
+            var port: Int?
+            var database_url: String?
+            var admin_key: String?
+            var engine: RawEngine?
+            var experts: [String: ExpertConfiguration]?
+
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case host, port, database_url, admin_key, engine, experts
+            }
+        }
+        struct RawEngine: Decodable {
+            var concurrency: Int?
+            var lease: String?
+            var heartbeat: String?
+            var poll: String?
+            var max_fan_out: Int?
+        }
+        do {
+            if let node = try Yams.compose(yaml: text), let mapping = node.mapping {
+                let known = Set(Raw.CodingKeys.allCases.map(\.rawValue))
+                for (key, _) in mapping {
+                    if let name = key.string, !known.contains(name) {
+                        let line = key.mark.map { ":\($0.line)" } ?? ""
+                        throw ConfigurationError("\(file)\(line): unknown key `\(name)` (known: \(known.sorted().joined(separator: ", ")))")
+                    }
+                }
+            }
+            let raw = try YAMLDecoder().decode(Raw.self, from: text)
+            var configuration = ServerConfiguration()
+            if let host = raw.host { configuration.host = host }
+            if let port = raw.port {
+                guard (0...65535).contains(port) else { throw ConfigurationError("\(file): port must be 0-65535") }
+                configuration.port = port
+            }
+            configuration.databaseURL = raw.database_url
+            configuration.adminKey = raw.admin_key
+            configuration.experts = raw.experts ?? [:]
+            if let engine = raw.engine {
+                if let concurrency = engine.concurrency {
+                    guard concurrency > 0 else { throw ConfigurationError("\(file): engine.concurrency must be positive") }
+                    configuration.engine.concurrency = concurrency
+                }
+                if let lease = engine.lease {
+                    guard let span = TimeSpan.parse(lease), span.milliseconds >= 500 else {
+                        throw ConfigurationError("\(file): engine.lease must be a duration of at least 500ms, like 30s")
+                    }
+                    configuration.engine.lease = span.duration
+                }
+                if let heartbeat = engine.heartbeat {
+                    guard let span = TimeSpan.parse(heartbeat) else { throw ConfigurationError("\(file): engine.heartbeat must be a duration") }
+                    configuration.engine.heartbeatInterval = span.duration
+                }
+                if let poll = engine.poll {
+                    guard let span = TimeSpan.parse(poll) else { throw ConfigurationError("\(file): engine.poll must be a duration") }
+                    configuration.engine.idlePoll = span.duration
+                    configuration.engine.maintenanceInterval = span.duration
+                }
+                if let fanOut = engine.max_fan_out { configuration.engine.maxFanOut = fanOut }
+            }
+            return configuration
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            throw ConfigurationError("\(file): \(error)")
+        }
+    }
+}
+
+/// A mistake in the server configuration, with where it is.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import SwitchyardCore
+
+/// A tenant: the unit of isolation, budgets and fairness.
+public struct Tenant: Sendable, Hashable, Codable {
+    public var id: UUID
+    public var name: String
+
+    public init(id: UUID, name: String) {
+        self.id = id
+        self.name = name
+    }
+}
+
+/// A stored, immutable version of a workflow, agent or tool.
+public struct ResourceVersion: Sendable, Hashable {
+    public var kind: ResourceKind
+    public var name: String
+    public var version: Int
+    public var source: String
+    public var resource: Resource
+    public var createdAt: Date
+}
+
+/// What `apply` did with one document.
+public struct AppliedResource: Sendable, Hashable, Codable {
+    public var kind: ResourceKind
+    public var name: String
+    public var version: Int
+    /// False when the document equals the latest stored version (nothing stored).
+    public var changed: Bool
+}
+
+/// The status of a run; the first three are live, the rest final.
+public enum RunStatus: String, Sendable, Hashable, Codable, CaseIterable {
+    case queued, running, waiting, succeeded, failed, cancelled
+
+    public var isFinal: Bool {
+        switch self {
+        case .succeeded, .failed, .cancelled: true
+        case .queued, .running, .waiting: false
+        }
+    }
+}
+
+/// The status of a step. `succeeded`, `failed`, `skipped` and `cancelled` are final.
+public enum StepStatus: String, Sendable, Hashable, Codable, CaseIterable {
+    case pending, ready, running, waiting, succeeded, failed, skipped, cancelled
+
+    public var isFinal: Bool {
+        switch self {
+        case .succeeded, .failed, .skipped, .cancelled: true
+        case .pending, .ready, .running, .waiting: false
+        }
+    }
+}
+
+/// An error as stored on a step or run and shown by the API: a stable code and a message.
+public struct ErrorRecord: Sendable, Hashable, Codable, Error, CustomStringConvertible {
+    public var code: String
+    public var message: String
+
+    public init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+
+    public var json: JSONValue { ["code": .string(code), "message": .string(message)] }
+
+    public init?(json: JSONValue?) {
+        guard let code = json?["code"]?.stringValue else { return nil }
+        self.init(code: code, message: json?["message"]?.stringValue ?? "")
+    }
+}
+
+public struct StepRecord: Sendable, Hashable {
+    public var id: String
+    public var status: StepStatus
+    public var attempts: Int
+    public var expert: String?
+    public var output: JSONValue?
+    public var error: ErrorRecord?
+    public var startedAt: Date?
+    public var finishedAt: Date?
+}
+
+/// Token totals of a run's model calls, summed from the call rows.
+public struct UsageSummary: Sendable, Hashable, Codable {
+    public var calls: Int
+    public var promptTokens: Int
+    public var completionTokens: Int
+
+    public init(calls: Int = 0, promptTokens: Int = 0, completionTokens: Int = 0) {
+        self.calls = calls
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+    }
+}
+
+public struct RunRecord: Sendable, Hashable {
+    public var id: UUID
+    public var tenantID: UUID
+    public var workflow: String
+    public var version: Int
+    public var status: RunStatus
+    public var input: JSONValue
+    public var output: JSONValue?
+    public var error: ErrorRecord?
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    /// Filled by `RunRepository.run(_:tenant:)`, empty in lists.
+    public var steps: [StepRecord] = []
+    public var usage: UsageSummary = UsageSummary()
+}
+
+/// One entry of a run's append-only event log.
+public struct RunEvent: Sendable, Hashable {
+    public var seq: Int64
+    public var type: String
+    public var stepID: String?
+    public var data: JSONValue
+    public var createdAt: Date
+}
+
+/// One model call, as recorded in `model_calls`.
+public struct ModelCallRecord: Sendable, Hashable {
+    public var tenantID: UUID
+    public var runID: UUID
+    public var stepID: String
+    public var attempt: Int
+    public var callIndex: Int
+    public var expert: String
+    public var model: String
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public var latencyMilliseconds: Int
+    public var succeeded: Bool
+    public var error: String?
+    public var startedAt: Date
+
+    public init(
+        tenantID: UUID, runID: UUID, stepID: String, attempt: Int, callIndex: Int, expert: String, model: String,
+        promptTokens: Int, completionTokens: Int, latencyMilliseconds: Int, succeeded: Bool, error: String?, startedAt: Date
+    ) {
+        self.tenantID = tenantID
+        self.runID = runID
+        self.stepID = stepID
+        self.attempt = attempt
+        self.callIndex = callIndex
+        self.expert = expert
+        self.model = model
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.latencyMilliseconds = latencyMilliseconds
+        self.succeeded = succeeded
+        self.error = error
+        self.startedAt = startedAt
+    }
+}
+
+/// An opaque page position for `GET /v1/runs`: the last row's creation time and id.
+public struct RunCursor: Sendable, Hashable {
+    public var createdAt: Date
+    public var id: UUID
+
+    public init(createdAt: Date, id: UUID) {
+        self.createdAt = createdAt
+        self.id = id
+    }
+
+    public var token: String {
+        let text = "\(Int64((createdAt.timeIntervalSince1970 * 1_000_000).rounded())):\(id.uuidString)"
+        return Data(text.utf8).base64EncodedString()
+    }
+
+    public init?(token: String) {
+        guard let data = Data(base64Encoded: token) else { return nil }
+        let parts = String(decoding: data, as: UTF8.self).split(separator: ":")
+        guard parts.count == 2, let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
+        self.init(createdAt: Date(timeIntervalSince1970: Double(micros) / 1_000_000), id: id)
+    }
+}

@@ -1,0 +1,304 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SwitchyardCore
+
+/// Notification channels. `work` wakes idle dispatchers when steps become ready;
+/// `cancel` carries a run id whose running steps must stop.
+public enum NotificationChannel {
+    public static let work = "switchyard_work"
+    public static let cancel = "switchyard_cancel"
+}
+
+/// An event to append to a run's log.
+public struct NewEvent: Sendable, Hashable {
+    public var type: String
+    public var stepID: String?
+    public var data: JSONValue
+
+    public init(_ type: String, step: String? = nil, data: JSONValue = [:]) {
+        self.type = type
+        self.stepID = step
+        self.data = data
+    }
+}
+
+/// The outcome of delivering a signal.
+public enum SignalDelivery: Sendable, Hashable {
+    case delivered(resumedSteps: [String])
+    case duplicate
+    case runFinished(RunStatus)
+}
+
+/// Runs, their steps and event logs, as the API sees them. Every query names its tenant.
+public struct RunRepository: Sendable {
+    public let database: Database
+
+    public init(database: Database) {
+        self.database = database
+    }
+
+    /// Creates a run of a stored workflow version with all its steps, in one transaction.
+    /// With an idempotency key already used by this tenant, returns that run and `created: false`.
+    public func createRun(
+        tenant: UUID, workflow: String, version: Int, spec: WorkflowSpec, input: JSONValue, idempotencyKey: String?
+    ) async throws -> (run: RunRecord, created: Bool) {
+        let runID = UUID()
+        let logger = database.logger
+        let created: Bool = try await database.transaction { connection in
+            let deadline: Int64? = spec.timeout?.milliseconds
+            let inserted = try await connection.query(
+                """
+                INSERT INTO runs (tenant_id, id, workflow, version, status, input, idempotency_key, remaining_steps, event_seq, deadline)
+                VALUES (\(tenant), \(runID), \(workflow), \(version), 'queued', \(input), \(idempotencyKey), \(spec.steps.count), 1,
+                        now() + \(deadline) * interval '1 millisecond')
+                ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                RETURNING id
+                """, logger: logger
+            ).collect()
+            guard !inserted.isEmpty else { return false }
+            let ids = spec.steps.map(\.id)
+            let positions = Array(spec.steps.indices)
+            let needs = spec.steps.map { $0.needs.count }
+            let attempts = spec.steps.map { max(1, $0.retry.maxAttempts) }
+            try await connection.query(
+                """
+                INSERT INTO steps (tenant_id, run_id, step_id, position, status, pending_needs, max_attempts, ready_at)
+                SELECT \(tenant), \(runID), s.id, s.position, CASE WHEN s.needs = 0 THEN 'ready' ELSE 'pending' END, s.needs, s.attempts,
+                       CASE WHEN s.needs = 0 THEN now() END
+                FROM unnest(\(ids)::text[], \(positions)::int[], \(needs)::int[], \(attempts)::int[]) AS s(id, position, needs, attempts)
+                """, logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO run_events (tenant_id, run_id, seq, type, data)
+                VALUES (\(tenant), \(runID), 1, 'run.created', \(JSONValue.object(["workflow": .string(workflow), "version": .int(version), "input": input])))
+                """, logger: logger)
+            try await connection.query("SELECT pg_notify(\(NotificationChannel.work), '')", logger: logger)
+            return true
+        }
+        if created, let run = try await run(runID, tenant: tenant) {
+            return (run, true)
+        }
+        guard let idempotencyKey, let existing = try await run(idempotencyKey: idempotencyKey, tenant: tenant) else {
+            throw DatabaseError(.query, "run \(runID) vanished after it was created")
+        }
+        guard existing.workflow == workflow else {
+            throw DatabaseError(.conflict, "idempotency key \(idempotencyKey) was already used for a run of workflow \(existing.workflow)")
+        }
+        return (existing, false)
+    }
+
+    static let runColumns = "id, tenant_id, workflow, version, status, input, output, error, created_at, started_at, finished_at"
+    typealias RunRow = (UUID, UUID, String, Int, String, JSONValue, JSONValue?, JSONValue?, Date, Date?, Date?)
+
+    static func runRecord(_ row: RunRow) -> RunRecord {
+        RunRecord(
+            id: row.0, tenantID: row.1, workflow: row.2, version: row.3, status: RunStatus(rawValue: row.4) ?? .failed,
+            input: row.5, output: row.6, error: ErrorRecord(json: row.7), createdAt: row.8, startedAt: row.9, finishedAt: row.10)
+    }
+
+    /// A run with its steps and usage, or nil when this tenant has no such run.
+    public func run(_ id: UUID, tenant: UUID) async throws -> RunRecord? {
+        var found: RunRecord?
+        for try await row in try await database.client.query(
+            "SELECT \(unescaped: Self.runColumns) FROM runs WHERE tenant_id = \(tenant) AND id = \(id)", logger: database.logger
+        ).decode(RunRow.self) {
+            found = Self.runRecord(row)
+        }
+        guard var run = found else { return nil }
+        for try await (stepID, status, attempt, expert, output, error, startedAt, finishedAt) in try await database.client.query(
+            """
+            SELECT step_id, status, attempt, expert, output, error, started_at, finished_at FROM steps
+            WHERE tenant_id = \(tenant) AND run_id = \(id) ORDER BY position
+            """, logger: database.logger
+        ).decode((String, String, Int, String?, JSONValue?, JSONValue?, Date?, Date?).self) {
+            run.steps.append(
+                StepRecord(
+                    id: stepID, status: StepStatus(rawValue: status) ?? .failed, attempts: attempt, expert: expert, output: output,
+                    error: ErrorRecord(json: error), startedAt: startedAt, finishedAt: finishedAt))
+        }
+        for try await (calls, prompt, completion) in try await database.client.query(
+            """
+            SELECT count(*)::int8, coalesce(sum(prompt_tokens), 0)::int8, coalesce(sum(completion_tokens), 0)::int8
+            FROM model_calls WHERE tenant_id = \(tenant) AND run_id = \(id)
+            """, logger: database.logger
+        ).decode((Int, Int, Int).self) {
+            run.usage = UsageSummary(calls: calls, promptTokens: prompt, completionTokens: completion)
+        }
+        return run
+    }
+
+    func run(idempotencyKey: String, tenant: UUID) async throws -> RunRecord? {
+        var id: UUID?
+        for try await (runID) in try await database.client.query(
+            "SELECT id FROM runs WHERE tenant_id = \(tenant) AND idempotency_key = \(idempotencyKey)", logger: database.logger
+        ).decode(UUID.self) {
+            id = runID
+        }
+        guard let id else { return nil }
+        return try await run(id, tenant: tenant)
+    }
+
+    /// The status of a run, cheaply, for waiting loops.
+    public func status(of id: UUID, tenant: UUID) async throws -> RunStatus? {
+        for try await status in try await database.client.query(
+            "SELECT status FROM runs WHERE tenant_id = \(tenant) AND id = \(id)", logger: database.logger
+        ).decode(String.self) {
+            return RunStatus(rawValue: status)
+        }
+        return nil
+    }
+
+    /// Runs newest first, filtered, one page at a time.
+    public func list(
+        tenant: UUID, status: RunStatus? = nil, workflow: String? = nil, limit: Int = 50, after cursor: RunCursor? = nil
+    ) async throws -> (runs: [RunRecord], next: RunCursor?) {
+        let limit = min(max(limit, 1), 500)
+        var runs: [RunRecord] = []
+        for try await row in try await database.client.query(
+            """
+            SELECT \(unescaped: Self.runColumns) FROM runs
+            WHERE tenant_id = \(tenant)
+              AND (\(status?.rawValue)::text IS NULL OR status = \(status?.rawValue))
+              AND (\(workflow)::text IS NULL OR workflow = \(workflow))
+              AND (\(cursor?.createdAt)::timestamptz IS NULL OR (created_at, id) < (\(cursor?.createdAt), \(cursor?.id)))
+            ORDER BY created_at DESC, id DESC
+            LIMIT \(limit + 1)
+            """, logger: database.logger
+        ).decode(RunRow.self) {
+            runs.append(Self.runRecord(row))
+        }
+        var next: RunCursor?
+        if runs.count > limit {
+            runs.removeLast()
+            if let last = runs.last { next = RunCursor(createdAt: last.createdAt, id: last.id) }
+        }
+        return (runs, next)
+    }
+
+    /// Events after `seq`, in order.
+    public func events(of run: UUID, tenant: UUID, after seq: Int64 = 0, limit: Int = 500) async throws -> [RunEvent] {
+        var events: [RunEvent] = []
+        for try await (seq, type, stepID, data, createdAt) in try await database.client.query(
+            """
+            SELECT seq, type, step_id, data, created_at FROM run_events
+            WHERE tenant_id = \(tenant) AND run_id = \(run) AND seq > \(seq)
+            ORDER BY seq LIMIT \(limit)
+            """, logger: database.logger
+        ).decode((Int64, String, String?, JSONValue, Date).self) {
+            events.append(RunEvent(seq: seq, type: type, stepID: stepID, data: data, createdAt: createdAt))
+        }
+        return events
+    }
+
+    /// Cancels a live run: unfinished steps become `cancelled` (running ones are told to
+    /// stop and their late completions are fenced out). Returns the run's status after
+    /// the call, or nil when the tenant has no such run.
+    public func cancel(_ id: UUID, tenant: UUID, reason: String = "cancelled by request") async throws -> RunStatus? {
+        try await finish(id, tenant: tenant, status: .cancelled, error: ErrorRecord(code: "cancelled", message: reason))
+    }
+
+    /// Ends a live run as `cancelled` or `failed`, cancelling its unfinished steps, in one
+    /// transaction. Used by cancellation and by the run deadline.
+    public func finish(_ id: UUID, tenant: UUID, status: RunStatus, error: ErrorRecord) async throws -> RunStatus? {
+        let logger = database.logger
+        return try await database.transaction { connection in
+            // Steps first, then the run: the same lock order as step completion.
+            var cancelledSteps: [String] = []
+            for try await stepID in try await connection.query(
+                """
+                UPDATE steps SET status = 'cancelled', lease_owner = NULL, finished_at = now()
+                WHERE tenant_id = \(tenant) AND run_id = \(id) AND status IN ('pending', 'ready', 'running', 'waiting')
+                RETURNING step_id
+                """, logger: logger
+            ).decode(String.self) {
+                cancelledSteps.append(stepID)
+            }
+            var current: RunStatus?
+            for try await value in try await connection.query(
+                "SELECT status FROM runs WHERE tenant_id = \(tenant) AND id = \(id) FOR UPDATE", logger: logger
+            ).decode(String.self) {
+                current = RunStatus(rawValue: value)
+            }
+            guard let current else { return nil }
+            guard !current.isFinal else { return current }
+            try await connection.query(
+                """
+                UPDATE runs SET status = \(status.rawValue), error = \(error.json), finished_at = now()
+                WHERE tenant_id = \(tenant) AND id = \(id)
+                """, logger: logger)
+            try await Self.appendEvents(
+                [NewEvent("run.\(status.rawValue)", data: ["error": error.json, "cancelled_steps": .array(cancelledSteps.sorted().map { .string($0) })])],
+                run: id, tenant: tenant, connection: connection, logger: logger)
+            try await connection.query("SELECT pg_notify(\(NotificationChannel.cancel), \(id.uuidString))", logger: logger)
+            return status
+        }
+    }
+
+    /// Records a signal and makes the steps waiting for it ready again.
+    public func signal(_ id: UUID, tenant: UUID, name: String, data: JSONValue) async throws -> SignalDelivery? {
+        let logger = database.logger
+        return try await database.transaction { connection in
+            var current: RunStatus?
+            for try await value in try await connection.query(
+                "SELECT status FROM runs WHERE tenant_id = \(tenant) AND id = \(id)", logger: logger
+            ).decode(String.self) {
+                current = RunStatus(rawValue: value)
+            }
+            guard let current else { return nil }
+            guard !current.isFinal else { return .runFinished(current) }
+            let inserted = try await connection.query(
+                """
+                INSERT INTO signals (tenant_id, run_id, name, data) VALUES (\(tenant), \(id), \(name), \(data))
+                ON CONFLICT DO NOTHING RETURNING name
+                """, logger: logger
+            ).collect()
+            guard !inserted.isEmpty else { return .duplicate }
+            var resumed: [String] = []
+            for try await stepID in try await connection.query(
+                """
+                UPDATE steps SET status = 'ready', ready_at = now()
+                WHERE tenant_id = \(tenant) AND run_id = \(id) AND status = 'waiting' AND wait_signal = \(name)
+                RETURNING step_id
+                """, logger: logger
+            ).decode(String.self) {
+                resumed.append(stepID)
+            }
+            try await Self.appendEvents(
+                [NewEvent("run.signalled", data: ["signal": .string(name), "data": data, "resumed_steps": .array(resumed.map { .string($0) })])],
+                run: id, tenant: tenant, connection: connection, logger: logger)
+            if !resumed.isEmpty {
+                try await connection.query("SELECT pg_notify(\(NotificationChannel.work), '')", logger: logger)
+            }
+            return .delivered(resumedSteps: resumed)
+        }
+    }
+
+    /// Appends events to a run's log inside the caller's transaction. Bumping the run's
+    /// `event_seq` row lock keeps each run's sequence gapless and in commit order.
+    @discardableResult
+    static func appendEvents(
+        _ events: [NewEvent], run: UUID, tenant: UUID, connection: PostgresConnection, logger: Logger
+    ) async throws -> Int64 {
+        guard !events.isEmpty else { return 0 }
+        let types = events.map(\.type)
+        let steps = events.map { $0.stepID ?? "" }
+        let data = events.map { $0.data.compactJSON }
+        var last: Int64 = 0
+        for try await seq in try await connection.query(
+            """
+            WITH bumped AS (
+                UPDATE runs SET event_seq = event_seq + \(events.count) WHERE tenant_id = \(tenant) AND id = \(run) RETURNING event_seq
+            ), inserted AS (
+                INSERT INTO run_events (tenant_id, run_id, seq, type, step_id, data)
+                SELECT \(tenant), \(run), bumped.event_seq - \(events.count) + e.n, e.type, nullif(e.step, ''), e.data::jsonb
+                FROM bumped, unnest(\(types)::text[], \(steps)::text[], \(data)::text[]) WITH ORDINALITY AS e(type, step, data, n)
+            )
+            SELECT event_seq FROM bumped
+            """, logger: logger
+        ).decode(Int64.self) {
+            last = seq
+        }
+        return last
+    }
+}

@@ -1,0 +1,438 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SwitchyardCore
+
+/// A step claimed by this process, with what executing it needs.
+public struct ClaimedStep: Sendable, Hashable {
+    public var tenantID: UUID
+    public var runID: UUID
+    public var stepID: String
+    public var attempt: Int
+    public var maxAttempts: Int
+    public var workflow: String
+    public var version: Int
+    public var input: JSONValue
+    /// The run's steps that have finished so far, with their status and output.
+    public var finished: [String: FinishedStep]
+}
+
+public struct FinishedStep: Sendable, Hashable {
+    public var status: StepStatus
+    public var output: JSONValue?
+}
+
+/// What an executed (or expired) step becomes.
+public enum StepTransition: Sendable, Hashable {
+    case succeeded(output: JSONValue, expert: String?)
+    case skipped(reason: String)
+    /// The last attempt failed. With `continueRun` (`on_error: continue`) dependents go
+    /// on; otherwise the run fails and its other steps are cancelled.
+    case failed(ErrorRecord, continueRun: Bool, expert: String?)
+    /// Try again after `delay`.
+    case retry(ErrorRecord, delay: TimeSpan, expert: String?)
+    /// Park the step until the named signal arrives (or the deadline passes).
+    case wait(signal: String, timeout: TimeSpan?)
+}
+
+/// The result of a fenced completion.
+public enum CompletionResult: Sendable, Hashable {
+    /// The step's lease was no longer ours (expired and reclaimed, or the run was
+    /// cancelled): nothing was written.
+    case rejected
+    case committed(newlyReady: [String], runFinished: RunStatus?)
+}
+
+/// How a run ends once its last step is final: the output object, or why it failed.
+public typealias RunFinalizer = @Sendable (_ outputs: [String: FinishedStep]) -> Result<JSONValue, ErrorRecord>
+
+/// The engine's side of the `steps` table: claiming ready steps in batches, leases and
+/// their heartbeat, fenced completion, and the timers (retries, waits, deadlines).
+///
+/// Lock order, to keep transactions free of deadlocks: step rows first, then the run row.
+public struct StepQueue: Sendable {
+    public let database: Database
+    /// This process's lease owner id; a restarted process gets a new one.
+    public let owner: UUID
+
+    public init(database: Database, owner: UUID = UUID()) {
+        self.database = database
+        self.owner = owner
+    }
+
+    /// Claims up to `limit` ready steps in one statement: marks them running under a
+    /// lease, bumps their attempt, records `step.started` and returns them with their
+    /// run's input and finished steps.
+    public func claim(limit: Int, lease: Duration) async throws -> [ClaimedStep] {
+        guard limit > 0 else { return [] }
+        let leaseMilliseconds = Int64(lease.components.seconds * 1000 + lease.components.attoseconds / 1_000_000_000_000_000)
+        var claimed: [ClaimedStep] = []
+        for try await row in try await database.client.query(
+            """
+            WITH picked AS (
+                SELECT tenant_id, run_id, step_id FROM steps
+                WHERE status = 'ready' AND ready_at <= now()
+                ORDER BY ready_at
+                LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+            ), claimed AS (
+                UPDATE steps s SET status = 'running', attempt = s.attempt + 1, lease_owner = \(owner),
+                       lease_expires_at = now() + \(leaseMilliseconds) * interval '1 millisecond',
+                       started_at = coalesce(s.started_at, now())
+                FROM picked p
+                WHERE s.tenant_id = p.tenant_id AND s.run_id = p.run_id AND s.step_id = p.step_id
+                RETURNING s.tenant_id, s.run_id, s.step_id, s.attempt, s.max_attempts
+            ), per_run AS (
+                SELECT tenant_id, run_id, count(*)::int8 AS n FROM claimed GROUP BY tenant_id, run_id
+            ), bumped AS (
+                UPDATE runs r SET event_seq = r.event_seq + pr.n,
+                       status = CASE WHEN r.status IN ('queued', 'waiting') THEN 'running' ELSE r.status END,
+                       started_at = coalesce(r.started_at, now())
+                FROM per_run pr
+                WHERE r.tenant_id = pr.tenant_id AND r.id = pr.run_id
+                RETURNING r.tenant_id, r.id, r.event_seq - pr.n AS base_seq, r.workflow, r.version, r.input
+            ), events AS (
+                INSERT INTO run_events (tenant_id, run_id, seq, type, step_id, data)
+                SELECT c.tenant_id, c.run_id,
+                       b.base_seq + row_number() OVER (PARTITION BY c.tenant_id, c.run_id ORDER BY c.step_id),
+                       'step.started', c.step_id, jsonb_build_object('attempt', c.attempt)
+                FROM claimed c JOIN bumped b ON b.tenant_id = c.tenant_id AND b.id = c.run_id
+            )
+            SELECT c.tenant_id, c.run_id, c.step_id, c.attempt, c.max_attempts, b.workflow, b.version, b.input,
+                   (SELECT coalesce(jsonb_object_agg(u.step_id, jsonb_build_object('status', u.status, 'output', u.output)), '{}'::jsonb)
+                    FROM steps u
+                    WHERE u.tenant_id = c.tenant_id AND u.run_id = c.run_id AND u.status IN ('succeeded', 'failed', 'skipped'))
+            FROM claimed c JOIN bumped b ON b.tenant_id = c.tenant_id AND b.id = c.run_id
+            """, logger: database.logger
+        ).decode((UUID, UUID, String, Int, Int, String, Int, JSONValue, JSONValue).self) {
+            var finished: [String: FinishedStep] = [:]
+            for (id, value) in row.8.objectValue ?? [:] {
+                finished[id] = FinishedStep(status: StepStatus(rawValue: value["status"]?.stringValue ?? "") ?? .failed, output: value["output"])
+            }
+            claimed.append(
+                ClaimedStep(
+                    tenantID: row.0, runID: row.1, stepID: row.2, attempt: row.3, maxAttempts: row.4, workflow: row.5,
+                    version: row.6, input: row.7, finished: finished))
+        }
+        return claimed
+    }
+
+    /// Extends the leases of every step this process runs; returns how many.
+    @discardableResult
+    public func heartbeat(lease: Duration) async throws -> Int {
+        let milliseconds = Int64(lease.components.seconds * 1000)
+        let rows = try await database.client.query(
+            """
+            UPDATE steps SET lease_expires_at = now() + \(milliseconds) * interval '1 millisecond'
+            WHERE lease_owner = \(owner) AND status = 'running'
+            RETURNING 1
+            """, logger: database.logger
+        ).collect()
+        return rows.count
+    }
+
+    /// The data of a signal delivered to the run, if any.
+    public func signal(named name: String, run: UUID, tenant: UUID) async throws -> JSONValue? {
+        for try await data in try await database.client.query(
+            "SELECT data FROM signals WHERE tenant_id = \(tenant) AND run_id = \(run) AND name = \(name)", logger: database.logger
+        ).decode(JSONValue.self) {
+            return data
+        }
+        return nil
+    }
+
+    /// Commits a step's transition, fenced on (step, attempt, lease owner), together
+    /// with its events, the successors it makes ready, and the run's end when it was the
+    /// last step. A completion whose lease is no longer ours changes nothing.
+    ///
+    /// `notifyOthers` sends a `work` notification when successors became ready, for
+    /// when this process cannot take them itself right away.
+    public func complete(
+        _ step: ClaimedStep, _ transition: StepTransition, dependents: [String], notifyOthers: Bool,
+        finalize: RunFinalizer
+    ) async throws -> CompletionResult {
+        try await retryingDeadlocks {
+            try await database.transaction { connection in
+                try await completeInTransaction(step, transition, dependents: dependents, notifyOthers: notifyOthers, finalize: finalize, connection: connection)
+            }
+        }
+    }
+
+    private func completeInTransaction(
+        _ step: ClaimedStep, _ transition: StepTransition, dependents: [String], notifyOthers: Bool,
+        finalize: RunFinalizer, connection: PostgresConnection
+    ) async throws -> CompletionResult {
+        let logger = database.logger
+        let tenant = step.tenantID
+        let run = step.runID
+        let status: StepStatus
+        var output: JSONValue?
+        var error: ErrorRecord?
+        var expert: String?
+        var readyDelay: Int64?
+        var waitSignal: String?
+        var waitTimeout: Int64?
+        var events: [NewEvent] = []
+        let attempt = JSONValue.int(step.attempt)
+        switch transition {
+        case .succeeded(let value, let e):
+            status = .succeeded
+            output = value
+            expert = e
+            events.append(NewEvent("step.succeeded", step: step.stepID, data: ["attempt": attempt]))
+        case .skipped(let reason):
+            status = .skipped
+            events.append(NewEvent("step.skipped", step: step.stepID, data: ["reason": .string(reason)]))
+        case .failed(let e, _, let ex):
+            status = .failed
+            error = e
+            expert = ex
+            events.append(NewEvent("step.failed", step: step.stepID, data: ["attempt": attempt, "error": e.json]))
+        case .retry(let e, let delay, let ex):
+            status = .ready
+            error = e
+            expert = ex
+            readyDelay = delay.milliseconds
+            events.append(
+                NewEvent("step.retrying", step: step.stepID, data: ["attempt": attempt, "error": e.json, "delay_ms": .int(Int(delay.milliseconds))]))
+        case .wait(let signal, let timeout):
+            status = .waiting
+            waitSignal = signal
+            waitTimeout = timeout?.milliseconds
+            events.append(NewEvent("step.waiting", step: step.stepID, data: ["signal": .string(signal)]))
+        }
+
+        let fenced = try await connection.query(
+            """
+            UPDATE steps SET status = \(status.rawValue), output = \(output), error = \(error?.json),
+                   expert = coalesce(\(expert), expert), lease_owner = NULL, lease_expires_at = NULL,
+                   ready_at = CASE WHEN \(readyDelay)::int8 IS NULL THEN ready_at ELSE now() + \(readyDelay) * interval '1 millisecond' END,
+                   wait_signal = \(waitSignal),
+                   wait_deadline = CASE WHEN \(waitTimeout)::int8 IS NULL THEN NULL
+                                        ELSE coalesce(wait_deadline, now() + \(waitTimeout) * interval '1 millisecond') END,
+                   finished_at = CASE WHEN \(status.isFinal) THEN now() END
+            WHERE tenant_id = \(tenant) AND run_id = \(run) AND step_id = \(step.stepID)
+              AND attempt = \(step.attempt) AND lease_owner = \(owner) AND status = 'running'
+            RETURNING 1
+            """, logger: logger
+        ).collect()
+        guard !fenced.isEmpty else { return .rejected }
+
+        var newlyReady: [String] = []
+        var failsRun: ErrorRecord?
+        var decrement = 0
+        switch transition {
+        case .succeeded, .skipped, .failed(_, continueRun: true, _):
+            decrement = 1
+            if !dependents.isEmpty {
+                for try await (id, newStatus) in try await connection.query(
+                    """
+                    UPDATE steps SET pending_needs = pending_needs - 1,
+                           status = CASE WHEN pending_needs = 1 AND status = 'pending' THEN 'ready' ELSE status END,
+                           ready_at = CASE WHEN pending_needs = 1 AND status = 'pending' THEN now() ELSE ready_at END
+                    WHERE tenant_id = \(tenant) AND run_id = \(run) AND step_id = ANY(\(dependents))
+                    RETURNING step_id, status
+                    """, logger: logger
+                ).decode((String, String).self) where newStatus == StepStatus.ready.rawValue {
+                    newlyReady.append(id)
+                }
+            }
+        case .failed(let e, continueRun: false, _):
+            failsRun = ErrorRecord(code: "step_failed", message: "step \(step.stepID) failed: \(e.message)")
+            var cancelled: [String] = []
+            for try await id in try await connection.query(
+                """
+                UPDATE steps SET status = 'cancelled', lease_owner = NULL, finished_at = now()
+                WHERE tenant_id = \(tenant) AND run_id = \(run) AND status IN ('pending', 'ready', 'running', 'waiting')
+                RETURNING step_id
+                """, logger: logger
+            ).decode(String.self) {
+                cancelled.append(id)
+            }
+            if !cancelled.isEmpty {
+                events.append(NewEvent("steps.cancelled", data: ["steps": .array(cancelled.sorted().map { .string($0) })]))
+            }
+        case .retry, .wait:
+            break
+        }
+
+        // The run row: remaining steps, status, and the end of the run.
+        var remaining = 1
+        var runStatus: RunStatus = .running
+        for try await (left, current) in try await connection.query(
+            """
+            UPDATE runs SET remaining_steps = remaining_steps - \(decrement)
+            WHERE tenant_id = \(tenant) AND id = \(run)
+            RETURNING remaining_steps, status
+            """, logger: logger
+        ).decode((Int, String).self) {
+            remaining = left
+            runStatus = RunStatus(rawValue: current) ?? .running
+        }
+        var finishedAs: RunStatus?
+        if !runStatus.isFinal {
+            if let failsRun {
+                finishedAs = .failed
+                try await connection.query(
+                    "UPDATE runs SET status = 'failed', error = \(failsRun.json), finished_at = now() WHERE tenant_id = \(tenant) AND id = \(run)",
+                    logger: logger)
+                events.append(NewEvent("run.failed", data: ["error": failsRun.json]))
+                try await connection.query("SELECT pg_notify(\(NotificationChannel.cancel), \(run.uuidString))", logger: logger)
+            } else if remaining == 0 {
+                var outputs: [String: FinishedStep] = [:]
+                for try await (id, value, output) in try await connection.query(
+                    "SELECT step_id, status, output FROM steps WHERE tenant_id = \(tenant) AND run_id = \(run)", logger: logger
+                ).decode((String, String, JSONValue?).self) {
+                    outputs[id] = FinishedStep(status: StepStatus(rawValue: value) ?? .failed, output: output)
+                }
+                switch finalize(outputs) {
+                case .success(let runOutput):
+                    finishedAs = .succeeded
+                    try await connection.query(
+                        "UPDATE runs SET status = 'succeeded', output = \(runOutput), finished_at = now() WHERE tenant_id = \(tenant) AND id = \(run)",
+                        logger: logger)
+                    events.append(NewEvent("run.succeeded", data: ["output": runOutput]))
+                case .failure(let e):
+                    finishedAs = .failed
+                    try await connection.query(
+                        "UPDATE runs SET status = 'failed', error = \(e.json), finished_at = now() WHERE tenant_id = \(tenant) AND id = \(run)",
+                        logger: logger)
+                    events.append(NewEvent("run.failed", data: ["error": e.json]))
+                }
+            } else if case .wait = transition {
+                // The run waits when nothing of it is ready or running any more.
+                try await connection.query(
+                    """
+                    UPDATE runs SET status = 'waiting'
+                    WHERE tenant_id = \(tenant) AND id = \(run) AND status = 'running'
+                      AND NOT EXISTS (SELECT 1 FROM steps WHERE tenant_id = \(tenant) AND run_id = \(run) AND status IN ('ready', 'running'))
+                    """, logger: logger)
+            }
+        }
+        try await RunRepository.appendEvents(events, run: run, tenant: tenant, connection: connection, logger: logger)
+        if notifyOthers && (!newlyReady.isEmpty || readyDelay != nil) {
+            try await connection.query("SELECT pg_notify(\(NotificationChannel.work), '')", logger: logger)
+        }
+        return .committed(newlyReady: newlyReady, runFinished: finishedAs)
+    }
+
+    /// Returns steps whose lease expired (their process died or stalled) to the ready
+    /// queue; the next claim runs them as a new attempt.
+    @discardableResult
+    public func reclaimExpiredLeases(limit: Int = 500) async throws -> Int {
+        var count = 0
+        for try await (tenant, run, step, attempt) in try await database.client.query(
+            """
+            WITH expired AS (
+                SELECT tenant_id, run_id, step_id FROM steps
+                WHERE status = 'running' AND lease_expires_at < now()
+                LIMIT \(limit) FOR UPDATE SKIP LOCKED
+            )
+            UPDATE steps s SET status = 'ready', ready_at = now(), lease_owner = NULL, lease_expires_at = NULL
+            FROM expired e WHERE s.tenant_id = e.tenant_id AND s.run_id = e.run_id AND s.step_id = e.step_id
+            RETURNING s.tenant_id, s.run_id, s.step_id, s.attempt
+            """, logger: database.logger
+        ).decode((UUID, UUID, String, Int).self) {
+            count += 1
+            try? await database.transaction { connection in
+                try await RunRepository.appendEvents(
+                    [NewEvent("step.lease_expired", step: step, data: ["attempt": .int(attempt)])], run: run, tenant: tenant,
+                    connection: connection, logger: database.logger)
+            }
+        }
+        return count
+    }
+
+    /// Makes waiting steps whose wait deadline passed ready again, so that the executor
+    /// sees the missing signal and fails them with `wait_timeout`.
+    @discardableResult
+    public func wakeExpiredWaits(limit: Int = 500) async throws -> Int {
+        try await database.client.query(
+            """
+            WITH expired AS (
+                SELECT tenant_id, run_id, step_id FROM steps
+                WHERE status = 'waiting' AND wait_deadline < now()
+                LIMIT \(limit) FOR UPDATE SKIP LOCKED
+            )
+            UPDATE steps s SET status = 'ready', ready_at = now()
+            FROM expired e WHERE s.tenant_id = e.tenant_id AND s.run_id = e.run_id AND s.step_id = e.step_id
+            RETURNING 1
+            """, logger: database.logger
+        ).collect().count
+    }
+
+    /// Live runs past their deadline.
+    public func overdueRuns(limit: Int = 100) async throws -> [(tenant: UUID, run: UUID)] {
+        var result: [(UUID, UUID)] = []
+        for try await row in try await database.client.query(
+            """
+            SELECT tenant_id, id FROM runs
+            WHERE deadline < now() AND status IN ('queued', 'running', 'waiting')
+            LIMIT \(limit)
+            """, logger: database.logger
+        ).decode((UUID, UUID).self) {
+            result.append(row)
+        }
+        return result.map { (tenant: $0.0, run: $0.1) }
+    }
+
+    /// Whether the wait deadline of a step has passed.
+    public func waitDeadlinePassed(_ step: ClaimedStep) async throws -> Bool {
+        for try await passed in try await database.client.query(
+            """
+            SELECT coalesce(wait_deadline < now(), false) FROM steps
+            WHERE tenant_id = \(step.tenantID) AND run_id = \(step.runID) AND step_id = \(step.stepID)
+            """, logger: database.logger
+        ).decode(Bool.self) {
+            return passed
+        }
+        return false
+    }
+
+    /// How long until the earliest ready step may start (a retry's backoff), or nil when
+    /// no step is ready.
+    public func nextReadyDelay() async throws -> Duration? {
+        for try await milliseconds in try await database.client.query(
+            """
+            SELECT (greatest(0, extract(epoch FROM (min(ready_at) - now())) * 1000))::int8 FROM steps WHERE status = 'ready'
+            """, logger: database.logger
+        ).decode(Int64?.self) {
+            return milliseconds.map { .milliseconds($0) }
+        }
+        return nil
+    }
+
+    /// Writes one model call row; the same (run, step, attempt, call) twice is ignored.
+    public func recordModelCall(_ call: ModelCallRecord) async throws {
+        try await database.client.query(
+            """
+            INSERT INTO model_calls (tenant_id, run_id, step_id, attempt, call_index, expert, model, prompt_tokens, completion_tokens,
+                                     latency_ms, outcome, error, started_at)
+            VALUES (\(call.tenantID), \(call.runID), \(call.stepID), \(call.attempt), \(call.callIndex), \(call.expert), \(call.model),
+                    \(call.promptTokens), \(call.completionTokens), \(call.latencyMilliseconds), \(call.succeeded ? "ok" : "error"),
+                    \(call.error), \(call.startedAt))
+            ON CONFLICT DO NOTHING
+            """, logger: database.logger)
+    }
+
+    /// Appends events outside a completion (for example `model.called`).
+    public func appendEvents(_ events: [NewEvent], run: UUID, tenant: UUID) async throws {
+        try await database.transaction { connection in
+            try await RunRepository.appendEvents(events, run: run, tenant: tenant, connection: connection, logger: database.logger)
+        }
+    }
+
+    /// Runs `body` again when PostgreSQL broke a deadlock by aborting it (SQLSTATE 40P01)
+    /// or a serialisation failed (40001); both leave nothing behind.
+    private func retryingDeadlocks<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await body()
+            } catch let error as PSQLError where ["40P01", "40001"].contains(error.serverInfo?[.sqlState] ?? "") && attempt < 5 {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1...20) * attempt))
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import Crypto
+import Foundation
+import PostgresNIO
+import SwitchyardCore
+
+/// Tenants and their API keys. Keys are random, shown once, and stored as SHA-256
+/// digests. A key reads `sy_<tenant id>_<secret>`: naming the tenant lets the lookup
+/// use the tenant-led unique key, as every tenant-owned query does.
+public struct TenantRepository: Sendable {
+    public let database: Database
+
+    public init(database: Database) {
+        self.database = database
+    }
+
+    /// Creates a tenant and its first API key.
+    public func createTenant(name: String) async throws -> (Tenant, apiKey: String) {
+        let tenant = Tenant(id: UUID(), name: name)
+        let key = APIKey.generate(tenant: tenant.id)
+        do {
+            try await database.transaction { connection in
+                try await connection.query("INSERT INTO tenants (id, name) VALUES (\(tenant.id), \(name))", logger: database.logger)
+                try await insert(key, connection: connection)
+            }
+        } catch where Database.isUniqueViolation(error) {
+            throw DatabaseError(.conflict, "a tenant named \(name) already exists")
+        }
+        return (tenant, key.text)
+    }
+
+    /// Creates another API key for an existing tenant; nil when there is no such tenant.
+    public func createKey(tenant id: UUID) async throws -> String? {
+        guard try await tenant(id: id) != nil else { return nil }
+        let key = APIKey.generate(tenant: id)
+        try await database.transaction { connection in
+            try await insert(key, connection: connection)
+        }
+        return key.text
+    }
+
+    public func tenant(id: UUID) async throws -> Tenant? {
+        for try await (id, name) in try await database.client.query(
+            "SELECT id, name FROM tenants WHERE id = \(id)", logger: database.logger
+        ).decode((UUID, String).self) {
+            return Tenant(id: id, name: name)
+        }
+        return nil
+    }
+
+    public func tenants() async throws -> [Tenant] {
+        var result: [Tenant] = []
+        for try await (id, name) in try await database.client.query(
+            "SELECT id, name FROM tenants ORDER BY name", logger: database.logger
+        ).decode((UUID, String).self) {
+            result.append(Tenant(id: id, name: name))
+        }
+        return result
+    }
+
+    /// The tenant a key belongs to, or nil for a malformed, unknown or revoked key.
+    public func authenticate(key text: String) async throws -> Tenant? {
+        guard let tenantID = APIKey.tenant(in: text) else { return nil }
+        let digest = APIKey.digest(text)
+        for try await (id, name) in try await database.client.query(
+            """
+            SELECT t.id, t.name FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+            WHERE k.tenant_id = \(tenantID) AND k.digest = \(digest) AND k.revoked_at IS NULL
+            """, logger: database.logger
+        ).decode((UUID, String).self) {
+            return Tenant(id: id, name: name)
+        }
+        return nil
+    }
+
+    private func insert(_ key: APIKey, connection: PostgresConnection) async throws {
+        try await connection.query(
+            """
+            INSERT INTO api_keys (tenant_id, id, digest, prefix)
+            VALUES (\(key.tenant), \(UUID()), \(APIKey.digest(key.text)), \(String(key.text.prefix(12))))
+            """, logger: database.logger)
+    }
+}
+
+/// The text form of an API key and its digest.
+struct APIKey: Sendable {
+    var tenant: UUID
+    var text: String
+
+    static func generate(tenant: UUID) -> APIKey {
+        var bytes = [UInt8](repeating: 0, count: 24)
+        var generator = SystemRandomNumberGenerator()
+        for i in bytes.indices { bytes[i] = generator.next() }
+        let secret = Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "A").replacingOccurrences(of: "/", with: "B").replacingOccurrences(of: "=", with: "")
+        let tenantHex = tenant.uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        return APIKey(tenant: tenant, text: "sy_\(tenantHex)_\(secret)")
+    }
+
+    static func tenant(in text: String) -> UUID? {
+        let parts = text.split(separator: "_", maxSplits: 2)
+        guard parts.count == 3, parts[0] == "sy", parts[1].count == 32 else { return nil }
+        let hex = Array(parts[1])
+        let dashed = String(hex[0..<8]) + "-" + String(hex[8..<12]) + "-" + String(hex[12..<16]) + "-" + String(hex[16..<20]) + "-" + String(hex[20..<32])
+        return UUID(uuidString: dashed)
+    }
+
+    static func digest(_ text: String) -> Data {
+        Data(SHA256.hash(data: Data(text.utf8)))
+    }
+}

@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SwitchyardCore
+import SwitchyardServer
+import SwitchyardStore
+
+/// `yard demo`: from nothing to a finished, inspected run. It starts an embedded
+/// database and a server, creates a tenant, applies `Workflows/`, runs the example
+/// over HTTP, follows it and shows it.
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start a server with an embedded database, run the example workflow, and show it.")
+
+    @OptionGroup var server: ServerOptions
+
+    @Option(help: "Port for the demo server (default: a free one).")
+    var port: Int = 0
+
+    @Flag(help: "Keep serving after the demo run, and print the URL and key to go on with the CLI.")
+    var serve = false
+
+    @Option(help: "The workflow to run.")
+    var workflow = "ticket-triage"
+
+    @Option(help: "The run's input as JSON.")
+    var input = #"{"ticket": "I was charged twice for my March invoice, please refund one charge.", "customer_tier": "standard"}"#
+
+    func run() async throws {
+        Console.useLineBuffering()
+        var logger = Logger(label: "switchyard")
+        logger.logLevel = .warning
+        let level: Logger.Level = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var configuration = try server.load()
+        configuration.port = port
+        let adminKey = "demo-admin-" + UUID().uuidString.lowercased()
+        configuration.adminKey = adminKey
+        guard let workflows = ProjectFiles.directory("Workflows", environmentVariable: "SWITCHYARD_WORKFLOWS") else {
+            throw CLIError("cannot find the Workflows directory; run yard demo from the repository or set SWITCHYARD_WORKFLOWS")
+        }
+        print("starting PostgreSQL…")
+        let database = try DatabaseBootstrap.resolve(url: configuration.databaseURL, dataDirectory: server.dataDir)
+        defer { database.stop() }
+        let app = try SwitchyardServer(configuration: configuration, database: database.configuration, logger: logger)
+        let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
+        let keepServing = serve
+        let workflowName = workflow
+        let inputText = input
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                defer { portContinuation.finish() }
+                try await app.run { port in portContinuation.yield(port) }
+            }
+            var iterator = portStream.makeAsyncIterator()
+            guard let boundPort = await iterator.next() else {
+                // The server stopped before listening: surface its error.
+                try await group.next()
+                throw CLIError("the server stopped before it was listening")
+            }
+            let url = "http://127.0.0.1:\(boundPort)"
+            print("server listening on \(url)")
+            let admin = APIClient(baseURL: url, apiKey: adminKey)
+            let tenantName = "demo-\(UUID().uuidString.prefix(8).lowercased())"
+            let created = try await admin.send(.POST, "/v1/admin/tenants", json: ["name": .string(tenantName)]).body
+            guard let key = created["api_key"]?.stringValue else { throw CLIError("creating the demo tenant failed") }
+            print("created tenant \(tenantName)")
+            let api = APIClient(baseURL: url, apiKey: key)
+            for path in try ResourceFiles.list(workflows) {
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8), ResourceFiles.declaresResources(text) else { continue }
+                let applied = try await api.send(.POST, "/v1/apply", text: text, contentType: "application/yaml", headers: [("X-Yard-File", path)]).body
+                let names = (applied["applied"]?.arrayValue ?? []).map { "\($0["kind"]?.stringValue ?? "") \($0["name"]?.stringValue ?? "")" }
+                print("applied \((path as NSString).lastPathComponent): \(names.joined(separator: ", "))")
+            }
+            guard let input = try? JSONDecoder().decode(JSONValue.self, from: Data(inputText.utf8)) else { throw ValidationError("--input must be JSON") }
+            let started = try await api.send(.POST, "/v1/workflows/\(workflowName)/runs", json: ["input": input]).body
+            guard let runID = started["run"]?["id"]?.stringValue else { throw CLIError("the server answered without a run") }
+            print("")
+            var outcome: (any Error)?
+            do {
+                try await Watch.follow(run: runID, api: api, output: .table)
+            } catch {
+                outcome = error
+            }
+            if keepServing {
+                print("")
+                print("The server keeps running. Go on with the CLI:")
+                print("  export YARD_URL=\(url)")
+                print("  export YARD_API_KEY=\(key)")
+                print("  export YARD_ADMIN_KEY=\(adminKey)")
+                print("  yard runs list")
+                print("Press Ctrl-C to stop.")
+                try await group.next()
+            } else {
+                group.cancelAll()
+            }
+            if let outcome { throw outcome }
+        }
+    }
+}

@@ -33,12 +33,15 @@ public struct SwitchyardServer: Sendable {
         self.api = APIDependencies(database: self.database, onRunCreated: { engine.poke() })
     }
 
-    /// Runs until cancelled or signalled (SIGTERM/SIGINT shut down gracefully). Migrations
+    /// Runs until SIGTERM or SIGINT, or until `stop` returns, then shuts down gracefully:
+    /// the HTTP server stops accepting, the engine lets running steps finish. Migrations
     /// run first; `onListening` receives the bound port once the HTTP server is up.
-    public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    public func run(
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in },
+        until stop: @escaping @Sendable () async -> Void = { await Self.forever() }
+    ) async throws {
         let adminKey = configuration.adminKey ?? ProcessInfo.processInfo.environment["YARD_ADMIN_KEY"]
         let router = buildRouter(api, adminKey: adminKey)
-        let database = self.database
         let logger = self.logger
         var app = Application(
             router: router,
@@ -50,6 +53,7 @@ public struct SwitchyardServer: Sendable {
             },
             logger: logger)
         app.addServices(engine)
+        let database = self.database
         // The pool runs outside the service group so that it outlives the engine's
         // graceful shutdown, and migrations finish before anything claims work.
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -57,8 +61,26 @@ public struct SwitchyardServer: Sendable {
             try await database.checkReachable()
             let applied = try await Migrator(database: database).migrate(try ProjectFiles.migrations())
             if !applied.isEmpty { logger.info("applied migrations", metadata: ["versions": "\(applied)"]) }
-            try await app.runService()
+            let services = ServiceGroup(
+                configuration: ServiceGroupConfiguration(services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            group.addTask {
+                await stop()
+                if !Task.isCancelled { await services.triggerGracefulShutdown() }
+            }
+            try await services.run()
             group.cancelAll()
+        }
+    }
+}
+
+extension SwitchyardServer {
+    /// Suspends until the task is cancelled.
+    public static func forever() async {
+        let (stream, continuation) = AsyncStream<Never>.makeStream()
+        await withTaskCancellationHandler {
+            for await _ in stream {}
+        } onCancel: {
+            continuation.finish()
         }
     }
 }

@@ -47,13 +47,14 @@ struct Demo: AsyncParsableCommand {
         defer { database.stop() }
         let app = try SwitchyardServer(configuration: configuration, database: database.configuration, logger: logger)
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
+        let (doneStream, doneContinuation) = AsyncStream<Void>.makeStream()
         let keepServing = serve
         let workflowName = workflow
         let inputText = input
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 defer { portContinuation.finish() }
-                try await app.run { port in portContinuation.yield(port) }
+                try await app.run(onListening: { port in portContinuation.yield(port) }, until: { for await _ in doneStream {} })
             }
             var iterator = portStream.makeAsyncIterator()
             guard let boundPort = await iterator.next() else {
@@ -93,10 +94,10 @@ struct Demo: AsyncParsableCommand {
                 print("  export YARD_ADMIN_KEY=\(adminKey)")
                 print("  yard runs list")
                 print("Press Ctrl-C to stop.")
-                try await group.next()
             } else {
-                group.cancelAll()
+                doneContinuation.finish()
             }
+            try await group.waitForAll()
             if let outcome { throw outcome }
         }
     }

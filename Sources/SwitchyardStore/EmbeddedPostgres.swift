@@ -219,42 +219,50 @@ struct Binaries: Sendable {
     }
 
     /// Runs a program to completion, as the `postgres` user when asked, and returns its output.
+    ///
+    /// This uses `posix_spawn` and `waitpid` rather than Foundation's `Process`:
+    /// `pg_ctl start` leaves the server running as a daemon, and `Process` on Linux
+    /// detects exit through a descriptor the daemon would inherit and hold open, so
+    /// `waitUntilExit` would never return. Here the child gets only stdin, stdout and
+    /// stderr, and exit is detected by `waitpid`.
     @discardableResult
     func run(_ program: String, _ arguments: [String], asPostgresUser: Bool, environment: [String: String] = [:]) throws(EmbeddedPostgresError) -> String {
-        let process = Process()
-        if asPostgresUser {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            process.arguments = ["-u", "postgres", "--", program] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: program)
-            process.arguments = arguments
-        }
+        let executable = asPostgresUser ? "/usr/sbin/runuser" : program
+        let argv = (asPostgresUser ? ["runuser", "-u", "postgres", "--", program] : [program]) + arguments
         var env = ProcessInfo.processInfo.environment
         env["LC_ALL"] = "C"
         for (key, value) in environment { env[key] = value }
-        process.environment = env
-        // Output goes to a file rather than a pipe: pg_ctl's server inherits the
-        // descriptors, and a pipe would stay open for the server's whole life.
         let outputPath = NSTemporaryDirectory() + "switchyard-cmd-\(UUID().uuidString).log"
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        guard let output = FileHandle(forWritingAtPath: outputPath) else {
-            throw EmbeddedPostgresError("cannot create \(outputPath)")
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+
+        let cArguments = argv.map { strdup($0) } + [nil]
+        let cEnvironment = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in cArguments { free(pointer) }
+            for pointer in cEnvironment { free(pointer) }
         }
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        do {
-            try process.run()
-        } catch {
-            throw EmbeddedPostgresError("cannot run \(program): \(error.localizedDescription)")
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, executable, &actions, nil, cArguments, cEnvironment)
+        guard spawned == 0 else {
+            throw EmbeddedPostgresError("cannot run \(executable): \(String(cString: strerror(spawned)))")
         }
-        process.waitUntilExit()
-        try? output.close()
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
         let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        guard process.terminationStatus == 0 else {
+        // WIFEXITED and WEXITSTATUS are macros Swift cannot import.
+        let exited = status & 0x7f == 0
+        let exitStatus = (status >> 8) & 0xff
+        guard exited && exitStatus == 0 else {
             let name = (program as NSString).lastPathComponent
-            throw EmbeddedPostgresError("\(name) exited with status \(process.terminationStatus): \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
+            let how = exited ? "exited with status \(exitStatus)" : "was killed by signal \(status & 0x7f)"
+            throw EmbeddedPostgresError("\(name) \(how): \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         return text
     }

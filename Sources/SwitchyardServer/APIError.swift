@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import SwitchyardCore
 
 /// An error answered to an API client as `{"error": {"code", "message", "details"}}`
@@ -57,9 +58,13 @@ enum JSONBody {
             let buffer = try await request.body.collect(upTo: maxRequestBytes)
             return String(buffer: buffer)
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError(.contentTooLarge, code: "body_too_large", "the request body is larger than \(maxRequestBytes / 1024) KiB")
+            throw tooLarge
+        } catch is NIOTooManyBytesError {
+            throw tooLarge
         }
     }
+
+    static let tooLarge = APIError(.contentTooLarge, code: "body_too_large", "the request body is larger than \(maxRequestBytes / 1024) KiB")
 
     /// The request body as a JSON object; an empty body is `{}`.
     static func object(of request: Request) async throws -> [String: JSONValue] {

@@ -125,7 +125,9 @@ public enum ProjectFiles {
             candidates.append(explicit)
         }
         candidates.append(fm.currentDirectoryPath + "/" + name)
-        let executable = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
+        // /proc/self/exe names the binary however it was started (by PATH or by path).
+        let executablePath = (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments.first ?? ""
+        let executable = URL(fileURLWithPath: executablePath).resolvingSymlinksInPath().deletingLastPathComponent()
         candidates.append(executable.appendingPathComponent("../share/switchyard/\(name)").standardized.path)
         let sourceRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         candidates.append(sourceRoot.appendingPathComponent(name).path)

@@ -15,7 +15,9 @@ actor TestCluster {
     static let shared = TestCluster()
 
     private var running: EmbeddedPostgres.Running?
-    private var templateReady = false
+    /// Creating the template is shared by every caller: the actor is reentrant across
+    /// its awaits, so a flag would let two tests build it at once.
+    private var template: Task<Void, any Error>?
     static let template = "switchyard_template"
 
     /// The cluster's address (the `postgres` database), starting it on first use.
@@ -33,7 +35,7 @@ actor TestCluster {
     /// A new, migrated, empty database.
     func makeDatabase() async throws -> DatabaseConfiguration {
         let server = try server()
-        if !templateReady {
+        let template = self.template ?? Task {
             try await Self.admin(server, "DROP DATABASE IF EXISTS \(Self.template) WITH (FORCE)")
             try await Self.admin(server, "CREATE DATABASE \(Self.template)")
             let database = Database(configuration: server.with(database: Self.template), logger: Logger(label: "test.template"))
@@ -42,8 +44,9 @@ actor TestCluster {
                 try await Migrator(database: database).migrate(try ProjectFiles.migrations())
                 group.cancelAll()
             }
-            templateReady = true
         }
+        self.template = template
+        try await template.value
         let name = "test_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20))"
         var attempt = 0
         while true {

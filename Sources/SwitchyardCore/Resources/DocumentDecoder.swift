@@ -24,7 +24,9 @@ final class DocumentDecoder {
     static let commonStepKeys = ["id", "needs", "if", "retry", "timeout", "on_error"]
     static let modelCompanions = ["model", "agent", "thinking", "max_tokens", "output"]
     static let stepKeys = commonStepKeys + kindKeys + modelCompanions + ["with"]
-    static let innerStepKeys = kindKeys.filter { $0 != "map" } + modelCompanions + ["with"]
+    /// A map's inner step may be any kind but `map` (no nesting) and `wait_for` (a
+    /// durable wait parks a whole step, not one item of it).
+    static let innerStepKeys = kindKeys.filter { $0 != "map" && $0 != "wait_for" } + modelCompanions + ["with"]
     static let builtInModels = ["flash", "pro", "auto", "cascade"]
     static let reservedVariables: Set<String> = ["inputs", "steps", "run", "secrets"]
     static let runFields = ["id", "tenant", "workflow"]
@@ -649,7 +651,7 @@ final class DocumentDecoder {
         let present = Self.kindKeys.filter { f.has($0) }
         guard let keyword = present.first else {
             let hint = f.has("agent") ? " (an agent step needs a prompt)" : ""
-            let kinds = (inner ? Self.kindKeys.filter { $0 != "map" } : Self.kindKeys).joined(separator: ", ")
+            let kinds = (inner ? Self.kindKeys.filter { Self.innerStepKeys.contains($0) } : Self.kindKeys).joined(separator: ", ")
             report(node, path, "a step needs exactly one of \(kinds)\(hint)")
             return nil
         }
@@ -763,6 +765,8 @@ final class DocumentDecoder {
             let p = Self.child(path, "step")
             var hints: [String: String] = [:]
             for key in Self.commonStepKeys { hints[key] = "'\(key)' belongs on the map step, not on its inner step" }
+            hints["map"] = "maps do not nest; map over a flattened list instead"
+            hints["wait_for"] = "a wait parks a whole step; put the wait_for step before or after the map"
             if let innerFields = fields(s, p, allowed: Self.innerStepKeys, what: "a map's inner step", hints: hints) {
                 inner = decodeKind(innerFields, s, p, step: step, item: itemName)
             }

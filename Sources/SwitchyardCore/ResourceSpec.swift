@@ -250,6 +250,8 @@ public struct StepSpec: Sendable, Hashable, Codable {
 }
 
 /// What a step does; exactly one kind key per step in YAML.
+/// Encoded as a one-key object naming the kind, `{"model": {…}}`, `{"transform": "…"}`,
+/// so that the compiled JSON stored with each version reads like the YAML it came from.
 public indirect enum StepKind: Sendable, Hashable, Codable {
     case model(ModelStepSpec)
     case tool(ToolStepSpec)
@@ -257,6 +259,37 @@ public indirect enum StepKind: Sendable, Hashable, Codable {
     case transform(Template)
     case workflow(ChildWorkflowSpec)
     case waitFor(WaitForSpec)
+
+    private enum CodingKeys: String, CodingKey {
+        case model, tool, map, transform, workflow, waitFor = "wait_for"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        guard let key = container.allKeys.first, container.allKeys.count == 1 else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "a step kind is an object with exactly one key"))
+        }
+        switch key {
+        case .model: self = .model(try container.decode(ModelStepSpec.self, forKey: key))
+        case .tool: self = .tool(try container.decode(ToolStepSpec.self, forKey: key))
+        case .map: self = .map(try container.decode(MapStepSpec.self, forKey: key))
+        case .transform: self = .transform(try container.decode(Template.self, forKey: key))
+        case .workflow: self = .workflow(try container.decode(ChildWorkflowSpec.self, forKey: key))
+        case .waitFor: self = .waitFor(try container.decode(WaitForSpec.self, forKey: key))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .model(let spec): try container.encode(spec, forKey: .model)
+        case .tool(let spec): try container.encode(spec, forKey: .tool)
+        case .map(let spec): try container.encode(spec, forKey: .map)
+        case .transform(let template): try container.encode(template, forKey: .transform)
+        case .workflow(let spec): try container.encode(spec, forKey: .workflow)
+        case .waitFor(let spec): try container.encode(spec, forKey: .waitFor)
+        }
+    }
 
     /// The YAML key that selects this kind.
     public var keyword: String {

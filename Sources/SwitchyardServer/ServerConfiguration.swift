@@ -69,12 +69,14 @@ public struct ServerConfiguration: Sendable {
             var max_fan_out: Int?
         }
         do {
-            if let node = try Yams.compose(yaml: text), let mapping = node.mapping {
-                let known = Set(Raw.CodingKeys.allCases.map(\.rawValue))
-                for (key, _) in mapping {
-                    if let name = key.string, !known.contains(name) {
-                        let line = key.mark.map { ":\($0.line)" } ?? ""
-                        throw ConfigurationError("\(file)\(line): unknown key `\(name)` (known: \(known.sorted().joined(separator: ", ")))")
+            if let node = try Yams.compose(yaml: text) {
+                try checkKeys(node, allowed: Raw.CodingKeys.allCases.map(\.rawValue), path: "", file: file)
+                if let engine = node["engine"] {
+                    try checkKeys(engine, allowed: ["concurrency", "lease", "heartbeat", "poll", "max_fan_out"], path: "engine.", file: file)
+                }
+                if let experts = node["experts"]?.mapping {
+                    for (name, entry) in experts {
+                        try checkKeys(entry, allowed: ["provider", "script", "model"], path: "experts.\(name.string ?? "?").", file: file)
                     }
                 }
             }
@@ -100,15 +102,22 @@ public struct ServerConfiguration: Sendable {
                     configuration.engine.lease = span.duration
                 }
                 if let heartbeat = engine.heartbeat {
-                    guard let span = TimeSpan.parse(heartbeat) else { throw ConfigurationError("\(file): engine.heartbeat must be a duration") }
+                    guard let span = TimeSpan.parse(heartbeat), span.milliseconds >= 100 else {
+                        throw ConfigurationError("\(file): engine.heartbeat must be a duration of at least 100ms")
+                    }
                     configuration.engine.heartbeatInterval = span.duration
                 }
                 if let poll = engine.poll {
-                    guard let span = TimeSpan.parse(poll) else { throw ConfigurationError("\(file): engine.poll must be a duration") }
+                    guard let span = TimeSpan.parse(poll), span.milliseconds >= 10 else {
+                        throw ConfigurationError("\(file): engine.poll must be a duration of at least 10ms")
+                    }
                     configuration.engine.idlePoll = span.duration
                     configuration.engine.maintenanceInterval = span.duration
                 }
-                if let fanOut = engine.max_fan_out { configuration.engine.maxFanOut = fanOut }
+                if let fanOut = engine.max_fan_out {
+                    guard (1...1_000_000).contains(fanOut) else { throw ConfigurationError("\(file): engine.max_fan_out must be 1 to 1000000") }
+                    configuration.engine.maxFanOut = fanOut
+                }
             }
             return configuration
         } catch let error as ConfigurationError {
@@ -116,6 +125,18 @@ public struct ServerConfiguration: Sendable {
         } catch {
             throw ConfigurationError("\(file): \(error)")
         }
+    }
+}
+
+/// Refuses keys a mapping does not know, naming the key, its line and the known ones.
+private func checkKeys(_ node: Node, allowed: [String], path: String, file: String) throws(ConfigurationError) {
+    guard let mapping = node.mapping else {
+        throw ConfigurationError("\(file): \(path.isEmpty ? "the file" : String(path.dropLast())) must be a mapping")
+    }
+    for (key, _) in mapping {
+        guard let name = key.string, !allowed.contains(name) else { continue }
+        let line = key.mark.map { ":\($0.line)" } ?? ""
+        throw ConfigurationError("\(file)\(line): unknown key `\(path)\(name)` (known: \(allowed.sorted().joined(separator: ", ")))")
     }
 }
 

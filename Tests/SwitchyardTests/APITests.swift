@@ -845,6 +845,12 @@ struct APIControlTests {
             let events = APIFixture.parseEvents(try await server.request(.GET, "/v1/runs/\(id)/events", key: server.tenantKey).text)
             #expect(events.last?.type == "run.cancelled")
             #expect(events.last?.json["data"]?["cancelled_steps"] == ["think"])
+            // The stopped step writes nothing after the run ended: the log ends with the one final event.
+            try await Task.sleep(for: .milliseconds(300))
+            let log = try await server.store.events(of: try #require(UUID(uuidString: id)))
+            #expect(log.last?.type == "run.cancelled", "\(log.map(\.type))")
+            #expect(log.filter { ["run.succeeded", "run.failed", "run.cancelled"].contains($0.type) }.count == 1, "\(log.map(\.type))")
+            #expect(try await server.request(.GET, "/v1/runs/\(id)", key: server.tenantKey).json["run"]?["status"] == "cancelled")
             // Cancelling again changes nothing and answers the final status.
             let again = try await server.request(.POST, "/v1/runs/\(id)/cancel", key: server.tenantKey)
             #expect(again.status == 202)
@@ -869,6 +875,40 @@ struct APIControlTests {
             #expect(run.json["run"]?["status"] == "succeeded")
             #expect(run.json["run"]?["steps"]?.arrayValue?.allSatisfy { $0["status"] == "succeeded" } == true, "\(run.text)")
             #expect(run.json["run"]?["output"] == done.json["run"]?["output"])
+        }
+    }
+
+    @Test("cancelling a failed run changes nothing: its steps and event log stay as they were")
+    func cancelFailed() async throws {
+        try await withLiveServer(script: APIFixture.script) { server in
+            let yaml = """
+                kind: Workflow
+                name: broken-chain
+                steps:
+                  - id: explode
+                    model: flash
+                    prompt: "please explode"
+                  - id: after
+                    needs: [explode]
+                    transform: "never"
+                """
+            try await APIFixture.apply(server, yaml)
+            let failed = try await server.request(.POST, "/v1/workflows/broken-chain/runs?wait=10", key: server.tenantKey, json: [:])
+            #expect(failed.status == 200)
+            let run = try #require(failed.json["run"])
+            #expect(run["status"] == "failed")
+            #expect(run["error"]?["code"]?.stringValue?.isEmpty == false, "\(run.compactJSON)")
+            #expect(run["steps"]?.arrayValue?.first?["status"] == "failed")
+            #expect(run["steps"]?.arrayValue?.first?["error"]?["message"]?.stringValue?.isEmpty == false)
+            let id = try #require(run["id"]?.stringValue)
+            let eventsBefore = try await server.store.events(of: try #require(UUID(uuidString: id)))
+
+            let reply = try await server.request(.POST, "/v1/runs/\(id)/cancel", key: server.tenantKey)
+            #expect(reply.status == 202)
+            #expect(reply.json == ["run": ["id": .string(id), "status": "failed"]])
+            let after = try await server.request(.GET, "/v1/runs/\(id)", key: server.tenantKey)
+            #expect(after.json["run"] == run, "cancel changed a finished run:\n\(run.compactJSON)\n\(after.text)")
+            #expect(try await server.store.events(of: try #require(UUID(uuidString: id))) == eventsBefore)
         }
     }
 

@@ -1,0 +1,49 @@
+import SwitchyardServer
+import Testing
+
+@Suite("Server configuration file")
+struct ServerConfigurationTests {
+    @Test("every documented key is read")
+    func readsKeys() throws {
+        let configuration = try ServerConfiguration.parse(
+            """
+            host: 0.0.0.0
+            port: 9090
+            database_url: postgres://u:p@db:5432/sy
+            admin_key: secret
+            engine: { concurrency: 8, lease: 10s, heartbeat: 2s, poll: 250ms, max_fan_out: 50 }
+            experts:
+              flash: { provider: scripted, script: a.yaml, model: m1 }
+              pro: { provider: scripted, script: b.yaml }
+            """, file: "c.yaml")
+        #expect(configuration.host == "0.0.0.0")
+        #expect(configuration.port == 9090)
+        #expect(configuration.databaseURL == "postgres://u:p@db:5432/sy")
+        #expect(configuration.adminKey == "secret")
+        #expect(configuration.engine.concurrency == 8)
+        #expect(configuration.engine.lease == .seconds(10))
+        #expect(configuration.engine.heartbeatInterval == .seconds(2))
+        #expect(configuration.engine.idlePoll == .milliseconds(250))
+        #expect(configuration.engine.maxFanOut == 50)
+        #expect(configuration.experts["flash"]?.model == "m1")
+        #expect(configuration.experts["pro"]?.script == "b.yaml")
+    }
+
+    @Test("an unknown key at any level is an error naming the key and its line", arguments: [
+        ("prot: 1\n", "c.yaml:1: unknown key `prot`"),
+        ("engine:\n  lese: 3s\n", "c.yaml:2: unknown key `engine.lese`"),
+        ("experts:\n  flash: { provider: scripted, scrpt: x }\n", "c.yaml:2: unknown key `experts.flash.scrpt`"),
+    ])
+    func unknownKeys(yaml: String, message: String) {
+        #expect {
+            try ServerConfiguration.parse(yaml, file: "c.yaml")
+        } throws: { error in
+            (error as? ConfigurationError)?.message.hasPrefix(message) == true
+        }
+    }
+
+    @Test("bad values are refused", arguments: ["port: 70000\n", "engine: { lease: 10ms }\n", "engine: { concurrency: 0 }\n", "engine: { poll: soon }\n"])
+    func badValues(yaml: String) {
+        #expect(throws: ConfigurationError.self) { try ServerConfiguration.parse(yaml, file: "c.yaml") }
+    }
+}

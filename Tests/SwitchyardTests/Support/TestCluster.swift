@@ -23,12 +23,12 @@ actor TestCluster {
     /// The cluster's address (the `postgres` database), starting it on first use.
     func server() throws -> DatabaseConfiguration {
         if let running { return running.configuration }
-        let directory = ProcessInfo.processInfo.environment["SWITCHYARD_TEST_PGDATA"] ?? "/tmp/switchyard-test-pg-\(getuid())/postgres"
-        let started = try EmbeddedPostgres(dataDirectory: directory, database: "switchyard").start()
+        // One cluster per test process, removed at exit: two test runs at once (a
+        // developer's and CI's) never share or stop each other's server.
+        let root = "/tmp/switchyard-test-pg-\(getuid())-\(getpid())"
+        let started = try EmbeddedPostgres(dataDirectory: root + "/postgres", database: "switchyard").start()
         running = started
-        if started.startedHere {
-            TestClusterShutdown.register(started)
-        }
+        TestClusterShutdown.register(started, removing: root)
         return started.configuration
     }
 
@@ -86,12 +86,14 @@ actor TestCluster {
 /// Stops the cluster when the test process exits, if this process started it.
 enum TestClusterShutdown {
     /// Written once, by the actor that starts the cluster, before `atexit` can read it.
-    nonisolated(unsafe) private static var cluster: EmbeddedPostgres.Running?
+    nonisolated(unsafe) private static var cluster: (EmbeddedPostgres.Running, String)?
 
-    static func register(_ running: EmbeddedPostgres.Running) {
-        cluster = running
+    static func register(_ running: EmbeddedPostgres.Running, removing directory: String) {
+        cluster = (running, directory)
         atexit {
-            TestClusterShutdown.cluster?.stop()
+            guard let (running, directory) = TestClusterShutdown.cluster else { return }
+            running.stop()
+            try? FileManager.default.removeItem(atPath: directory)
         }
     }
 }

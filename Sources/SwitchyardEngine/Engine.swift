@@ -53,7 +53,7 @@ public final class Engine: Service, Sendable {
         self.workflows = WorkflowCache(resources: resources)
         self.logger = logger
         self.executor = StepExecutor(
-            queue: queue, resources: resources, experts: experts, cancellations: cancellations, configuration: configuration, logger: logger)
+            queue: queue, resources: resources, runs: runs, experts: experts, cancellations: cancellations, configuration: configuration, logger: logger)
     }
 
     /// This process's lease owner id.
@@ -145,7 +145,12 @@ public final class Engine: Service, Sendable {
             case .committed(let ready, let finished):
                 if !ready.isEmpty { wakeup.signal() }
                 if case .retry = transition { wakeup.signal() }
-                if finished != nil { cancellations.forget(claim.runID) }
+                if let finished {
+                    cancellations.forget(claim.runID)
+                    if finished != .succeeded {
+                        try await runs.cancelChildren(of: claim.runID, tenant: claim.tenantID)
+                    }
+                }
             }
         } catch {
             logger.error("completing a step failed; its lease will expire and it will run again", metadata: [

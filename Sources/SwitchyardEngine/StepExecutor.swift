@@ -32,6 +32,7 @@ enum AttemptOutcome: Sendable {
 struct StepExecutor: Sendable {
     let queue: StepQueue
     let resources: ResourceRepository
+    let runs: RunRepository
     let experts: ExpertPool
     let cancellations: RunCancellations
     let configuration: EngineConfiguration
@@ -77,8 +78,13 @@ struct StepExecutor: Sendable {
                 return .failed(StepFailure("template_error", "if: \(error.message)", retryable: false), expert: nil)
             }
         }
-        if case .waitFor(let wait) = step.kind {
+        switch step.kind {
+        case .waitFor(let wait):
             return await waitFor(wait, claim: claim, timeout: step.timeout)
+        case .workflow(let child):
+            return await childWorkflow(child, claim: claim, scope: scope, timeout: step.timeout)
+        default:
+            break
         }
 
         let context = CallContext(claim: claim, logger: logger)
@@ -132,7 +138,56 @@ struct StepExecutor: Sendable {
         return .wait(signal: wait.signal, timeout: timeout)
     }
 
-    /// Runs a step body of any kind but `wait_for`.
+    /// A `workflow:` step: starts the child run once (a step run again after a crash
+    /// finds it by its idempotency key), then waits, holding no worker, for the signal
+    /// the child's end delivers. The step's `timeout` bounds the child run.
+    private func childWorkflow(_ child: ChildWorkflowSpec, claim: ClaimedStep, scope: TemplateScope, timeout: TimeSpan?) async -> AttemptOutcome {
+        let signal = ChildRuns.signal(step: claim.stepID)
+        do {
+            if let result = try await queue.signal(named: signal, run: claim.runID, tenant: claim.tenantID) {
+                let status = result["status"]?.stringValue ?? "failed"
+                guard status == RunStatus.succeeded.rawValue else {
+                    let reason = result["error"]?["message"]?.stringValue.map { ": \($0)" } ?? ""
+                    let run = result["run"]?.stringValue ?? "?"
+                    return .failed(StepFailure("child_failed", "child run \(run) of \(child.workflow) \(status)\(reason)", retryable: false), expert: nil)
+                }
+                return .succeeded(result["output"] ?? .null, expert: nil)
+            }
+            if try await queue.waitDeadlinePassed(claim) {
+                try await runs.cancelChildren(of: claim.runID, step: claim.stepID, tenant: claim.tenantID, reason: "the parent step timed out")
+                let limit = timeout.map { " within \($0)" } ?? ""
+                return .failed(StepFailure("child_timeout", "the child run of \(child.workflow) did not finish\(limit)", retryable: false), expert: nil)
+            }
+            guard let stored = try await resources.find(kind: .workflow, name: child.workflow, tenant: claim.tenantID),
+                  case .workflow(let spec) = stored.resource
+            else {
+                return .failed(StepFailure("workflow_missing", "workflow \(child.workflow) does not exist", retryable: false), expert: nil)
+            }
+            let input: JSONValue
+            do {
+                input = try spec.resolveInputs(try child.with.renderTemplates(scope))
+            } catch let error as TemplateError {
+                return .failed(StepFailure("template_error", "with: \(error.message)", retryable: false), expert: nil)
+            } catch {
+                return .failed(StepFailure("invalid_input", "the input of \(child.workflow) is invalid: \(error)", retryable: false), expert: nil)
+            }
+            let (childRun, created) = try await runs.createRun(
+                tenant: claim.tenantID, workflow: child.workflow, version: stored.version, spec: spec, input: input,
+                idempotencyKey: ChildRuns.idempotencyKey(parent: claim.runID, step: claim.stepID), parent: (claim.runID, claim.stepID))
+            if created {
+                try await queue.appendEvents(
+                    [NewEvent("child.started", step: claim.stepID, data: ["run": .string(childRun.id.uuidString.lowercased()), "workflow": .string(child.workflow)])],
+                    run: claim.runID, tenant: claim.tenantID)
+            }
+        } catch let error as DatabaseError where error.code == .conflict {
+            return .failed(StepFailure("child_failed", error.message, retryable: false), expert: nil)
+        } catch {
+            return .failed(StepFailure("database_error", Database.describe(error), retryable: true), expert: nil)
+        }
+        return .wait(signal: signal, timeout: timeout)
+    }
+
+    /// Runs a step body of any kind but `wait_for` and `workflow`.
     private func run(_ kind: StepKind, scope: TemplateScope, context: CallContext) async throws(StepFailure) -> (JSONValue, String?) {
         switch kind {
         case .transform(let template):
@@ -143,10 +198,9 @@ struct StepExecutor: Sendable {
             return (try await runMap(map, scope: scope, context: context), context.lastExpert)
         case .tool(let tool):
             throw StepFailure("not_supported", "tool \(tool.tool): tool execution is not available yet", retryable: false)
-        case .workflow(let child):
-            throw StepFailure("not_supported", "workflow \(child.workflow): child workflows are not available yet", retryable: false)
-        case .waitFor:
-            throw StepFailure("not_supported", "wait_for cannot run inside a map", retryable: false)
+        case .workflow, .waitFor:
+            // The loader refuses both inside a map; at the top level `attempt` runs them.
+            throw StepFailure("not_supported", "\(kind.keyword) cannot run inside a map", retryable: false)
         }
     }
 

@@ -197,6 +197,7 @@ struct RunRoutes {
             let id = try Self.runID(context)
             let name = context.parameters.get("signal") ?? ""
             guard !name.isEmpty, name.count <= 128 else { throw APIError.badRequest("a signal name is 1-128 characters") }
+            guard !name.hasPrefix("__") else { throw APIError.badRequest("signal names starting with __ are reserved for the engine") }
             let body = try await JSONBody.object(of: request)
             guard let delivery = try await api.runs.signal(id, tenant: context.tenant.id, name: name, data: body["data"] ?? .null) else {
                 throw APIError.notFound("run")

@@ -23,6 +23,20 @@ public struct NewEvent: Sendable, Hashable {
     }
 }
 
+/// How child runs and their parents' steps find each other.
+public enum ChildRuns {
+    /// The deepest chain of child runs allowed.
+    public static let maxDepth = 16
+
+    /// The signal a child run's end delivers to its parent's step. User signal names
+    /// cannot start with `__`, so it never collides with one.
+    public static func signal(step: String) -> String { "__child__\(step)" }
+
+    /// The idempotency key of the child run a step starts: a step run again after a
+    /// crash finds its child instead of starting a second one.
+    public static func idempotencyKey(parent: UUID, step: String) -> String { "__child__:\(parent.uuidString.lowercased()):\(step)" }
+}
+
 /// The outcome of delivering a signal.
 public enum SignalDelivery: Sendable, Hashable {
     case delivered(resumedSteps: [String])
@@ -41,17 +55,30 @@ public struct RunRepository: Sendable {
     /// Creates a run of a stored workflow version with all its steps, in one transaction.
     /// With an idempotency key already used by this tenant, returns that run and `created: false`.
     public func createRun(
-        tenant: UUID, workflow: String, version: Int, spec: WorkflowSpec, input: JSONValue, idempotencyKey: String?
+        tenant: UUID, workflow: String, version: Int, spec: WorkflowSpec, input: JSONValue, idempotencyKey: String?,
+        parent: (run: UUID, step: String)? = nil
     ) async throws -> (run: RunRecord, created: Bool) {
         let runID = UUID()
         let logger = database.logger
         let created: Bool = try await database.transaction { connection in
             let deadline: Int64? = spec.timeout?.milliseconds
+            var depth = 0
+            if let parent {
+                for try await parentDepth in try await connection.query(
+                    "SELECT depth FROM runs WHERE tenant_id = \(tenant) AND id = \(parent.run)", logger: logger
+                ).decode(Int.self) {
+                    depth = parentDepth + 1
+                }
+                guard depth <= ChildRuns.maxDepth else {
+                    throw DatabaseError(.conflict, "child workflows nest deeper than \(ChildRuns.maxDepth) levels (a workflow that starts itself through others?)")
+                }
+            }
             let inserted = try await connection.query(
                 """
-                INSERT INTO runs (tenant_id, id, workflow, version, status, input, idempotency_key, remaining_steps, event_seq, deadline)
+                INSERT INTO runs (tenant_id, id, workflow, version, status, input, idempotency_key, remaining_steps, event_seq, deadline,
+                                  parent_run_id, parent_step_id, depth)
                 VALUES (\(tenant), \(runID), \(workflow), \(version), 'queued', \(input), \(idempotencyKey), \(spec.steps.count), 1,
-                        now() + \(deadline) * interval '1 millisecond')
+                        now() + \(deadline) * interval '1 millisecond', \(parent?.run), \(parent?.step), \(depth))
                 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING id
                 """, logger: logger
@@ -202,7 +229,7 @@ public struct RunRepository: Sendable {
     /// transaction. Used by cancellation and by the run deadline.
     public func finish(_ id: UUID, tenant: UUID, status: RunStatus, error: ErrorRecord) async throws -> RunStatus? {
         let logger = database.logger
-        return try await database.transaction { connection in
+        let outcome: RunStatus? = try await database.transaction { connection in
             // Steps first, then the run: the same lock order as step completion.
             var cancelledSteps: [String] = []
             for try await stepID in try await connection.query(
@@ -231,46 +258,96 @@ public struct RunRepository: Sendable {
                 [NewEvent("run.\(status.rawValue)", data: ["error": error.json, "cancelled_steps": .array(cancelledSteps.sorted().map { .string($0) })])],
                 run: id, tenant: tenant, connection: connection, logger: logger)
             try await connection.query("SELECT pg_notify(\(NotificationChannel.cancel), \(id.uuidString))", logger: logger)
+            try await Self.resumeParent(of: id, tenant: tenant, status: status, output: nil, error: error, connection: connection, logger: logger)
             return status
         }
+        if outcome == status {
+            try await cancelChildren(of: id, tenant: tenant)
+        }
+        return outcome
     }
 
     /// Records a signal and makes the steps waiting for it ready again.
     public func signal(_ id: UUID, tenant: UUID, name: String, data: JSONValue) async throws -> SignalDelivery? {
-        let logger = database.logger
-        return try await database.transaction { connection in
-            var current: RunStatus?
-            for try await value in try await connection.query(
-                "SELECT status FROM runs WHERE tenant_id = \(tenant) AND id = \(id)", logger: logger
-            ).decode(String.self) {
-                current = RunStatus(rawValue: value)
-            }
-            guard let current else { return nil }
-            guard !current.isFinal else { return .runFinished(current) }
-            let inserted = try await connection.query(
-                """
-                INSERT INTO signals (tenant_id, run_id, name, data) VALUES (\(tenant), \(id), \(name), \(data))
-                ON CONFLICT DO NOTHING RETURNING name
-                """, logger: logger
-            ).collect()
-            guard !inserted.isEmpty else { return .duplicate }
-            var resumed: [String] = []
-            for try await stepID in try await connection.query(
-                """
-                UPDATE steps SET status = 'ready', ready_at = now()
-                WHERE tenant_id = \(tenant) AND run_id = \(id) AND status = 'waiting' AND wait_signal = \(name)
-                RETURNING step_id
-                """, logger: logger
-            ).decode(String.self) {
-                resumed.append(stepID)
-            }
-            try await Self.appendEvents(
-                [NewEvent("run.signalled", data: ["signal": .string(name), "data": data, "resumed_steps": .array(resumed.map { .string($0) })])],
-                run: id, tenant: tenant, connection: connection, logger: logger)
-            if !resumed.isEmpty {
-                try await connection.query("SELECT pg_notify(\(NotificationChannel.work), '')", logger: logger)
-            }
-            return .delivered(resumedSteps: resumed)
+        try await database.transaction { connection in
+            try await Self.deliver(signal: name, data: data, run: id, tenant: tenant, connection: connection, logger: database.logger)
+        }
+    }
+
+    /// Delivers a signal inside the caller's transaction. The run row is locked first:
+    /// a step that parks itself to wait takes the same lock before it looks for its
+    /// signal, so a signal and a park never miss each other.
+    static func deliver(
+        signal name: String, data: JSONValue, run id: UUID, tenant: UUID, connection: PostgresConnection, logger: Logger
+    ) async throws -> SignalDelivery? {
+        var current: RunStatus?
+        for try await value in try await connection.query(
+            "SELECT status FROM runs WHERE tenant_id = \(tenant) AND id = \(id) FOR UPDATE", logger: logger
+        ).decode(String.self) {
+            current = RunStatus(rawValue: value)
+        }
+        guard let current else { return nil }
+        guard !current.isFinal else { return .runFinished(current) }
+        let inserted = try await connection.query(
+            """
+            INSERT INTO signals (tenant_id, run_id, name, data) VALUES (\(tenant), \(id), \(name), \(data))
+            ON CONFLICT DO NOTHING RETURNING name
+            """, logger: logger
+        ).collect()
+        guard !inserted.isEmpty else { return .duplicate }
+        var resumed: [String] = []
+        for try await stepID in try await connection.query(
+            """
+            UPDATE steps SET status = 'ready', ready_at = now()
+            WHERE tenant_id = \(tenant) AND run_id = \(id) AND status = 'waiting' AND wait_signal = \(name)
+            RETURNING step_id
+            """, logger: logger
+        ).decode(String.self) {
+            resumed.append(stepID)
+        }
+        try await appendEvents(
+            [NewEvent("run.signalled", data: ["signal": .string(name), "data": data, "resumed_steps": .array(resumed.map { .string($0) })])],
+            run: id, tenant: tenant, connection: connection, logger: logger)
+        if !resumed.isEmpty {
+            try await connection.query("SELECT pg_notify(\(NotificationChannel.work), '')", logger: logger)
+        }
+        return .delivered(resumedSteps: resumed)
+    }
+
+    /// When a child run ends, hands its outcome to the parent's waiting step as the
+    /// signal ``ChildRuns/signal(step:)``, inside the child's final transaction.
+    static func resumeParent(
+        of child: UUID, tenant: UUID, status: RunStatus, output: JSONValue?, error: ErrorRecord?, connection: PostgresConnection, logger: Logger
+    ) async throws {
+        var parent: (UUID, String)?
+        for try await row in try await connection.query(
+            "SELECT parent_run_id, parent_step_id FROM runs WHERE tenant_id = \(tenant) AND id = \(child) AND parent_run_id IS NOT NULL",
+            logger: logger
+        ).decode((UUID, String).self) {
+            parent = row
+        }
+        guard let (parentRun, parentStep) = parent else { return }
+        let data: JSONValue = [
+            "run": .string(child.uuidString.lowercased()), "status": .string(status.rawValue), "output": output ?? .null, "error": error?.json ?? .null,
+        ]
+        _ = try await deliver(signal: ChildRuns.signal(step: parentStep), data: data, run: parentRun, tenant: tenant, connection: connection, logger: logger)
+    }
+
+    /// Cancels the live child runs of a run (of one of its steps, when given), and
+    /// theirs in turn.
+    public func cancelChildren(of parent: UUID, step: String? = nil, tenant: UUID, reason: String = "the parent run ended") async throws {
+        var children: [UUID] = []
+        for try await id in try await database.client.query(
+            """
+            SELECT id FROM runs
+            WHERE tenant_id = \(tenant) AND parent_run_id = \(parent) AND (\(step)::text IS NULL OR parent_step_id = \(step))
+              AND status IN ('queued', 'running', 'waiting')
+            """, logger: database.logger
+        ).decode(UUID.self) {
+            children.append(id)
+        }
+        for child in children {
+            _ = try await cancel(child, tenant: tenant, reason: reason)
         }
     }
 

@@ -278,6 +278,7 @@ public struct StepQueue: Sendable {
                     logger: logger)
                 events.append(NewEvent("run.failed", data: ["error": failsRun.json]))
                 try await connection.query("SELECT pg_notify(\(NotificationChannel.cancel), \(run.uuidString))", logger: logger)
+                try await RunRepository.resumeParent(of: run, tenant: tenant, status: .failed, output: nil, error: failsRun, connection: connection, logger: logger)
             } else if remaining == 0 {
                 var outputs: [String: FinishedStep] = [:]
                 for try await (id, value, output) in try await connection.query(
@@ -292,14 +293,29 @@ public struct StepQueue: Sendable {
                         "UPDATE runs SET status = 'succeeded', output = \(runOutput), finished_at = now() WHERE tenant_id = \(tenant) AND id = \(run)",
                         logger: logger)
                     events.append(NewEvent("run.succeeded", data: ["output": runOutput]))
+                    try await RunRepository.resumeParent(of: run, tenant: tenant, status: .succeeded, output: runOutput, error: nil, connection: connection, logger: logger)
                 case .failure(let e):
                     finishedAs = .failed
                     try await connection.query(
                         "UPDATE runs SET status = 'failed', error = \(e.json), finished_at = now() WHERE tenant_id = \(tenant) AND id = \(run)",
                         logger: logger)
                     events.append(NewEvent("run.failed", data: ["error": e.json]))
+                    try await RunRepository.resumeParent(of: run, tenant: tenant, status: .failed, output: nil, error: e, connection: connection, logger: logger)
                 }
-            } else if case .wait = transition {
+            } else if case .wait(let signal, _) = transition {
+                // The signal may have arrived while the step ran: the run row is locked
+                // now, as `deliver` locks it, so a signal committed before is visible
+                // here and one committed after will find the step waiting.
+                for try await id in try await connection.query(
+                    """
+                    UPDATE steps SET status = 'ready', ready_at = now()
+                    WHERE tenant_id = \(tenant) AND run_id = \(run) AND step_id = \(step.stepID) AND status = 'waiting'
+                      AND EXISTS (SELECT 1 FROM signals WHERE tenant_id = \(tenant) AND run_id = \(run) AND name = \(signal))
+                    RETURNING step_id
+                    """, logger: logger
+                ).decode(String.self) {
+                    newlyReady.append(id)
+                }
                 // The run waits when nothing of it is ready or running any more.
                 try await connection.query(
                     """

@@ -75,11 +75,7 @@ import Testing
         let error = try #require(validateError(child))
         #expect(issue(error, "cannot start itself")?.line == 5)
         #expect(issue(error, "unknown workflow 'other'")?.line == 8)
-        // With both references valid, the only problem left is that child workflows
-        // cannot run in this release.
-        let valid = try #require(validateError(child.replacingOccurrences(of: "workflow: w\n", with: "workflow: other\n"), catalog: ResourceCatalog(workflows: ["other"])))
-        #expect(valid.issues.allSatisfy { $0.message.hasPrefix("child workflows are not available yet") })
-        #expect(valid.issues.map(\.line) == [5, 8])
+        #expect(validateError(child.replacingOccurrences(of: "workflow: w\n", with: "workflow: other\n"), catalog: ResourceCatalog(workflows: ["other"])) == nil)
     }
 
     @Test func duplicateNamesAcrossFilesAreRejected() throws {

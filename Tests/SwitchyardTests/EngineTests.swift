@@ -427,3 +427,74 @@ struct EngineLeaseTests {
         }
     }
 }
+
+@Suite("Engine: child workflows")
+struct EngineChildWorkflowTests {
+    static let workflows = """
+        kind: Workflow
+        name: child
+        inputs:
+          name: { type: string, required: true }
+          mood: { type: string, default: calm }
+        steps:
+          - id: greet
+            prompt: "{{ inputs.mood }} {{ inputs.name }}"
+        outputs:
+          greeting: "{{ steps.greet.output }}"
+        ---
+        kind: Workflow
+        name: parent
+        inputs:
+          mood: { type: string, default: calm }
+        steps:
+          - id: call
+            workflow: child
+            with: { name: "Ada", mood: "{{ inputs.mood }}" }
+            timeout: 10s
+          - id: after
+            needs: [call]
+            transform: "child said {{ steps.call.output.greeting }}"
+        outputs:
+          result: "{{ steps.after.output }}"
+        """
+
+    @Test("a workflow step runs the child to its end and outputs the child's outputs")
+    func childSucceeds() async throws {
+        try await withEngine(script: "- match: calm\n  reply: hello Ada") { store, _ in
+            try await store.apply(Self.workflows)
+            let run = try await store.wait(for: try await store.start("parent").id)
+            #expect(run.status == .succeeded)
+            #expect(run.output == ["result": "child said hello Ada"])
+            let started = try #require(try await store.events(of: run.id).first { $0.type == "child.started" })
+            let childID = try #require(UUID(uuidString: started.data["run"]?.stringValue ?? ""))
+            let child = try #require(try await store.runs.run(childID, tenant: store.tenant.id))
+            #expect(child.workflow == "child")
+            #expect(child.status == .succeeded)
+            #expect(child.input == ["name": "Ada", "mood": "calm"])
+        }
+    }
+
+    @Test("a failed child fails the parent's step with `child_failed`")
+    func childFails() async throws {
+        try await withEngine(script: "- match: angry\n  fail: { status: 500, times: 100 }") { store, _ in
+            try await store.apply(Self.workflows)
+            let run = try await store.wait(for: try await store.start("parent", input: ["mood": "angry"]).id)
+            #expect(run.status == .failed)
+            #expect(run.steps.first?.error?.code == "child_failed")
+        }
+    }
+
+    @Test("cancelling the parent cancels its running child")
+    func cancelCascades() async throws {
+        try await withEngine(script: "- match: slow\n  reply: late\n  delay: 5s") { store, _ in
+            try await store.apply(Self.workflows)
+            let run = try await store.start("parent", input: ["mood": "slow"])
+            _ = try await store.wait(for: run.id, until: [.waiting])
+            let started = try #require(try await store.events(of: run.id).first { $0.type == "child.started" })
+            let childID = try #require(UUID(uuidString: started.data["run"]?.stringValue ?? ""))
+            _ = try await store.runs.cancel(run.id, tenant: store.tenant.id)
+            let child = try await store.wait(for: childID)
+            #expect(child.status == .cancelled)
+        }
+    }
+}

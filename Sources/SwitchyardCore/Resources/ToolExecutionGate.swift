@@ -1,5 +1,5 @@
-/// The one place that refuses workflows this release cannot run: tool execution and
-/// child workflows are not available yet. Tools (and agents that list tools) can be applied and stored,
+/// The one place that refuses workflows this release cannot run: tool execution is
+/// not available yet. Tools (and agents that list tools) can be applied and stored,
 /// but a workflow with a `tool:` step — also inside a `map` — or with a model step
 /// whose agent has tools is rejected at apply time rather than failing at run time.
 ///
@@ -29,12 +29,7 @@ public enum ToolExecutionGate {
                 }
             case .map(let m):
                 visit(m.step, stepID: stepID, path: "\(path).map.step")
-            case .workflow(let child):
-                let p = "\(path).workflow"
-                found.append(ValidationIssue(
-                    document.location(of: p), path: p,
-                    message: "child workflows are not available yet: step '\(stepID)' starts workflow '\(child.workflow)'"))
-            case .transform, .waitFor:
+            case .transform, .workflow, .waitFor:
                 break
             }
         }

@@ -252,6 +252,36 @@ struct CLITests {
         }
     }
 
+    @Test("yard apply -f DIR resolves references between its files, whatever their names' order")
+    func applyDirectoryReferences() async throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try await withLiveServer { server in
+            // `a-flow.yaml` sorts before the agent it uses.
+            _ = try Self.write(
+                """
+                kind: Workflow
+                name: helped
+                steps:
+                  - id: ask
+                    agent: helper
+                    prompt: "help me"
+                """, to: "a-flow.yaml", in: directory)
+            _ = try Self.write(
+                """
+                kind: Agent
+                name: helper
+                instructions: You help.
+                model: flash
+                """, to: "b-agent.yaml", in: directory)
+            let result = try await Self.yard(server, ["apply", "-f", directory.path, "--output", "json"])
+            #expect(result.status == 0, "\(result)")
+            let applied = (try? Self.json(result.stdout))?["applied"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+            #expect(Set(applied) == ["helped", "helper"], "\(result)")
+            #expect(try await server.request(.GET, "/v1/workflows/helped", key: server.tenantKey).status == 200)
+        }
+    }
+
     @Test("yard run, runs signal, runs events and runs cancel drive a run from a script")
     func runSignalEvents() async throws {
         try await withLiveServer(script: APIFixture.script) { server in
@@ -300,16 +330,26 @@ struct CLITests {
             #expect(events.status == 0)
             let created = try Self.json(try #require(Self.lines(events.stdout).first))
             let seen = created["data"]?["input"]?["name"]?.stringValue ?? ""
-            #expect(seen.count == name.count)
-            #expect(seen == name, "the CLI's copy differs: \(seen.unicodeScalars.filter { $0 == "\u{FFFD}" }.count) replacement characters")
+            let replaced = seen.unicodeScalars.filter { $0 == "\u{FFFD}" }.count
+            #expect(replaced == 0, "the CLI turned \(replaced) characters into U+FFFD")
+            #expect(seen.count == name.count, "the CLI's copy has \(seen.count) characters, not \(name.count)")
+            let same = seen == name
+            #expect(same, "the CLI's copy differs from the input")
         }
     }
 
-    @Test("yard exits non-zero with a clear message when the server cannot be reached or the key is wrong")
+    @Test("yard exits non-zero at once, with a clear message, when no server listens at YARD_URL")
     func unreachable() async throws {
-        let result = try await YardCLI.run(["runs", "list"], url: "http://127.0.0.1:1", apiKey: "sy_x")
+        // Port 1 refuses connections at once; a script must not hang for minutes on that.
+        let started = ContinuousClock.now
+        let result = try await YardCLI.run(["runs", "list"], url: "http://127.0.0.1:1", apiKey: "sy_x", timeout: .seconds(15))
+        #expect(ContinuousClock.now - started < .seconds(10))
         #expect(result.status != 0, "\(result)")
         #expect(result.stderr.contains("cannot reach the Switchyard server at http://127.0.0.1:1"), "\(result)")
+    }
+
+    @Test("yard exits non-zero with the server's error code for a wrong key, and refuses input that is not a JSON object")
+    func clientErrors() async throws {
         try await withLiveServer { server in
             let wrong = try await Self.yard(server, ["runs", "list"], key: "sy_not_a_key")
             #expect(wrong.status != 0, "\(wrong)")

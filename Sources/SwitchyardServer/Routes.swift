@@ -70,11 +70,11 @@ struct ResourceRoutes {
     func add(to group: RouterGroup<TenantRequestContext>) {
         group.post("apply") { request, context in
             let text = try await JSONBody.text(of: request)
-            let file = request.headers[.init("X-Yard-File")!] ?? "request"
+            let files = try Self.files(in: text, request: request)
             let catalog = try await api.resources.catalog(tenant: context.tenant.id)
             let documents: [ResourceDocument]
             do throws(ResourceValidationError) {
-                documents = try api.loader.loadAndValidate(text, file: file, catalog: catalog)
+                documents = try api.loader.loadAndValidate(files: files, catalog: catalog)
             } catch {
                 throw APIError(.unprocessableContent, code: error.code.rawValue, error.message, details: .array(error.issues.map(Self.issue)))
             }
@@ -91,7 +91,11 @@ struct ResourceRoutes {
         }
         group.get("workflows/:name") { request, context in
             let name = context.parameters.get("name") ?? ""
-            let version = request.uri.queryParameters.get("version").flatMap { Int($0) }
+            var version: Int?
+            if let text = request.uri.queryParameters.get("version") {
+                guard let parsed = Int(text), parsed >= 1 else { throw APIError.badRequest("version must be a positive integer") }
+                version = parsed
+            }
             guard let stored = try await api.resources.find(kind: .workflow, name: name, version: version, tenant: context.tenant.id) else {
                 throw APIError.notFound("workflow \(name)")
             }
@@ -109,6 +113,25 @@ struct ResourceRoutes {
         group.get("tools") { _, context in
             let versions = try await api.resources.latest(kind: .tool, tenant: context.tenant.id)
             return JSONBody.response(["tools": .array(versions.map { ["name": .string($0.name), "version": .int($0.version)] })])
+        }
+    }
+
+    /// The files of an apply request: a YAML body is one file (named by the
+    /// `X-Yard-File` header); a JSON body `{"files": [{"name", "content"}]}` is a batch
+    /// applied all or nothing, so that files may refer to each other.
+    static func files(in text: String, request: Request) throws -> [(name: String, text: String)] {
+        let contentType = request.headers[.contentType] ?? ""
+        guard contentType.hasPrefix("application/json") else {
+            return [(request.headers[.init("X-Yard-File")!] ?? "request", text)]
+        }
+        guard let body = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)), let items = body["files"]?.arrayValue, !items.isEmpty else {
+            throw APIError(.badRequest, code: "invalid_json", "a JSON apply body is {\"files\": [{\"name\": \"…\", \"content\": \"<YAML>\"}]}")
+        }
+        return try items.enumerated().map { index, item in
+            guard let content = item["content"]?.stringValue else {
+                throw APIError(.badRequest, code: "invalid_json", "files[\(index)].content must be the file's YAML text")
+            }
+            return (item["name"]?.stringValue ?? "files[\(index)]", content)
         }
     }
 
@@ -216,10 +239,22 @@ struct RunRoutes {
             let id = try Self.runID(context)
             let tenant = context.tenant.id
             guard try await api.runs.status(of: id, tenant: tenant) != nil else { throw APIError.notFound("run") }
-            let lastID = request.headers[.init("Last-Event-ID")!].flatMap { Int64($0) } ?? request.uri.queryParameters.get("after").flatMap { Int64($0) } ?? 0
+            var lastID: Int64 = 0
+            let positions: [(String, String?)] = [
+                ("Last-Event-ID", request.headers[.init("Last-Event-ID")!]),
+                ("after", request.uri.queryParameters.get("after").map { String($0) }),
+            ]
+            for (name, text) in positions {
+                guard let text else { continue }
+                guard let seq = Int64(text.trimmingCharacters(in: .whitespaces)), seq >= 0 else {
+                    throw APIError.badRequest("\(name) must be an event sequence number (a non-negative integer)")
+                }
+                lastID = max(lastID, seq)
+            }
             let runs = api.runs
+            let resumeAfter = lastID
             let body = ResponseBody { writer in
-                var after = lastID
+                var after = resumeAfter
                 var idle = Duration.milliseconds(20)
                 while !Task.isCancelled {
                     let events = try await runs.events(of: id, tenant: tenant, after: after)

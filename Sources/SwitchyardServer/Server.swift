@@ -27,8 +27,8 @@ public struct SwitchyardServer: Sendable {
         }
         self.configuration = configuration
         self.logger = logger
-        self.database = Database(configuration: database, logger: Logger(label: "switchyard.db"))
-        let engine = Engine(database: self.database, experts: experts, configuration: configuration.engine, logger: Logger(label: "switchyard.engine"))
+        self.database = Database(configuration: database, logger: logger)
+        let engine = Engine(database: self.database, experts: experts, configuration: configuration.engine, logger: logger)
         self.engine = engine
         self.api = APIDependencies(database: self.database, onRunCreated: { engine.poke() })
     }

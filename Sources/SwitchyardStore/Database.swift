@@ -110,7 +110,7 @@ public struct Database: Sendable {
                 }
                 group.addTask {
                     try await Task.sleep(for: timeout)
-                    throw DatabaseError(.unreachable, "")
+                    throw DatabaseError(.unreachable, "no answer within \(timeout)")
                 }
                 try await group.next()
                 group.cancelAll()

@@ -15,12 +15,18 @@ public struct EmbeddedPostgres: Sendable {
     public var port: Int?
     /// The database created for Switchyard inside the cluster.
     public var database: String
+    /// The server's `max_connections`.
+    public var maxConnections: Int
     public var logger: Logger
 
-    public init(dataDirectory: String, port: Int? = nil, database: String = "switchyard", logger: Logger = Logger(label: "switchyard.postgres")) {
+    public init(
+        dataDirectory: String, port: Int? = nil, database: String = "switchyard", maxConnections: Int = 200,
+        logger: Logger = Logger(label: "switchyard.postgres")
+    ) {
         self.dataDirectory = dataDirectory
         self.port = port
         self.database = database
+        self.maxConnections = maxConnections
         self.logger = logger
     }
 
@@ -82,7 +88,7 @@ public struct EmbeddedPostgres: Sendable {
                 chosenPort = try Self.freePort()
             }
             try? String(chosenPort).write(toFile: portFile, atomically: true, encoding: .utf8)
-            let options = "-c listen_addresses=127.0.0.1 -p \(chosenPort) -c unix_socket_directories= -c fsync=on -c max_connections=200"
+            let options = "-c listen_addresses=127.0.0.1 -p \(chosenPort) -c unix_socket_directories= -c fsync=on -c max_connections=\(maxConnections)"
             do {
                 try binaries.run(
                     binaries.pgCtl,

@@ -161,25 +161,30 @@ public struct ModelCallRecord: Sendable, Hashable {
     }
 }
 
-/// An opaque page position for `GET /v1/runs`: the last row's creation time and id.
+/// An opaque page position for `GET /v1/runs`: the last row's creation time, in
+/// exact integer microseconds as PostgreSQL keeps it (a `Date` would round it and
+/// skip rows created in the same microsecond), and its id.
 public struct RunCursor: Sendable, Hashable {
-    public var createdAt: Date
+    public var createdMicroseconds: Int64
     public var id: UUID
 
-    public init(createdAt: Date, id: UUID) {
-        self.createdAt = createdAt
+    public init(createdMicroseconds: Int64, id: UUID) {
+        self.createdMicroseconds = createdMicroseconds
         self.id = id
     }
 
+    /// URL-safe base64 of `micros:id`.
     public var token: String {
-        let text = "\(Int64((createdAt.timeIntervalSince1970 * 1_000_000).rounded())):\(id.uuidString)"
-        return Data(text.utf8).base64EncodedString()
+        Data("\(createdMicroseconds):\(id.uuidString.lowercased())".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 
     public init?(token: String) {
-        guard let data = Data(base64Encoded: token) else { return nil }
+        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        guard let data = Data(base64Encoded: base64) else { return nil }
         let parts = String(decoding: data, as: UTF8.self).split(separator: ":")
         guard parts.count == 2, let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
-        self.init(createdAt: Date(timeIntervalSince1970: Double(micros) / 1_000_000), id: id)
+        self.init(createdMicroseconds: micros, id: id)
     }
 }

@@ -182,23 +182,30 @@ public struct RunRepository: Sendable {
     ) async throws -> (runs: [RunRecord], next: RunCursor?) {
         let limit = min(max(limit, 1), 500)
         var runs: [RunRecord] = []
+        var lastMicroseconds: Int64 = 0
+        var more = false
         for try await row in try await database.client.query(
             """
-            SELECT \(unescaped: Self.runColumns) FROM runs
+            SELECT \(unescaped: Self.runColumns), (extract(epoch FROM created_at) * 1000000)::int8 FROM runs
             WHERE tenant_id = \(tenant)
               AND (\(status?.rawValue)::text IS NULL OR status = \(status?.rawValue))
               AND (\(workflow)::text IS NULL OR workflow = \(workflow))
-              AND (\(cursor?.createdAt)::timestamptz IS NULL OR (created_at, id) < (\(cursor?.createdAt), \(cursor?.id)))
+              AND (\(cursor?.createdMicroseconds)::int8 IS NULL
+                   OR (created_at, id) < ('epoch'::timestamptz + \(cursor?.createdMicroseconds) * interval '1 microsecond', \(cursor?.id)))
             ORDER BY created_at DESC, id DESC
             LIMIT \(limit + 1)
             """, logger: database.logger
-        ).decode(RunRow.self) {
-            runs.append(Self.runRecord(row))
+        ).decode((UUID, UUID, String, Int, String, JSONValue, JSONValue?, JSONValue?, Date, Date?, Date?, Int64).self) {
+            guard runs.count < limit else {
+                more = true
+                break
+            }
+            runs.append(Self.runRecord((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10)))
+            lastMicroseconds = row.11
         }
         var next: RunCursor?
-        if runs.count > limit {
-            runs.removeLast()
-            if let last = runs.last { next = RunCursor(createdAt: last.createdAt, id: last.id) }
+        if more, let last = runs.last {
+            next = RunCursor(createdMicroseconds: lastMicroseconds, id: last.id)
         }
         return (runs, next)
     }

@@ -13,6 +13,17 @@ struct CLIError: Error, CustomStringConvertible {
 
 /// The CLI's side of the HTTP API.
 struct APIClient: Sendable {
+    /// One client for the process. Unlike `HTTPClient.shared` it gives up at once when
+    /// nothing listens (no connection retries) and after 5 s when the server does not
+    /// accept, so a wrong `--url` fails fast instead of hanging. It lives as long as
+    /// the process, like `HTTPClient.shared`, so it is never shut down.
+    static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(5))
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
     var baseURL: String
     var apiKey: String?
 
@@ -41,7 +52,7 @@ struct APIClient: Sendable {
         }
         let response: HTTPClientResponse
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: timeout)
+            response = try await Self.http.execute(request, timeout: timeout)
         } catch {
             throw CLIError("cannot reach the Switchyard server at \(baseURL): \(error) (start one with `yard serve`, or set --url / YARD_URL)")
         }
@@ -51,7 +62,9 @@ struct APIClient: Sendable {
         guard (200..<300).contains(status) else {
             let code = body["error"]?["code"]?.stringValue ?? "http_\(status)"
             var message = body["error"]?["message"]?.stringValue ?? String(buffer: buffer)
-            if let details = body["error"]?["details"]?.arrayValue {
+            if let details = body["error"]?["details"]?.arrayValue, !details.isEmpty {
+                // The details say it all; the message repeats the first of them.
+                if details.count == 1 { message = "" } else if !message.hasPrefix("\(details.count) ") { message = "\(details.count) problems" }
                 for detail in details {
                     if let file = detail["file"]?.stringValue, let line = detail["line"]?.intValue, let column = detail["column"]?.intValue {
                         let path = detail["path"]?.stringValue.map { $0.isEmpty ? "" : " \($0):" } ?? ""
@@ -74,7 +87,7 @@ struct APIClient: Sendable {
         if after > 0 { request.headers.add(name: "Last-Event-ID", value: String(after)) }
         let response: HTTPClientResponse
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .hours(24))
+            response = try await Self.http.execute(request, timeout: .hours(24))
         } catch {
             throw CLIError("cannot reach the Switchyard server at \(baseURL): \(error)")
         }
@@ -85,7 +98,7 @@ struct APIClient: Sendable {
         }
         var parser = ServerSentEventParser()
         for try await chunk in response.body {
-            for event in parser.feed(String(buffer: chunk)) {
+            for event in parser.feed(Array(chunk.readableBytesView)) {
                 let data = (try? JSONDecoder().decode(JSONValue.self, from: Data(event.data.utf8))) ?? .null
                 try await onEvent(event.type, data)
             }
@@ -93,8 +106,9 @@ struct APIClient: Sendable {
     }
 }
 
-/// Splits a Server-Sent Events byte stream into events; an event may arrive split
-/// across chunks, so text is buffered until its blank line.
+/// Splits a Server-Sent Events byte stream into events. Bytes are buffered until an
+/// event's blank line, and only whole events are decoded as UTF-8: an event, or one
+/// character of it, may arrive split across network chunks.
 struct ServerSentEventParser {
     struct Event: Equatable {
         var id: String?
@@ -102,33 +116,43 @@ struct ServerSentEventParser {
         var data: String
     }
 
-    private var pending = ""
+    private var pending: [UInt8] = []
 
-    mutating func feed(_ text: String) -> [Event] {
-        pending += text.replacingOccurrences(of: "\r\n", with: "\n")
+    mutating func feed(_ bytes: [UInt8]) -> [Event] {
+        pending += bytes.filter { $0 != UInt8(ascii: "\r") }
         var events: [Event] = []
-        while let range = pending.range(of: "\n\n") {
-            let block = pending[..<range.lowerBound]
-            pending = String(pending[range.upperBound...])
-            var event = Event(id: nil, type: "message", data: "")
-            var dataLines: [Substring] = []
-            for line in block.split(separator: "\n", omittingEmptySubsequences: false) {
-                if line.hasPrefix(":") { continue }
-                let parts = line.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-                let field = parts[0]
-                var value = parts.count > 1 ? parts[1] : ""
-                if value.hasPrefix(" ") { value = value.dropFirst() }
-                switch field {
-                case "id": event.id = String(value)
-                case "event": event.type = String(value)
-                case "data": dataLines.append(value)
-                default: break
-                }
+        var start = 0
+        var index = 0
+        while index + 1 < pending.count {
+            if pending[index] == UInt8(ascii: "\n") && pending[index + 1] == UInt8(ascii: "\n") {
+                if let event = Self.parse(String(decoding: pending[start..<index], as: UTF8.self)) { events.append(event) }
+                index += 2
+                start = index
+            } else {
+                index += 1
             }
-            event.data = dataLines.joined(separator: "\n")
-            if !dataLines.isEmpty || event.id != nil { events.append(event) }
         }
+        pending.removeFirst(start)
         return events
+    }
+
+    private static func parse(_ block: String) -> Event? {
+        var event = Event(id: nil, type: "message", data: "")
+        var dataLines: [Substring] = []
+        for line in block.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix(":") { continue }
+            let parts = line.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            var value = parts.count > 1 ? parts[1] : ""
+            if value.hasPrefix(" ") { value = value.dropFirst() }
+            switch parts[0] {
+            case "id": event.id = String(value)
+            case "event": event.type = String(value)
+            case "data": dataLines.append(value)
+            default: break
+            }
+        }
+        event.data = dataLines.joined(separator: "\n")
+        return dataLines.isEmpty && event.id == nil ? nil : event
     }
 }
 

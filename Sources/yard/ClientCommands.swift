@@ -12,16 +12,21 @@ struct Apply: AsyncParsableCommand {
 
     func run() async throws {
         let api = client.client()
-        var all: [JSONValue] = []
+        var files: [JSONValue] = []
         for path in try ResourceFiles.list(file) {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CLIError("cannot read \(path)") }
-            guard ResourceFiles.declaresResources(text) else {
-                if client.output == .table { print("skipped \(path): no `kind:` documents (not a Switchyard resource file)") }
+            // In a directory, other YAML (a scripted expert's rules) is skipped; a file
+            // named on its own is always sent, so its mistakes are reported.
+            if path != file && !ResourceFiles.declaresResources(text) {
+                FileHandle.standardError.write(Data("skipped \(path): no `kind:` documents (not a Switchyard resource file)\n".utf8))
                 continue
             }
-            let response = try await api.send(.POST, "/v1/apply", text: text, contentType: "application/yaml", headers: [("X-Yard-File", path)])
-            all += response.body["applied"]?.arrayValue ?? []
+            files.append(["name": .string(path), "content": .string(text)])
         }
+        guard !files.isEmpty else { throw CLIError("no resource files in \(file)") }
+        // One request, applied all or nothing: files may refer to each other.
+        let response = try await api.send(.POST, "/v1/apply", json: ["files": .array(files)])
+        let all = response.body["applied"]?.arrayValue ?? []
         if client.output == .json {
             Print.json(["applied": .array(all)])
             return

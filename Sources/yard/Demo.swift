@@ -70,12 +70,14 @@ struct Demo: AsyncParsableCommand {
             guard let key = created["api_key"]?.stringValue else { throw CLIError("creating the demo tenant failed") }
             print("created tenant \(tenantName)")
             let api = APIClient(baseURL: url, apiKey: key)
+            var files: [JSONValue] = []
             for path in try ResourceFiles.list(workflows) {
                 guard let text = try? String(contentsOfFile: path, encoding: .utf8), ResourceFiles.declaresResources(text) else { continue }
-                let applied = try await api.send(.POST, "/v1/apply", text: text, contentType: "application/yaml", headers: [("X-Yard-File", path)]).body
-                let names = (applied["applied"]?.arrayValue ?? []).map { "\($0["kind"]?.stringValue ?? "") \($0["name"]?.stringValue ?? "")" }
-                print("applied \((path as NSString).lastPathComponent): \(names.joined(separator: ", "))")
+                files.append(["name": .string(path), "content": .string(text)])
             }
+            let applied = try await api.send(.POST, "/v1/apply", json: ["files": .array(files)]).body
+            let names = (applied["applied"]?.arrayValue ?? []).map { "\($0["kind"]?.stringValue ?? "") \($0["name"]?.stringValue ?? "")" }
+            print("applied \(names.joined(separator: ", ")) from \(workflows)")
             guard let input = try? JSONDecoder().decode(JSONValue.self, from: Data(inputText.utf8)) else { throw ValidationError("--input must be JSON") }
             let started = try await api.send(.POST, "/v1/workflows/\(workflowName)/runs", json: ["input": input]).body
             guard let runID = started["run"]?["id"]?.stringValue else { throw CLIError("the server answered without a run") }

@@ -242,7 +242,7 @@ struct CLITests {
             _ = try Self.write("not yaml at all", to: "notes.txt", in: directory)
             let result = try await Self.yard(server, ["apply", "-f", directory.path])
             #expect(result.status == 0, "\(result)")
-            #expect(result.stdout.contains("skipped \(directory.path)/script.yaml"), "\(result)")
+            #expect(result.stderr.contains("skipped \(directory.path)/script.yaml"), "\(result)")
             let rows = Self.lines(result.stdout).filter { $0.hasPrefix("Workflow") }.map { $0.split(separator: " ").map(String.init) }
             #expect(rows == [["Workflow", "greet", "1", "yes"], ["Workflow", "approval", "1", "yes"]], "\(result)")
             let list = try await Self.yard(server, ["workflows", "list", "--output", "json"])

@@ -222,6 +222,31 @@ public struct ResourceLoader: Sendable {
         return documents
     }
 
+    /// Loads several files as one batch: each file is read on its own (problems keep
+    /// their file names), then references are checked across all of them, so a
+    /// workflow may use an agent from another file of the same batch.
+    public func loadAndValidate(files: [(name: String, text: String)], catalog: ResourceCatalog) throws(ResourceValidationError) -> [ResourceDocument] {
+        var documents: [ResourceDocument] = []
+        var failures: [ResourceValidationError] = []
+        for file in files {
+            do {
+                documents += try load(file.text, file: file.name)
+            } catch {
+                failures.append(error)
+            }
+        }
+        if let first = failures.first {
+            guard failures.count > 1 else { throw first }
+            let issues = failures.flatMap(\.issues)
+            let code: ResourceValidationError.Code = failures.contains { $0.code == .invalidYAML } ? .invalidYAML : .invalidResource
+            let shown = Array(issues.prefix(Self.maxIssues))
+            throw ResourceValidationError(
+                code: code, message: "\(issues.count) problems in \(failures.count) files; the first is \(shown[0].description)", issues: shown)
+        }
+        try validate(documents, catalog: catalog)
+        return documents
+    }
+
     static func describe(_ error: YamlError) -> (Int, Int, String) {
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),

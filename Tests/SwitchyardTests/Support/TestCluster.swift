@@ -26,7 +26,8 @@ actor TestCluster {
         // One cluster per test process, removed at exit: two test runs at once (a
         // developer's and CI's) never share or stop each other's server.
         let root = "/tmp/switchyard-test-pg-\(getuid())-\(getpid())"
-        let started = try EmbeddedPostgres(dataDirectory: root + "/postgres", database: "switchyard").start()
+        // Tests run in parallel, each with a pool or two: room for a few hundred connections.
+        let started = try EmbeddedPostgres(dataDirectory: root + "/postgres", database: "switchyard", maxConnections: 600).start()
         running = started
         TestClusterShutdown.register(started, removing: root)
         return started.configuration
@@ -60,7 +61,9 @@ actor TestCluster {
                 try await Task.sleep(for: .milliseconds(50))
             }
         }
-        return server.with(database: name)
+        var configuration = server.with(database: name)
+        configuration.maxConnections = 6
+        return configuration
     }
 
     func dropDatabase(_ configuration: DatabaseConfiguration) async {

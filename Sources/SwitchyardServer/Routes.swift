@@ -160,12 +160,12 @@ struct RunRoutes {
             guard let stored = try await api.resources.find(kind: .workflow, name: name, tenant: tenant), case .workflow(let spec) = stored.resource else {
                 throw APIError.notFound("workflow \(name)")
             }
+            if let given = body["input"], given != .null, given.objectValue == nil {
+                throw APIError(.unprocessableContent, code: "invalid_input", "`input` must be a JSON object")
+            }
             let input: JSONValue
             do {
                 input = try spec.resolveInputs(.object(body["input"]?.objectValue ?? [:]))
-                if let given = body["input"], given != .null, given.objectValue == nil {
-                    throw APIError(.unprocessableContent, code: "invalid_input", "`input` must be a JSON object")
-                }
             } catch let error as InputValidationError {
                 throw APIError(.unprocessableContent, code: "invalid_input", error.description, details: Self.details(error))
             }

@@ -134,7 +134,7 @@ public final class Engine: Service, Sendable {
         // the lease expires and another process runs the step again.
         guard !Task.isCancelled else { return }
         let saturated = inflight.withLock { $0 } >= configuration.concurrency
-        let runInfo: JSONValue = ["id": .string(claim.runID.uuidString.lowercased()), "tenant": .string(claim.tenantID.uuidString.lowercased()), "workflow": .string(claim.workflow)]
+        let runInfo = Self.runInfo(run: claim.runID, tenant: claim.tenantID, workflow: claim.workflow)
         do {
             let result = try await queue.complete(
                 claim, transition, dependents: workflow.dependents[claim.stepID] ?? [], notifyOthers: saturated,
@@ -159,6 +159,11 @@ public final class Engine: Service, Sendable {
         }
     }
 
+    /// The `run` variable of templates.
+    static func runInfo(run: UUID, tenant: UUID, workflow: String) -> JSONValue {
+        ["id": .string(run.uuidString.lowercased()), "tenant": .string(tenant.uuidString.lowercased()), "workflow": .string(workflow)]
+    }
+
     /// Renews the leases of running steps until cancelled.
     private func renewLeases() async {
         while !Task.isCancelled {
@@ -180,6 +185,13 @@ public final class Engine: Service, Sendable {
                 try await Task.sleep(for: configuration.maintenanceInterval)
                 let reclaimed = try await queue.reclaimExpiredLeases()
                 let woken = try await queue.wakeExpiredWaits()
+                for stalled in try await queue.runsAwaitingEnd() {
+                    let workflow = try await workflows.workflow(tenant: stalled.tenant, name: stalled.workflow, version: stalled.version)
+                    let runInfo = Self.runInfo(run: stalled.run, tenant: stalled.tenant, workflow: stalled.workflow)
+                    _ = try await queue.endRun(stalled.run, tenant: stalled.tenant) { finished in
+                        workflow.finalize(input: stalled.input, run: runInfo, finished: finished)
+                    }
+                }
                 for overdue in try await queue.overdueRuns() {
                     _ = try await runs.finish(
                         overdue.run, tenant: overdue.tenant, status: .failed,

@@ -64,7 +64,7 @@ struct StepExecutor: Sendable {
     /// One attempt, raced against the step's timeout and the run's cancellation.
     private func attempt(_ claim: ClaimedStep, step: StepSpec, workflow: CompiledWorkflow) async -> AttemptOutcome {
         let outputs = claim.finished.compactMapValues { $0.status == .succeeded ? ($0.output ?? .null) : nil }
-        let runInfo: JSONValue = ["id": .string(claim.runID.uuidString.lowercased()), "tenant": .string(claim.tenantID.uuidString.lowercased()), "workflow": .string(claim.workflow)]
+        let runInfo = Engine.runInfo(run: claim.runID, tenant: claim.tenantID, workflow: claim.workflow)
         let scope = TemplateScope(inputs: claim.input, steps: outputs, run: runInfo)
 
         // A step that reads the output of a skipped step is skipped too.

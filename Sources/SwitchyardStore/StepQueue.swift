@@ -152,9 +152,134 @@ public struct StepQueue: Sendable {
         finalize: RunFinalizer
     ) async throws -> CompletionResult {
         try await retryingDeadlocks {
-            try await database.transaction { connection in
-                try await completeInTransaction(step, transition, dependents: dependents, notifyOthers: notifyOthers, finalize: finalize, connection: connection)
+            switch transition {
+            case .succeeded(let output, let expert):
+                let event = NewEvent("step.succeeded", step: step.stepID, data: ["attempt": .int(step.attempt)])
+                return try await completeInOneStatement(
+                    step, as: .succeeded, output: output, expert: expert, event: event, dependents: dependents, notifyOthers: notifyOthers, finalize: finalize)
+            case .skipped(let reason):
+                let event = NewEvent("step.skipped", step: step.stepID, data: ["reason": .string(reason)])
+                return try await completeInOneStatement(
+                    step, as: .skipped, output: nil, expert: nil, event: event, dependents: dependents, notifyOthers: notifyOthers, finalize: finalize)
+            case .failed, .retry, .wait:
+                return try await database.transaction { connection in
+                    try await completeInTransaction(step, transition, dependents: dependents, notifyOthers: notifyOthers, finalize: finalize, connection: connection)
+                }
             }
+        }
+    }
+
+    /// The hot path, a step that succeeded or was skipped: one statement (so one round
+    /// trip and one implicit transaction) fences the step, makes its successors ready,
+    /// counts it off the run and appends its event. Only the run's last step takes a
+    /// second transaction, to compute the run's output and end it.
+    private func completeInOneStatement(
+        _ step: ClaimedStep, as status: StepStatus, output: JSONValue?, expert: String?, event: NewEvent, dependents: [String],
+        notifyOthers: Bool, finalize: RunFinalizer
+    ) async throws -> CompletionResult {
+        let tenant = step.tenantID
+        let run = step.runID
+        var result: (fenced: Bool, ready: [String], remaining: Int, runStatus: String)?
+        for try await row in try await database.client.query(
+            """
+            WITH fenced AS (
+                UPDATE steps SET status = \(status.rawValue), output = \(output), error = NULL, expert = coalesce(\(expert), expert),
+                       lease_owner = NULL, lease_expires_at = NULL, finished_at = now()
+                WHERE tenant_id = \(tenant) AND run_id = \(run) AND step_id = \(step.stepID)
+                  AND attempt = \(step.attempt) AND lease_owner = \(owner) AND status = 'running'
+                RETURNING 1
+            ), successors AS (
+                UPDATE steps SET pending_needs = pending_needs - 1,
+                       status = CASE WHEN pending_needs = 1 AND status = 'pending' THEN 'ready' ELSE status END,
+                       ready_at = CASE WHEN pending_needs = 1 AND status = 'pending' THEN now() ELSE ready_at END
+                WHERE tenant_id = \(tenant) AND run_id = \(run) AND step_id = ANY(\(dependents)) AND EXISTS (SELECT 1 FROM fenced)
+                RETURNING step_id, status
+            ), counted AS (
+                UPDATE runs SET remaining_steps = remaining_steps - 1, event_seq = event_seq + 1
+                WHERE tenant_id = \(tenant) AND id = \(run) AND EXISTS (SELECT 1 FROM fenced)
+                RETURNING remaining_steps, status, event_seq
+            ), logged AS (
+                INSERT INTO run_events (tenant_id, run_id, seq, type, step_id, data)
+                SELECT \(tenant), \(run), counted.event_seq, \(event.type), \(step.stepID), \(event.data) FROM counted
+            ), ready AS (
+                SELECT coalesce(array_agg(step_id), '{}') AS ids FROM successors WHERE status = 'ready'
+            ), notified AS (
+                SELECT pg_notify(\(NotificationChannel.work), '') FROM ready WHERE \(notifyOthers) AND cardinality(ready.ids) > 0
+            )
+            SELECT EXISTS (SELECT 1 FROM fenced), (SELECT ids FROM ready), coalesce((SELECT remaining_steps FROM counted), -1),
+                   coalesce((SELECT status FROM counted), ''), (SELECT count(*) FROM notified)
+            """, logger: database.logger
+        ).decode((Bool, [String], Int, String, Int).self) {
+            result = (row.0, row.1, row.2, row.3)
+        }
+        guard let result, result.fenced else { return .rejected }
+        var finishedAs: RunStatus?
+        if result.remaining == 0, RunStatus(rawValue: result.runStatus)?.isFinal == false {
+            finishedAs = try await endRun(run, tenant: tenant, finalize: finalize)
+        }
+        return .committed(newlyReady: result.ready, runFinished: finishedAs)
+    }
+
+    /// Runs whose steps are all final but which have not ended: their last step's
+    /// process stopped between committing the step and ending the run.
+    public func runsAwaitingEnd(limit: Int = 100) async throws -> [(tenant: UUID, run: UUID, workflow: String, version: Int, input: JSONValue)] {
+        var result: [(tenant: UUID, run: UUID, workflow: String, version: Int, input: JSONValue)] = []
+        for try await row in try await database.client.query(
+            """
+            SELECT tenant_id, id, workflow, version, input FROM runs
+            WHERE remaining_steps = 0 AND status IN ('queued', 'running', 'waiting')
+            LIMIT \(limit)
+            """, logger: database.logger
+        ).decode((UUID, UUID, String, Int, JSONValue).self) {
+            result.append((tenant: row.0, run: row.1, workflow: row.2, version: row.3, input: row.4))
+        }
+        return result
+    }
+
+    /// Ends a run whose steps are all final, unless it has ended already.
+    public func endRun(_ run: UUID, tenant: UUID, finalize: RunFinalizer) async throws -> RunStatus? {
+        try await retryingDeadlocks {
+            try await database.transaction { connection in
+                let (status, events) = try await finishRun(run, tenant: tenant, finalize: finalize, connection: connection)
+                try await RunRepository.appendEvents(events, run: run, tenant: tenant, connection: connection, logger: database.logger)
+                return status
+            }
+        }
+    }
+
+    /// Ends a run whose steps are all final: its output from the finalizer, or its
+    /// failure, and the parent's step resumed if it is a child. Returns the run's end
+    /// and the events to append.
+    private func finishRun(
+        _ run: UUID, tenant: UUID, finalize: RunFinalizer, connection: PostgresConnection
+    ) async throws -> (RunStatus?, [NewEvent]) {
+        let logger = database.logger
+        var current: RunStatus?
+        for try await value in try await connection.query(
+            "SELECT status FROM runs WHERE tenant_id = \(tenant) AND id = \(run) FOR UPDATE", logger: logger
+        ).decode(String.self) {
+            current = RunStatus(rawValue: value)
+        }
+        guard let current, !current.isFinal else { return (nil, []) }
+        var outputs: [String: FinishedStep] = [:]
+        for try await (id, value, output) in try await connection.query(
+            "SELECT step_id, status, output FROM steps WHERE tenant_id = \(tenant) AND run_id = \(run)", logger: logger
+        ).decode((String, String, JSONValue?).self) {
+            outputs[id] = FinishedStep(status: StepStatus(rawValue: value) ?? .failed, output: output)
+        }
+        switch finalize(outputs) {
+        case .success(let runOutput):
+            try await connection.query(
+                "UPDATE runs SET status = 'succeeded', output = \(runOutput), finished_at = now() WHERE tenant_id = \(tenant) AND id = \(run)",
+                logger: logger)
+            try await RunRepository.resumeParent(of: run, tenant: tenant, status: .succeeded, output: runOutput, error: nil, connection: connection, logger: logger)
+            return (.succeeded, [NewEvent("run.succeeded", data: ["output": runOutput])])
+        case .failure(let e):
+            try await connection.query(
+                "UPDATE runs SET status = 'failed', error = \(e.json), finished_at = now() WHERE tenant_id = \(tenant) AND id = \(run)",
+                logger: logger)
+            try await RunRepository.resumeParent(of: run, tenant: tenant, status: .failed, output: nil, error: e, connection: connection, logger: logger)
+            return (.failed, [NewEvent("run.failed", data: ["error": e.json])])
         }
     }
 
@@ -280,28 +405,9 @@ public struct StepQueue: Sendable {
                 try await connection.query("SELECT pg_notify(\(NotificationChannel.cancel), \(run.uuidString))", logger: logger)
                 try await RunRepository.resumeParent(of: run, tenant: tenant, status: .failed, output: nil, error: failsRun, connection: connection, logger: logger)
             } else if remaining == 0 {
-                var outputs: [String: FinishedStep] = [:]
-                for try await (id, value, output) in try await connection.query(
-                    "SELECT step_id, status, output FROM steps WHERE tenant_id = \(tenant) AND run_id = \(run)", logger: logger
-                ).decode((String, String, JSONValue?).self) {
-                    outputs[id] = FinishedStep(status: StepStatus(rawValue: value) ?? .failed, output: output)
-                }
-                switch finalize(outputs) {
-                case .success(let runOutput):
-                    finishedAs = .succeeded
-                    try await connection.query(
-                        "UPDATE runs SET status = 'succeeded', output = \(runOutput), finished_at = now() WHERE tenant_id = \(tenant) AND id = \(run)",
-                        logger: logger)
-                    events.append(NewEvent("run.succeeded", data: ["output": runOutput]))
-                    try await RunRepository.resumeParent(of: run, tenant: tenant, status: .succeeded, output: runOutput, error: nil, connection: connection, logger: logger)
-                case .failure(let e):
-                    finishedAs = .failed
-                    try await connection.query(
-                        "UPDATE runs SET status = 'failed', error = \(e.json), finished_at = now() WHERE tenant_id = \(tenant) AND id = \(run)",
-                        logger: logger)
-                    events.append(NewEvent("run.failed", data: ["error": e.json]))
-                    try await RunRepository.resumeParent(of: run, tenant: tenant, status: .failed, output: nil, error: e, connection: connection, logger: logger)
-                }
+                let (status, finalEvents) = try await finishRun(run, tenant: tenant, finalize: finalize, connection: connection)
+                finishedAs = status
+                events += finalEvents
             } else if case .wait(let signal, _) = transition {
                 // The signal may have arrived while the step ran: the run row is locked
                 // now, as `deliver` locks it, so a signal committed before is visible

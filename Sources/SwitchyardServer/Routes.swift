@@ -178,8 +178,7 @@ struct RunRoutes {
                     return JSONBody.response(["run": Render.run(finished)], status: .ok)
                 }
             }
-            let latest = try await api.runs.run(run.id, tenant: tenant) ?? run
-            return JSONBody.response(["run": Render.run(latest)], status: created ? .accepted : .ok)
+            return JSONBody.response(["run": Render.run(run)], status: created ? .accepted : .ok)
         }
         group.get("runs") { request, context in
             let query = request.uri.queryParameters

@@ -52,62 +52,65 @@ public struct RunRepository: Sendable {
         self.database = database
     }
 
-    /// Creates a run of a stored workflow version with all its steps, in one transaction.
-    /// With an idempotency key already used by this tenant, returns that run and `created: false`.
+    /// Creates a run of a stored workflow version with all its steps and its first
+    /// event, in one statement (one round trip, one implicit transaction). With an
+    /// idempotency key already used by this tenant, returns that run and `created: false`.
     public func createRun(
         tenant: UUID, workflow: String, version: Int, spec: WorkflowSpec, input: JSONValue, idempotencyKey: String?,
         parent: (run: UUID, step: String)? = nil
     ) async throws -> (run: RunRecord, created: Bool) {
         let runID = UUID()
-        let logger = database.logger
-        let created: Bool = try await database.transaction { connection in
-            let deadline: Int64? = spec.timeout?.milliseconds
-            var depth = 0
-            if let parent {
-                for try await parentDepth in try await connection.query(
-                    "SELECT depth FROM runs WHERE tenant_id = \(tenant) AND id = \(parent.run)", logger: logger
-                ).decode(Int.self) {
-                    depth = parentDepth + 1
-                }
-                guard depth <= ChildRuns.maxDepth else {
-                    throw DatabaseError(.conflict, "child workflows nest deeper than \(ChildRuns.maxDepth) levels (a workflow that starts itself through others?)")
-                }
-            }
-            let inserted = try await connection.query(
-                """
+        let ids = spec.steps.map(\.id)
+        let positions = Array(spec.steps.indices)
+        let needs = spec.steps.map { $0.needs.count }
+        let attempts = spec.steps.map { max(1, $0.retry.maxAttempts) }
+        let deadline: Int64? = spec.timeout?.milliseconds
+        let created: JSONValue = ["workflow": .string(workflow), "version": .int(version), "input": input]
+        var createdAt: Date?
+        var depth = 0
+        for try await row in try await database.client.query(
+            """
+            WITH parent AS (
+                SELECT coalesce((SELECT depth + 1 FROM runs WHERE tenant_id = \(tenant) AND id = \(parent?.run)), 0) AS depth
+            ), run AS (
                 INSERT INTO runs (tenant_id, id, workflow, version, status, input, idempotency_key, remaining_steps, event_seq, deadline,
                                   parent_run_id, parent_step_id, depth)
-                VALUES (\(tenant), \(runID), \(workflow), \(version), 'queued', \(input), \(idempotencyKey), \(spec.steps.count), 1,
-                        now() + \(deadline) * interval '1 millisecond', \(parent?.run), \(parent?.step), \(depth))
+                SELECT \(tenant), \(runID), \(workflow), \(version), 'queued', \(input), \(idempotencyKey), \(spec.steps.count), 1,
+                       now() + \(deadline) * interval '1 millisecond', \(parent?.run), \(parent?.step), parent.depth
+                FROM parent WHERE parent.depth <= \(ChildRuns.maxDepth)
                 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-                RETURNING id
-                """, logger: logger
-            ).collect()
-            guard !inserted.isEmpty else { return false }
-            let ids = spec.steps.map(\.id)
-            let positions = Array(spec.steps.indices)
-            let needs = spec.steps.map { $0.needs.count }
-            let attempts = spec.steps.map { max(1, $0.retry.maxAttempts) }
-            try await connection.query(
-                """
+                RETURNING created_at
+            ), steps AS (
                 INSERT INTO steps (tenant_id, run_id, step_id, position, status, pending_needs, max_attempts, ready_at)
                 SELECT \(tenant), \(runID), s.id, s.position, CASE WHEN s.needs = 0 THEN 'ready' ELSE 'pending' END, s.needs, s.attempts,
                        CASE WHEN s.needs = 0 THEN now() END
-                FROM unnest(\(ids)::text[], \(positions)::int[], \(needs)::int[], \(attempts)::int[]) AS s(id, position, needs, attempts)
-                """, logger: logger)
-            try await connection.query(
-                """
+                FROM run, unnest(\(ids)::text[], \(positions)::int[], \(needs)::int[], \(attempts)::int[]) AS s(id, position, needs, attempts)
+            ), event AS (
                 INSERT INTO run_events (tenant_id, run_id, seq, type, data)
-                VALUES (\(tenant), \(runID), 1, 'run.created', \(JSONValue.object(["workflow": .string(workflow), "version": .int(version), "input": input])))
-                """, logger: logger)
-            try await connection.query("SELECT pg_notify(\(NotificationChannel.work), '')", logger: logger)
-            return true
+                SELECT \(tenant), \(runID), 1, 'run.created', \(created) FROM run
+            ), notified AS (
+                SELECT pg_notify(\(NotificationChannel.work), '') FROM run
+            )
+            SELECT (SELECT created_at FROM run), (SELECT depth FROM parent), (SELECT count(*) FROM notified)
+            """, logger: database.logger
+        ).decode((Date?, Int, Int).self) {
+            createdAt = row.0
+            depth = row.1
         }
-        if created, let run = try await run(runID, tenant: tenant) {
+        if let createdAt {
+            let steps = spec.steps.map { step in
+                StepRecord(id: step.id, status: step.needs.isEmpty ? .ready : .pending, attempts: 0, expert: nil, output: nil, error: nil, startedAt: nil, finishedAt: nil)
+            }
+            let run = RunRecord(
+                id: runID, tenantID: tenant, workflow: workflow, version: version, status: .queued, input: input, output: nil, error: nil,
+                createdAt: createdAt, startedAt: nil, finishedAt: nil, steps: steps)
             return (run, true)
         }
+        guard depth <= ChildRuns.maxDepth else {
+            throw DatabaseError(.conflict, "child workflows nest deeper than \(ChildRuns.maxDepth) levels (a workflow that starts itself through others?)")
+        }
         guard let idempotencyKey, let existing = try await run(idempotencyKey: idempotencyKey, tenant: tenant) else {
-            throw DatabaseError(.query, "run \(runID) vanished after it was created")
+            throw DatabaseError(.query, "run \(runID) was not created")
         }
         guard existing.workflow == workflow else {
             throw DatabaseError(.conflict, "idempotency key \(idempotencyKey) was already used for a run of workflow \(existing.workflow)")

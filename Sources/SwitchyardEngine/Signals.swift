@@ -27,22 +27,38 @@ final class Wakeup: Sendable {
     func wait(upTo timeout: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                try? await Task.sleep(for: timeout)
-                self.signal()
+                // Only a timer that ran out wakes the waiter: a timer cancelled because
+                // a signal came first must not leave a stale signal for the next wait,
+                // which would return at once and make the dispatcher spin.
+                guard (try? await Task.sleep(for: timeout)) != nil else { return }
+                self.resumeWaiter()
             }
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { state -> Bool in
-                    if state.pending {
-                        state.pending = false
-                        return true
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let resumeNow = state.withLock { state -> Bool in
+                        if state.pending || Task.isCancelled {
+                            state.pending = false
+                            return true
+                        }
+                        state.waiter = continuation
+                        return false
                     }
-                    state.waiter = continuation
-                    return false
+                    if resumeNow { continuation.resume() }
                 }
-                if resumeNow { continuation.resume() }
+            } onCancel: {
+                self.resumeWaiter()
             }
             group.cancelAll()
         }
+    }
+
+    /// Resumes the current waiter, if any, without leaving a pending signal.
+    private func resumeWaiter() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
     }
 }
 

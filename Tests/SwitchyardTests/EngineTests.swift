@@ -412,6 +412,26 @@ struct EngineLeaseTests {
         }
     }
 
+    @Test("a run whose last step committed but whose end did not is ended by the timers")
+    func interruptedEndIsRecovered() async throws {
+        try await withEngine { store, _ in
+            try await store.apply("kind: Workflow\nname: ending\nsteps:\n  - id: only\n    wait_for: never\noutputs:\n  result: \"{{ steps.only.output }}\"\n")
+            let run = try await store.start("ending")
+            _ = try await store.wait(for: run.id, until: [.waiting])
+            // What a process that stopped between the two transactions leaves behind.
+            try await store.database.client.query(
+                """
+                UPDATE steps SET status = 'succeeded', output = '"done"'::jsonb, finished_at = now()
+                WHERE tenant_id = \(store.tenant.id) AND run_id = \(run.id)
+                """)
+            try await store.database.client.query(
+                "UPDATE runs SET remaining_steps = 0, status = 'running' WHERE tenant_id = \(store.tenant.id) AND id = \(run.id)")
+            let ended = try await store.wait(for: run.id)
+            #expect(ended.status == .succeeded)
+            #expect(ended.output == ["result": "done"])
+        }
+    }
+
     @Test("a claim takes a batch of ready steps in one statement, each only once")
     func batchClaim() async throws {
         try await withTestStore { store in

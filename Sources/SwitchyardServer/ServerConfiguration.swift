@@ -13,7 +13,7 @@ import Yams
 /// admin_key: …                    # else YARD_ADMIN_KEY
 /// engine: { concurrency: 64, lease: 30s }
 /// experts:
-///   flash: { provider: scripted, script: Workflows/demo-script.yaml }
+///   flash: { provider: openai, model: deepseek-v4-flash, api_key_env: DEEPSEEK_API_KEY }
 ///   pro:   { provider: scripted, script: Workflows/demo-script.yaml }
 /// ```
 public struct ServerConfiguration: Sendable {
@@ -28,9 +28,21 @@ public struct ServerConfiguration: Sendable {
 
     public init() {}
 
-    /// The defaults when no `experts:` are configured: both experts scripted from the
-    /// demo script that ships in `Workflows/`.
-    public static func defaultExperts(workflowsDirectory: String?) -> [String: ExpertConfiguration] {
+    /// The defaults when no `experts:` are configured. With `DEEPSEEK_API_KEY` in the
+    /// environment, `flash` and `pro` are DeepSeek's V4 Flash and Pro; without it both
+    /// are scripted from the demo script that ships in `Workflows/`, so that a server
+    /// without a key still runs the demo instead of failing every model step.
+    public static func defaultExperts(
+        workflowsDirectory: String?, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> [String: ExpertConfiguration] {
+        if let key = environment["DEEPSEEK_API_KEY"], !key.isEmpty {
+            return [
+                "flash": ExpertConfiguration(
+                    provider: "openai", model: "deepseek-v4-flash", baseURL: ExpertConfiguration.deepSeekBaseURL, apiKeyEnv: "DEEPSEEK_API_KEY"),
+                "pro": ExpertConfiguration(
+                    provider: "openai", model: "deepseek-v4-pro", baseURL: ExpertConfiguration.deepSeekBaseURL, apiKeyEnv: "DEEPSEEK_API_KEY"),
+            ]
+        }
         let script = (workflowsDirectory ?? "Workflows") + "/demo-script.yaml"
         return [
             "flash": ExpertConfiguration(provider: "scripted", script: script, model: "scripted-flash"),
@@ -76,7 +88,7 @@ public struct ServerConfiguration: Sendable {
                 }
                 if let experts = node["experts"]?.mapping {
                     for (name, entry) in experts {
-                        try checkKeys(entry, allowed: ["provider", "script", "model"], path: "experts.\(name.string ?? "?").", file: file)
+                        try checkKeys(entry, allowed: ExpertConfiguration.keys, path: "experts.\(name.string ?? "?").", file: file)
                     }
                 }
             }
@@ -90,6 +102,13 @@ public struct ServerConfiguration: Sendable {
             configuration.databaseURL = raw.database_url
             configuration.adminKey = raw.admin_key
             configuration.experts = raw.experts ?? [:]
+            for (name, entry) in configuration.experts.sorted(by: { $0.key < $1.key }) {
+                do {
+                    try entry.validate(name: name)
+                } catch {
+                    throw ConfigurationError("\(file): \(error.message)")
+                }
+            }
             if let engine = raw.engine {
                 if let concurrency = engine.concurrency {
                     guard concurrency > 0 else { throw ConfigurationError("\(file): engine.concurrency must be positive") }

@@ -374,8 +374,9 @@ struct StepExecutor: Sendable {
         case .success(let response):
             return response
         case .failure(let error):
-            let retryable = error.code != .unknownExpert
-            throw StepFailure("model_error", "\(expert.name): \(error.message)", retryable: retryable)
+            // A step retry repeats the call: only where the same request may succeed
+            // (a refused key or a malformed request fails the same way every time).
+            throw StepFailure("model_error", "\(expert.name): \(error.message)", retryable: error.isRetryable)
         }
     }
 

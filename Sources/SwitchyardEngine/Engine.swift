@@ -41,7 +41,9 @@ public final class Engine: Service, Sendable {
     let logger: Logger
     let wakeup = Wakeup()
     let cancellations = RunCancellations()
-    private let inflight = Mutex(0)
+    /// The steps this process is running, by run and step: their leases are the ones
+    /// the heartbeat renews, and their count is what the dispatcher has in use.
+    private let running = Mutex<[String: ClaimedStep]>([:])
     private let stopping = Mutex(false)
 
     public init(database: Database, experts: ExpertPool, configuration: EngineConfiguration = EngineConfiguration(), logger: Logger = Logger(label: "switchyard.engine")) {
@@ -91,7 +93,7 @@ public final class Engine: Service, Sendable {
     private func dispatch() async {
         await withDiscardingTaskGroup { group in
             while !isStopping {
-                let free = configuration.concurrency - inflight.withLock { $0 }
+                let free = configuration.concurrency - running.withLock { $0.count }
                 var claimed: [ClaimedStep] = []
                 if free > 0 {
                     do {
@@ -108,16 +110,22 @@ public final class Engine: Service, Sendable {
                     await wakeup.wait(upTo: idle)
                     continue
                 }
-                inflight.withLock { $0 += claimed.count }
+                running.withLock { running in
+                    for step in claimed { running[Self.key(step)] = step }
+                }
                 for step in claimed {
                     group.addTask {
                         await self.process(step)
-                        self.inflight.withLock { $0 -= 1 }
+                        _ = self.running.withLock { $0.removeValue(forKey: Self.key(step)) }
                         self.wakeup.signal()
                     }
                 }
             }
         }
+    }
+
+    static func key(_ step: ClaimedStep) -> String {
+        "\(step.runID)/\(step.stepID)"
     }
 
     /// Runs one claimed step and commits its outcome.
@@ -126,14 +134,15 @@ public final class Engine: Service, Sendable {
         do {
             workflow = try await workflows.workflow(tenant: claim.tenantID, name: claim.workflow, version: claim.version)
         } catch {
-            logger.error("cannot load the workflow of a claimed step", metadata: ["run": "\(claim.runID)", "error": "\(error)"])
+            logger.error("cannot load the workflow of a claimed step; releasing it", metadata: ["run": "\(claim.runID)", "error": "\(error)"])
+            try? await queue.release(claim)
             return
         }
         guard let transition = await executor.execute(claim, workflow: workflow) else { return }
         // A process being torn down does not record outcomes its cancellation caused;
         // the lease expires and another process runs the step again.
         guard !Task.isCancelled else { return }
-        let saturated = inflight.withLock { $0 } >= configuration.concurrency
+        let saturated = running.withLock { $0.count } >= configuration.concurrency
         let runInfo = Self.runInfo(run: claim.runID, tenant: claim.tenantID, workflow: claim.workflow)
         do {
             let result = try await queue.complete(
@@ -153,9 +162,10 @@ public final class Engine: Service, Sendable {
                 }
             }
         } catch {
-            logger.error("completing a step failed; its lease will expire and it will run again", metadata: [
+            logger.error("completing a step failed; releasing its lease so that it runs again", metadata: [
                 "run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(Database.describe(error))",
             ])
+            try? await queue.release(claim)
         }
     }
 
@@ -169,7 +179,8 @@ public final class Engine: Service, Sendable {
         while !Task.isCancelled {
             do {
                 try await Task.sleep(for: configuration.effectiveHeartbeat)
-                try await queue.heartbeat(lease: configuration.lease)
+                let steps = running.withLock { Array($0.values) }
+                try await queue.heartbeat(steps, lease: configuration.lease)
             } catch is CancellationError {
                 return
             } catch {
@@ -192,6 +203,7 @@ public final class Engine: Service, Sendable {
                         workflow.finalize(input: stalled.input, run: runInfo, finished: finished)
                     }
                 }
+                try await runs.cancelOrphans()
                 for overdue in try await queue.overdueRuns() {
                     _ = try await runs.finish(
                         overdue.run, tenant: overdue.tenant, status: .failed,

@@ -7,6 +7,10 @@ final class Wakeup: Sendable {
     private struct State {
         var pending = false
         var waiter: CheckedContinuation<Void, Never>?
+        /// Counts waits, so that a timer knows whether its wait is still the current one.
+        var generation = 0
+        /// The current wait's timer ran out before the wait stored its continuation.
+        var expired = false
     }
 
     private let state = Mutex(State())
@@ -25,18 +29,23 @@ final class Wakeup: Sendable {
 
     /// Returns at the next signal, after `timeout`, or when the task is cancelled.
     func wait(upTo timeout: Duration) async {
+        let generation = state.withLock { state -> Int in
+            state.generation += 1
+            state.expired = false
+            return state.generation
+        }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 // Only a timer that ran out wakes the waiter: a timer cancelled because
                 // a signal came first must not leave a stale signal for the next wait,
                 // which would return at once and make the dispatcher spin.
                 guard (try? await Task.sleep(for: timeout)) != nil else { return }
-                self.resumeWaiter()
+                self.expire(generation)
             }
             await withTaskCancellationHandler {
                 await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                     let resumeNow = state.withLock { state -> Bool in
-                        if state.pending || Task.isCancelled {
+                        if state.pending || state.expired || Task.isCancelled {
                             state.pending = false
                             return true
                         }
@@ -46,17 +55,23 @@ final class Wakeup: Sendable {
                     if resumeNow { continuation.resume() }
                 }
             } onCancel: {
-                self.resumeWaiter()
+                self.expire(generation)
             }
             group.cancelAll()
         }
     }
 
-    /// Resumes the current waiter, if any, without leaving a pending signal.
-    private func resumeWaiter() {
+    /// Ends wait number `generation`: resumes it if it is waiting, or marks it so that
+    /// it returns as soon as it would start waiting. An older wait's timer does nothing.
+    private func expire(_ generation: Int) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            defer { state.waiter = nil }
-            return state.waiter
+            guard state.generation == generation else { return nil }
+            guard let waiter = state.waiter else {
+                state.expired = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter
         }
         waiter?.resume()
     }
@@ -75,6 +90,10 @@ final class RunCancellations: Sendable {
 
     func cancel(_ run: UUID) {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            // Every process hears of every cancelled run; the set only has to bridge the
+            // moment between a step's claim and its wait, so an old backlog can go
+            // (the database fence still stops any late completion).
+            if state.cancelled.count >= 10_000 { state.cancelled.removeAll(keepingCapacity: true) }
             state.cancelled.insert(run)
             return Array(state.waiters.removeValue(forKey: run)?.values ?? [:].values)
         }

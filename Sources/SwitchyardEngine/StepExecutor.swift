@@ -38,9 +38,19 @@ struct StepExecutor: Sendable {
     let configuration: EngineConfiguration
     let logger: Logger
 
+    /// How many times a step may lose its lease beyond its retry budget.
+    static let lostLeaseAllowance = 2
+
     func execute(_ claim: ClaimedStep, workflow: CompiledWorkflow) async -> StepTransition? {
         guard let step = workflow.steps[claim.stepID] else {
             return .failed(ErrorRecord(code: "step_missing", message: "step \(claim.stepID) is not in \(claim.workflow) v\(claim.version)"), continueRun: false, expert: nil)
+        }
+        // Attempts past the retry budget come only from expired leases: the step keeps
+        // losing its process (it may be what crashes it). Stop it rather than let it
+        // take down one server after another.
+        if claim.attempt > claim.maxAttempts + Self.lostLeaseAllowance {
+            let error = ErrorRecord(code: "lease_lost", message: "the step lost its lease \(claim.attempt - claim.maxAttempts) times (its process stopped or stalled each time)")
+            return .failed(error, continueRun: step.onError == .continue, expert: nil)
         }
         let outcome = await attempt(claim, step: step, workflow: workflow)
         switch outcome {
@@ -219,6 +229,7 @@ struct StepExecutor: Sendable {
         guard items.count <= configuration.maxFanOut else {
             throw StepFailure("fan_out_limit", "map.over has \(items.count) items; the limit is \(configuration.maxFanOut)", retryable: false)
         }
+        guard !items.isEmpty else { return .array([]) }
         let width = max(1, min(map.concurrency, items.count))
         let results: Result<[JSONValue], StepFailure> = await withTaskGroup(of: (Int, Result<JSONValue, StepFailure>).self) { group in
             var outputs = [JSONValue](repeating: .null, count: items.count)

@@ -131,6 +131,20 @@ public struct Database: Sendable {
         }
     }
 
+    /// Runs `body` again when PostgreSQL broke a deadlock by aborting it (SQLSTATE 40P01)
+    /// or a serialisation failed (40001); both leave nothing behind.
+    public func retryingDeadlocks<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await body()
+            } catch let error as PSQLError where ["40P01", "40001"].contains(error.serverInfo?[.sqlState] ?? "") && attempt < 5 {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1...20) * attempt))
+            }
+        }
+    }
+
     /// A readable text for PostgresNIO's errors, which hide the server's message in
     /// their default description.
     public static func describe(_ error: any Error) -> String {

@@ -62,7 +62,8 @@ public struct RunRepository: Sendable {
         let runID = UUID()
         let ids = spec.steps.map(\.id)
         let positions = Array(spec.steps.indices)
-        let needs = spec.steps.map { $0.needs.count }
+        // Each distinct need is counted down once, however often it is listed.
+        let needs = spec.steps.map { Set($0.needs).count }
         let attempts = spec.steps.map { max(1, $0.retry.maxAttempts) }
         let deadline: Int64? = spec.timeout?.milliseconds
         let created: JSONValue = ["workflow": .string(workflow), "version": .int(version), "input": input]
@@ -70,14 +71,18 @@ public struct RunRepository: Sendable {
         var depth = 0
         for try await row in try await database.client.query(
             """
-            WITH parent AS (
-                SELECT coalesce((SELECT depth + 1 FROM runs WHERE tenant_id = \(tenant) AND id = \(parent?.run)), 0) AS depth
+            WITH parent_run AS (
+                SELECT depth, status FROM runs WHERE tenant_id = \(tenant) AND id = \(parent?.run) FOR SHARE
+            ), parent AS (
+                -- A child is created only while its parent is live (the shared lock keeps
+                -- it so until this commits); -1 marks a parent that has ended.
+                SELECT coalesce((SELECT CASE WHEN status IN ('queued', 'running', 'waiting') THEN depth + 1 ELSE -1 END FROM parent_run), 0) AS depth
             ), run AS (
                 INSERT INTO runs (tenant_id, id, workflow, version, status, input, idempotency_key, remaining_steps, event_seq, deadline,
                                   parent_run_id, parent_step_id, depth)
                 SELECT \(tenant), \(runID), \(workflow), \(version), 'queued', \(input), \(idempotencyKey), \(spec.steps.count), 1,
                        now() + \(deadline) * interval '1 millisecond', \(parent?.run), \(parent?.step), parent.depth
-                FROM parent WHERE parent.depth <= \(ChildRuns.maxDepth)
+                FROM parent WHERE parent.depth BETWEEN 0 AND \(ChildRuns.maxDepth)
                 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING created_at
             ), steps AS (
@@ -105,6 +110,9 @@ public struct RunRepository: Sendable {
                 id: runID, tenantID: tenant, workflow: workflow, version: version, status: .queued, input: input, output: nil, error: nil,
                 createdAt: createdAt, startedAt: nil, finishedAt: nil, steps: steps)
             return (run, true)
+        }
+        guard depth >= 0 else {
+            throw DatabaseError(.conflict, "the parent run has ended; no child run was started")
         }
         guard depth <= ChildRuns.maxDepth else {
             throw DatabaseError(.conflict, "child workflows nest deeper than \(ChildRuns.maxDepth) levels (a workflow that starts itself through others?)")
@@ -239,7 +247,7 @@ public struct RunRepository: Sendable {
     /// transaction. Used by cancellation and by the run deadline.
     public func finish(_ id: UUID, tenant: UUID, status: RunStatus, error: ErrorRecord) async throws -> RunStatus? {
         let logger = database.logger
-        let outcome: RunStatus? = try await database.transaction { connection in
+        let outcome: RunStatus? = try await database.retryingDeadlocks { try await database.transaction { connection in
             // Steps first, then the run: the same lock order as step completion.
             var cancelledSteps: [String] = []
             for try await stepID in try await connection.query(
@@ -270,7 +278,7 @@ public struct RunRepository: Sendable {
             try await connection.query("SELECT pg_notify(\(NotificationChannel.cancel), \(id.uuidString))", logger: logger)
             try await Self.resumeParent(of: id, tenant: tenant, status: status, output: nil, error: error, connection: connection, logger: logger)
             return status
-        }
+        } }
         if outcome == status {
             try await cancelChildren(of: id, tenant: tenant)
         }
@@ -279,8 +287,10 @@ public struct RunRepository: Sendable {
 
     /// Records a signal and makes the steps waiting for it ready again.
     public func signal(_ id: UUID, tenant: UUID, name: String, data: JSONValue) async throws -> SignalDelivery? {
-        try await database.transaction { connection in
-            try await Self.deliver(signal: name, data: data, run: id, tenant: tenant, connection: connection, logger: database.logger)
+        try await database.retryingDeadlocks {
+            try await database.transaction { connection in
+                try await Self.deliver(signal: name, data: data, run: id, tenant: tenant, connection: connection, logger: database.logger)
+            }
         }
     }
 
@@ -341,6 +351,28 @@ public struct RunRepository: Sendable {
             "run": .string(child.uuidString.lowercased()), "status": .string(status.rawValue), "output": output ?? .null, "error": error?.json ?? .null,
         ]
         _ = try await deliver(signal: ChildRuns.signal(step: parentStep), data: data, run: parentRun, tenant: tenant, connection: connection, logger: logger)
+    }
+
+    /// Cancels live child runs whose parent has ended: `cancelChildren` after a
+    /// parent's end may not have run (the process stopped in between).
+    @discardableResult
+    public func cancelOrphans(limit: Int = 100) async throws -> Int {
+        var orphans: [(UUID, UUID)] = []
+        for try await row in try await database.client.query(
+            """
+            SELECT c.tenant_id, c.id FROM runs c
+            JOIN runs p ON p.tenant_id = c.tenant_id AND p.id = c.parent_run_id
+            WHERE c.parent_run_id IS NOT NULL AND c.status IN ('queued', 'running', 'waiting')
+              AND p.status IN ('succeeded', 'failed', 'cancelled')
+            LIMIT \(limit)
+            """, logger: database.logger
+        ).decode((UUID, UUID).self) {
+            orphans.append(row)
+        }
+        for (tenant, run) in orphans {
+            _ = try await cancel(run, tenant: tenant, reason: "the parent run ended")
+        }
+        return orphans.count
     }
 
     /// Cancels the live child runs of a run (of one of its steps, when given), and

@@ -65,7 +65,7 @@ public struct StepQueue: Sendable {
     /// run's input and finished steps.
     public func claim(limit: Int, lease: Duration) async throws -> [ClaimedStep] {
         guard limit > 0 else { return [] }
-        let leaseMilliseconds = Int64(lease.components.seconds * 1000 + lease.components.attoseconds / 1_000_000_000_000_000)
+        let leaseMilliseconds = Self.milliseconds(lease)
         var claimed: [ClaimedStep] = []
         for try await row in try await database.client.query(
             """
@@ -117,18 +117,38 @@ public struct StepQueue: Sendable {
         return claimed
     }
 
-    /// Extends the leases of every step this process runs; returns how many.
+    /// Extends the leases of the steps this process is running now (not of every row
+    /// it once claimed: a step it gave up on must be let go to expire). Returns how many.
     @discardableResult
-    public func heartbeat(lease: Duration) async throws -> Int {
-        let milliseconds = Int64(lease.components.seconds * 1000)
+    public func heartbeat(_ steps: [ClaimedStep], lease: Duration) async throws -> Int {
+        guard !steps.isEmpty else { return 0 }
+        let milliseconds = Self.milliseconds(lease)
         let rows = try await database.client.query(
             """
-            UPDATE steps SET lease_expires_at = now() + \(milliseconds) * interval '1 millisecond'
-            WHERE lease_owner = \(owner) AND status = 'running'
+            UPDATE steps s SET lease_expires_at = now() + \(milliseconds) * interval '1 millisecond'
+            FROM unnest(\(steps.map(\.tenantID)), \(steps.map(\.runID)), \(steps.map(\.stepID)), \(steps.map(\.attempt)))
+                 AS k(tenant_id, run_id, step_id, attempt)
+            WHERE s.tenant_id = k.tenant_id AND s.run_id = k.run_id AND s.step_id = k.step_id AND s.attempt = k.attempt
+              AND s.lease_owner = \(owner) AND s.status = 'running'
             RETURNING 1
             """, logger: database.logger
         ).collect()
         return rows.count
+    }
+
+    /// Lets go of a claimed step this process will not finish, so that it expires now
+    /// and any process may run it again, instead of after the whole lease.
+    public func release(_ step: ClaimedStep) async throws {
+        try await database.client.query(
+            """
+            UPDATE steps SET lease_expires_at = now()
+            WHERE tenant_id = \(step.tenantID) AND run_id = \(step.runID) AND step_id = \(step.stepID)
+              AND attempt = \(step.attempt) AND lease_owner = \(owner) AND status = 'running'
+            """, logger: database.logger)
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 
     /// The data of a signal delivered to the run, if any.
@@ -151,7 +171,7 @@ public struct StepQueue: Sendable {
         _ step: ClaimedStep, _ transition: StepTransition, dependents: [String], notifyOthers: Bool,
         finalize: RunFinalizer
     ) async throws -> CompletionResult {
-        try await retryingDeadlocks {
+        try await database.retryingDeadlocks {
             switch transition {
             case .succeeded(let output, let expert):
                 let event = NewEvent("step.succeeded", step: step.stepID, data: ["attempt": .int(step.attempt)])
@@ -238,7 +258,7 @@ public struct StepQueue: Sendable {
 
     /// Ends a run whose steps are all final, unless it has ended already.
     public func endRun(_ run: UUID, tenant: UUID, finalize: RunFinalizer) async throws -> RunStatus? {
-        try await retryingDeadlocks {
+        try await database.retryingDeadlocks {
             try await database.transaction { connection in
                 let (status, events) = try await finishRun(run, tenant: tenant, finalize: finalize, connection: connection)
                 try await RunRepository.appendEvents(events, run: run, tenant: tenant, connection: connection, logger: database.logger)
@@ -541,20 +561,6 @@ public struct StepQueue: Sendable {
     public func appendEvents(_ events: [NewEvent], run: UUID, tenant: UUID) async throws {
         try await database.transaction { connection in
             try await RunRepository.appendEvents(events, run: run, tenant: tenant, connection: connection, logger: database.logger)
-        }
-    }
-
-    /// Runs `body` again when PostgreSQL broke a deadlock by aborting it (SQLSTATE 40P01)
-    /// or a serialisation failed (40001); both leave nothing behind.
-    private func retryingDeadlocks<T: Sendable>(_ body: () async throws -> T) async throws -> T {
-        var attempt = 0
-        while true {
-            do {
-                return try await body()
-            } catch let error as PSQLError where ["40P01", "40001"].contains(error.serverInfo?[.sqlState] ?? "") && attempt < 5 {
-                attempt += 1
-                try await Task.sleep(for: .milliseconds(Int.random(in: 1...20) * attempt))
-            }
         }
     }
 }

@@ -363,6 +363,36 @@ struct EngineLifecycleTests {
         }
     }
 
+    @Test("a `map` over an empty list outputs an empty list")
+    func emptyMap() async throws {
+        try await withEngine { store, _ in
+            try await store.apply(
+                """
+                kind: Workflow
+                name: nothing-to-do
+                inputs:
+                  items: { type: array, default: [] }
+                steps:
+                  - id: each
+                    map:
+                      over: "{{ inputs.items }}"
+                      step: { prompt: "Tag {{ item }}" }
+                """)
+            let run = try await store.wait(for: try await store.start("nothing-to-do").id)
+            #expect(run.status == .succeeded)
+            #expect(run.steps.first?.output == [])
+        }
+    }
+
+    @Test("a need listed twice is waited for once")
+    func duplicateNeeds() async throws {
+        try await withEngine { store, _ in
+            try await store.apply("kind: Workflow\nname: twice\nsteps:\n  - id: a\n    transform: x\n  - id: b\n    needs: [a, a]\n    transform: y\n")
+            let run = try await store.wait(for: try await store.start("twice").id)
+            #expect(run.status == .succeeded)
+        }
+    }
+
     @Test("a trigger with a used idempotency key returns the first run")
     func idempotentTrigger() async throws {
         try await withTestStore { store in

@@ -62,19 +62,41 @@ public struct StepQueue: Sendable {
 
     /// Claims up to `limit` ready steps in one statement: marks them running under a
     /// lease, bumps their attempt, records `step.started` and returns them with their
-    /// run's input and finished steps.
+    /// run's input and finished steps. Steps are taken in weighted round robin across
+    /// tenants (oldest first within each), so a tenant's backlog never holds up
+    /// another tenant's work.
     public func claim(limit: Int, lease: Duration) async throws -> [ClaimedStep] {
         guard limit > 0 else { return [] }
         let leaseMilliseconds = Self.milliseconds(lease)
         var claimed: [ClaimedStep] = []
         for try await row in try await database.client.query(
             """
-            WITH picked AS (
-                SELECT tenant_id, run_id, step_id FROM steps
-                WHERE status = 'ready' AND ready_at <= now()
-                ORDER BY ready_at
+            WITH RECURSIVE ready_tenants(tenant_id) AS (
+                -- The tenants with ready work, by a skip scan of steps_ready_by_tenant.
+                (SELECT tenant_id FROM steps WHERE status = 'ready' AND ready_at <= now() ORDER BY tenant_id LIMIT 1)
+                UNION ALL
+                SELECT (SELECT s.tenant_id FROM steps s
+                        WHERE s.status = 'ready' AND s.ready_at <= now() AND s.tenant_id > r.tenant_id
+                        ORDER BY s.tenant_id LIMIT 1)
+                FROM ready_tenants r WHERE r.tenant_id IS NOT NULL
+            ), candidates AS (
+                -- Each tenant's oldest ready steps, locked, numbered in turn.
+                SELECT c.tenant_id, c.run_id, c.step_id, c.ready_at, t.weight,
+                       row_number() OVER (PARTITION BY c.tenant_id ORDER BY c.ready_at) AS turn
+                FROM ready_tenants r
+                JOIN tenants t ON t.id = r.tenant_id
+                CROSS JOIN LATERAL (
+                    SELECT tenant_id, run_id, step_id, ready_at FROM steps
+                    WHERE tenant_id = r.tenant_id AND status = 'ready' AND ready_at <= now()
+                    ORDER BY ready_at
+                    LIMIT \(limit)
+                    FOR UPDATE SKIP LOCKED
+                ) c
+            ), picked AS (
+                -- Round robin weighted by tenant: a tenant of weight 2 gets two turns per round.
+                SELECT tenant_id, run_id, step_id FROM candidates
+                ORDER BY ceil(turn::float8 / weight), ready_at
                 LIMIT \(limit)
-                FOR UPDATE SKIP LOCKED
             ), claimed AS (
                 UPDATE steps s SET status = 'running', attempt = s.attempt + 1, lease_owner = \(owner),
                        lease_expires_at = now() + \(leaseMilliseconds) * interval '1 millisecond',

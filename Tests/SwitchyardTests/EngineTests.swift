@@ -462,6 +462,33 @@ struct EngineLeaseTests {
         }
     }
 
+    @Test("claims take tenants in turn, by weight: one tenant's backlog does not hold up another's first step")
+    func fairClaims() async throws {
+        try await withTestStore { store in
+            let workflow = "kind: Workflow\nname: one\nsteps:\n  - id: a\n    transform: x\n"
+            try await store.apply(workflow)
+            for _ in 0..<30 { _ = try await store.start("one") }
+            // A second tenant, with one run, triggered after the whole backlog.
+            let (other, key) = try await store.tenants.createTenant(name: "other-\(UUID().uuidString.prefix(8).lowercased())")
+            let otherStore = TestStore(database: store.database, tenant: other, apiKey: key)
+            try await otherStore.apply(workflow)
+            let late = try await otherStore.start("one")
+
+            let queue = StepQueue(database: store.database)
+            let first = try await queue.claim(limit: 4, lease: .seconds(30))
+            #expect(first.count == 4)
+            #expect(first.contains { $0.runID == late.id })
+            #expect(first.filter { $0.tenantID == store.tenant.id }.count == 3)
+
+            // With weight 3 against 1, the busy tenant gets three turns per round.
+            try await store.database.client.query("UPDATE tenants SET weight = 3 WHERE id = \(store.tenant.id)")
+            for _ in 0..<3 { _ = try await otherStore.start("one") }
+            let second = try await queue.claim(limit: 8, lease: .seconds(30))
+            #expect(second.filter { $0.tenantID == store.tenant.id }.count == 6)
+            #expect(second.filter { $0.tenantID == other.id }.count == 2)
+        }
+    }
+
     @Test("a claim takes a batch of ready steps in one statement, each only once")
     func batchClaim() async throws {
         try await withTestStore { store in

@@ -66,6 +66,12 @@ public final class Engine: Service, Sendable {
         wakeup.signal()
     }
 
+    /// Whether every slot is taken: work created here should then wake other
+    /// processes' engines too, rather than wait for a slot here.
+    public var isSaturated: Bool {
+        running.withLock { $0.count } >= configuration.concurrency
+    }
+
     public func run() async throws {
         logger.info("engine started", metadata: ["owner": "\(owner)", "concurrency": "\(configuration.concurrency)"])
         await withDiscardingTaskGroup { group in

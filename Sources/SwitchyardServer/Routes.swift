@@ -15,14 +15,21 @@ public struct APIDependencies: Sendable {
     public var loader: ResourceLoader
     /// Called after a run is created, so the local dispatcher starts at once.
     public var onRunCreated: @Sendable () -> Void
+    /// Whether a new run should also wake other processes' engines (the local one is
+    /// busy); see ``RunRepository/createRun(tenant:workflow:version:spec:input:idempotencyKey:parent:notify:)``.
+    public var shouldWakeOthers: @Sendable () -> Bool
 
-    public init(database: Database, loader: ResourceLoader = ResourceLoader(), onRunCreated: @escaping @Sendable () -> Void = {}) {
+    public init(
+        database: Database, loader: ResourceLoader = ResourceLoader(), onRunCreated: @escaping @Sendable () -> Void = {},
+        shouldWakeOthers: @escaping @Sendable () -> Bool = { true }
+    ) {
         self.database = database
         self.tenants = TenantRepository(database: database)
         self.resources = ResourceRepository(database: database)
         self.runs = RunRepository(database: database)
         self.loader = loader
         self.onRunCreated = onRunCreated
+        self.shouldWakeOthers = shouldWakeOthers
     }
 }
 
@@ -170,7 +177,8 @@ struct RunRoutes {
                 throw APIError(.unprocessableContent, code: "invalid_input", error.description, details: Self.details(error))
             }
             let (run, created) = try await api.runs.createRun(
-                tenant: tenant, workflow: name, version: stored.version, spec: spec, input: input, idempotencyKey: idempotencyKey)
+                tenant: tenant, workflow: name, version: stored.version, spec: spec, input: input, idempotencyKey: idempotencyKey,
+                notify: api.shouldWakeOthers())
             if created { api.onRunCreated() }
             if let wait, !run.status.isFinal {
                 let finished = try await waitForFinish(run.id, tenant: tenant, seconds: wait)

@@ -30,7 +30,7 @@ public struct SwitchyardServer: Sendable {
         self.database = Database(configuration: database, logger: logger)
         let engine = Engine(database: self.database, experts: experts, configuration: configuration.engine, logger: logger)
         self.engine = engine
-        self.api = APIDependencies(database: self.database, onRunCreated: { engine.poke() })
+        self.api = APIDependencies(database: self.database, onRunCreated: { engine.poke() }, shouldWakeOthers: { engine.isSaturated })
     }
 
     /// Runs until SIGTERM or SIGINT, or until `stop` returns, then shuts down gracefully:

@@ -55,9 +55,13 @@ public struct RunRepository: Sendable {
     /// Creates a run of a stored workflow version with all its steps and its first
     /// event, in one statement (one round trip, one implicit transaction). With an
     /// idempotency key already used by this tenant, returns that run and `created: false`.
+    ///
+    /// `notify` sends the `work` notification that wakes idle engines elsewhere. A
+    /// caller whose own engine will take the run at once passes false: NOTIFY
+    /// serialises committing transactions, and run creation is the busiest path.
     public func createRun(
         tenant: UUID, workflow: String, version: Int, spec: WorkflowSpec, input: JSONValue, idempotencyKey: String?,
-        parent: (run: UUID, step: String)? = nil
+        parent: (run: UUID, step: String)? = nil, notify: Bool = true
     ) async throws -> (run: RunRecord, created: Bool) {
         let runID = UUID()
         let ids = spec.steps.map(\.id)
@@ -94,7 +98,7 @@ public struct RunRepository: Sendable {
                 INSERT INTO run_events (tenant_id, run_id, seq, type, data)
                 SELECT \(tenant), \(runID), 1, 'run.created', \(created) FROM run
             ), notified AS (
-                SELECT pg_notify(\(NotificationChannel.work), '') FROM run
+                SELECT pg_notify(\(NotificationChannel.work), '') FROM run WHERE \(notify)
             )
             SELECT (SELECT created_at FROM run), (SELECT depth FROM parent), (SELECT count(*) FROM notified)
             """, logger: database.logger

@@ -70,7 +70,8 @@ struct EngineBench: AsyncParsableCommand {
             // Latency: one run at a time on an idle engine, trigger commit to step start.
             var latencies: [Double] = []
             for _ in 0..<sampleCount {
-                let (run, _) = try await runs.createRun(tenant: tenant.id, workflow: "noop", version: stored.version, spec: spec, input: [:], idempotencyKey: nil)
+                let (run, _) = try await runs.createRun(
+                    tenant: tenant.id, workflow: "noop", version: stored.version, spec: spec, input: [:], idempotencyKey: nil, notify: engine.isSaturated)
                 engine.poke()
                 while try await runs.status(of: run.id, tenant: tenant.id)?.isFinal != true {
                     try await Task.sleep(for: .milliseconds(1))
@@ -96,7 +97,11 @@ struct EngineBench: AsyncParsableCommand {
                 for worker in 0..<8 {
                     creators.addTask {
                         for _ in stride(from: worker, to: runCount, by: 8) {
-                            _ = try await runs.createRun(tenant: tenant.id, workflow: "noop", version: stored.version, spec: spec, input: [:], idempotencyKey: nil)
+                            // As the API does: wake other engines only when this one is full.
+                            _ = try await runs.createRun(
+                                tenant: tenant.id, workflow: "noop", version: stored.version, spec: spec, input: [:], idempotencyKey: nil,
+                                notify: engine.isSaturated)
+                            engine.poke()
                         }
                     }
                 }

@@ -315,14 +315,28 @@ public struct ModelStepSpec: Sendable, Hashable, Codable {
     public var maxTokens: Int?
     /// JSON Schema the answer must satisfy; the answer is then parsed as JSON.
     public var output: JSONValue?
+    /// A declared hint for the `auto` gate: `easy`, `medium` or `hard`.
+    public var difficulty: String?
+    /// An expression over `output` (the answer) that must be truthy. Under `cascade`
+    /// a false check escalates flash's answer to pro; otherwise it fails the attempt.
+    public var check: Template?
+    /// A question about `output` that flash answers yes or no; "no" counts as a
+    /// failed check, as for ``check``.
+    public var verify: Template?
 
-    public init(prompt: Template, model: Template? = nil, agent: String? = nil, thinking: Bool? = nil, maxTokens: Int? = nil, output: JSONValue? = nil) {
+    public init(
+        prompt: Template, model: Template? = nil, agent: String? = nil, thinking: Bool? = nil, maxTokens: Int? = nil, output: JSONValue? = nil,
+        difficulty: String? = nil, check: Template? = nil, verify: Template? = nil
+    ) {
         self.prompt = prompt
         self.model = model
         self.agent = agent
         self.thinking = thinking
         self.maxTokens = maxTokens
         self.output = output
+        self.difficulty = difficulty
+        self.check = check
+        self.verify = verify
     }
 }
 
@@ -420,12 +434,27 @@ public struct HTTPToolSpec: Sendable, Hashable, Codable {
     public var method: String
     public var url: String
     public var headers: [String: String]
+    /// Default ``defaultTimeout``, at most ``maxTimeout``.
     public var timeout: TimeSpan?
+    /// Reading stops, and the call fails, past this many bytes of response body.
+    public var maxResponseBytes: Int?
 
-    public init(method: String = "POST", url: String, headers: [String: String] = [:], timeout: TimeSpan? = nil) {
+    public static let defaultTimeout = TimeSpan(milliseconds: 10_000)
+    public static let maxTimeout = TimeSpan(milliseconds: 60_000)
+    public static let defaultMaxResponseBytes = 1 << 20
+    public static let maxResponseBytesLimit = 16 << 20
+
+    public init(method: String = "POST", url: String, headers: [String: String] = [:], timeout: TimeSpan? = nil, maxResponseBytes: Int? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
         self.timeout = timeout
+        self.maxResponseBytes = maxResponseBytes
     }
+}
+
+/// Tools every tenant has without applying them. A Tool resource cannot take one of
+/// these names. Their implementations live in SwitchyardTools.
+public enum BuiltinTools {
+    public static let names: Set<String> = ["http_get", "json_query", "current_time"]
 }

@@ -63,7 +63,7 @@ extension StepKind {
     /// Every template in this step kind (for a map, its `over` and its inner step's templates).
     public var templates: [Template] {
         switch self {
-        case .model(let m): return [m.prompt] + (m.model.map { [$0] } ?? [])
+        case .model(let m): return [m.prompt] + [m.model, m.check, m.verify].compactMap { $0 }
         case .tool(let t): return ((try? Template.embedded(in: t.with)) ?? []).map(\.template)
         case .map(let m): return [m.over] + m.step.templates
         case .transform(let t): return [t]

@@ -30,9 +30,16 @@ import Testing
             agents: ["helper": AgentSpec(name: "helper", instructions: "old", tools: ["search"])],
             tools: ["search": ToolSpec(name: "search", http: HTTPToolSpec(url: "https://x"))])
         #expect(validateError(yaml, catalog: stored) == nil)
-        // Without the batch's version, the stored agent has tools, which workflows cannot use yet.
         let onlyWorkflow = "kind: Workflow\nname: w\nsteps:\n  - id: a\n    agent: helper\n    prompt: hi\n"
-        #expect(issue(validateError(onlyWorkflow, catalog: stored), "tool execution is not available yet") != nil)
+        #expect(validateError(onlyWorkflow, catalog: stored) == nil)
+    }
+
+    @Test func builtInToolsNeedNoResourceAndTheirNamesAreReserved() throws {
+        #expect(validateError("kind: Agent\nname: helper\ninstructions: x\ntools: [current_time, json_query, http_get]\n") == nil)
+        #expect(validateError("kind: Workflow\nname: w\nsteps:\n  - id: now\n    tool: current_time\n") == nil)
+        let error = try #require(validateError("kind: Tool\nname: http_get\nhttp: { url: \"https://x\" }\n"))
+        let found = try #require(issue(error, "'http_get' is the name of a built-in tool"))
+        #expect(found.path == "name")
     }
 
     @Test func agentToolsMustExistButAgentsWithToolsCanBeStored() throws {
@@ -43,8 +50,8 @@ import Testing
         #expect(validateError("kind: Agent\nname: helper\ninstructions: x\ntools: search\n", catalog: ResourceCatalog(tools: ["search": ToolSpec(name: "search")])) == nil)
     }
 
-    @Test func toolStepsAreRejectedEvenInsideAMap() throws {
-        let error = try #require(validateError("""
+    @Test func toolStepsInsideAMapMustNameAKnownTool() throws {
+        #expect(validateError("""
             kind: Tool
             name: search
             http: { url: "https://kb.example.com" }
@@ -58,9 +65,20 @@ import Testing
                   step: { tool: search, with: { query: "{{ item }}" } }
             inputs:
               q: { type: array }
+            """) == nil)
+        let error = try #require(validateError("""
+            kind: Workflow
+            name: w
+            steps:
+              - id: each
+                map:
+                  over: "{{ inputs.q }}"
+                  step: { tool: search, with: { query: "{{ item }}" } }
+            inputs:
+              q: { type: array }
             """))
-        let found = try #require(issue(error, "tool execution is not available yet: step 'each' calls tool 'search'"))
-        #expect((found.line, found.column, found.path) == (11, 21, "steps[0].map.step.tool"))
+        let found = try #require(issue(error, "unknown tool 'search'"))
+        #expect((found.line, found.column, found.path) == (7, 21, "steps[0].map.step.tool"))
         #expect(error.issues.count == 1)
     }
 
@@ -166,5 +184,42 @@ import Testing
         let data = try JSONEncoder().encode(workflow)
         let decoded = try JSONDecoder().decode(WorkflowSpec.self, from: data)
         #expect(decoded == workflow)
+    }
+}
+
+@Suite struct GateHintTests {
+    @Test func modelStepsDeclareDifficultyAndCascadeChecksOverTheirOutput() throws {
+        let docs = try ResourceLoader().loadAndValidate("""
+            kind: Workflow
+            name: w
+            inputs: { q: { type: string } }
+            steps:
+              - id: answer
+                model: cascade
+                difficulty: hard
+                prompt: "{{ inputs.q }}"
+                check: "{{ output | length > 0 }}"
+                verify: "Does this answer {{ inputs.q }}? {{ output }}"
+            """, file: "w.yaml", catalog: .empty)
+        guard case .workflow(let w) = docs[0].resource, case .model(let m) = w.steps[0].kind else {
+            Issue.record("expected a model step")
+            return
+        }
+        #expect(m.difficulty == "hard")
+        #expect(try m.check?.evaluate(TemplateScope(inputs: [:], extra: ["output": "yes"])) == .bool(true))
+        #expect(m.verify != nil)
+    }
+
+    @Test func outputIsOnlyBoundInChecksAndDifficultyIsAnEnum() throws {
+        let error = try #require(validateError("""
+            kind: Workflow
+            name: w
+            steps:
+              - id: answer
+                prompt: "{{ output }}"
+                difficulty: extreme
+            """))
+        #expect(issue(error, "unknown variable 'output'") != nil)
+        #expect(issue(error, "unknown difficulty 'extreme': expected easy, medium, hard") != nil)
     }
 }

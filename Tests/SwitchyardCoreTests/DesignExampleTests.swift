@@ -104,17 +104,8 @@ let designExample = """
         #expect(docs[3].source.hasPrefix("kind: Workflow\nname: ticket-triage\n"))
     }
 
-    @Test func theDesignExampleIsRejectedBecauseToolExecutionIsNotAvailableYet() throws {
-        let error = try #require(validateError(designExample))
-        #expect(error.code == .invalidResource)
-        let messages = error.issues.map(\.message)
-        #expect(messages.allSatisfy { $0.hasPrefix("tool execution is not available yet: ") })
-        #expect(messages.allSatisfy { $0.hasSuffix("(tools can be applied and stored, but workflows cannot call them)") })
-        let notify = try #require(issue(error, "step 'notify' calls tool 'post_reply'"))
-        #expect((notify.line, notify.column, notify.path) == (56, 11, "steps[4].tool"))
-        let research = try #require(issue(error, "step 'research' uses agent 'support-agent', which has tools search_kb"))
-        #expect((research.line, research.column) == (41, 12))
-        #expect(error.issues.count == 2)
+    @Test func theDesignExampleValidatesWithItsTools() throws {
+        #expect(validateError(designExample) == nil)
     }
 
     @Test func theDesignExampleWithoutToolUseApplies() throws {

@@ -13,7 +13,7 @@ struct CrossReferenceValidator {
     }
 
     var tools: Set<String> {
-        var result = Set(catalog.tools.keys)
+        var result = Set(catalog.tools.keys).union(BuiltinTools.names)
         for d in documents { if case .tool(let t) = d.resource { result.insert(t.name) } }
         return result
     }
@@ -53,9 +53,10 @@ struct CrossReferenceValidator {
                 for (i, step) in workflow.steps.enumerated() {
                     check(step.kind, path: "steps[\(i)]", in: document, workflow: workflow, agents: agents, tools: tools, workflows: workflows)
                 }
-                for issue in ToolExecutionGate.issues(for: workflow, in: document, agents: agents) { issues.add(issue) }
-            case .tool:
-                break
+            case .tool(let tool):
+                if BuiltinTools.names.contains(tool.name) {
+                    issues.add(document.location(of: "name"), path: "name", "'\(tool.name)' is the name of a built-in tool; choose another name")
+                }
             }
         }
     }

@@ -22,7 +22,8 @@ final class DocumentDecoder {
 
     static let kindKeys = ["prompt", "tool", "map", "transform", "workflow", "wait_for"]
     static let commonStepKeys = ["id", "needs", "if", "retry", "timeout", "on_error"]
-    static let modelCompanions = ["model", "agent", "thinking", "max_tokens", "output"]
+    static let modelCompanions = ["model", "agent", "thinking", "max_tokens", "output", "difficulty", "check", "verify"]
+    static let difficulties = ["easy", "medium", "hard"]
     static let stepKeys = commonStepKeys + kindKeys + modelCompanions + ["with"]
     /// A map's inner step may be any kind but `map` (no nesting) and `wait_for` (a
     /// durable wait parks a whole step, not one item of it).
@@ -180,6 +181,8 @@ final class DocumentDecoder {
         var stepIndex: Int?
         /// The map item name bound in a map's inner step.
         var itemName: String?
+        /// Variables bound for this template only (`output` in a model step's `check`).
+        var extraRoots: [String] = []
     }
 
     private var templateUses: [TemplateUse] = []
@@ -219,9 +222,11 @@ final class DocumentDecoder {
         }
     }
 
-    func workflowTemplate(_ node: YNode, _ path: String, step: Int?, item: String?, what: String = "a template string") -> Template? {
+    func workflowTemplate(
+        _ node: YNode, _ path: String, step: Int?, item: String?, what: String = "a template string", extraRoots: [String] = []
+    ) -> Template? {
         guard let t = parseTemplate(node, path, what: what) else { return nil }
-        templateUses.append(TemplateUse(template: t, node: node, path: path, stepIndex: step, itemName: item))
+        templateUses.append(TemplateUse(template: t, node: node, path: path, stepIndex: step, itemName: item, extraRoots: extraRoots))
         return t
     }
 
@@ -410,7 +415,7 @@ final class DocumentDecoder {
     static let httpMethods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
     func decodeHTTP(_ node: YNode, _ path: String) -> HTTPToolSpec? {
-        guard let f = fields(node, path, allowed: ["method", "url", "headers", "timeout"], what: "a tool's http section") else { return nil }
+        guard let f = fields(node, path, allowed: ["method", "url", "headers", "timeout", "max_response_bytes"], what: "a tool's http section") else { return nil }
         var method = "POST"
         if let m = f["method"], let text = string(m, Self.child(path, "method")) {
             if Self.httpMethods.contains(text.uppercased()) {
@@ -450,9 +455,17 @@ final class DocumentDecoder {
                 report(h, p, "expected a mapping of header names to values, got \(h.kindDescription)")
             }
         }
-        let timeout = f["timeout"].flatMap { duration($0, Self.child(path, "timeout")) }
+        var timeout: TimeSpan?
+        if let node = f["timeout"], let t = duration(node, Self.child(path, "timeout")) {
+            if t > HTTPToolSpec.maxTimeout {
+                report(node, Self.child(path, "timeout"), "a tool timeout can be at most \(HTTPToolSpec.maxTimeout)")
+            } else {
+                timeout = t
+            }
+        }
+        let cap = f["max_response_bytes"].flatMap { int($0, Self.child(path, "max_response_bytes"), range: 1...HTTPToolSpec.maxResponseBytesLimit) }
         guard let url else { return nil }
-        return HTTPToolSpec(method: method, url: url, headers: headers, timeout: timeout)
+        return HTTPToolSpec(method: method, url: url, headers: headers, timeout: timeout, maxResponseBytes: cap)
     }
 
     // MARK: Workflow
@@ -728,8 +741,22 @@ final class DocumentDecoder {
         let thinking = f["thinking"].flatMap { bool($0, Self.child(path, "thinking")) }
         let maxTokens = f["max_tokens"].flatMap { int($0, Self.child(path, "max_tokens"), range: 1...1_000_000) }
         let output = f["output"].flatMap { schema($0, Self.child(path, "output")) }
+        var difficulty: String?
+        if let node = f["difficulty"], let d = string(node, Self.child(path, "difficulty")) {
+            if Self.difficulties.contains(d) {
+                difficulty = d
+            } else {
+                report(node, Self.child(path, "difficulty"), "unknown difficulty '\(d)': expected \(Self.difficulties.joined(separator: ", "))")
+                ok = false
+            }
+        }
+        // `check` and `verify` read the answer as `output`, besides what other templates read.
+        let check = f["check"].flatMap { workflowTemplate($0, Self.child(path, "check"), step: step, item: item, what: "an expression", extraRoots: ["output"]) }
+        let verify = f["verify"].flatMap { workflowTemplate($0, Self.child(path, "verify"), step: step, item: item, what: "a question", extraRoots: ["output"]) }
         guard ok, let prompt else { return nil }
-        return ModelStepSpec(prompt: prompt, model: model, agent: agent, thinking: thinking, maxTokens: maxTokens, output: output)
+        return ModelStepSpec(
+            prompt: prompt, model: model, agent: agent, thinking: thinking, maxTokens: maxTokens, output: output,
+            difficulty: difficulty, check: check, verify: verify)
     }
 
     func decodeMap(_ node: YNode, _ path: String, step: Int) -> MapStepSpec? {
@@ -853,6 +880,7 @@ final class DocumentDecoder {
         for use in templateUses {
             var roots = ["inputs", "steps", "run"]
             if let item = use.itemName { roots.append(item) }
+            roots += use.extraRoots
             for reference in use.template.references {
                 func fail(_ message: String) { reportTemplate(use.node, use.path, offset: reference.offset, message) }
                 guard roots.contains(reference.root) else {

@@ -207,8 +207,7 @@ public struct ResourceLoader: Sendable {
     }
 
     /// Checks references between `documents` and to `catalog`: agents and tools used
-    /// by steps, tools used by agents, child workflows; and refuses what this release
-    /// cannot run yet (see ``ToolExecutionGate``).
+    /// by steps, tools used by agents (stored or built in), child workflows.
     public func validate(_ documents: [ResourceDocument], catalog: ResourceCatalog) throws(ResourceValidationError) {
         let issues = IssueCollector(file: documents.first?.location.file ?? "")
         CrossReferenceValidator(documents: documents, catalog: catalog, issues: issues).run()

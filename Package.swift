@@ -30,9 +30,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "SwitchyardGate",
+            dependencies: ["SwitchyardCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "SwitchyardStore",
             dependencies: [
                 "SwitchyardCore",
+                "SwitchyardGate",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -47,11 +53,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
-            swiftSettings: swiftSettings
-        ),
-        .target(
-            name: "SwitchyardGate",
-            dependencies: ["SwitchyardCore"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -83,6 +84,8 @@ let package = Package(
                 "SwitchyardStore",
                 "SwitchyardEngine",
                 "SwitchyardExperts",
+                "SwitchyardGate",
+                "SwitchyardTools",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
@@ -95,6 +98,7 @@ let package = Package(
                 "SwitchyardEngine",
                 "SwitchyardServer",
                 "SwitchyardGate",
+                "SwitchyardTools",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],

@@ -456,5 +456,5 @@ public struct HTTPToolSpec: Sendable, Hashable, Codable {
 /// Tools every tenant has without applying them. A Tool resource cannot take one of
 /// these names. Their implementations live in SwitchyardTools.
 public enum BuiltinTools {
-    public static let names: Set<String> = ["http_get", "json_query", "current_time"]
+    public static let names: Set<String> = ["http_get", "json_query", "current_time", "calculator"]
 }

@@ -5,7 +5,9 @@ import ServiceLifecycle
 import Synchronization
 import SwitchyardCore
 import SwitchyardExperts
+import SwitchyardGate
 import SwitchyardStore
+import SwitchyardTools
 
 /// How one engine process schedules work.
 public struct EngineConfiguration: Sendable, Hashable {
@@ -22,6 +24,8 @@ public struct EngineConfiguration: Sendable, Hashable {
     public var maintenanceInterval: Duration = .seconds(1)
     /// The most items one `map` may fan out to.
     public var maxFanOut: Int = 10_000
+    /// The `auto` gate's threshold for tenants that set none.
+    public var gateThreshold: Double = Gate.defaultThreshold
 
     public init() {}
 
@@ -41,21 +45,36 @@ public final class Engine: Service, Sendable {
     let logger: Logger
     let wakeup = Wakeup()
     let cancellations = RunCancellations()
+    /// Live model deltas for followers of `GET …/events?deltas=1`.
+    public let deltas: DeltaHub
     /// The steps this process is running, by run and step: their leases are the ones
     /// the heartbeat renews, and their count is what the dispatcher has in use.
     private let running = Mutex<[String: ClaimedStep]>([:])
     private let stopping = Mutex(false)
 
-    public init(database: Database, experts: ExpertPool, configuration: EngineConfiguration = EngineConfiguration(), logger: Logger = Logger(label: "switchyard.engine")) {
+    public init(
+        database: Database, experts: ExpertPool, tools: ToolEnvironment, configuration: EngineConfiguration = EngineConfiguration(),
+        gate: Gate = Gate(), logger: Logger = Logger(label: "switchyard.engine")
+    ) {
         self.configuration = configuration
         self.database = database
-        self.queue = StepQueue(database: database)
+        let queue = StepQueue(database: database)
+        self.queue = queue
         self.runs = RunRepository(database: database)
         let resources = ResourceRepository(database: database)
+        let tenants = TenantRepository(database: database)
         self.workflows = WorkflowCache(resources: resources)
         self.logger = logger
+        let deltas = DeltaHub(owner: queue.owner, database: database, logger: logger)
+        self.deltas = deltas
+        let toolbox = Toolbox(
+            resources: resources, secrets: SecretRepository(database: database), tenants: tenants, queue: queue, environment: tools, logger: logger)
+        let models = ModelStepRunner(
+            experts: experts, resources: resources, queue: queue, gate: gate, history: GateRepository(database: database), tenants: tenants,
+            toolbox: toolbox, deltas: deltas, defaultThreshold: configuration.gateThreshold, logger: logger)
         self.executor = StepExecutor(
-            queue: queue, resources: resources, runs: runs, experts: experts, cancellations: cancellations, configuration: configuration, logger: logger)
+            queue: queue, resources: resources, runs: runs, models: models, toolbox: toolbox, cancellations: cancellations,
+            configuration: configuration, logger: logger)
     }
 
     /// This process's lease owner id.
@@ -197,9 +216,14 @@ public final class Engine: Service, Sendable {
 
     /// Periodic timers: expired leases, expired waits, overdue runs.
     private func maintain() async {
+        var lastAnnouncement = ContinuousClock.now
         while !Task.isCancelled {
             do {
                 try await Task.sleep(for: configuration.maintenanceInterval)
+                if ContinuousClock.now - lastAnnouncement >= DeltaHub.announceInterval {
+                    lastAnnouncement = .now
+                    await deltas.announceFollowedRuns()
+                }
                 let reclaimed = try await queue.reclaimExpiredLeases()
                 let woken = try await queue.wakeExpiredWaits()
                 for stalled in try await queue.runsAwaitingEnd() {
@@ -235,7 +259,15 @@ public final class Engine: Service, Sendable {
                 try await database.client.withConnection { connection in
                     let work = try await connection.listen(NotificationChannel.work)
                     let cancel = try await connection.listen(NotificationChannel.cancel)
+                    let watches = try await connection.listen(DeltaHub.watchChannel)
+                    let deltas = try await connection.listen(DeltaHub.deltaChannel)
                     try await withThrowingDiscardingTaskGroup { group in
+                        group.addTask {
+                            for try await notification in watches { self.deltas.noteRemoteWatch(notification.payload) }
+                        }
+                        group.addTask {
+                            for try await notification in deltas { self.deltas.receive(notification.payload) }
+                        }
                         group.addTask {
                             for try await _ in work { self.wakeup.signal() }
                         }

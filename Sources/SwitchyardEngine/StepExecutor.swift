@@ -33,7 +33,8 @@ struct StepExecutor: Sendable {
     let queue: StepQueue
     let resources: ResourceRepository
     let runs: RunRepository
-    let experts: ExpertPool
+    let models: ModelStepRunner
+    let toolbox: Toolbox
     let cancellations: RunCancellations
     let configuration: EngineConfiguration
     let logger: Logger
@@ -203,11 +204,17 @@ struct StepExecutor: Sendable {
         case .transform(let template):
             return (try evaluate(template, scope, field: "transform"), nil)
         case .model(let model):
-            return try await runModel(model, scope: scope, context: context)
+            return try await models.run(model, scope: scope, context: context)
         case .map(let map):
             return (try await runMap(map, scope: scope, context: context), context.lastExpert)
         case .tool(let tool):
-            throw StepFailure("not_supported", "tool \(tool.tool): tool execution is not available yet", retryable: false)
+            let arguments: JSONValue
+            do {
+                arguments = try tool.with.renderTemplates(scope)
+            } catch {
+                throw StepFailure("template_error", "with: \(error.message)", retryable: false)
+            }
+            return (try await toolbox.runStep(tool, arguments: arguments, context: context), nil)
         case .workflow, .waitFor:
             // The loader refuses both inside a map; at the top level `attempt` runs them.
             throw StepFailure("not_supported", "\(kind.keyword) cannot run inside a map", retryable: false)
@@ -266,146 +273,6 @@ struct StepExecutor: Sendable {
             return .success(outputs)
         }
         return .array(try results.get())
-    }
-
-    private func runModel(_ step: ModelStepSpec, scope: TemplateScope, context: CallContext) async throws(StepFailure) -> (JSONValue, String?) {
-        let promptValue = try evaluate(step.prompt, scope, field: "prompt")
-        let prompt = promptValue.stringValue ?? promptValue.compactJSON
-        var agent: AgentSpec?
-        if let name = step.agent {
-            do {
-                guard let stored = try await resources.find(kind: .agent, name: name, tenant: context.claim.tenantID),
-                      case .agent(let spec) = stored.resource
-                else {
-                    throw StepFailure("agent_missing", "agent \(name) does not exist", retryable: false)
-                }
-                agent = spec
-            } catch let failure as StepFailure {
-                throw failure
-            } catch {
-                throw StepFailure("database_error", Database.describe(error), retryable: true)
-            }
-        }
-        let requested = try step.model.map { template throws(StepFailure) in try evaluate(template, scope, field: "model") }?.stringValue
-        let choice = requested ?? agent?.model ?? "flash"
-        let expertName = Self.route(choice)
-        let expert: any Expert
-        do {
-            expert = try experts.expert(named: expertName)
-        } catch {
-            throw StepFailure("unknown_expert", error.message, retryable: false)
-        }
-        context.lastExpert = expertName
-
-        var messages: [ChatMessage] = []
-        var system: [String] = []
-        if let agent { system.append(agent.instructions) }
-        if let schema = step.output {
-            system.append("Answer with a single JSON value (json) that satisfies this JSON Schema: \(schema.compactJSON)")
-        }
-        if !system.isEmpty { messages.append(ChatMessage(.system, system.joined(separator: "\n\n"))) }
-        messages.append(ChatMessage(.user, prompt))
-        let request = ModelRequest(
-            messages: messages, maxTokens: step.maxTokens, thinking: step.thinking, wantsJSON: step.output != nil,
-            tenant: context.claim.tenantID.uuidString.lowercased())
-
-        let response = try await call(expert, request, context: context, choice: choice)
-        guard let schemaValue = step.output else { return (.string(response.text), expertName) }
-        guard let parsed = Self.parseJSONAnswer(response.text) else {
-            throw StepFailure("output_invalid", "the answer is not JSON: \(response.text.prefix(200))", retryable: true)
-        }
-        do {
-            let problems = try JSONSchema(schemaValue).validate(parsed)
-            if !problems.isEmpty {
-                throw StepFailure("output_invalid", "the answer does not match the output schema: \(problems.prefix(5).joined(separator: "; "))", retryable: true)
-            }
-        } catch let failure as StepFailure {
-            throw failure
-        } catch {
-            throw StepFailure("output_invalid", "the output schema is invalid: \(error)", retryable: false)
-        }
-        return (parsed, expertName)
-    }
-
-    /// `flash`, `pro` and other expert names route to themselves. `auto` and `cascade`
-    /// need the gate of the MoE runtime; until it lands they run on `flash`, the
-    /// cheap default, and the `model.called` event says so.
-    static func route(_ choice: String) -> String {
-        switch choice {
-        case "auto", "cascade": "flash"
-        default: choice
-        }
-    }
-
-    /// Calls an expert and records the call row and a `model.called` event, whether the
-    /// call succeeded or not.
-    private func call(_ expert: any Expert, _ request: ModelRequest, context: CallContext, choice: String) async throws(StepFailure) -> ModelResponse {
-        let index = context.nextCallIndex()
-        let startedAt = Date()
-        let clock = ContinuousClock()
-        let start = clock.now
-        let result: Result<ModelResponse, ExpertError>
-        do {
-            result = .success(try await expert.complete(request))
-        } catch {
-            result = .failure(error)
-        }
-        let elapsed = clock.now - start
-        let latency = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
-        if Task.isCancelled, case .failure = result {
-            throw StepFailure("cancelled", "the call was cancelled", retryable: false)
-        }
-        let usage: TokenUsage
-        let model: String
-        switch result {
-        case .success(let response):
-            usage = response.usage
-            model = response.model
-        case .failure(let error):
-            usage = error.usage ?? TokenUsage(promptTokens: 0, completionTokens: 0)
-            model = expert.model
-        }
-        let claim = context.claim
-        let record = ModelCallRecord(
-            tenantID: claim.tenantID, runID: claim.runID, stepID: claim.stepID, attempt: claim.attempt, callIndex: index,
-            expert: expert.name, model: model, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens,
-            latencyMilliseconds: latency, succeeded: (try? result.get()) != nil, error: (result.failure).map { $0.message }, startedAt: startedAt)
-        var event: [String: JSONValue] = [
-            "expert": .string(expert.name), "model": .string(model), "requested": .string(choice), "call": .int(index),
-            "prompt_tokens": .int(usage.promptTokens), "completion_tokens": .int(usage.completionTokens), "latency_ms": .int(latency),
-        ]
-        if case .failure(let error) = result { event["error"] = .string(error.message) }
-        do {
-            try await queue.recordModelCall(record)
-            try await queue.appendEvents([NewEvent("model.called", step: claim.stepID, data: .object(event))], run: claim.runID, tenant: claim.tenantID)
-        } catch {
-            logger.error("could not record a model call", metadata: ["run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(Database.describe(error))"])
-        }
-        switch result {
-        case .success(let response):
-            return response
-        case .failure(let error):
-            // A step retry repeats the call: only where the same request may succeed
-            // (a refused key or a malformed request fails the same way every time).
-            throw StepFailure("model_error", "\(expert.name): \(error.message)", retryable: error.isRetryable)
-        }
-    }
-
-    /// Parses a model's JSON answer, tolerating a Markdown code fence around it.
-    static func parseJSONAnswer(_ text: String) -> JSONValue? {
-        var body = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        if body.hasPrefix("```") {
-            body = String(body.drop(while: { $0 != "\n" }).dropFirst())
-            if body.hasSuffix("```") { body = String(body.dropLast(3)) }
-        }
-        return try? JSONDecoder().decode(JSONValue.self, from: Data(body.utf8))
-    }
-}
-
-extension Result {
-    fileprivate var failure: Failure? {
-        if case .failure(let error) = self { return error }
-        return nil
     }
 }
 

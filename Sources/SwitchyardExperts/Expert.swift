@@ -237,7 +237,30 @@ public protocol Expert: Sendable {
     /// The model it calls, as configured.
     var model: String { get }
     func complete(_ request: ModelRequest) async throws(ExpertError) -> ModelResponse
+    /// The same call, handing out the answer's text as it streams in (for live
+    /// `model.delta` events). Experts that cannot stream answer in one piece.
+    func complete(_ request: ModelRequest, onDelta: DeltaHandler?) async throws(ExpertError) -> ModelResponse
 }
+
+extension Expert {
+    public func complete(_ request: ModelRequest, onDelta: DeltaHandler?) async throws(ExpertError) -> ModelResponse {
+        try await complete(request)
+    }
+}
+
+/// A piece of an answer as it streams in.
+public struct ModelDelta: Sendable, Hashable {
+    public var text: String
+    public var reasoning: String
+
+    public init(text: String, reasoning: String = "") {
+        self.text = text
+        self.reasoning = reasoning
+    }
+}
+
+/// Receives deltas in order; it must return quickly (it runs on the reading task).
+public typealias DeltaHandler = @Sendable (ModelDelta) -> Void
 
 /// A failed model call. `status` is the HTTP-like status the provider answered with,
 /// when there was one; `usage` is what the provider reported before failing, if

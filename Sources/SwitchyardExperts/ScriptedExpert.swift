@@ -11,14 +11,19 @@ public struct ScriptRule: Sendable, Hashable {
     }
 
     public var matcher: Matcher
+    /// Only this expert (`pro`) answers with the rule; nil: any expert.
+    public var expert: String?
     public var reply: String?
+    /// Tool calls to answer with (an agent turn), instead of a final answer.
+    public var toolCalls: [ToolCall] = []
     public var usage: TokenUsage?
     public var delay: TimeSpan?
     /// Fail this many calls with this status, then fall through to the next rules.
     public var failure: (status: Int, times: Int)?
 
     public static func == (lhs: ScriptRule, rhs: ScriptRule) -> Bool {
-        lhs.matcher == rhs.matcher && lhs.reply == rhs.reply && lhs.usage == rhs.usage && lhs.delay == rhs.delay
+        lhs.matcher == rhs.matcher && lhs.expert == rhs.expert && lhs.reply == rhs.reply && lhs.toolCalls == rhs.toolCalls
+            && lhs.usage == rhs.usage && lhs.delay == rhs.delay
             && lhs.failure?.status == rhs.failure?.status && lhs.failure?.times == rhs.failure?.times
     }
 
@@ -55,8 +60,13 @@ public final class ScriptedExpert: Expert {
     }
 
     public func complete(_ request: ModelRequest) async throws(ExpertError) -> ModelResponse {
+        try await complete(request, onDelta: nil)
+    }
+
+    /// Streams a reply word by word when asked to, as a provider would.
+    public func complete(_ request: ModelRequest, onDelta: DeltaHandler?) async throws(ExpertError) -> ModelResponse {
         let text = request.messages.map(\.content).joined(separator: "\n")
-        for (index, rule) in rules.enumerated() where rule.matches(text) {
+        for (index, rule) in rules.enumerated() where (rule.expert == nil || rule.expert == name) && rule.matches(text) {
             if let delay = rule.delay {
                 do {
                     try await Task.sleep(for: delay.duration)
@@ -76,10 +86,32 @@ public final class ScriptedExpert: Expert {
                 }
                 continue
             }
+            if !rule.toolCalls.isEmpty {
+                let calls = rule.toolCalls.enumerated().map { i, call in ToolCall(id: "call_\(index)_\(i)", name: call.name, arguments: call.arguments) }
+                let written = calls.map { $0.name + $0.arguments }.joined()
+                return ModelResponse(
+                    text: rule.reply ?? "", toolCalls: calls, finishReason: "tool_calls", model: model,
+                    usage: rule.usage ?? Self.estimate(prompt: text, reply: written))
+            }
             let reply = rule.reply ?? request.prompt
+            Self.stream(reply, to: onDelta)
             return ModelResponse(text: reply, model: model, usage: rule.usage ?? Self.estimate(prompt: text, reply: reply))
         }
+        Self.stream(request.prompt, to: onDelta)
         return ModelResponse(text: request.prompt, model: model, usage: Self.estimate(prompt: text, reply: request.prompt))
+    }
+
+    private static func stream(_ reply: String, to onDelta: DeltaHandler?) {
+        guard let onDelta else { return }
+        var piece = ""
+        for character in reply {
+            piece.append(character)
+            if character == " " {
+                onDelta(ModelDelta(text: piece))
+                piece = ""
+            }
+        }
+        if !piece.isEmpty { onDelta(ModelDelta(text: piece)) }
     }
 
     static func estimate(prompt: String, reply: String) -> TokenUsage {
@@ -97,7 +129,9 @@ public final class ScriptedExpert: Expert {
     public static func parseRules(_ text: String, file: String) throws(ExpertConfigurationError) -> [ScriptRule] {
         struct RawRule: Decodable {
             var match: String
+            var expert: String?
             var reply: String?
+            var tool_calls: [RawToolCall]?
             var usage: RawUsage?
             var delay: String?
             var fail: RawFailure?
@@ -105,6 +139,11 @@ public final class ScriptedExpert: Expert {
         struct RawUsage: Decodable {
             var prompt_tokens: Int
             var completion_tokens: Int
+        }
+        struct RawToolCall: Decodable {
+            var name: String
+            /// A mapping (sent as its JSON) or a string sent as is (to script malformed arguments).
+            var arguments: JSONValue?
         }
         struct RawFailure: Decodable {
             var status: Int
@@ -137,7 +176,11 @@ public final class ScriptedExpert: Expert {
             }
             rules.append(
                 ScriptRule(
-                    matcher: matcher, reply: rule.reply,
+                    matcher: matcher, expert: rule.expert, reply: rule.reply,
+                    toolCalls: (rule.tool_calls ?? []).map { call in
+                        let arguments = call.arguments ?? .object([:])
+                        return ToolCall(id: "", name: call.name, arguments: arguments.stringValue ?? arguments.compactJSON)
+                    },
                     usage: rule.usage.map { TokenUsage(promptTokens: $0.prompt_tokens, completionTokens: $0.completion_tokens) },
                     delay: delay, failure: rule.fail.map { (status: $0.status, times: $0.times ?? 1) }))
         }

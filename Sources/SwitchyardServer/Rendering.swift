@@ -50,6 +50,8 @@ enum Render {
             "error": error(step.error),
             "started_at": timestamp(step.startedAt),
             "finished_at": timestamp(step.finishedAt),
+            "route": step.route ?? .null,
+            "feedback": step.feedback.map(JSONValue.bool) ?? .null,
         ]
     }
 

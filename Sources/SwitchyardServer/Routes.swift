@@ -5,6 +5,7 @@ import NIOCore
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardStore
+import SwitchyardTools
 
 /// What the routes need: the repositories, the YAML loader, and the engine to wake.
 public struct APIDependencies: Sendable {
@@ -12,7 +13,13 @@ public struct APIDependencies: Sendable {
     public var tenants: TenantRepository
     public var resources: ResourceRepository
     public var runs: RunRepository
+    public var secrets: SecretRepository
+    public var gateHistory: GateRepository
     public var loader: ResourceLoader
+    /// Seals tenant secrets; nil when the server has no secret key (secrets are refused).
+    public var secretBox: SecretBox?
+    /// Live model deltas, for `GET …/events?deltas=1`; nil without a local engine.
+    public var deltas: DeltaHub?
     /// Called after a run is created, so the local dispatcher starts at once.
     public var onRunCreated: @Sendable () -> Void
     /// Whether a new run should also wake other processes' engines (the local one is
@@ -20,14 +27,18 @@ public struct APIDependencies: Sendable {
     public var shouldWakeOthers: @Sendable () -> Bool
 
     public init(
-        database: Database, loader: ResourceLoader = ResourceLoader(), onRunCreated: @escaping @Sendable () -> Void = {},
-        shouldWakeOthers: @escaping @Sendable () -> Bool = { true }
+        database: Database, loader: ResourceLoader = ResourceLoader(), secretBox: SecretBox? = nil, deltas: DeltaHub? = nil,
+        onRunCreated: @escaping @Sendable () -> Void = {}, shouldWakeOthers: @escaping @Sendable () -> Bool = { true }
     ) {
         self.database = database
         self.tenants = TenantRepository(database: database)
         self.resources = ResourceRepository(database: database)
         self.runs = RunRepository(database: database)
+        self.secrets = SecretRepository(database: database)
+        self.gateHistory = GateRepository(database: database)
         self.loader = loader
+        self.secretBox = secretBox
+        self.deltas = deltas
         self.onRunCreated = onRunCreated
         self.shouldWakeOthers = shouldWakeOthers
     }
@@ -119,7 +130,11 @@ struct ResourceRoutes {
         }
         group.get("tools") { _, context in
             let versions = try await api.resources.latest(kind: .tool, tenant: context.tenant.id)
-            return JSONBody.response(["tools": .array(versions.map { ["name": .string($0.name), "version": .int($0.version)] })])
+            let stored: [JSONValue] = versions.map { ["name": .string($0.name), "version": .int($0.version), "builtin": false] }
+            let builtins: [JSONValue] = ToolDefinition.builtins.map {
+                ["name": .string($0.name), "description": .string($0.description), "parameters": $0.parameters, "builtin": true]
+            }
+            return JSONBody.response(["tools": .array(stored + builtins)])
         }
     }
 
@@ -260,30 +275,27 @@ struct RunRoutes {
             }
             let runs = api.runs
             let resumeAfter = lastID
+            let followed = Self.wantsDeltas(request) ? api.deltas : nil
+            let deltas = followed?.subscribe(run: id)
+            if let followed { await followed.announce(run: id) }
             let body = ResponseBody { writer in
-                var after = resumeAfter
-                var idle = Duration.milliseconds(20)
-                while !Task.isCancelled {
-                    let events = try await runs.events(of: id, tenant: tenant, after: after)
-                    var buffer = ByteBuffer()
-                    var ended = false
-                    for event in events {
-                        buffer.writeString("id: \(event.seq)\nevent: \(event.type)\ndata: \(Render.event(event).compactJSON)\n\n")
-                        after = event.seq
-                        if Self.finalEvents.contains(event.type) { ended = true }
+                let (output, sink) = AsyncStream.makeStream(of: ByteBuffer.self)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        defer { sink.finish() }
+                        try await Self.streamEvents(of: id, tenant: tenant, after: resumeAfter, runs: runs) { sink.yield($0) }
                     }
-                    if buffer.readableBytes > 0 { try await writer.write(buffer) }
-                    if ended { break }
-                    if events.isEmpty {
-                        if let status = try await runs.status(of: id, tenant: tenant), status.isFinal,
-                           try await runs.events(of: id, tenant: tenant, after: after).isEmpty {
-                            break
+                    if let deltas {
+                        group.addTask {
+                            for await delta in deltas {
+                                var buffer = ByteBuffer()
+                                buffer.writeString("event: model.delta\ndata: \(delta.json.compactJSON)\n\n")
+                                sink.yield(buffer)
+                            }
                         }
-                        try await Task.sleep(for: idle)
-                        idle = min(idle * 2, .milliseconds(250))
-                    } else {
-                        idle = .milliseconds(20)
                     }
+                    for await buffer in output { try await writer.write(buffer) }
+                    group.cancelAll()
                 }
                 try await writer.finish(nil)
             }
@@ -292,6 +304,42 @@ struct RunRoutes {
     }
 
     static let finalEvents: Set<String> = ["run.succeeded", "run.failed", "run.cancelled"]
+
+    static func wantsDeltas(_ request: Request) -> Bool {
+        guard let value = request.uri.queryParameters.get("deltas") else { return false }
+        return ["1", "true", "yes"].contains(value.lowercased())
+    }
+
+    /// Stored events after `after`, as SSE, until the run's final event: polled, with
+    /// the interval growing while the run is quiet.
+    static func streamEvents(
+        of id: UUID, tenant: UUID, after start: Int64, runs: RunRepository, write: (ByteBuffer) -> Void
+    ) async throws {
+        var after = start
+        var idle = Duration.milliseconds(20)
+        while !Task.isCancelled {
+            let events = try await runs.events(of: id, tenant: tenant, after: after)
+            var buffer = ByteBuffer()
+            var ended = false
+            for event in events {
+                buffer.writeString("id: \(event.seq)\nevent: \(event.type)\ndata: \(Render.event(event).compactJSON)\n\n")
+                after = event.seq
+                if finalEvents.contains(event.type) { ended = true }
+            }
+            if buffer.readableBytes > 0 { write(buffer) }
+            if ended { return }
+            if events.isEmpty {
+                if let status = try await runs.status(of: id, tenant: tenant), status.isFinal,
+                   try await runs.events(of: id, tenant: tenant, after: after).isEmpty {
+                    return
+                }
+                try await Task.sleep(for: idle)
+                idle = min(idle * 2, .milliseconds(250))
+            } else {
+                idle = .milliseconds(20)
+            }
+        }
+    }
 
     static func runID(_ context: TenantRequestContext) throws -> UUID {
         // A malformed id answers exactly as an unknown one does.
@@ -354,9 +402,13 @@ public func buildRouter(_ api: APIDependencies, adminKey: String?) -> Router<App
     HealthRoutes(api: api).add(to: router)
     router.add(middleware: AuthenticationMiddleware(tenants: api.tenants, adminKey: adminKey))
     let v1 = router.group("v1")
-    AdminRoutes(api: api).add(to: v1.group("admin", context: AdminRequestContext.self))
+    let admin = v1.group("admin", context: AdminRequestContext.self)
+    AdminRoutes(api: api).add(to: admin)
+    TenantSettingsRoutes(api: api).add(to: admin)
     let tenantRoutes = v1.group(context: TenantRequestContext.self)
     ResourceRoutes(api: api).add(to: tenantRoutes)
     RunRoutes(api: api).add(to: tenantRoutes)
+    FeedbackRoutes(api: api).add(to: tenantRoutes)
+    SecretRoutes(api: api).add(to: tenantRoutes)
     return router
 }

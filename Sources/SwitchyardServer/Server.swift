@@ -7,6 +7,7 @@ import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
 import SwitchyardStore
+import SwitchyardTools
 
 /// A whole Switchyard server: the connection pool, the engine and the HTTP API, as
 /// one service group. `yard serve`, `yard demo` and the tests all build it this way.
@@ -28,9 +29,23 @@ public struct SwitchyardServer: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.database = Database(configuration: database, logger: logger)
-        let engine = Engine(database: self.database, experts: experts, configuration: configuration.engine, logger: logger)
+        // Without a key the server runs, but refuses to store secrets (and tools that
+        // read one fail with a message naming the variable).
+        var secretBox = configuration.secretKey.map { SecretBox(current: $0) }
+        if secretBox == nil, ProcessInfo.processInfo.environment[SecretKey.environmentVariable] != nil {
+            do {
+                secretBox = SecretBox(current: try SecretKey.fromEnvironment())
+            } catch {
+                throw ConfigurationError(error.message)
+            }
+        }
+        let tools = ToolEnvironment(
+            runner: ToolRunner(logger: Logger(label: "switchyard.tools")), secretBox: secretBox, egress: configuration.egress)
+        let engine = Engine(database: self.database, experts: experts, tools: tools, configuration: configuration.engine, logger: logger)
         self.engine = engine
-        self.api = APIDependencies(database: self.database, onRunCreated: { engine.poke() }, shouldWakeOthers: { engine.isSaturated })
+        self.api = APIDependencies(
+            database: self.database, secretBox: secretBox, deltas: engine.deltas, onRunCreated: { engine.poke() },
+            shouldWakeOthers: { engine.isSaturated })
     }
 
     /// Runs until SIGTERM or SIGINT, or until `stop` returns, then shuts down gracefully:

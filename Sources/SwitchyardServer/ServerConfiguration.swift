@@ -2,6 +2,7 @@ import Foundation
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
+import SwitchyardTools
 import Yams
 
 /// The server's configuration file (`yard serve --config FILE`), YAML:
@@ -12,6 +13,8 @@ import Yams
 /// database_url: postgres://…      # else DATABASE_URL, else the embedded server
 /// admin_key: …                    # else YARD_ADMIN_KEY
 /// engine: { concurrency: 64, lease: 30s }
+/// gate: { threshold: 0.06 }           # the `auto` gate's default quality/cost target
+/// egress: { allow: ["127.0.0.1", "10.0.0.0/8", "kb.internal"] }   # private hosts tools may reach
 /// experts:
 ///   flash: { provider: openai, model: deepseek-v4-flash, api_key_env: DEEPSEEK_API_KEY }
 ///   pro:   { provider: scripted, script: Workflows/demo-script.yaml }
@@ -23,6 +26,12 @@ public struct ServerConfiguration: Sendable {
     public var adminKey: String?
     public var engine = EngineConfiguration()
     public var experts: [String: ExpertConfiguration] = [:]
+    /// Hosts and networks HTTP tools of every tenant may reach although they are
+    /// private, loopback or link-local (each tenant's own list adds to it).
+    public var egress = EgressPolicy.publicOnly
+    /// The key that seals tenant secrets. Never read from the file: from
+    /// `SWITCHYARD_SECRET_KEY` unless set here (tests do).
+    public var secretKey: SecretKey?
     /// Where relative paths in the file (scripts) are resolved first.
     public var baseDirectory: String?
 
@@ -68,10 +77,18 @@ public struct ServerConfiguration: Sendable {
             var admin_key: String?
             var engine: RawEngine?
             var experts: [String: ExpertConfiguration]?
+            var gate: RawGate?
+            var egress: RawEgress?
 
             enum CodingKeys: String, CodingKey, CaseIterable {
-                case host, port, database_url, admin_key, engine, experts
+                case host, port, database_url, admin_key, engine, experts, gate, egress
             }
+        }
+        struct RawGate: Decodable {
+            var threshold: Double?
+        }
+        struct RawEgress: Decodable {
+            var allow: [String]?
         }
         struct RawEngine: Decodable {
             var concurrency: Int?
@@ -86,6 +103,8 @@ public struct ServerConfiguration: Sendable {
                 if let engine = node["engine"] {
                     try checkKeys(engine, allowed: ["concurrency", "lease", "heartbeat", "poll", "max_fan_out"], path: "engine.", file: file)
                 }
+                if let gate = node["gate"] { try checkKeys(gate, allowed: ["threshold"], path: "gate.", file: file) }
+                if let egress = node["egress"] { try checkKeys(egress, allowed: ["allow"], path: "egress.", file: file) }
                 if let experts = node["experts"]?.mapping {
                     for (name, entry) in experts {
                         try checkKeys(entry, allowed: ExpertConfiguration.keys, path: "experts.\(name.string ?? "?").", file: file)
@@ -107,6 +126,19 @@ public struct ServerConfiguration: Sendable {
                     try entry.validate(name: name)
                 } catch {
                     throw ConfigurationError("\(file): \(error.message)")
+                }
+            }
+            if let threshold = raw.gate?.threshold {
+                guard threshold.isFinite, (-1...1).contains(threshold) else {
+                    throw ConfigurationError("\(file): gate.threshold must be a number from -1 to 1 (higher sends fewer steps to pro)")
+                }
+                configuration.engine.gateThreshold = threshold
+            }
+            if let allow = raw.egress?.allow {
+                do {
+                    configuration.egress = try EgressPolicy(allowing: allow)
+                } catch {
+                    throw ConfigurationError("\(file): egress.allow: \(error)")
                 }
             }
             if let engine = raw.engine {

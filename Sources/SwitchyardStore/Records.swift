@@ -84,6 +84,10 @@ public struct StepRecord: Sendable, Hashable {
     public var error: ErrorRecord?
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// The gate's decision for a model step, in its API form.
+    public var route: JSONValue?
+    /// Explicit feedback on the step's answer, if any was given.
+    public var feedback: Bool?
 }
 
 /// Token totals of a run's model calls, summed from the call rows.

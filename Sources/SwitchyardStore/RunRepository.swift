@@ -148,16 +148,16 @@ public struct RunRepository: Sendable {
             found = Self.runRecord(row)
         }
         guard var run = found else { return nil }
-        for try await (stepID, status, attempt, expert, output, error, startedAt, finishedAt) in try await database.client.query(
+        for try await (stepID, status, attempt, expert, output, error, startedAt, finishedAt, route, feedback) in try await database.client.query(
             """
-            SELECT step_id, status, attempt, expert, output, error, started_at, finished_at FROM steps
+            SELECT step_id, status, attempt, expert, output, error, started_at, finished_at, route, feedback FROM steps
             WHERE tenant_id = \(tenant) AND run_id = \(id) ORDER BY position
             """, logger: database.logger
-        ).decode((String, String, Int, String?, JSONValue?, JSONValue?, Date?, Date?).self) {
+        ).decode((String, String, Int, String?, JSONValue?, JSONValue?, Date?, Date?, JSONValue?, Bool?).self) {
             run.steps.append(
                 StepRecord(
                     id: stepID, status: StepStatus(rawValue: status) ?? .failed, attempts: attempt, expert: expert, output: output,
-                    error: ErrorRecord(json: error), startedAt: startedAt, finishedAt: finishedAt))
+                    error: ErrorRecord(json: error), startedAt: startedAt, finishedAt: finishedAt, route: route, feedback: feedback))
         }
         for try await (calls, prompt, completion) in try await database.client.query(
             """

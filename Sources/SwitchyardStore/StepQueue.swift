@@ -579,6 +579,25 @@ public struct StepQueue: Sendable {
             """, logger: database.logger)
     }
 
+    /// Stores the gate's decision on the step and appends its `model.routed` event, in
+    /// one transaction. Only this attempt's owner writes it: a stale attempt whose lease
+    /// was taken over changes nothing.
+    public func recordRoute(_ claim: ClaimedStep, route: JSONValue, event: NewEvent) async throws {
+        try await database.transaction { connection in
+            let rows = try await connection.query(
+                """
+                UPDATE steps SET route = \(route)
+                WHERE tenant_id = \(claim.tenantID) AND run_id = \(claim.runID) AND step_id = \(claim.stepID)
+                  AND attempt = \(claim.attempt) AND lease_owner = \(owner)
+                RETURNING step_id
+                """, logger: database.logger)
+            var updated = false
+            for try await _ in rows.decode(String.self) { updated = true }
+            guard updated else { return }
+            try await RunRepository.appendEvents([event], run: claim.runID, tenant: claim.tenantID, connection: connection, logger: database.logger)
+        }
+    }
+
     /// Appends events outside a completion (for example `model.called`).
     public func appendEvents(_ events: [NewEvent], run: UUID, tenant: UUID) async throws {
         try await database.transaction { connection in

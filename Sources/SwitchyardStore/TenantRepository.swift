@@ -57,6 +57,29 @@ public struct TenantRepository: Sendable {
         return result
     }
 
+    /// The tenant's own settings for the gate and for tool egress; nil for no such tenant.
+    public func settings(tenant id: UUID) async throws -> TenantSettings? {
+        for try await (threshold, egress) in try await database.client.query(
+            "SELECT gate_threshold, egress_allow FROM tenants WHERE id = \(id)", logger: database.logger
+        ).decode((Double?, [String]).self) {
+            return TenantSettings(gateThreshold: threshold, egressAllow: egress)
+        }
+        return nil
+    }
+
+    /// Replaces the tenant's settings; false when there is no such tenant.
+    public func updateSettings(tenant id: UUID, _ settings: TenantSettings) async throws -> Bool {
+        for try await _ in try await database.client.query(
+            """
+            UPDATE tenants SET gate_threshold = \(settings.gateThreshold), egress_allow = \(settings.egressAllow)
+            WHERE id = \(id) RETURNING id
+            """, logger: database.logger
+        ).decode(UUID.self) {
+            return true
+        }
+        return false
+    }
+
     /// The tenant a key belongs to, or nil for a malformed, unknown or revoked key.
     public func authenticate(key text: String) async throws -> Tenant? {
         guard let tenantID = APIKey.tenant(in: text) else { return nil }
@@ -78,6 +101,19 @@ public struct TenantRepository: Sendable {
             INSERT INTO api_keys (tenant_id, id, digest, prefix)
             VALUES (\(key.tenant), \(UUID()), \(APIKey.digest(key.text)), \(String(key.text.prefix(12))))
             """, logger: database.logger)
+    }
+}
+
+/// Per-tenant settings an operator sets with the admin key.
+public struct TenantSettings: Sendable, Hashable {
+    /// The `auto` gate's threshold; nil uses the server's default.
+    public var gateThreshold: Double?
+    /// Hosts and CIDRs this tenant's tools may reach, on top of the server's list.
+    public var egressAllow: [String]
+
+    public init(gateThreshold: Double? = nil, egressAllow: [String] = []) {
+        self.gateThreshold = gateThreshold
+        self.egressAllow = egressAllow
     }
 }
 

@@ -5,9 +5,10 @@ import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
 import SwitchyardStore
+import SwitchyardTools
 
 struct Bench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks that print figures.", subcommands: [EngineBench.self])
+    static let configuration = CommandConfiguration(abstract: "Benchmarks that print figures.", subcommands: [EngineBench.self, GateBench.self])
 }
 
 /// `yard bench engine`: no-op runs through the real engine and database, printing
@@ -64,7 +65,9 @@ struct EngineBench: AsyncParsableCommand {
                 throw CLIError("the benchmark workflow was not stored")
             }
             let runs = RunRepository(database: database)
-            let engine = Engine(database: database, experts: ExpertPool([]), configuration: engineConfiguration)
+            let engine = Engine(
+                database: database, experts: ExpertPool([]), tools: ToolEnvironment(runner: ToolRunner(logger: Logger(label: "bench.tools"))),
+                configuration: engineConfiguration)
             group.addTask { try await engine.run() }
 
             // Latency: one run at a time on an idle engine, trigger commit to step start.

@@ -80,3 +80,35 @@ import Testing
         #expect { try JSONSchema("object") } throws: { ($0 as? SchemaError) != nil }
     }
 }
+
+@Suite struct JSONSchemaPatternTests {
+    @Test func patternIsAnUnanchoredSearch() throws {
+        let digit = try JSONSchema(["type": "string", "pattern": "[0-9]"])
+        #expect(digit.validate("ab1") == [])
+        #expect(digit.validate("abc") == ["$: must match the pattern \"[0-9]\", got \"abc\""])
+    }
+
+    @Test func anchorsMatchTheWholeString() throws {
+        let sku = try JSONSchema(["type": "object", "properties": ["sku": ["type": "string", "pattern": "^[A-Z]{3}-[0-9]{4}$"]]])
+        #expect(sku.validate(["sku": "ABC-1234"]) == [])
+        #expect(sku.validate(["sku": "xABC-1234"]) == ["$.sku: must match the pattern \"^[A-Z]{3}-[0-9]{4}$\", got \"xABC-1234\""])
+    }
+
+    @Test func patternAppliesOnlyToStrings() throws {
+        let schema = try JSONSchema(["pattern": "^a"])
+        #expect(schema.validate(42) == [])
+        #expect(schema.validate(["b"]) == [])
+    }
+
+    @Test func anInvalidPatternIsASchemaError() {
+        #expect { try JSONSchema(["type": "string", "pattern": "([a-z"]) } throws: { ($0 as? SchemaError)?.path == ["pattern"] }
+        #expect { try JSONSchema(["pattern": 3]) } throws: { ($0 as? SchemaError)?.message.contains("pattern must be") == true }
+    }
+
+    @Test func longValuesAreShortenedInTheMessage() throws {
+        let schema = try JSONSchema(["pattern": "^x"])
+        let problems = schema.validate(.string(String(repeating: "y", count: 500)))
+        #expect(problems.count == 1)
+        #expect((problems.first?.count ?? 0) < 200)
+    }
+}

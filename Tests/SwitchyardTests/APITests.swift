@@ -596,7 +596,7 @@ struct APIRunTests {
             let steps = try #require(run["steps"]?.arrayValue)
             #expect(steps.count == 2)
             for step in steps {
-                #expect(APIFixture.keys(step) == ["id", "status", "attempts", "expert", "output", "error", "started_at", "finished_at"])
+                #expect(APIFixture.keys(step) == ["id", "status", "attempts", "expert", "output", "error", "started_at", "finished_at", "route", "feedback"])
                 #expect(step["status"] == "succeeded")
                 #expect(step["attempts"] == 1)
                 #expect(step["error"] == .null)

@@ -5,10 +5,16 @@
 /// apply-time error rather than a run-time surprise. Supported keywords: `type`
 /// (a name or a list of names), `properties`, `required`, `additionalProperties`
 /// (boolean or schema), `items`, `enum`, `const`, `minimum`, `maximum`,
-/// `minLength`, `maxLength`, `minItems`, `maxItems`, `anyOf`, `oneOf`. Other keywords
+/// `minLength`, `maxLength`, `pattern`, `minItems`, `maxItems`, `anyOf`, `oneOf`. Other keywords
 /// (`description`, `title`, `format`, `default`, `examples`, `$schema`, …) are
 /// accepted and ignored. `true` and `false` are the schemas that accept everything
 /// and nothing.
+///
+/// `pattern` is compiled once, with Swift `Regex`, when the schema is constructed (an
+/// invalid expression is a ``SchemaError``). As JSON Schema specifies, it is an
+/// unanchored search: `"[0-9]"` accepts `"ab1"`; write `^…$` to match the whole
+/// string. Matching works on Unicode scalars, close to the ECMA-262 dialect JSON
+/// Schema names; ECMA-only syntax that Swift does not accept is rejected at apply time.
 public struct JSONSchema: Sendable, Hashable {
     /// The schema as written.
     public let schema: JSONValue
@@ -66,6 +72,7 @@ final class CompiledSchema: Sendable {
     let maximum: Double?
     let minLength: Int?
     let maxLength: Int?
+    let pattern: CompiledPattern?
     let minItems: Int?
     let maxItems: Int?
     let anyOf: [CompiledSchema]?
@@ -75,7 +82,7 @@ final class CompiledSchema: Sendable {
         acceptsNothing: Bool = false, types: [String]? = nil, properties: [(String, CompiledSchema)] = [], required: [String] = [],
         additionalProperties: CompiledSchema? = nil, forbidsAdditional: Bool = false, items: CompiledSchema? = nil,
         enumValues: [JSONValue]? = nil, constValue: JSONValue? = nil, minimum: Double? = nil, maximum: Double? = nil,
-        minLength: Int? = nil, maxLength: Int? = nil, minItems: Int? = nil, maxItems: Int? = nil,
+        minLength: Int? = nil, maxLength: Int? = nil, pattern: CompiledPattern? = nil, minItems: Int? = nil, maxItems: Int? = nil,
         anyOf: [CompiledSchema]? = nil, oneOf: [CompiledSchema]? = nil
     ) {
         self.acceptsNothing = acceptsNothing
@@ -91,6 +98,7 @@ final class CompiledSchema: Sendable {
         self.maximum = maximum
         self.minLength = minLength
         self.maxLength = maxLength
+        self.pattern = pattern
         self.minItems = minItems
         self.maxItems = maxItems
         self.anyOf = anyOf
@@ -189,6 +197,14 @@ final class CompiledSchema: Sendable {
             }
             return i
         }
+        var pattern: CompiledPattern?
+        if let p = o["pattern"] {
+            guard case .string(let source) = p else {
+                throw SchemaError(message: "pattern must be a regular expression string, got \(p.typeName)", path: path + ["pattern"])
+            }
+            pattern = try CompiledPattern(source, path: path + ["pattern"])
+        }
+
         func list(_ key: String) throws(SchemaError) -> [CompiledSchema]? {
             guard let v = o[key] else { return nil }
             guard case .array(let schemas) = v, !schemas.isEmpty else {
@@ -203,7 +219,7 @@ final class CompiledSchema: Sendable {
             types: types, properties: properties, required: required, additionalProperties: additional,
             forbidsAdditional: forbidsAdditional, items: items, enumValues: enumValues, constValue: o["const"],
             minimum: try number("minimum"), maximum: try number("maximum"),
-            minLength: try count("minLength"), maxLength: try count("maxLength"),
+            minLength: try count("minLength"), maxLength: try count("maxLength"), pattern: pattern,
             minItems: try count("minItems"), maxItems: try count("maxItems"),
             anyOf: try list("anyOf"), oneOf: try list("oneOf"))
     }
@@ -243,6 +259,9 @@ final class CompiledSchema: Sendable {
         case .string(let s):
             if let minLength, s.count < minLength { problems.append("\(path): must have at least \(minLength) characters, got \(s.count)") }
             if let maxLength, s.count > maxLength { problems.append("\(path): must have at most \(maxLength) characters, got \(s.count)") }
+            if let pattern, !pattern.matches(s) {
+                problems.append("\(path): must match the pattern \(JSONRendering.quoted(pattern.source)), got \(JSONRendering.quoted(Self.excerpt(s)))")
+            }
         case .array(let a):
             if let minItems, a.count < minItems { problems.append("\(path): must have at least \(minItems) items, got \(a.count)") }
             if let maxItems, a.count > maxItems { problems.append("\(path): must have at most \(maxItems) items, got \(a.count)") }
@@ -297,7 +316,40 @@ final class CompiledSchema: Sendable {
         }
     }
 
+    /// The start of a long string, so that one bad value does not flood a message.
+    static func excerpt(_ s: String) -> String {
+        s.count <= 80 ? s : String(s.prefix(80)) + "…"
+    }
+
     static func number(_ d: Double) -> String {
         d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) : String(d)
+    }
+}
+
+
+/// A `pattern` keyword compiled once: the source as written and the Swift `Regex`.
+struct CompiledPattern: Sendable {
+    let source: String
+    // Why sharing is safe: `Regex` is not declared `Sendable` because of its generic
+    // output, but it is an immutable value whose only shared state is the compiled
+    // program, created lazily with an atomic initialise-once. The warm-up match in
+    // `init` creates that program before the value is shared, so concurrent matches
+    // only read it, and each match produces its own `AnyRegexOutput`.
+    nonisolated(unsafe) let regex: Regex<AnyRegexOutput>
+
+    init(_ source: String, path: [String]) throws(SchemaError) {
+        self.source = source
+        do {
+            let regex = try Regex(source).matchingSemantics(.unicodeScalar)
+            _ = try regex.firstMatch(in: "")
+            self.regex = regex
+        } catch {
+            throw SchemaError(message: "pattern is not a valid regular expression: \(error)", path: path)
+        }
+    }
+
+    /// Unanchored, as JSON Schema specifies: a match anywhere in `s` counts.
+    func matches(_ s: String) -> Bool {
+        (try? regex.firstMatch(in: s)) != nil
     }
 }

@@ -67,6 +67,12 @@ public struct Template: Sendable, Hashable, Codable, CustomStringConvertible {
         Set(storage.references.compactMap { $0.root == "steps" ? $0.firstKey : nil })
     }
 
+    /// Names of the secrets the template reads (`secrets.<name>`): what a tool call
+    /// must open, and nothing more.
+    public var referencedSecrets: Set<String> {
+        Set(storage.references.compactMap { $0.root == "secrets" ? $0.firstKey : nil })
+    }
+
     /// The first segment of every variable path (`inputs`, `steps`, `run`, `secrets`, a map item name, …).
     public var referencedRoots: Set<String> {
         Set(storage.references.map(\.root))

@@ -122,6 +122,10 @@ public final class OpenAIExpert: Expert {
     }
 
     public func complete(_ request: ModelRequest) async throws(ExpertError) -> ModelResponse {
+        try await complete(request, onDelta: nil)
+    }
+
+    public func complete(_ request: ModelRequest, onDelta: DeltaHandler?) async throws(ExpertError) -> ModelResponse {
         let body: Data
         do {
             body = try ChatCompletionsWire.body(
@@ -142,7 +146,7 @@ public final class OpenAIExpert: Expert {
             throw ExpertError(.cancelled, "\(name): the call was cancelled while it waited for a free slot")
         }
         defer { bulkhead.release() }
-        return try await completeWithRetries(request, body: ByteBuffer(bytes: body))
+        return try await completeWithRetries(request, body: ByteBuffer(bytes: body), onDelta: onDelta)
     }
 
     /// What one HTTP attempt came to.
@@ -155,12 +159,12 @@ public final class OpenAIExpert: Expert {
         case failed(ExpertError)
     }
 
-    private func completeWithRetries(_ request: ModelRequest, body: ByteBuffer) async throws(ExpertError) -> ModelResponse {
+    private func completeWithRetries(_ request: ModelRequest, body: ByteBuffer, onDelta: DeltaHandler?) async throws(ExpertError) -> ModelResponse {
         var billedBefore: TokenUsage?
         var transportRetries = 0
         var blankRetries = 0
         while true {
-            switch await attempt(body: body, stream: request.stream) {
+            switch await attempt(body: body, stream: request.stream, onDelta: onDelta) {
             case .answered(var response):
                 let blank = response.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
                 if request.wantsJSON, blank, response.toolCalls.isEmpty, response.finishReason == nil || response.finishReason == "stop" {
@@ -222,7 +226,7 @@ public final class OpenAIExpert: Expert {
         return headers
     }
 
-    private func attempt(body: ByteBuffer, stream: Bool) async -> Attempt {
+    private func attempt(body: ByteBuffer, stream: Bool, onDelta: DeltaHandler?) async -> Attempt {
         let request: HTTPClient.Request
         do {
             request = try HTTPClient.Request(url: endpoint, method: .POST, headers: headers(stream: stream), body: .byteBuffer(body))
@@ -256,6 +260,7 @@ public final class OpenAIExpert: Expert {
                         exchange.cancel()
                         return .failed(failure)
                     }
+                    if let onDelta, let delta = reader.takeDelta() { onDelta(delta) }
                 }
                 if Task.isCancelled { return failure(exchange, reader: reader, underlying: CancellationError()) }
                 return Self.attempt(reader.finish())
@@ -367,6 +372,8 @@ struct AnswerReader {
     private var streamedBytes = 0
     private var text = ""
     private var reasoning = ""
+    /// How much of `text` and `reasoning` has been handed out as deltas.
+    private var deltaOffsets = (text: 0, reasoning: 0)
     private var calls: [Int: (id: String, name: String, arguments: String)] = [:]
     private var finishReason: String?
     private var model: String?
@@ -378,6 +385,18 @@ struct AnswerReader {
     }
 
     var hasUsage: Bool { usage != nil }
+
+    /// The text and reasoning streamed since the last call, if any.
+    mutating func takeDelta() -> ModelDelta? {
+        guard streaming else { return nil }
+        let textUTF8 = text.utf8, reasoningUTF8 = reasoning.utf8
+        guard textUTF8.count > deltaOffsets.text || reasoningUTF8.count > deltaOffsets.reasoning else { return nil }
+        let delta = ModelDelta(
+            text: String(decoding: textUTF8.dropFirst(deltaOffsets.text), as: UTF8.self),
+            reasoning: String(decoding: reasoningUTF8.dropFirst(deltaOffsets.reasoning), as: UTF8.self))
+        deltaOffsets = (textUTF8.count, reasoningUTF8.count)
+        return delta
+    }
 
     /// What is known of a call that ended early: never a guess, and marked unknown.
     var partialUsage: TokenUsage {

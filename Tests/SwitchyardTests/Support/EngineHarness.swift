@@ -4,6 +4,7 @@ import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
 import SwitchyardStore
+import SwitchyardTools
 import Testing
 
 /// A fresh database with a tenant, and helpers to apply YAML and start runs.
@@ -106,6 +107,9 @@ func withTestStore<T: Sendable>(_ body: @Sendable (TestStore) async throws -> T)
     }
 }
 
+/// The secret key of every test engine and server (tests seal secrets with it).
+let testSecretKey = SecretKey.generate()
+
 /// Engine settings that make timers fast enough for tests.
 func fastEngineConfiguration(lease: Duration = .seconds(5)) -> EngineConfiguration {
     var configuration = EngineConfiguration()
@@ -119,20 +123,33 @@ func fastEngineConfiguration(lease: Duration = .seconds(5)) -> EngineConfigurati
 /// Runs `body` with a fresh store and an engine whose `flash` and `pro` experts answer
 /// from the given scripted rules.
 func withEngine<T: Sendable>(
-    script: String = "[]", configuration: EngineConfiguration = fastEngineConfiguration(),
+    script: String = "[]", configuration: EngineConfiguration = fastEngineConfiguration(), egress: [String] = [], logger: Logger? = nil,
     _ body: @Sendable (TestStore, Engine) async throws -> T
+) async throws -> T {
+    try await withTestStore { store in
+        try await withEngine(on: store, script: script, configuration: configuration, egress: egress, logger: logger) { engine in
+            try await body(store, engine)
+        }
+    }
+}
+
+/// Runs an engine on an existing store while `body` runs, then stops it: a second call
+/// on the same store is a restarted server.
+func withEngine<T: Sendable>(
+    on store: TestStore, script: String = "[]", configuration: EngineConfiguration = fastEngineConfiguration(), egress: [String] = [],
+    logger: Logger? = nil, _ body: @Sendable (Engine) async throws -> T
 ) async throws -> T {
     let rules = try ScriptedExpert.parseRules(script, file: "test-script.yaml")
     let experts = ExpertPool([
         ScriptedExpert(name: "flash", model: "scripted-flash", rules: rules),
         ScriptedExpert(name: "pro", model: "scripted-pro", rules: rules),
     ])
-    return try await withTestStore { store in
-        let engine = Engine(database: store.database, experts: experts, configuration: configuration, logger: testLogger("test.engine"))
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await engine.run() }
-            defer { group.cancelAll() }
-            return try await body(store, engine)
-        }
+    let logger = logger ?? testLogger("test.engine")
+    let tools = ToolEnvironment(runner: ToolRunner(logger: logger), secretBox: SecretBox(current: testSecretKey), egress: try EgressPolicy(allowing: egress))
+    let engine = Engine(database: store.database, experts: experts, tools: tools, configuration: configuration, logger: logger)
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await engine.run() }
+        defer { group.cancelAll() }
+        return try await body(engine)
     }
 }

@@ -6,6 +6,7 @@ import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
 import SwitchyardServer
+import SwitchyardTools
 import SwitchyardStore
 import Testing
 
@@ -53,7 +54,8 @@ struct LiveServer: Sendable {
 /// Runs `body` against a live server (HTTP on a free loopback port, engine, fresh
 /// database) whose experts answer from `script`.
 func withLiveServer<T: Sendable>(
-    script: String = "[]", engine: EngineConfiguration = fastEngineConfiguration(), _ body: @Sendable (LiveServer) async throws -> T
+    script: String = "[]", engine: EngineConfiguration = fastEngineConfiguration(), egress: [String] = [],
+    _ body: @Sendable (LiveServer) async throws -> T
 ) async throws -> T {
     try await withTestStore { store in
         let directory = NSTemporaryDirectory() + "switchyard-test-\(UUID().uuidString)"
@@ -61,6 +63,8 @@ func withLiveServer<T: Sendable>(
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try script.write(toFile: directory + "/script.yaml", atomically: true, encoding: .utf8)
         var configuration = ServerConfiguration()
+        configuration.secretKey = testSecretKey
+        configuration.egress = try EgressPolicy(allowing: egress)
         configuration.port = 0
         configuration.adminKey = "admin-\(UUID().uuidString)"
         configuration.engine = engine

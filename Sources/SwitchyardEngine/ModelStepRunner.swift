@@ -97,8 +97,9 @@ struct ModelStepRunner: Sendable {
     /// Stores the decision on the step (the API and `yard runs show` read it there) and
     /// appends `model.routed`. A lost write is logged, not fatal: the call still runs.
     private func record(_ decision: RouteDecision, context: CallContext) async {
-        context.lastExpert = decision.expert
         let route = decision.json
+        // A map's items routed alike write once: each write takes the step's row lock.
+        guard context.noteRoute(route, expert: decision.expert) else { return }
         do {
             try await queue.recordRoute(context.claim, route: route, event: NewEvent("model.routed", step: context.claim.stepID, data: route))
         } catch {

@@ -280,7 +280,7 @@ struct StepExecutor: Sendable {
 final class CallContext: Sendable {
     let claim: ClaimedStep
     let logger: Logger
-    private let state = Mutex<(nextIndex: Int, lastExpert: String?)>((0, nil))
+    private let state = Mutex<(nextIndex: Int, lastExpert: String?, lastRoute: JSONValue?)>((0, nil, nil))
 
     init(claim: ClaimedStep, logger: Logger) {
         self.claim = claim
@@ -298,5 +298,16 @@ final class CallContext: Sendable {
     var lastExpert: String? {
         get { state.withLock { $0.lastExpert } }
         set { state.withLock { $0.lastExpert = newValue } }
+    }
+
+    /// Notes a routing decision; false when it repeats the last one (a map's items
+    /// routed alike), which then need not be written again.
+    func noteRoute(_ route: JSONValue, expert: String) -> Bool {
+        state.withLock { state in
+            state.lastExpert = expert
+            guard state.lastRoute != route else { return false }
+            state.lastRoute = route
+            return true
+        }
     }
 }

@@ -117,7 +117,9 @@ public struct GateModel: Sendable, Hashable {
                 reasons.append("output schema: \(size) nodes (\(Format.signed(bonus)))")
             }
         }
-        let priorFlash = Self.clamp(flash - hints)
+        // Hints apply to the clamped prior, so that a prompt the text model is sure of
+        // still moves when the author declares it hard.
+        let priorFlash = Self.clamp(Self.clamp(flash) - hints)
         let priorPro = Self.clamp(pro)
 
         // The step's history. Each expert's success rate on this step is a Beta posterior

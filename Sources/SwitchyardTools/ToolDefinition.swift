@@ -38,7 +38,7 @@ public struct ToolDefinition: Sendable, Hashable {
             throw ToolError(.invalidTool, "tool \(spec.name) has no http: block")
         }
         let parameters = spec.parameters ?? ["type": "object"]
-        self.init(name: spec.name, description: spec.description ?? "", parameters: parameters, kind: .http(http))
+        self.init(name: spec.name, description: spec.description ?? "", parameters: parameters, kind: .http(http), maxResponseBytes: http.maxResponseBytes)
         try validate()
     }
 

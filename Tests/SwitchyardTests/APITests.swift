@@ -1188,7 +1188,7 @@ struct APIControlTests {
 struct APIExampleTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    @Test("Workflows/ticket-triage.yaml with the demo script: map, agent, approval signal, gapless events")
+    @Test("Workflows/ticket-triage.yaml with the demo script: auto, map, an agent with tools, cascade, approval signal, gapless events")
     func ticketTriage() async throws {
         let workflows = Self.repository.appendingPathComponent("Workflows")
         let script = try String(contentsOf: workflows.appendingPathComponent("demo-script.yaml"), encoding: .utf8)
@@ -1213,8 +1213,14 @@ struct APIExampleTests {
             #expect(Set(steps.keys) == ["classify", "tag", "research", "draft", "approve", "summary"])
             #expect(steps.values.allSatisfy { $0["status"] == "succeeded" })
             #expect(steps["approve"]?["output"] == ["approved": true])
-            // classify 120+20, two tags 40+8 each, research 310+42, draft 420+64.
-            #expect(run["usage"] == ["calls": 5, "prompt_tokens": 930, "completion_tokens": 142])
+            // classify 120+20, two tags 40+8 each, research 180+24 (tool calls) and 310+42,
+            // draft 420+12 (flash, too short for the check) and 420+64 (pro).
+            #expect(run["usage"] == ["calls": 7, "prompt_tokens": 1530, "completion_tokens": 178])
+            #expect(steps["classify"]?["route"]?["policy"] == "auto")
+            #expect(steps["draft"]?["route"]?["policy"] == "cascade")
+            #expect(steps["draft"]?["route"]?["escalated"] == true)
+            #expect(steps["draft"]?["expert"] == "pro")
+            #expect(steps["research"]?["output"]?.stringValue?.contains("99.80") == true)
 
             let events = APIFixture.parseEvents(try await server.request(.GET, "/v1/runs/\(id)/events", key: server.tenantKey).text)
             #expect(events.map { $0.id } == (1...max(events.count, 1)).map { String($0) })
@@ -1223,7 +1229,9 @@ struct APIExampleTests {
             let types = events.compactMap { $0.type }
             #expect(types.contains("step.waiting"))
             #expect(types.contains("run.signalled"))
-            #expect(types.filter { $0 == "model.called" }.count == 5)
+            #expect(types.filter { $0 == "model.called" }.count == 7)
+            let tools = events.filter { $0.type == "tool.called" }.compactMap { $0.json["data"]?["tool"]?.stringValue }
+            #expect(tools == ["calculator", "current_time"])
         }
     }
 }

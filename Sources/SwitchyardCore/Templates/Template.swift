@@ -69,8 +69,11 @@ public struct Template: Sendable, Hashable, Codable, CustomStringConvertible {
 
     /// Names of the secrets the template reads (`secrets.<name>`): what a tool call
     /// must open, and nothing more.
-    public var referencedSecrets: Set<String> {
-        Set(storage.references.compactMap { $0.root == "secrets" ? $0.firstKey : nil })
+    public var referencedSecrets: Set<String> { referencedKeys(of: "secrets") }
+
+    /// The first keys read under a variable: `args.q` and `args["q"]` give `q`.
+    public func referencedKeys(of root: String) -> Set<String> {
+        Set(storage.references.compactMap { $0.root == root ? $0.firstKey : nil })
     }
 
     /// The first segment of every variable path (`inputs`, `steps`, `run`, `secrets`, a map item name, …).

@@ -119,27 +119,14 @@ struct HTTPToolCall {
         }
     }
 
-    /// Names read as `args.NAME` or `args["NAME"]` in a template source. A name that
-    /// only appears inside a string literal is (harmlessly) treated as read.
+    /// Names read as `args.NAME` or `args["NAME"]` in a template source (the parsed
+    /// template's references, so a name inside a string literal is not one).
     static func argumentNames(readBy source: String) -> Set<String> {
-        names(after: "args", in: source)
+        (try? Template(parsing: source))?.referencedKeys(of: "args") ?? []
     }
 
     static func secretNames(readBy source: String) -> Set<String> {
-        names(after: "secrets", in: source)
-    }
-
-    private static func names(after root: String, in source: String) -> Set<String> {
-        var found: Set<String> = []
-        guard let dotted = try? Regex("\\b\(root)\\s*\\.\\s*([A-Za-z_][A-Za-z0-9_-]*)"),
-            let bracketed = try? Regex("\\b\(root)\\s*\\[\\s*[\"']([^\"']*)[\"']\\s*\\]")
-        else { return found }
-        for regex in [dotted, bracketed] {
-            for match in source.matches(of: regex) {
-                if match.output.count > 1, let name = match.output[1].substring { found.insert(String(name)) }
-            }
-        }
-        return found
+        (try? Template(parsing: source))?.referencedSecrets ?? []
     }
 
     /// Every string inside `value` percent-encoded for use in a URL.

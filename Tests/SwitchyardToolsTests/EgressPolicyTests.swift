@@ -101,7 +101,7 @@ import Testing
     @Test func allowsPublicAddresses() async throws {
         #expect(try await EgressPolicy.publicOnly.vet(host: "api.example.com", mode: .publicOrAllowed, resolver: resolver) == IPAddress("93.184.216.34"))
         #expect(try await EgressPolicy.publicOnly.vet(host: "8.8.8.8", mode: .publicOrAllowed, resolver: resolver) == IPAddress("8.8.8.8"))
-        #expect(try await EgressPolicy.publicOnly.vet(host: "[2606:4700:4700::1111]", mode: .publicOrAllowed, resolver: resolver) != nil)
+        #expect(try await EgressPolicy.publicOnly.vet(host: "[2606:4700:4700::1111]", mode: .publicOrAllowed, resolver: resolver) == IPAddress("2606:4700:4700::1111"))
     }
 
     @Test func allowsAnAllowListedAddress() async throws {

@@ -30,6 +30,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "SwitchyardMetering",
+            dependencies: ["SwitchyardCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "SwitchyardGate",
             dependencies: ["SwitchyardCore"],
             swiftSettings: swiftSettings
@@ -39,6 +44,7 @@ let package = Package(
             dependencies: [
                 "SwitchyardCore",
                 "SwitchyardGate",
+                "SwitchyardMetering",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -73,6 +79,7 @@ let package = Package(
                 "SwitchyardExperts",
                 "SwitchyardGate",
                 "SwitchyardTools",
+                "SwitchyardMetering",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -105,6 +112,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "SwitchyardMeteringTests", dependencies: ["SwitchyardMetering"], swiftSettings: swiftSettings),
         .testTarget(name: "SwitchyardGateTests", dependencies: ["SwitchyardGate", "SwitchyardCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SwitchyardToolsTests",

@@ -323,10 +323,13 @@ public struct ModelStepSpec: Sendable, Hashable, Codable {
     /// A question about `output` that flash answers yes or no; "no" counts as a
     /// failed check, as for ``check``.
     public var verify: Template?
+    /// `fail` or `downgrade`: what a call that does not fit the tenant's budget does
+    /// (nil: the budget's own setting). `downgrade` lets the gate send pro's call to flash.
+    public var onBudget: String?
 
     public init(
         prompt: Template, model: Template? = nil, agent: String? = nil, thinking: Bool? = nil, maxTokens: Int? = nil, output: JSONValue? = nil,
-        difficulty: String? = nil, check: Template? = nil, verify: Template? = nil
+        difficulty: String? = nil, check: Template? = nil, verify: Template? = nil, onBudget: String? = nil
     ) {
         self.prompt = prompt
         self.model = model
@@ -337,6 +340,7 @@ public struct ModelStepSpec: Sendable, Hashable, Codable {
         self.difficulty = difficulty
         self.check = check
         self.verify = verify
+        self.onBudget = onBudget
     }
 }
 

@@ -6,6 +6,7 @@ import Synchronization
 import SwitchyardCore
 import SwitchyardExperts
 import SwitchyardGate
+import SwitchyardMetering
 import SwitchyardStore
 import SwitchyardTools
 
@@ -26,6 +27,12 @@ public struct EngineConfiguration: Sendable, Hashable {
     public var maxFanOut: Int = 10_000
     /// The `auto` gate's threshold for tenants that set none.
     public var gateThreshold: Double = Gate.defaultThreshold
+    /// The completion cap (`max_tokens`) sent when a step sets none: every call has one,
+    /// so that its budget reservation is a true upper bound.
+    public var defaultMaxTokens: Int = 8_192
+    /// The most steps of one tenant running at once across all servers, for tenants
+    /// without their own cap; nil: no cap.
+    public var maxRunningStepsPerTenant: Int?
 
     public init() {}
 
@@ -40,6 +47,7 @@ public final class Engine: Service, Sendable {
     let database: Database
     let queue: StepQueue
     let runs: RunRepository
+    let metering: MeteringRepository
     let executor: StepExecutor
     let workflows: WorkflowCache
     let logger: Logger
@@ -69,9 +77,13 @@ public final class Engine: Service, Sendable {
         self.deltas = deltas
         let toolbox = Toolbox(
             resources: resources, secrets: SecretRepository(database: database), tenants: tenants, queue: queue, environment: tools, logger: logger)
+        let metering = MeteringRepository(database: database)
+        self.metering = metering
+        let callMetering = CallMetering(
+            repository: metering, queue: queue, prices: PriceBookCache(), defaultMaxTokens: configuration.defaultMaxTokens, logger: logger)
         let models = ModelStepRunner(
             experts: experts, resources: resources, queue: queue, gate: gate, history: GateRepository(database: database), tenants: tenants,
-            toolbox: toolbox, deltas: deltas, defaultThreshold: configuration.gateThreshold, logger: logger)
+            toolbox: toolbox, deltas: deltas, metering: callMetering, defaultThreshold: configuration.gateThreshold, logger: logger)
         self.executor = StepExecutor(
             queue: queue, resources: resources, runs: runs, models: models, toolbox: toolbox, cancellations: cancellations,
             configuration: configuration, logger: logger)
@@ -122,7 +134,7 @@ public final class Engine: Service, Sendable {
                 var claimed: [ClaimedStep] = []
                 if free > 0 {
                     do {
-                        claimed = try await queue.claim(limit: free, lease: configuration.lease)
+                        claimed = try await queue.claim(limit: free, lease: configuration.lease, tenantCap: configuration.maxRunningStepsPerTenant)
                     } catch {
                         logger.error("claiming steps failed", metadata: ["error": "\(Database.describe(error))"])
                     }
@@ -234,6 +246,7 @@ public final class Engine: Service, Sendable {
                     }
                 }
                 try await runs.cancelOrphans()
+                try await metering.settleAbandonedReservations()
                 for overdue in try await queue.overdueRuns() {
                     _ = try await runs.finish(
                         overdue.run, tenant: overdue.tenant, status: .failed,

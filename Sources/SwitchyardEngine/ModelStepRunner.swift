@@ -17,6 +17,7 @@ struct ModelStepRunner: Sendable {
     let tenants: TenantRepository
     let toolbox: Toolbox
     let deltas: DeltaHub
+    let metering: CallMetering
     let defaultThreshold: Double
     let logger: Logger
 
@@ -61,7 +62,17 @@ struct ModelStepRunner: Sendable {
         }
         await record(decision, context: context)
 
-        let first = try await answerChecked(decision.expert, step: step, agent: agent, prompt: prompt, tools: tools, scope: scope, context: context, choice: choice)
+        let first: CheckedAnswer
+        do {
+            first = try await answerChecked(decision.expert, step: step, agent: agent, prompt: prompt, tools: tools, scope: scope, context: context, choice: choice)
+        } catch let failure where failure.error.code == "budget_exceeded" && decision.expert == ExpertTier.pro.rawValue
+            && (step.onBudget.flatMap(BudgetPolicy.init(rawValue:)) ?? failure.budgetPolicy) == .downgrade {
+            // The budget cannot take pro's worst case: the gate sends the step to flash.
+            decision.expert = ExpertTier.flash.rawValue
+            decision.reasons.append("budget: pro's worst case does not fit the remaining budget; downgraded to flash (on_budget: downgrade)")
+            await record(decision, context: context)
+            first = try await answerChecked(decision.expert, step: step, agent: agent, prompt: prompt, tools: tools, scope: scope, context: context, choice: choice)
+        }
         guard case .failure(let rejection) = first.outcome else {
             await learn(decision.expert, succeeded: true, stepKey: stepKey, context: context)
             return (first.value, decision.expert)
@@ -251,12 +262,20 @@ struct ModelStepRunner: Sendable {
         }
     }
 
-    /// Calls an expert and records the call row and a `model.called` event, whether the
-    /// call succeeded or not. Text streams to `model.delta` watchers while it arrives.
+    /// Calls an expert under the tenant's budget: reserves the call's worst case first
+    /// (refused: nothing is sent), then settles the ledger row to the real cost, and
+    /// appends a `model.called` event, whether the call succeeded or not. Text streams
+    /// to `model.delta` watchers while it arrives.
     private func call(_ expert: any Expert, _ request: ModelRequest, context: CallContext, choice: String) async throws(StepFailure) -> ModelResponse {
         let index = context.nextCallIndex()
         let claim = context.claim
         let startedAt = Date()
+        var request = request
+        // A true bound needs a completion cap: the step's, else the engine's default.
+        request.maxTokens = request.maxTokens ?? metering.defaultMaxTokens
+        let reservation = try await metering.reserve(
+            expert: expert, request: request, claim: claim, callIndex: index, startedAt: startedAt)
+
         let clock = ContinuousClock()
         let start = clock.now
         let result: Result<ModelResponse, ExpertError> = await deltas.relaying(
@@ -272,38 +291,22 @@ struct ModelStepRunner: Sendable {
         }
         let elapsed = clock.now - start
         let latency = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
-        if Task.isCancelled, case .failure = result {
-            throw StepFailure("cancelled", "the call was cancelled", retryable: false)
-        }
-        let usage: TokenUsage
-        let model: String
-        var failure: ExpertError?
-        switch result {
-        case .success(let response):
-            usage = response.usage
-            model = response.model
-        case .failure(let error):
-            usage = error.usage ?? TokenUsage(promptTokens: 0, completionTokens: 0)
-            model = expert.model
-            failure = error
-        }
-        let record = ModelCallRecord(
-            tenantID: claim.tenantID, runID: claim.runID, stepID: claim.stepID, attempt: claim.attempt, callIndex: index,
-            expert: expert.name, model: model, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens,
-            latencyMilliseconds: latency, succeeded: failure == nil, error: failure?.message, startedAt: startedAt)
+        let record = metering.ledgerRow(
+            for: result, expert: expert, reservation: reservation, claim: claim, callIndex: index, startedAt: startedAt, latency: latency)
         var event: [String: JSONValue] = [
-            "expert": .string(expert.name), "model": .string(model), "requested": .string(choice), "call": .int(index),
-            "prompt_tokens": .int(usage.promptTokens), "completion_tokens": .int(usage.completionTokens), "latency_ms": .int(latency),
+            "expert": .string(expert.name), "model": .string(record.model), "requested": .string(choice), "call": .int(index),
+            "prompt_tokens": .int(record.promptTokens), "completion_tokens": .int(record.completionTokens), "latency_ms": .int(latency),
+            "cost_usd": record.cost.map { .string($0.decimalString) } ?? .null,
         ]
+        if !record.usageKnown { event["usage_known"] = false }
         if case .success(let response) = result, !response.toolCalls.isEmpty {
             event["tool_calls"] = .array(response.toolCalls.map { .string($0.name) })
         }
-        if let failure { event["error"] = .string(failure.message) }
-        do {
-            try await queue.recordModelCall(record)
-            try await queue.appendEvents([NewEvent("model.called", step: claim.stepID, data: .object(event))], run: claim.runID, tenant: claim.tenantID)
-        } catch {
-            logger.error("could not record a model call", metadata: ["run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(Database.describe(error))"])
+        if let error = record.error { event["error"] = .string(error) }
+        // Settled even when the run was cancelled mid-call: the provider may have billed it.
+        await metering.settle(record, event: NewEvent("model.called", step: claim.stepID, data: .object(event)))
+        if Task.isCancelled, case .failure = result {
+            throw StepFailure("cancelled", "the call was cancelled", retryable: false)
         }
         switch result {
         case .success(let response):

@@ -10,10 +10,13 @@ import SwitchyardStore
 struct StepFailure: Error, Sendable {
     var error: ErrorRecord
     var retryable: Bool
+    /// For `budget_exceeded`: what the tenant's budget says to do about it.
+    var budgetPolicy: BudgetPolicy?
 
-    init(_ code: String, _ message: String, retryable: Bool) {
+    init(_ code: String, _ message: String, retryable: Bool, budgetPolicy: BudgetPolicy? = nil) {
         self.error = ErrorRecord(code: code, message: message)
         self.retryable = retryable
+        self.budgetPolicy = budgetPolicy
     }
 }
 

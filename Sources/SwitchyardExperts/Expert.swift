@@ -1,3 +1,4 @@
+import Foundation
 import SwitchyardCore
 
 /// One message of a chat-style model request.
@@ -140,6 +141,22 @@ public struct ModelRequest: Sendable, Hashable {
     /// The user-visible prompt: the text of the last user message.
     public var prompt: String {
         messages.last { $0.role == .user }?.content ?? ""
+    }
+
+    /// An upper bound of the prompt's tokens for a budget reservation: the UTF-8 bytes
+    /// of everything the provider tokenizes (messages with their reasoning and tool
+    /// calls, and tool definitions) as JSON, plus a margin per message for the chat
+    /// template's own tokens. A token never covers less than a byte.
+    public var promptByteBound: Int {
+        let encoder = JSONEncoder()
+        let messageBytes = (try? encoder.encode(messages).count) ?? messages.reduce(0) { total, message in
+            total + message.content.utf8.count + (message.reasoning?.utf8.count ?? 0)
+                + message.toolCalls.reduce(0) { $0 + $1.name.utf8.count + $1.arguments.utf8.count + $1.id.utf8.count }
+        }
+        let toolBytes = tools.reduce(0) { total, tool in
+            total + tool.name.utf8.count + (tool.description?.utf8.count ?? 0) + tool.parameters.compactJSON.utf8.count + 64
+        }
+        return messageBytes + toolBytes + 32 * (messages.count + 1)
     }
 }
 

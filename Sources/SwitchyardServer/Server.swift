@@ -74,7 +74,7 @@ public struct SwitchyardServer: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await database.run() }
             try await database.checkReachable()
-            let applied = try await Migrator(database: database).migrate(try ProjectFiles.migrations())
+            let applied = try await ProjectFiles.prepare(database)
             if !applied.isEmpty { logger.info("applied migrations", metadata: ["versions": "\(applied)"]) }
             let services = ServiceGroup(
                 configuration: ServiceGroupConfiguration(services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

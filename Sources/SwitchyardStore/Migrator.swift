@@ -1,4 +1,5 @@
 import Foundation
+import SwitchyardMetering
 import Logging
 import PostgresNIO
 
@@ -133,6 +134,31 @@ public enum ProjectFiles {
         candidates.append(sourceRoot.appendingPathComponent(name).path)
         var isDirectory: ObjCBool = false
         return candidates.first { fm.fileExists(atPath: $0, isDirectory: &isDirectory) && isDirectory.boolValue }
+    }
+
+    /// The price book rows this build ships (`Data/prices.yaml`).
+    public static func priceSeed() throws(DatabaseError) -> [PriceRow] {
+        guard let directory = directory("Data", environmentVariable: "SWITCHYARD_DATA") else {
+            throw DatabaseError(.migration, "cannot find the Data directory (with prices.yaml); set SWITCHYARD_DATA to its path")
+        }
+        let path = directory + "/prices.yaml"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw DatabaseError(.migration, "cannot read \(path)")
+        }
+        do {
+            return try PriceBook.parseSeed(text)
+        } catch {
+            throw DatabaseError(.migration, "\(path): \(error)")
+        }
+    }
+
+    /// Brings a database up to date: migrations, then the shipped price rows that are
+    /// missing (rows are never changed once there). Returns the migrations applied.
+    @discardableResult
+    public static func prepare(_ database: Database) async throws -> [Int] {
+        let applied = try await Migrator(database: database).migrate(try migrations())
+        try await MeteringRepository(database: database).seed(try priceSeed())
+        return applied
     }
 
     /// The migrations this build ships.

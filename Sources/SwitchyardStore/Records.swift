@@ -1,5 +1,6 @@
 import Foundation
 import SwitchyardCore
+import SwitchyardMetering
 
 /// A tenant: the unit of isolation, budgets and fairness.
 public struct Tenant: Sendable, Hashable, Codable {
@@ -136,28 +137,48 @@ public struct ModelCallRecord: Sendable, Hashable {
     public var stepID: String
     public var attempt: Int
     public var callIndex: Int
+    public var workflow: String
     public var expert: String
     public var model: String
     public var promptTokens: Int
     public var completionTokens: Int
+    public var cacheHitTokens: Int
+    public var cacheMissTokens: Int
+    public var reasoningTokens: Int
+    /// False when the call ended before its usage was reported: `cost` is then an
+    /// upper-bound estimate.
+    public var usageKnown: Bool
+    /// The price row that priced the call; nil for an unpriced model.
+    public var priceID: String?
+    /// Nil for an unpriced model (metered in tokens only, never free by accident).
+    public var cost: Money?
     public var latencyMilliseconds: Int
     public var succeeded: Bool
     public var error: String?
     public var startedAt: Date
 
     public init(
-        tenantID: UUID, runID: UUID, stepID: String, attempt: Int, callIndex: Int, expert: String, model: String,
-        promptTokens: Int, completionTokens: Int, latencyMilliseconds: Int, succeeded: Bool, error: String?, startedAt: Date
+        tenantID: UUID, runID: UUID, stepID: String, attempt: Int, callIndex: Int, workflow: String, expert: String, model: String,
+        promptTokens: Int, completionTokens: Int, cacheHitTokens: Int = 0, cacheMissTokens: Int = 0, reasoningTokens: Int = 0,
+        usageKnown: Bool = true, priceID: String? = nil, cost: Money? = nil, latencyMilliseconds: Int, succeeded: Bool, error: String?,
+        startedAt: Date
     ) {
         self.tenantID = tenantID
         self.runID = runID
         self.stepID = stepID
         self.attempt = attempt
         self.callIndex = callIndex
+        self.workflow = workflow
         self.expert = expert
         self.model = model
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
+        self.cacheHitTokens = cacheHitTokens
+        self.cacheMissTokens = cacheMissTokens
+        self.reasoningTokens = reasoningTokens
+        self.usageKnown = usageKnown
+        self.priceID = priceID
+        self.cost = cost
         self.latencyMilliseconds = latencyMilliseconds
         self.succeeded = succeeded
         self.error = error

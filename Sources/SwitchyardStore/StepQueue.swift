@@ -65,8 +65,13 @@ public struct StepQueue: Sendable {
     /// run's input and finished steps. Steps are taken in weighted round robin across
     /// tenants (oldest first within each), so a tenant's backlog never holds up
     /// another tenant's work.
-    public func claim(limit: Int, lease: Duration) async throws -> [ClaimedStep] {
+    /// `tenantCap` is the default cap on a tenant's running steps (across all
+    /// servers) for tenants without their own `max_concurrent_steps`; nil: no cap.
+    /// Two servers claiming at the same instant may together pass a cap by at most
+    /// one claim batch: it is a fairness bound, not a billing one.
+    public func claim(limit: Int, lease: Duration, tenantCap: Int? = nil) async throws -> [ClaimedStep] {
         guard limit > 0 else { return [] }
+        let defaultCap = tenantCap ?? Int(Int32.max)
         let leaseMilliseconds = Self.milliseconds(lease)
         var claimed: [ClaimedStep] = []
         for try await row in try await database.client.query(
@@ -89,7 +94,9 @@ public struct StepQueue: Sendable {
                     SELECT tenant_id, run_id, step_id, ready_at FROM steps
                     WHERE tenant_id = r.tenant_id AND status = 'ready' AND ready_at <= now()
                     ORDER BY ready_at
-                    LIMIT \(limit)
+                    -- No more than the tenant's free slots under its cap on running steps.
+                    LIMIT least(\(limit), greatest(0, coalesce(t.max_concurrent_steps, \(defaultCap))
+                        - (SELECT count(*) FROM steps x WHERE x.tenant_id = r.tenant_id AND x.status = 'running')))
                     FOR UPDATE SKIP LOCKED
                 ) c
             ), picked AS (
@@ -564,19 +571,6 @@ public struct StepQueue: Sendable {
             return milliseconds.map { .milliseconds($0) }
         }
         return nil
-    }
-
-    /// Writes one model call row; the same (run, step, attempt, call) twice is ignored.
-    public func recordModelCall(_ call: ModelCallRecord) async throws {
-        try await database.client.query(
-            """
-            INSERT INTO model_calls (tenant_id, run_id, step_id, attempt, call_index, expert, model, prompt_tokens, completion_tokens,
-                                     latency_ms, outcome, error, started_at)
-            VALUES (\(call.tenantID), \(call.runID), \(call.stepID), \(call.attempt), \(call.callIndex), \(call.expert), \(call.model),
-                    \(call.promptTokens), \(call.completionTokens), \(call.latencyMilliseconds), \(call.succeeded ? "ok" : "error"),
-                    \(call.error), \(call.startedAt))
-            ON CONFLICT DO NOTHING
-            """, logger: database.logger)
     }
 
     /// Stores the gate's decision on the step and appends its `model.routed` event, in

@@ -79,17 +79,80 @@ struct APIClient: Sendable {
         return Response(status: status, body: body, headers: response.headers)
     }
 
+    /// The event types after which the server ends a run's event stream.
+    static let finalEventTypes: Set<String> = ["run.succeeded", "run.failed", "run.cancelled"]
+
     /// Streams a run's events (Server-Sent Events), calling `onEvent` with each type and
-    /// JSON payload until the stream ends.
-    func streamEvents(run: String, after: Int64 = 0, onEvent: (String, JSONValue) async throws -> Void) async throws {
-        var request = HTTPClientRequest(url: baseURL.trimmingSuffix("/") + "/v1/runs/\(run)/events")
+    /// JSON payload until the run's final event. With `deltas`, live `model.delta` events
+    /// (the text of model answers as it streams, never stored) come in between.
+    ///
+    /// A stream that breaks off before the run's final event is resumed with
+    /// `Last-Event-ID`: only events that carry an `id:` (the stored ones) move that
+    /// position; deltas have none, so they never do.
+    func streamEvents(
+        run: String, after: Int64 = 0, deltas: Bool = false, onEvent: (String, JSONValue) async throws -> Void
+    ) async throws {
+        var position = after
+        var attempt = 0
+        var failures = 0
+        while true {
+            attempt += 1
+            var progressed = false
+            var ended = false
+            let broken: (any Error)?
+            do {
+                broken = try await streamOnce(run: run, after: position, deltas: deltas) { event in
+                    if let id = event.id, let seq = Int64(id.trimmingCharacters(in: .whitespaces)) {
+                        position = seq
+                        progressed = true
+                    }
+                    if event.id != nil, Self.finalEventTypes.contains(event.type) { ended = true }
+                    let data = (try? JSONDecoder().decode(JSONValue.self, from: Data(event.data.utf8))) ?? .null
+                    try await onEvent(event.type, data)
+                }
+            } catch let error as StreamConnectError {
+                // The first connection fails at once, as every other command does; a
+                // later one may meet a server that is restarting, so it is tried again.
+                guard attempt > 1, failures < Self.reconnectAttempts else { throw error.error }
+                broken = error
+            }
+            if ended { return }
+            if broken == nil && !progressed {
+                // The server ended the stream with nothing new: there is nothing more.
+                return
+            }
+            failures = progressed ? 0 : failures + 1
+            guard failures <= Self.reconnectAttempts else {
+                throw CLIError("the event stream of run \(run) broke off and could not be resumed: \(broken.map { "\($0)" } ?? "no events")")
+            }
+            if broken != nil {
+                FileHandle.standardError.write(Data("event stream interrupted; resuming after event \(position)…\n".utf8))
+                try await Task.sleep(for: .milliseconds(250 << min(failures, 3)))
+            }
+        }
+    }
+
+    static let reconnectAttempts = 5
+
+    /// A failure to open the stream (as opposed to one while reading it).
+    private struct StreamConnectError: Error, CustomStringConvertible {
+        var error: CLIError
+        var description: String { error.description }
+    }
+
+    /// One connection to the event stream. Returns the error that broke it off, or nil
+    /// when the server ended it; errors of `onEvent` propagate.
+    private func streamOnce(
+        run: String, after: Int64, deltas: Bool, onEvent: (ServerSentEventParser.Event) async throws -> Void
+    ) async throws -> (any Error)? {
+        var request = HTTPClientRequest(url: baseURL.trimmingSuffix("/") + "/v1/runs/\(run)/events" + (deltas ? "?deltas=1" : ""))
         if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
         if after > 0 { request.headers.add(name: "Last-Event-ID", value: String(after)) }
         let response: HTTPClientResponse
         do {
             response = try await Self.http.execute(request, timeout: .hours(24))
         } catch {
-            throw CLIError("cannot reach the Switchyard server at \(baseURL): \(error)")
+            throw StreamConnectError(error: CLIError("cannot reach the Switchyard server at \(baseURL): \(error)"))
         }
         guard response.status == .ok else {
             let buffer = try await response.body.collect(upTo: 1 << 20)
@@ -97,10 +160,17 @@ struct APIClient: Sendable {
             throw CLIError("\(body["error"]?["code"]?.stringValue ?? "http_\(response.status.code)"): \(body["error"]?["message"]?.stringValue ?? "")")
         }
         var parser = ServerSentEventParser()
-        for try await chunk in response.body {
+        var chunks = response.body.makeAsyncIterator()
+        while true {
+            let chunk: ByteBuffer?
+            do {
+                chunk = try await chunks.next()
+            } catch {
+                return error
+            }
+            guard let chunk else { return nil }
             for event in parser.feed(Array(chunk.readableBytesView)) {
-                let data = (try? JSONDecoder().decode(JSONValue.self, from: Data(event.data.utf8))) ?? .null
-                try await onEvent(event.type, data)
+                try await onEvent(event)
             }
         }
     }

@@ -52,7 +52,7 @@ struct EngineBench: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await database.run() }
             try await database.checkReachable()
-            try await Migrator(database: database).migrate(try ProjectFiles.migrations())
+            try await ProjectFiles.prepare(database)
             let (tenant, _) = try await TenantRepository(database: database).createTenant(name: "bench-\(UUID().uuidString.prefix(8).lowercased())")
             var yaml = "kind: Workflow\nname: noop\nsteps:\n"
             for index in 0..<stepCount {

@@ -71,7 +71,14 @@ struct RunWorkflow: AsyncParsableCommand {
     @Flag(help: "Show live step progress until the run ends; exit 0 only if it succeeded.")
     var watch = false
 
+    @Flag(help: "With --watch: also print the text of model answers as it streams in.")
+    var stream = false
+
     @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        if stream && !watch { throw ValidationError("--stream shows a run's live progress: use it with --watch") }
+    }
 
     func run() async throws {
         guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(input.utf8)), case .object = value else {
@@ -86,18 +93,26 @@ struct RunWorkflow: AsyncParsableCommand {
             if client.output == .json { Print.json(response.body) } else { print("run \(id) \(run["status"]?.stringValue ?? "")") }
             return
         }
-        try await Watch.follow(run: id, api: api, output: client.output)
+        try await Watch.follow(run: id, api: api, output: client.output, stream: stream)
     }
 }
 
 /// Following a run live, then showing it; the exit status says whether it succeeded.
 enum Watch {
-    static func follow(run id: String, api: APIClient, output: OutputFormat) async throws {
+    /// With `stream` (table output only), model text is printed as it arrives.
+    static func follow(run id: String, api: APIClient, output: OutputFormat, stream: Bool = false) async throws {
         Console.useLineBuffering()
         if output == .table { print("run \(id)") }
-        try await api.streamEvents(run: id) { type, event in
-            if output == .table, let line = Print.progress(type, event) { print(line) }
+        var live = LiveFollower(indent: "    ")
+        try await api.streamEvents(run: id, deltas: stream && output == .table) { type, event in
+            guard output == .table else { return }
+            if type == "model.delta" {
+                live.delta(event)
+            } else {
+                live.event(type, step: event["step"]?.stringValue, line: Print.progress(type, event))
+            }
         }
+        live.end()
         let final = try await api.send(.GET, "/v1/runs/\(id)").body
         if output == .json {
             Print.json(final)
@@ -112,7 +127,7 @@ enum Watch {
 struct Runs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List, inspect, follow, cancel and signal runs.",
-        subcommands: [List.self, Show.self, Events.self, Cancel.self, Signal.self])
+        subcommands: [List.self, Show.self, Events.self, Cancel.self, Signal.self, Feedback.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List runs, newest first.")
@@ -157,17 +172,29 @@ struct Runs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print a run's events, following it until it ends.")
         @Argument var id: String
         @Option(help: "Start after this event sequence number.") var after: Int64 = 0
+        @Flag(help: "Also show model text live as it streams (model.delta events; with --output json, one line each, without seq).")
+        var stream = false
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
             let output = client.output
-            try await client.client().streamEvents(run: id, after: after) { type, event in
+            Console.useLineBuffering()
+            var live = LiveFollower()
+            try await client.client().streamEvents(run: id, after: after, deltas: stream) { type, event in
                 if output == .json {
-                    print(event.compactJSON)
+                    if type == "model.delta" {
+                        // Not a stored event: no seq or time, and the delta as its data.
+                        print(JSONValue.object(["type": .string(type), "step": event["step"] ?? .null, "data": event]).compactJSON)
+                    } else {
+                        print(event.compactJSON)
+                    }
+                } else if type == "model.delta" {
+                    live.delta(event)
                 } else {
-                    print("\(event["seq"]?.intValue ?? 0)\t\(event["at"]?.stringValue ?? "")\t\(type)\t\(event["step"]?.stringValue ?? "-")\t\(Print.brief(event["data"], limit: 100))")
+                    live.event(type, step: event["step"]?.stringValue, line: "\(event["seq"]?.intValue ?? 0)\t\(event["at"]?.stringValue ?? "")\t\(type)\t\(event["step"]?.stringValue ?? "-")\t\(Print.brief(event["data"], limit: 100))")
                 }
             }
+            live.end()
         }
     }
 
@@ -240,7 +267,7 @@ struct AdminOptions: ParsableArguments {
 }
 
 struct Tenants: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Manage tenants (admin key).", subcommands: [Create.self, List.self])
+    static let configuration = CommandConfiguration(abstract: "Manage tenants (admin key).", subcommands: [Create.self, List.self, Show.self, Gate.self, Egress.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a tenant and print its first API key (shown once).")

@@ -43,16 +43,35 @@ enum Print {
         if let error = run["error"], error != .null {
             print("error: \(error["code"]?.stringValue ?? "?"): \(error["message"]?.stringValue ?? "")")
         }
-        var table = Table(headers: ["STEP", "STATUS", "ATTEMPTS", "EXPERT", "OUTPUT"])
+        var table = Table(headers: ["STEP", "STATUS", "ATTEMPTS", "EXPERT", "ROUTE", "OUTPUT"])
+        var explained: [String] = []
         for step in run["steps"]?.arrayValue ?? [] {
             let output = step["error"].flatMap { $0 == .null ? nil : "error: " + ($0["message"]?.stringValue ?? "") } ?? brief(step["output"])
+            let stepID = step["id"]?.stringValue ?? "?"
+            // (Not `flatMap`: JSONValue is nil-literal-expressible, so `nil` would be `.null`.)
+            var route: JSONValue? = step["route"]
+            if route == .null { route = nil }
             table.rows.append([
-                step["id"]?.stringValue ?? "?", step["status"]?.stringValue ?? "?", String(step["attempts"]?.intValue ?? 0),
-                step["expert"]?.stringValue ?? "-", output,
+                stepID, step["status"]?.stringValue ?? "?", String(step["attempts"]?.intValue ?? 0),
+                step["expert"]?.stringValue ?? "-", route.map(Self.route) ?? "-", output,
             ])
+            // Why each routed step went where it did, and the verdicts given on them.
+            let reasons = route?["reasons"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            let feedback = step["feedback"]?.boolValue
+            guard !reasons.isEmpty || feedback != nil else { continue }
+            var heading = "  \(stepID)"
+            if let route { heading += ": \(Self.route(route))" }
+            if let feedback { heading += (route == nil ? ": " : "; ") + "feedback: \(feedback ? "good" : "bad")" }
+            explained.append(heading)
+            explained += reasons.map { "      \($0)" }
         }
         print("")
         print(table.render())
+        if !explained.isEmpty {
+            print("")
+            print("routes:")
+            explained.forEach { print($0) }
+        }
         if let usage = run["usage"] {
             print("")
             print("usage: \(usage["calls"]?.intValue ?? 0) model calls, \(usage["prompt_tokens"]?.intValue ?? 0) prompt tokens, \(usage["completion_tokens"]?.intValue ?? 0) completion tokens")
@@ -61,6 +80,29 @@ enum Print {
             print("")
             print("output: \(brief(output, limit: 400))")
         }
+    }
+
+    /// A gate decision in a few words: `auto→pro (score 0.21 ≥ 0.06)`,
+    /// `cascade→pro (escalated)`, `fixed→flash`.
+    static func route(_ route: JSONValue) -> String {
+        var text = "\(route["policy"]?.stringValue ?? "?")→\(route["expert"]?.stringValue ?? "?")"
+        var details: [String] = []
+        if let score = route["score"]?.doubleValue {
+            if let threshold = route["threshold"]?.doubleValue {
+                details.append("score \(number(score)) \(score >= threshold ? "≥" : "<") \(number(threshold))")
+            } else {
+                details.append("score \(number(score))")
+            }
+        }
+        if route["escalated"]?.boolValue == true { details.append("escalated") }
+        if !details.isEmpty { text += " (\(details.joined(separator: ", ")))" }
+        return text
+    }
+
+    /// A score or threshold with two decimals (`0.21`, `-0.05`).
+    static func number(_ value: Double) -> String {
+        let text = String(format: "%.2f", value)
+        return text == "-0.00" ? "0.00" : text
     }
 
     /// One progress line of `--watch`.
@@ -76,7 +118,21 @@ enum Print {
         case "step.skipped": return "  ⤼ \(step) skipped: \(data["reason"]?.stringValue ?? "")"
         case "step.waiting": return "  ⏸ \(step) waiting for signal \(data["signal"]?.stringValue ?? "")"
         case "model.called":
-            return "    · \(step): \(data["expert"]?.stringValue ?? "?") (\(data["model"]?.stringValue ?? "?")) \(data["prompt_tokens"]?.intValue ?? 0)+\(data["completion_tokens"]?.intValue ?? 0) tokens, \(data["latency_ms"]?.intValue ?? 0) ms"
+            var line = "    · \(step): \(data["expert"]?.stringValue ?? "?") (\(data["model"]?.stringValue ?? "?")) \(data["prompt_tokens"]?.intValue ?? 0)+\(data["completion_tokens"]?.intValue ?? 0) tokens, \(data["latency_ms"]?.intValue ?? 0) ms"
+            if let tools = data["tool_calls"]?.arrayValue?.compactMap(\.stringValue), !tools.isEmpty { line += " → calls \(tools.joined(separator: ", "))" }
+            if let error = data["error"]?.stringValue { line += ": failed: \(brief(.string(error), limit: 100))" }
+            return line
+        case "model.routed":
+            return "    ⇢ \(step): \(route(data))"
+        case "tool.called":
+            let tool = data["tool"]?.stringValue ?? "?"
+            let latency = "\(data["latency_ms"]?.intValue ?? 0) ms"
+            if data["ok"]?.boolValue == false {
+                let error = data["error"] ?? .null
+                let message = error["message"]?.stringValue.map { ": " + brief(.string($0), limit: 100) } ?? ""
+                return "    ⚒ \(step): \(tool) failed, \(latency) (\(error["code"]?.stringValue ?? "error")\(message))"
+            }
+            return "    ⚒ \(step): \(tool) ok, \(latency)"
         case "run.succeeded": return "run succeeded"
         case "run.failed": return "run failed: \(data["error"]?["message"]?.stringValue ?? "")"
         case "run.cancelled": return "run cancelled"
@@ -84,5 +140,144 @@ enum Print {
         case "step.lease_expired": return "  ⚠ \(step) lease expired; it will run again"
         default: return "  \(type) \(step)"
         }
+    }
+}
+
+/// Live model text (`--stream`) among progress lines: the text of each model call is
+/// written as it arrives, on a line that starts once with `[step] ` (`[step #2] ` for a
+/// step's later calls); reasoning goes on its own `[step] (thinking) ` line, dimmed on a
+/// terminal. Any other line first ends the live one, so it keeps a line of its own.
+struct LiveText {
+    private struct Segment: Equatable {
+        var step: String
+        var call: Int
+        var reasoning: Bool
+    }
+
+    /// The live line being written, if any.
+    private var open: Segment?
+    /// The live text ended with a newline: the next character starts an indented line.
+    private var atLineStart = false
+    let indent: String
+    let dim: Bool
+
+    init(indent: String = "") {
+        self.indent = indent
+        dim = isatty(STDOUT_FILENO) != 0 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+    }
+
+    /// The data of one `model.delta` event.
+    mutating func delta(_ data: JSONValue) {
+        let step = data["step"]?.stringValue ?? "?"
+        let call = data["call"]?.intValue ?? 0
+        if let reasoning = data["reasoning"]?.stringValue, !reasoning.isEmpty {
+            write(reasoning, Segment(step: step, call: call, reasoning: true))
+        }
+        if let text = data["text"]?.stringValue, !text.isEmpty {
+            write(text, Segment(step: step, call: call, reasoning: false))
+        }
+    }
+
+    /// A line of its own.
+    mutating func line(_ text: String) {
+        end()
+        print(text)
+    }
+
+    /// Ends the live line, if one is open.
+    mutating func end() {
+        guard open != nil else { return }
+        if !atLineStart { print("") }
+        open = nil
+        atLineStart = false
+        fflush(nil)
+    }
+
+    private mutating func write(_ piece: String, _ segment: Segment) {
+        if open != segment {
+            end()
+            let label = segment.call == 0 ? segment.step : "\(segment.step) #\(segment.call + 1)"
+            print("\(indent)[\(label)] " + (segment.reasoning ? "(thinking) " : ""), terminator: "")
+            open = segment
+        }
+        var out = ""
+        for character in piece {
+            if character == "\n" {
+                out.append("\n")
+                atLineStart = true
+                continue
+            }
+            if atLineStart {
+                out += indent + "  "
+                atLineStart = false
+            }
+            out.append(character)
+        }
+        if dim && segment.reasoning { out = "\u{1B}[2m" + out + "\u{1B}[0m" }
+        print(out, terminator: "")
+        fflush(nil)
+    }
+}
+
+/// Puts live model text (`--stream`) in order among a run's progress lines. Deltas are
+/// relayed at once while stored events are polled, so a step's text can arrive before
+/// the lines that announce it; it is held until the step's `model.routed` (or at most
+/// a second, for a stream resumed in the middle of a step), and a step's held text is
+/// written before the line that ends its attempt.
+struct LiveFollower {
+    var text: LiveText
+    private var streaming: Set<String> = []
+    private var held: [String: (since: ContinuousClock.Instant, deltas: [JSONValue])] = [:]
+    static let maxHold: Duration = .seconds(1)
+    static let attemptEnds: Set<String> = ["step.succeeded", "step.failed", "step.retrying", "step.skipped", "step.waiting", "step.lease_expired"]
+
+    init(indent: String = "") {
+        text = LiveText(indent: indent)
+    }
+
+    /// A `model.delta` event's data.
+    mutating func delta(_ data: JSONValue) {
+        let step = data["step"]?.stringValue ?? "?"
+        if streaming.contains(step) {
+            text.delta(data)
+            return
+        }
+        var entry = held[step] ?? (ContinuousClock.now, [])
+        entry.deltas.append(data)
+        held[step] = entry
+        if ContinuousClock.now - entry.since >= Self.maxHold {
+            streaming.insert(step)
+            release(step)
+        }
+    }
+
+    /// A stored event of `type` for `step`, shown as `line` (nil shows nothing).
+    mutating func event(_ type: String, step: String?, line: String?) {
+        if let step, Self.attemptEnds.contains(type) {
+            release(step)
+            streaming.remove(step)
+        } else if APIClient.finalEventTypes.contains(type) {
+            releaseAll()
+        }
+        if let line { text.line(line) }
+        if let step, type == "model.routed" {
+            streaming.insert(step)
+            release(step)
+        }
+    }
+
+    /// Writes everything held and ends the live line.
+    mutating func end() {
+        releaseAll()
+        text.end()
+    }
+
+    private mutating func release(_ step: String) {
+        guard let entry = held.removeValue(forKey: step) else { return }
+        for data in entry.deltas { text.delta(data) }
+    }
+
+    private mutating func releaseAll() {
+        for step in held.keys.sorted() { release(step) }
     }
 }

@@ -83,7 +83,7 @@ struct Migrate: AsyncParsableCommand {
             group.addTask { await database.run() }
             do {
                 try await database.checkReachable()
-                let applied = try await Migrator(database: database).migrate(try ProjectFiles.migrations())
+                let applied = try await ProjectFiles.prepare(database)
                 print(applied.isEmpty ? "the database is up to date" : "applied migrations \(applied.map(String.init).joined(separator: ", "))")
             } catch let error as DatabaseError {
                 group.cancelAll()

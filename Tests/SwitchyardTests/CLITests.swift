@@ -1,5 +1,7 @@
 import Foundation
 import SwitchyardCore
+import SwitchyardStore
+import SwitchyardTools
 import Testing
 
 /// The real `yard` binary against a live server, as a script or a person uses it.
@@ -7,10 +9,12 @@ import Testing
 struct CLITests {
     /// Runs `yard` with the server's URL and the tenant's key (another key, or none), and the admin key when asked.
     static func yard(
-        _ server: LiveServer, _ arguments: [String], key: String? = nil, withoutKey: Bool = false, admin: Bool = false
+        _ server: LiveServer, _ arguments: [String], key: String? = nil, withoutKey: Bool = false, admin: Bool = false,
+        stdin: String? = nil, during: (@Sendable (YardCLI.Running) async throws -> Void)? = nil
     ) async throws -> YardCLI.Result {
         try await YardCLI.run(
-            arguments, url: server.url, apiKey: withoutKey ? nil : key ?? server.tenantKey, adminKey: admin ? server.adminKey : nil)
+            arguments, url: server.url, apiKey: withoutKey ? nil : key ?? server.tenantKey, adminKey: admin ? server.adminKey : nil,
+            stdin: stdin, during: during)
     }
 
     /// A fresh directory for files the test writes; removed by `remove`.
@@ -357,6 +361,269 @@ struct CLITests {
             let badInput = try await Self.yard(server, ["run", "greet", "--input", "[1]"])
             #expect(badInput.status != 0, "\(badInput)")
             #expect(badInput.stderr.contains("--input must be a JSON object"), "\(badInput)")
+        }
+    }
+
+    // MARK: - Routes, feedback, live text, secrets, tenant settings, tools
+
+    static let routedScript = """
+        - match: Capital
+          expert: flash
+          reply: Lyon
+        - match: Capital
+          expert: pro
+          reply: Paris
+        - match: Summarise
+          reply: all good
+        """
+
+    static let routed = """
+        kind: Workflow
+        name: routed
+        steps:
+          - { id: hard, model: auto, difficulty: hard, prompt: "Summarise the ticket." }
+          - id: capital
+            model: cascade
+            prompt: Capital of France?
+            check: "{{ output == 'Paris' }}"
+          - { id: shape, needs: [hard], transform: "{{ steps.hard.output | upper }}" }
+        """
+
+    @Test("yard runs show prints each model step's route and its reasons; yard runs feedback records a verdict that show then displays")
+    func runsShowRoutesAndFeedback() async throws {
+        try await withLiveServer(script: Self.routedScript) { server in
+            try await APIFixture.apply(server, Self.routed)
+            // The lowest threshold sends every auto step to pro.
+            let tenant = server.store.tenant.id.uuidString.lowercased()
+            _ = try await server.request(.PUT, "/v1/admin/tenants/\(tenant)/gate", key: server.adminKey, json: ["threshold": -1])
+            let reply = try await server.request(.POST, "/v1/workflows/routed/runs?wait=10", key: server.tenantKey, json: ["input": [:]])
+            #expect(reply.json["run"]?["status"] == "succeeded", "\(reply.text)")
+            let id = try #require(reply.json["run"]?["id"]?.stringValue)
+
+            let shown = try await Self.yard(server, ["runs", "show", id])
+            #expect(shown.status == 0, "\(shown)")
+            let out = Self.lines(shown.stdout)
+            #expect(out.contains { $0.hasPrefix("STEP") && $0.contains("ROUTE") }, "\(shown)")
+            #expect(out.contains { $0.hasPrefix("hard ") && $0.contains("auto→pro (score ") && $0.contains(" ≥ -1.00)") }, "\(shown)")
+            #expect(out.contains { $0.hasPrefix("capital ") && $0.contains("cascade→pro (escalated)") }, "\(shown)")
+            #expect(out.contains { $0.hasPrefix("shape ") && !$0.contains("→") }, "\(shown)")
+            // Below the table: each routed step's reasons, indented under it.
+            let routes = try #require(out.firstIndex(of: "routes:"), "\(shown)")
+            let hard = try #require(out[routes...].firstIndex { $0.hasPrefix("  hard: auto→pro") }, "\(shown)")
+            let hardReasons = out[(hard + 1)...].prefix { $0.hasPrefix("      ") }
+            #expect(hardReasons.contains { $0.contains("declared difficulty: hard") }, "\(shown)")
+            let capital = try #require(out[routes...].firstIndex { $0.hasPrefix("  capital: cascade→pro (escalated)") }, "\(shown)")
+            #expect(out[(capital + 1)...].prefix { $0.hasPrefix("      ") }.count >= 1, "\(shown)")
+            #expect(!shown.stdout.contains("feedback:"), "\(shown)")
+
+            let bad = try await Self.yard(server, ["runs", "feedback", id, "hard", "--bad"])
+            #expect(bad.status == 0, "\(bad)")
+            #expect(bad.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "feedback on hard: bad (expert pro); the gate learned from it", "\(bad)")
+            let again = try await Self.yard(server, ["runs", "feedback", id, "hard", "--bad", "--output", "json"])
+            #expect(again.status == 0, "\(again)")
+            #expect(try Self.json(again.stdout) == ["feedback": ["run": .string(id), "step": "hard", "good": false, "expert": "pro", "learned": false]])
+            let both = try await Self.yard(server, ["runs", "feedback", id, "hard", "--good", "--bad"])
+            #expect(both.status != 0 && both.stderr.contains("--good or --bad, not both"), "\(both)")
+            let neither = try await Self.yard(server, ["runs", "feedback", id, "hard"])
+            #expect(neither.status != 0 && neither.stderr.contains("--good or --bad"), "\(neither)")
+            let transform = try await Self.yard(server, ["runs", "feedback", id, "shape", "--good"])
+            #expect(transform.status != 0 && transform.stderr.contains("not_a_model_step"), "\(transform)")
+
+            let after = try await Self.yard(server, ["runs", "show", id])
+            #expect(Self.lines(after.stdout).contains { $0.hasPrefix("  hard: auto→pro") && $0.hasSuffix("; feedback: bad") }, "\(after)")
+            // JSON output is the API's body, unchanged.
+            let json = try await Self.yard(server, ["runs", "show", id, "--output", "json"])
+            #expect(try Self.json(json.stdout) == (try await server.request(.GET, "/v1/runs/\(id)", key: server.tenantKey)).json)
+        }
+    }
+
+    static let poemScript = "- match: poem\n  reply: roses are red and queues are fair"
+
+    static let poem = """
+        kind: Workflow
+        name: poem
+        steps:
+          - { id: go, wait_for: go }
+          - { id: write, needs: [go], model: flash, prompt: Write a poem. }
+          - { id: add, needs: [write], tool: calculator, with: { expression: "2 + 3" } }
+        """
+
+    /// The text of the live lines `[step] …` in `output`, joined.
+    static func streamedText(_ output: String, step: String, indent: String) -> String {
+        lines(output).filter { $0.hasPrefix("\(indent)[\(step)] ") }.map { String($0.dropFirst(indent.count + step.count + 3)) }.joined()
+    }
+
+    @Test("yard run --watch --stream prints a model step's text as it streams, between progress lines, and exits 0")
+    func watchStream() async throws {
+        try await withLiveServer(script: Self.poemScript) { server in
+            try await APIFixture.apply(server, Self.poem)
+            let watched = try await Self.yard(server, ["run", "poem", "--watch", "--stream"]) { running in
+                // The first progress line comes through the event stream, so the CLI is
+                // following (with deltas) by then: only now let the model step start.
+                try await running.waitForOutput("run created")
+                let id = try #require(Self.lines(running.stdout).first?.split(separator: " ").last.map(String.init))
+                let signalled = try await server.request(.POST, "/v1/runs/\(id)/signals/go", key: server.tenantKey, json: [:])
+                #expect(signalled.status == 202, "\(signalled.text)")
+            }
+            #expect(watched.status == 0, "\(watched)")
+            #expect(Self.streamedText(watched.stdout, step: "write", indent: "    ") == "roses are red and queues are fair", "\(watched)")
+            let out = Self.lines(watched.stdout)
+            #expect(out.contains("    ⇢ write: fixed→flash"), "\(watched)")
+            #expect(out.contains { $0.hasPrefix("    ⚒ add: calculator ok, ") && $0.hasSuffix(" ms") }, "\(watched)")
+            // Progress lines keep lines of their own.
+            #expect(out.contains("  ✔ write succeeded"), "\(watched)")
+            #expect(out.contains("run succeeded"), "\(watched)")
+            // The text comes after the step's route, though deltas outrun the stored events.
+            let routed = try #require(out.firstIndex(of: "    ⇢ write: fixed→flash"))
+            let live = try #require(out.firstIndex { $0.hasPrefix("    [write] ") })
+            let done = try #require(out.firstIndex(of: "  ✔ write succeeded"))
+            #expect(routed < live && live < done, "\(watched)")
+            #expect(watched.stderr.isEmpty, "\(watched)")
+
+            // Without --watch, --stream is refused.
+            let lone = try await Self.yard(server, ["run", "poem", "--stream"])
+            #expect(lone.status != 0 && lone.stderr.contains("--watch"), "\(lone)")
+        }
+    }
+
+    @Test("yard runs events --stream adds the live text; with --output json, model.delta lines without seq that leave the stored events intact")
+    func eventsStream() async throws {
+        try await withLiveServer(script: Self.poemScript) { server in
+            try await APIFixture.apply(server, Self.poem)
+            let table = try await APIFixture.start(server, "poem")
+            let followed = try await Self.yard(server, ["runs", "events", table, "--stream"]) { running in
+                try await running.waitForOutput("run.created")
+                _ = try await server.request(.POST, "/v1/runs/\(table)/signals/go", key: server.tenantKey, json: [:])
+            }
+            #expect(followed.status == 0, "\(followed)")
+            #expect(Self.streamedText(followed.stdout, step: "write", indent: "") == "roses are red and queues are fair", "\(followed)")
+            #expect(Self.lines(followed.stdout).last?.contains("run.succeeded") == true, "\(followed)")
+
+            let json = try await APIFixture.start(server, "poem")
+            let streamed = try await Self.yard(server, ["runs", "events", json, "--stream", "--output", "json"]) { running in
+                try await running.waitForOutput("run.created")
+                _ = try await server.request(.POST, "/v1/runs/\(json)/signals/go", key: server.tenantKey, json: [:])
+            }
+            #expect(streamed.status == 0, "\(streamed)")
+            let parsed = try Self.lines(streamed.stdout).map { try Self.json($0) }
+            let deltas = parsed.filter { $0["type"] == "model.delta" }
+            #expect(deltas.allSatisfy { $0["seq"] == nil && $0["step"] == "write" }, "\(streamed)")
+            #expect(deltas.compactMap { $0["data"]?["text"]?.stringValue }.joined() == "roses are red and queues are fair", "\(streamed)")
+            let stored = parsed.filter { $0["type"] != "model.delta" }
+            #expect(stored.map { $0["seq"] } == (1...stored.count).map { .int($0) }, "\(streamed)")
+            #expect(stored.last?["type"] == "run.succeeded")
+        }
+    }
+
+    @Test("yard secrets set (from stdin or --value), list and delete never print a value")
+    func secrets() async throws {
+        try await withLiveServer { server in
+            let value = "sk-live-9d2f7c1e"
+            let set = try await Self.yard(server, ["secrets", "set", "KB_TOKEN", "--from-stdin"], stdin: value + "\n")
+            #expect(set.status == 0, "\(set)")
+            #expect(set.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "secret KB_TOKEN created", "\(set)")
+            // Stored as given, less the one trailing newline.
+            let sealed = try await SecretRepository(database: server.store.database).sealed(tenant: server.store.tenant.id, names: ["KB_TOKEN"])
+            let opened = try SecretBox(current: testSecretKey).open(try #require(sealed["KB_TOKEN"]), tenant: server.store.tenant.id, name: "KB_TOKEN")
+            #expect(opened == value)
+
+            let replaced = try await Self.yard(server, ["secrets", "set", "KB_TOKEN", "--value", "sk-live-other", "--output", "json"])
+            #expect(replaced.status == 0, "\(replaced)")
+            #expect(try Self.json(replaced.stdout) == ["secret": ["name": "KB_TOKEN", "created": false]])
+            let listed = try await Self.yard(server, ["secrets", "list"])
+            #expect(listed.status == 0, "\(listed)")
+            #expect(Self.lines(listed.stdout).first?.hasPrefix("NAME") == true, "\(listed)")
+            #expect(Self.lines(listed.stdout).contains { $0.hasPrefix("KB_TOKEN ") }, "\(listed)")
+            let json = try await Self.yard(server, ["secrets", "list", "--output", "json"])
+            #expect(try Self.json(json.stdout)["secrets"]?.arrayValue?.map { $0["name"] } == ["KB_TOKEN"])
+
+            let both = try await Self.yard(server, ["secrets", "set", "X", "--value", "v", "--from-stdin"], stdin: "v")
+            #expect(both.status != 0 && both.stderr.contains("not both"), "\(both)")
+            let neither = try await Self.yard(server, ["secrets", "set", "X"])
+            #expect(neither.status != 0 && neither.stderr.contains("--from-stdin"), "\(neither)")
+            let empty = try await Self.yard(server, ["secrets", "set", "X", "--from-stdin"], stdin: "\n")
+            #expect(empty.status != 0 && empty.stderr.contains("empty"), "\(empty)")
+            let badName = try await Self.yard(server, ["secrets", "set", "9lives", "--from-stdin"], stdin: "v")
+            #expect(badName.status != 0 && badName.stderr.contains("bad_request"), "\(badName)")
+
+            let deleted = try await Self.yard(server, ["secrets", "delete", "KB_TOKEN"])
+            #expect(deleted.status == 0, "\(deleted)")
+            #expect(deleted.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "secret KB_TOKEN deleted")
+            let missing = try await Self.yard(server, ["secrets", "delete", "KB_TOKEN"])
+            #expect(missing.status != 0 && missing.stderr.contains("not_found"), "\(missing)")
+            for result in [set, replaced, listed, json, both, neither, empty, badName, deleted, missing] {
+                #expect(!(result.stdout + result.stderr).contains("sk-live"), "\(result)")
+            }
+        }
+    }
+
+    @Test("yard tenants gate and egress set a tenant's settings and tenants show reads them back; bad values exit non-zero")
+    func tenantSettings() async throws {
+        try await withLiveServer { server in
+            let tenant = server.store.tenant.id.uuidString.lowercased()
+            let fresh = try await Self.yard(server, ["tenants", "show", tenant], withoutKey: true, admin: true)
+            #expect(fresh.status == 0, "\(fresh)")
+            #expect(fresh.stdout.contains("gate threshold: server default"), "\(fresh)")
+            #expect(fresh.stdout.contains("egress allow:   (none beyond the server's list)"), "\(fresh)")
+
+            let gate = try await Self.yard(server, ["tenants", "gate", tenant, "--threshold", "-0.25"], withoutKey: true, admin: true)
+            #expect(gate.status == 0, "\(gate)")
+            #expect(gate.stdout.contains("gate threshold: -0.25"), "\(gate)")
+            let egress = try await Self.yard(
+                server, ["tenants", "egress", tenant, "--allow", "10.1.0.0/16,kb.internal", "--allow", "192.168.5.5"], withoutKey: true, admin: true)
+            #expect(egress.status == 0, "\(egress)")
+            let shown = try await Self.yard(server, ["tenants", "show", tenant, "--output", "json"], withoutKey: true, admin: true)
+            #expect(try Self.json(shown.stdout)["tenant"]?["settings"] == ["gate_threshold": -0.25, "egress_allow": ["10.1.0.0/16", "kb.internal", "192.168.5.5"]])
+            let table = try await Self.yard(server, ["tenants", "show", tenant], withoutKey: true, admin: true)
+            #expect(table.stdout.contains("tenant \(server.store.tenant.name) \(tenant)"), "\(table)")
+            #expect(table.stdout.contains("egress allow:   10.1.0.0/16, kb.internal, 192.168.5.5"), "\(table)")
+
+            let bad = try await Self.yard(server, ["tenants", "egress", tenant, "--allow", "10.0.0.0/99,ok.example"], withoutKey: true, admin: true)
+            #expect(bad.status != 0 && bad.stderr.contains("invalid_request") && bad.stderr.contains("allow[0]"), "\(bad)")
+            let tooHigh = try await Self.yard(server, ["tenants", "gate", tenant, "--threshold", "3"], withoutKey: true, admin: true)
+            #expect(tooHigh.status != 0 && tooHigh.stderr.contains("invalid_request"), "\(tooHigh)")
+            let both = try await Self.yard(server, ["tenants", "gate", tenant, "--threshold", "0.1", "--default"], withoutKey: true, admin: true)
+            #expect(both.status != 0, "\(both)")
+            let notAdmin = try await Self.yard(server, ["tenants", "gate", tenant, "--threshold", "0.1", "--admin-key", server.tenantKey])
+            #expect(notAdmin.status != 0 && notAdmin.stderr.contains("forbidden"), "\(notAdmin)")
+            let unchanged = try await Self.yard(server, ["tenants", "show", tenant, "--output", "json"], withoutKey: true, admin: true)
+            #expect(unchanged.stdout == shown.stdout)
+
+            let reset = try await Self.yard(server, ["tenants", "gate", tenant, "--default", "--output", "json"], withoutKey: true, admin: true)
+            #expect(try Self.json(reset.stdout)["settings"]?["gate_threshold"] == .null, "\(reset)")
+            let cleared = try await Self.yard(server, ["tenants", "egress", tenant, "--clear"], withoutKey: true, admin: true)
+            #expect(cleared.status == 0 && cleared.stdout.contains("gate threshold: server default"), "\(cleared)")
+            #expect(cleared.stdout.contains("(none beyond the server's list)"), "\(cleared)")
+        }
+    }
+
+    @Test("yard tools list shows the tenant's tools with their versions and the built-in ones")
+    func toolsList() async throws {
+        try await withLiveServer { server in
+            try await APIFixture.apply(server, "kind: Tool\nname: search_kb\ndescription: Search the knowledge base.\nhttp: { method: GET, url: \"https://kb.example/search\" }\n")
+            let listed = try await Self.yard(server, ["tools", "list"])
+            #expect(listed.status == 0, "\(listed)")
+            let rows = Self.lines(listed.stdout).map { $0.split(separator: " ").map(String.init) }
+            #expect(rows.first == ["NAME", "VERSION", "DESCRIPTION"], "\(listed)")
+            #expect(rows.contains { $0.count >= 2 && $0[0] == "search_kb" && $0[1] == "1" }, "\(listed)")
+            for builtin in ["http_get", "json_query", "current_time", "calculator"] {
+                #expect(rows.contains { $0.count > 3 && $0[0] == builtin && $0[1] == "built-in" }, "\(listed)")
+            }
+            let json = try await Self.yard(server, ["tools", "list", "--output", "json"])
+            #expect(try Self.json(json.stdout)["tools"]?.arrayValue?.count == 5, "\(json)")
+        }
+    }
+
+    @Test("yard runs events resumes a stream that breaks off after the last stored event it saw; live deltas do not move that position")
+    func eventsResume() async throws {
+        try await BreakingEventServer.with { server in
+            let result = try await YardCLI.run(["runs", "events", "r1", "--stream", "--output", "json"], url: server.base, apiKey: "sy_x", timeout: .seconds(20))
+            #expect(result.status == 0, "\(result)")
+            let parsed = try Self.lines(result.stdout).map { try Self.json($0) }
+            #expect(parsed.compactMap { $0["seq"]?.intValue } == [1, 2, 3, 4], "\(result)")
+            #expect(parsed.filter { $0["type"] == "model.delta" }.count == 1, "\(result)")
+            #expect(server.connections == [.init(lastEventID: nil, query: "deltas=1"), .init(lastEventID: "3", query: "deltas=1")])
+            #expect(result.stderr.contains("resuming after event 3"), "\(result)")
         }
     }
 }

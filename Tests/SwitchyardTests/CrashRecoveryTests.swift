@@ -101,9 +101,18 @@ struct CrashRecoveryTests {
             #expect(succeeded.sorted() == ["after", "before", "slow"])
             #expect(events.contains { $0.type == "step.lease_expired" && $0.stepID == "slow" })
             #expect(events.map(\.seq) == Array(1...Int64(events.count)))
-            // The first attempt's call never completed; the second one's is recorded once.
+            // The killed attempt's call may have been billed: its reservation became a
+            // ledger row marked as an estimate. The second attempt's call is recorded once.
             let calls = try await store.modelCalls(of: run.id)
-            #expect(calls.map(\.attempt) == [2])
+            #expect(calls.map(\.attempt).sorted() == [1, 2])
+            var known: [Int: Bool] = [:]
+            for try await (attempt, usageKnown) in try await store.database.client.query(
+                "SELECT attempt, usage_known FROM model_calls WHERE tenant_id = \(store.tenant.id) AND run_id = \(run.id)",
+                logger: store.database.logger
+            ).decode((Int, Bool).self) {
+                known[attempt] = usageKnown
+            }
+            #expect(known == [1: false, 2: true])
         }
     }
 }

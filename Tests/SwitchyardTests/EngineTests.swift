@@ -328,7 +328,7 @@ struct EngineLifecycleTests {
 
     @Test("`map` runs one inner step per item, at most `concurrency` at a time, in order")
     func mapWithCap() async throws {
-        try await withEngine(script: "- match: /Tag/\n  reply: tagged\n  delay: 200ms") { store, _ in
+        try await withEngine(script: "- match: /Tag/\n  reply: tagged\n  delay: 600ms") { store, _ in
             try await store.apply(
                 """
                 kind: Workflow

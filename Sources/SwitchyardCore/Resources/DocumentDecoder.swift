@@ -22,7 +22,8 @@ final class DocumentDecoder {
 
     static let kindKeys = ["prompt", "tool", "map", "transform", "workflow", "wait_for"]
     static let commonStepKeys = ["id", "needs", "if", "retry", "timeout", "on_error"]
-    static let modelCompanions = ["model", "agent", "thinking", "max_tokens", "output", "difficulty", "check", "verify"]
+    static let modelCompanions = ["model", "agent", "thinking", "max_tokens", "output", "difficulty", "check", "verify", "on_budget"]
+    static let budgetPolicies = ["fail", "downgrade"]
     static let difficulties = ["easy", "medium", "hard"]
     static let stepKeys = commonStepKeys + kindKeys + modelCompanions + ["with"]
     /// A map's inner step may be any kind but `map` (no nesting) and `wait_for` (a
@@ -753,10 +754,19 @@ final class DocumentDecoder {
         // `check` and `verify` read the answer as `output`, besides what other templates read.
         let check = f["check"].flatMap { workflowTemplate($0, Self.child(path, "check"), step: step, item: item, what: "an expression", extraRoots: ["output"]) }
         let verify = f["verify"].flatMap { workflowTemplate($0, Self.child(path, "verify"), step: step, item: item, what: "a question", extraRoots: ["output"]) }
+        var onBudget: String?
+        if let node = f["on_budget"], let policy = string(node, Self.child(path, "on_budget")) {
+            if Self.budgetPolicies.contains(policy) {
+                onBudget = policy
+            } else {
+                report(node, Self.child(path, "on_budget"), "unknown on_budget '\(policy)': expected fail or downgrade")
+                ok = false
+            }
+        }
         guard ok, let prompt else { return nil }
         return ModelStepSpec(
             prompt: prompt, model: model, agent: agent, thinking: thinking, maxTokens: maxTokens, output: output,
-            difficulty: difficulty, check: check, verify: verify)
+            difficulty: difficulty, check: check, verify: verify, onBudget: onBudget)
     }
 
     func decodeMap(_ node: YNode, _ path: String, step: Int) -> MapStepSpec? {

@@ -42,7 +42,7 @@ actor TestCluster {
             let database = Database(configuration: server.with(database: Self.template), logger: Logger(label: "test.template"))
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await database.run() }
-                try await Migrator(database: database).migrate(try ProjectFiles.migrations())
+                try await ProjectFiles.prepare(database)
                 group.cancelAll()
             }
         }

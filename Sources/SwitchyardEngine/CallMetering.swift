@@ -1,0 +1,176 @@
+import Foundation
+import Logging
+import Synchronization
+import SwitchyardCore
+import SwitchyardExperts
+import SwitchyardMetering
+import SwitchyardStore
+
+/// Meters model calls: reserves each call's worst case against the tenant's budget
+/// before anything is sent, and settles the ledger row to the real cost after.
+struct CallMetering: Sendable {
+    let repository: MeteringRepository
+    let queue: StepQueue
+    let prices: PriceBookCache
+    /// The completion cap sent when a step sets none, so that a reservation bounds it.
+    let defaultMaxTokens: Int
+    let logger: Logger
+
+    /// The longest a call is assumed to take when choosing the rates to reserve at: a
+    /// call reserved off-peak may run into peak hours, or into a new price row.
+    static let longestCall: TimeInterval = 3_600
+
+    /// What was reserved for one call.
+    struct Reserved: Sendable {
+        var amount: Money
+        var priceID: String?
+    }
+
+    func reserve(expert: any Expert, request: ModelRequest, claim: ClaimedStep, callIndex: Int, startedAt: Date) async throws(StepFailure) -> Reserved {
+        let book = try await priceBook()
+        var reserved = Reserved(amount: .zero, priceID: nil)
+        let rates = book.upperBoundRates(forModel: expert.model, during: startedAt...startedAt.addingTimeInterval(Self.longestCall))
+        if let rates {
+            do {
+                reserved.amount = try Reservation.worstCase(
+                    promptUTF8Bytes: request.promptByteBound, maxTokens: request.maxTokens ?? defaultMaxTokens, rates: rates)
+            } catch {
+                throw StepFailure("metering_error", error.message, retryable: false)
+            }
+            reserved.priceID = book.row(forBilledModel: expert.model, at: startedAt)?.id
+        }
+        let reservation = CallReservation(
+            tenantID: claim.tenantID, runID: claim.runID, stepID: claim.stepID, attempt: claim.attempt, callIndex: callIndex,
+            workflow: claim.workflow, expert: expert.name, model: expert.model, priceID: reserved.priceID, amount: reserved.amount,
+            startedAt: startedAt)
+        let outcome: ReservationOutcome
+        do {
+            outcome = try await repository.reserve(reservation, priced: rates != nil)
+        } catch {
+            throw StepFailure("database_error", Database.describe(error), retryable: true)
+        }
+        switch outcome {
+        case .admitted:
+            return reserved
+        case .refused(let state):
+            throw StepFailure(
+                "budget_exceeded",
+                "\(expert.name) could cost up to \(reserved.amount.formatted(decimals: 6)) USD, which does not fit this month's budget: "
+                    + "\(state.spent.formatted(decimals: 6)) spent and \(state.reserved.formatted(decimals: 6)) reserved of \(state.limit.formatted(decimals: 2)) USD. "
+                    + "Raise the budget, lower max_tokens, or allow on_budget: downgrade",
+                retryable: false, budgetPolicy: state.policy)
+        case .unpriced(let state):
+            throw StepFailure(
+                "budget_exceeded",
+                "\(expert.name) calls \(expert.model), which has no price in the price book, so its cost cannot be bounded under the tenant's budget; "
+                    + "add a price row for it (yard prices set)",
+                retryable: false, budgetPolicy: state.policy)
+        }
+    }
+
+    private func priceBook() async throws(StepFailure) -> PriceBook {
+        do {
+            return try await prices.book(from: repository)
+        } catch {
+            throw StepFailure("database_error", "the price book could not be read: \(error)", retryable: true)
+        }
+    }
+
+    /// The ledger row of a finished (or failed) call. Tokens and cost are the provider's
+    /// when it reported usage; a call billed without reported usage costs its
+    /// reservation (an upper bound) and is marked as an estimate; a call the provider
+    /// did not bill costs nothing.
+    func ledgerRow(
+        for result: Result<ModelResponse, ExpertError>, expert: any Expert, reservation: Reserved, claim: ClaimedStep, callIndex: Int,
+        startedAt: Date, latency: Int
+    ) -> ModelCallRecord {
+        var usage: SwitchyardExperts.TokenUsage
+        var model = expert.model
+        var failure: ExpertError?
+        switch result {
+        case .success(let response):
+            usage = response.usage
+            model = response.model
+        case .failure(let error):
+            failure = error
+            if let known = error.usage {
+                usage = known
+            } else {
+                usage = .zero
+                usage.usageKnown = !error.billed
+            }
+        }
+        var record = ModelCallRecord(
+            tenantID: claim.tenantID, runID: claim.runID, stepID: claim.stepID, attempt: claim.attempt, callIndex: callIndex,
+            workflow: claim.workflow, expert: expert.name, model: model, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens,
+            cacheHitTokens: usage.cacheHitTokens, cacheMissTokens: usage.cacheMissTokens, reasoningTokens: usage.reasoningTokens,
+            usageKnown: usage.usageKnown, priceID: reservation.priceID, cost: nil, latencyMilliseconds: latency, succeeded: failure == nil,
+            error: failure?.message, startedAt: startedAt)
+        guard usage.usageKnown else {
+            // Billed, but how much is unknown: the reservation bounds it.
+            record.cost = reservation.priceID == nil ? nil : reservation.amount
+            return record
+        }
+        guard let book = prices.cached, let (row, rates) = book.price(forBilledModel: model, at: startedAt) else {
+            record.priceID = nil
+            return record
+        }
+        record.priceID = row.id
+        do {
+            let tokens: SwitchyardMetering.TokenUsage
+            if usage.cacheHitTokens + usage.cacheMissTokens == usage.promptTokens, usage.promptTokens > 0 {
+                tokens = try SwitchyardMetering.TokenUsage(
+                    cacheHitTokens: usage.cacheHitTokens, cacheMissTokens: usage.cacheMissTokens, completionTokens: usage.completionTokens,
+                    reasoningTokens: min(usage.reasoningTokens, usage.completionTokens))
+            } else {
+                tokens = try SwitchyardMetering.TokenUsage(
+                    promptTokens: usage.promptTokens, completionTokens: usage.completionTokens,
+                    reasoningTokens: min(usage.reasoningTokens, usage.completionTokens))
+            }
+            record.cost = try UsageCost(usage: tokens, rates: rates).total
+        } catch {
+            logger.error("a call could not be priced", metadata: ["run": "\(claim.runID)", "error": "\(error.message)"])
+            record.cost = reservation.amount
+            record.usageKnown = false
+        }
+        return record
+    }
+
+    /// Writes the ledger row in place of the reservation, and the call's events
+    /// (`model.called`, and `budget.alert` when this call crossed 50, 80 or 100% of the
+    /// month's budget). A failed write leaves the reservation, which the maintenance
+    /// sweep turns into an upper-bound row.
+    func settle(_ record: ModelCallRecord, event: NewEvent) async {
+        do {
+            let alerts = try await repository.settle(record)
+            var events = [event]
+            for alert in alerts {
+                events.append(NewEvent("budget.alert", data: [
+                    "percent": .int(alert.percent), "spent_usd": .string(alert.spent.formatted(decimals: 6)),
+                    "limit_usd": .string(alert.limit.formatted(decimals: 2)),
+                ]))
+                logger.notice("budget alert", metadata: ["tenant": "\(record.tenantID)", "percent": "\(alert.percent)"])
+            }
+            try await queue.appendEvents(events, run: record.runID, tenant: record.tenantID)
+        } catch {
+            logger.error("could not settle a model call", metadata: ["run": "\(record.runID)", "step": "\(record.stepID)", "error": "\(Database.describe(error))"])
+        }
+    }
+}
+
+/// The price book, re-read at most every few seconds: prices change rarely, and a
+/// call must not wait for a query to learn them.
+final class PriceBookCache: Sendable {
+    private let state = Mutex<(book: PriceBook, loaded: ContinuousClock.Instant)?>(nil)
+    static let lifetime: Duration = .seconds(5)
+
+    /// The book as last loaded (for pricing a call that just finished).
+    var cached: PriceBook? { state.withLock { $0?.book } }
+
+    func book(from repository: MeteringRepository) async throws -> PriceBook {
+        if let current = state.withLock({ $0 }), ContinuousClock.now - current.loaded < Self.lifetime { return current.book }
+        let book = try await repository.priceBook()
+        state.withLock { $0 = (book, .now) }
+        return book
+    }
+}

@@ -74,7 +74,7 @@ public struct PeakWindow: Sendable, Hashable {
 
     /// Whether a call starting at `date` falls in this window (UTC weekday and hour).
     public func contains(_ date: Date) -> Bool {
-        weekdays.contains(UTCTime.weekday(date)) && (startHour...endHour).contains(UTCTime.hour(date))
+        weekdays.contains(UTCTime.weekday(date)) && (startHour..<endHour).contains(UTCTime.hour(date))
     }
 }
 

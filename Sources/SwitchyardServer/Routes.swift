@@ -15,6 +15,9 @@ public struct APIDependencies: Sendable {
     public var runs: RunRepository
     public var secrets: SecretRepository
     public var gateHistory: GateRepository
+    public var metering: MeteringRepository
+    /// The token bucket on run creation.
+    public var runLimiter: RunRateLimiter
     public var loader: ResourceLoader
     /// Seals tenant secrets; nil when the server has no secret key (secrets are refused).
     public var secretBox: SecretBox?
@@ -28,6 +31,7 @@ public struct APIDependencies: Sendable {
 
     public init(
         database: Database, loader: ResourceLoader = ResourceLoader(), secretBox: SecretBox? = nil, deltas: DeltaHub? = nil,
+        runRate: (perSecond: Double?, burst: Int?) = (nil, nil),
         onRunCreated: @escaping @Sendable () -> Void = {}, shouldWakeOthers: @escaping @Sendable () -> Bool = { true }
     ) {
         self.database = database
@@ -36,6 +40,8 @@ public struct APIDependencies: Sendable {
         self.runs = RunRepository(database: database)
         self.secrets = SecretRepository(database: database)
         self.gateHistory = GateRepository(database: database)
+        self.metering = MeteringRepository(database: database)
+        self.runLimiter = RunRateLimiter(database: database, defaultRate: runRate.perSecond, defaultBurst: runRate.burst)
         self.loader = loader
         self.secretBox = secretBox
         self.deltas = deltas
@@ -181,6 +187,12 @@ struct RunRoutes {
             }
             guard let stored = try await api.resources.find(kind: .workflow, name: name, tenant: tenant), case .workflow(let spec) = stored.resource else {
                 throw APIError.notFound("workflow \(name)")
+            }
+            if case .limited(let wait) = try await api.runLimiter.acquire(tenant: tenant) {
+                let seconds = max(1, Int((Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18).rounded(.up)))
+                var error = APIError(.tooManyRequests, code: "rate_limited", "this tenant is starting runs faster than its limit; retry after \(seconds) s")
+                error.headers = [.retryAfter: String(seconds)]
+                throw error
             }
             if let given = body["input"], given != .null, given.objectValue == nil {
                 throw APIError(.unprocessableContent, code: "invalid_input", "`input` must be a JSON object")
@@ -405,7 +417,11 @@ public func buildRouter(_ api: APIDependencies, adminKey: String?) -> Router<App
     let admin = v1.group("admin", context: AdminRequestContext.self)
     AdminRoutes(api: api).add(to: admin)
     TenantSettingsRoutes(api: api).add(to: admin)
+    let metering = MeteringRoutes(api: api)
+    metering.add(admin: admin)
+    metering.add(any: v1)
     let tenantRoutes = v1.group(context: TenantRequestContext.self)
+    metering.add(tenant: tenantRoutes)
     ResourceRoutes(api: api).add(to: tenantRoutes)
     RunRoutes(api: api).add(to: tenantRoutes)
     FeedbackRoutes(api: api).add(to: tenantRoutes)

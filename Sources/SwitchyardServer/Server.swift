@@ -44,7 +44,8 @@ public struct SwitchyardServer: Sendable {
         let engine = Engine(database: self.database, experts: experts, tools: tools, configuration: configuration.engine, logger: logger)
         self.engine = engine
         self.api = APIDependencies(
-            database: self.database, secretBox: secretBox, deltas: engine.deltas, onRunCreated: { engine.poke() },
+            database: self.database, secretBox: secretBox, deltas: engine.deltas,
+            runRate: (configuration.runsPerSecond, configuration.runBurst), onRunCreated: { engine.poke() },
             shouldWakeOthers: { engine.isSaturated })
     }
 

@@ -15,6 +15,7 @@ import Yams
 /// engine: { concurrency: 64, lease: 30s }
 /// gate: { threshold: 0.06 }           # the `auto` gate's default quality/cost target
 /// egress: { allow: ["127.0.0.1", "10.0.0.0/8", "kb.internal"] }   # private hosts tools may reach
+/// limits: { runs_per_second: 20, run_burst: 40, max_running_steps: 200 }   # per tenant, defaults
 /// experts:
 ///   flash: { provider: openai, model: deepseek-v4-flash, api_key_env: DEEPSEEK_API_KEY }
 ///   pro:   { provider: scripted, script: Workflows/demo-script.yaml }
@@ -32,6 +33,10 @@ public struct ServerConfiguration: Sendable {
     /// The key that seals tenant secrets. Never read from the file: from
     /// `SWITCHYARD_SECRET_KEY` unless set here (tests do).
     public var secretKey: SecretKey?
+    /// The default token bucket on run creation per tenant (nil: no limit); tenants
+    /// may have their own (admin API).
+    public var runsPerSecond: Double?
+    public var runBurst: Int?
     /// Where relative paths in the file (scripts) are resolved first.
     public var baseDirectory: String?
 
@@ -79,10 +84,16 @@ public struct ServerConfiguration: Sendable {
             var experts: [String: ExpertConfiguration]?
             var gate: RawGate?
             var egress: RawEgress?
+            var limits: RawLimits?
 
             enum CodingKeys: String, CodingKey, CaseIterable {
-                case host, port, database_url, admin_key, engine, experts, gate, egress
+                case host, port, database_url, admin_key, engine, experts, gate, egress, limits
             }
+        }
+        struct RawLimits: Decodable {
+            var runs_per_second: Double?
+            var run_burst: Int?
+            var max_running_steps: Int?
         }
         struct RawGate: Decodable {
             var threshold: Double?
@@ -105,6 +116,9 @@ public struct ServerConfiguration: Sendable {
                 }
                 if let gate = node["gate"] { try checkKeys(gate, allowed: ["threshold"], path: "gate.", file: file) }
                 if let egress = node["egress"] { try checkKeys(egress, allowed: ["allow"], path: "egress.", file: file) }
+                if let limits = node["limits"] {
+                    try checkKeys(limits, allowed: ["runs_per_second", "run_burst", "max_running_steps"], path: "limits.", file: file)
+                }
                 if let experts = node["experts"]?.mapping {
                     for (name, entry) in experts {
                         try checkKeys(entry, allowed: ExpertConfiguration.keys, path: "experts.\(name.string ?? "?").", file: file)
@@ -133,6 +147,20 @@ public struct ServerConfiguration: Sendable {
                     throw ConfigurationError("\(file): gate.threshold must be a number from -1 to 1 (higher sends fewer steps to pro)")
                 }
                 configuration.engine.gateThreshold = threshold
+            }
+            if let limits = raw.limits {
+                if let rate = limits.runs_per_second {
+                    guard rate.isFinite, rate > 0 else { throw ConfigurationError("\(file): limits.runs_per_second must be a positive number") }
+                    configuration.runsPerSecond = rate
+                }
+                if let burst = limits.run_burst {
+                    guard burst >= 1 else { throw ConfigurationError("\(file): limits.run_burst must be at least 1") }
+                    configuration.runBurst = burst
+                }
+                if let steps = limits.max_running_steps {
+                    guard steps >= 1 else { throw ConfigurationError("\(file): limits.max_running_steps must be at least 1") }
+                    configuration.engine.maxRunningStepsPerTenant = steps
+                }
             }
             if let allow = raw.egress?.allow {
                 do {

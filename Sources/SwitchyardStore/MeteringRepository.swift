@@ -516,3 +516,26 @@ public struct CostGroup: Sendable, Hashable {
     public var proCalls: Int
     public var proCost: Money
 }
+
+extension CostGroup {
+    /// The sum of groups (a report's `total`), in checked arithmetic.
+    public static func total(of groups: [CostGroup]) throws(MeteringError) -> CostGroup {
+        var total = CostGroup(
+            key: [:], calls: 0, promptTokens: 0, cacheHitTokens: 0, cacheMissTokens: 0, completionTokens: 0, reasoningTokens: 0, cost: .zero,
+            unpricedCalls: 0, estimatedCalls: 0, proCalls: 0, proCost: .zero)
+        for group in groups {
+            total.calls += group.calls
+            total.promptTokens += group.promptTokens
+            total.cacheHitTokens += group.cacheHitTokens
+            total.cacheMissTokens += group.cacheMissTokens
+            total.completionTokens += group.completionTokens
+            total.reasoningTokens += group.reasoningTokens
+            total.cost = try total.cost.adding(group.cost)
+            total.unpricedCalls += group.unpricedCalls
+            total.estimatedCalls += group.estimatedCalls
+            total.proCalls += group.proCalls
+            total.proCost = try total.proCost.adding(group.proCost)
+        }
+        return total
+    }
+}

@@ -59,10 +59,11 @@ public struct TenantRepository: Sendable {
 
     /// The tenant's own settings for the gate and for tool egress; nil for no such tenant.
     public func settings(tenant id: UUID) async throws -> TenantSettings? {
-        for try await (threshold, egress) in try await database.client.query(
-            "SELECT gate_threshold, egress_allow FROM tenants WHERE id = \(id)", logger: database.logger
-        ).decode((Double?, [String]).self) {
-            return TenantSettings(gateThreshold: threshold, egressAllow: egress)
+        for try await (threshold, egress, steps, rate, burst) in try await database.client.query(
+            "SELECT gate_threshold, egress_allow, max_concurrent_steps, runs_per_second, run_burst FROM tenants WHERE id = \(id)",
+            logger: database.logger
+        ).decode((Double?, [String], Int?, Double?, Int?).self) {
+            return TenantSettings(gateThreshold: threshold, egressAllow: egress, maxRunningSteps: steps, runsPerSecond: rate, runBurst: burst)
         }
         return nil
     }
@@ -71,7 +72,8 @@ public struct TenantRepository: Sendable {
     public func updateSettings(tenant id: UUID, _ settings: TenantSettings) async throws -> Bool {
         for try await _ in try await database.client.query(
             """
-            UPDATE tenants SET gate_threshold = \(settings.gateThreshold), egress_allow = \(settings.egressAllow)
+            UPDATE tenants SET gate_threshold = \(settings.gateThreshold), egress_allow = \(settings.egressAllow),
+                max_concurrent_steps = \(settings.maxRunningSteps), runs_per_second = \(settings.runsPerSecond), run_burst = \(settings.runBurst)
             WHERE id = \(id) RETURNING id
             """, logger: database.logger
         ).decode(UUID.self) {
@@ -110,10 +112,20 @@ public struct TenantSettings: Sendable, Hashable {
     public var gateThreshold: Double?
     /// Hosts and CIDRs this tenant's tools may reach, on top of the server's list.
     public var egressAllow: [String]
+    /// Fair use, each nil for the server's default: the most steps running at once,
+    /// and the token bucket on run creation.
+    public var maxRunningSteps: Int?
+    public var runsPerSecond: Double?
+    public var runBurst: Int?
 
-    public init(gateThreshold: Double? = nil, egressAllow: [String] = []) {
+    public init(
+        gateThreshold: Double? = nil, egressAllow: [String] = [], maxRunningSteps: Int? = nil, runsPerSecond: Double? = nil, runBurst: Int? = nil
+    ) {
         self.gateThreshold = gateThreshold
         self.egressAllow = egressAllow
+        self.maxRunningSteps = maxRunningSteps
+        self.runsPerSecond = runsPerSecond
+        self.runBurst = runBurst
     }
 }
 

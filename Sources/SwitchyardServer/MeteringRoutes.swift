@@ -1,0 +1,228 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import SwitchyardCore
+import SwitchyardMetering
+import SwitchyardStore
+
+/// Usage, costs, budgets and prices. Money is always a decimal string: JSON numbers
+/// would invite floating point into billing.
+struct MeteringRoutes {
+    let api: APIDependencies
+
+    // MARK: Tenant routes
+
+    func add(tenant group: RouterGroup<TenantRequestContext>) {
+        group.get("usage") { request, context in
+            let query = request.uri.queryParameters
+            var run: UUID?
+            if let text = query.get("run") {
+                guard let id = UUID(uuidString: text) else { throw APIError.badRequest("run must be a run id") }
+                run = id
+            }
+            let (from, to) = try Self.period(request)
+            var limit = 100
+            if let text = query.get("limit") {
+                guard let parsed = Int(text), (1...1000).contains(parsed) else { throw APIError.badRequest("limit must be an integer from 1 to 1000") }
+                limit = parsed
+            }
+            var cursor: LedgerCursor?
+            if let text = query.get("cursor") {
+                guard let parsed = LedgerCursor(token: text) else { throw APIError.badRequest("cursor is not one this server gave out") }
+                cursor = parsed
+            }
+            let page = try await api.metering.calls(tenant: context.tenant.id, run: run, from: from, to: to, limit: limit, after: cursor)
+            return JSONBody.response([
+                "calls": .array(page.calls.map(Self.render)),
+                "next_cursor": page.next.map { .string($0.token) } ?? .null,
+            ])
+        }
+        group.get("budget") { _, context in
+            try await Self.budgetResponse(api: api, tenant: context.tenant.id)
+        }
+    }
+
+    // MARK: Routes for a tenant key or the admin key
+
+    func add(any group: RouterGroup<AppRequestContext>) {
+        group.get("costs") { request, context in
+            guard context.isAdmin || context.tenant != nil else { throw APIError.unauthorized }
+            let query = request.uri.queryParameters
+            var dimensions: [CostDimension] = []
+            for name in (query.get("group_by") ?? "").split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+                guard let dimension = CostDimension(rawValue: name) else {
+                    throw APIError.badRequest("group_by takes \(CostDimension.allCases.map(\.rawValue).joined(separator: ", ")), comma-separated; not \(name)")
+                }
+                if !dimensions.contains(dimension) { dimensions.append(dimension) }
+            }
+            var tenant = context.tenant?.id
+            if context.isAdmin {
+                if let text = query.get("tenant") {
+                    guard let id = UUID(uuidString: text) else { throw APIError.badRequest("tenant must be a tenant id") }
+                    tenant = id
+                }
+            } else if dimensions.contains(.tenant) || query.get("tenant") != nil {
+                throw APIError(.forbidden, code: "forbidden", "only the admin key can see or group by other tenants")
+            }
+            let (from, to) = try Self.period(request)
+            let groups = try await api.metering.costs(tenant: tenant, groupBy: dimensions, from: from, to: to)
+            let total = try CostGroup.total(of: groups)
+            if (request.headers[.accept] ?? "").contains("text/csv") {
+                return Self.csv(groups: groups, total: total, dimensions: dimensions)
+            }
+            return JSONBody.response([
+                "groups": .array(groups.map { group in
+                    var object = Self.figures(group).objectValue ?? [:]
+                    object["key"] = .object(group.key.mapValues(JSONValue.string))
+                    return .object(object)
+                }),
+                "total": Self.figures(total),
+            ])
+        }
+        group.get("prices") { _, context in
+            guard context.isAdmin || context.tenant != nil else { throw APIError.unauthorized }
+            let book = try await api.metering.priceBook()
+            return JSONBody.response(["prices": .array(book.rows.map(Self.render))])
+        }
+    }
+
+    // MARK: Admin routes
+
+    func add(admin group: RouterGroup<AdminRequestContext>) {
+        group.get("tenants/:tenant/budget") { _, context in
+            try await Self.budgetResponse(api: api, tenant: try TenantSettingsRoutes.tenantID(context))
+        }
+        group.put("tenants/:tenant/budget") { request, context in
+            let id = try TenantSettingsRoutes.tenantID(context)
+            let body = try await JSONBody.object(of: request)
+            let limit: Money
+            switch body["monthly_usd"] {
+            case .string(let text)?:
+                do throws(MeteringError) {
+                    limit = try Money(parsing: text)
+                } catch {
+                    throw APIError(.unprocessableContent, code: "invalid_request", "monthly_usd: \(error.message)")
+                }
+                guard !limit.isNegative else { throw APIError(.unprocessableContent, code: "invalid_request", "monthly_usd must not be negative") }
+            case .int?, .double?:
+                throw APIError(.unprocessableContent, code: "invalid_request", "monthly_usd must be a decimal string such as \"25.00\", not a JSON number (money is never floating point)")
+            default:
+                throw APIError(.unprocessableContent, code: "invalid_request", "monthly_usd (a decimal string such as \"25.00\") is required")
+            }
+            var policy = BudgetPolicy.fail
+            if let value = body["on_budget"] {
+                guard let text = value.stringValue, let parsed = BudgetPolicy(rawValue: text) else {
+                    throw APIError(.unprocessableContent, code: "invalid_request", "on_budget must be fail or downgrade")
+                }
+                policy = parsed
+            }
+            guard try await api.metering.setBudget(tenant: id, Budget(monthlyLimit: limit, onBudget: policy)) else { throw APIError.notFound("tenant") }
+            return try await Self.budgetResponse(api: api, tenant: id)
+        }
+        group.delete("tenants/:tenant/budget") { _, context in
+            let id = try TenantSettingsRoutes.tenantID(context)
+            guard try await api.tenants.tenant(id: id) != nil else { throw APIError.notFound("tenant") }
+            _ = try await api.metering.setBudget(tenant: id, nil)
+            return Response(status: .noContent)
+        }
+        group.post("prices") { request, _ in
+            let text = try await JSONBody.text(of: request)
+            let row: PriceRow
+            do throws(MeteringError) {
+                row = try PriceBook.parseRow(text)
+            } catch {
+                throw APIError(.unprocessableContent, code: "invalid_price", error.description)
+            }
+            try await api.metering.addPrice(row)
+            return JSONBody.response(["price": Self.render(row)], status: .created)
+        }
+    }
+
+    // MARK: - Rendering and parsing
+
+    static func render(_ row: LedgerRow) -> JSONValue {
+        [
+            "run": Render.id(row.run), "step": .string(row.step), "attempt": .int(row.attempt), "call": .int(row.call),
+            "expert": .string(row.expert), "model": .string(row.model), "prompt_tokens": .int(row.promptTokens),
+            "cache_hit_tokens": .int(row.cacheHitTokens), "cache_miss_tokens": .int(row.cacheMissTokens),
+            "completion_tokens": .int(row.completionTokens), "reasoning_tokens": .int(row.reasoningTokens),
+            "cost_usd": row.cost.map { .string($0.decimalString) } ?? .null, "price_id": row.priceID.map(JSONValue.string) ?? .null,
+            "usage_known": .bool(row.usageKnown),
+        ]
+    }
+
+    static func figures(_ group: CostGroup) -> JSONValue {
+        [
+            "calls": .int(group.calls), "prompt_tokens": .int(group.promptTokens), "cache_hit_tokens": .int(group.cacheHitTokens),
+            "cache_miss_tokens": .int(group.cacheMissTokens), "completion_tokens": .int(group.completionTokens),
+            "reasoning_tokens": .int(group.reasoningTokens), "cost_usd": .string(group.cost.decimalString),
+        ]
+    }
+
+    static let figureColumns = ["calls", "prompt_tokens", "cache_hit_tokens", "cache_miss_tokens", "completion_tokens", "reasoning_tokens", "cost_usd"]
+
+    /// CSV (RFC 4180): one row per group, then a `total` row.
+    static func csv(groups: [CostGroup], total: CostGroup, dimensions: [CostDimension]) -> Response {
+        func field(_ text: String) -> String {
+            guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+            return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        func cells(_ group: CostGroup) -> [String] {
+            [String(group.calls), String(group.promptTokens), String(group.cacheHitTokens), String(group.cacheMissTokens),
+             String(group.completionTokens), String(group.reasoningTokens), group.cost.decimalString]
+        }
+        var lines = [(dimensions.map(\.rawValue) + figureColumns).joined(separator: ",")]
+        for group in groups {
+            lines.append((dimensions.map { field(group.key[$0.rawValue] ?? "") } + cells(group)).joined(separator: ","))
+        }
+        let totalKey = dimensions.isEmpty ? [] : ["total"] + Array(repeating: "", count: dimensions.count - 1)
+        lines.append((totalKey + cells(total)).joined(separator: ","))
+        let text = lines.joined(separator: "\r\n") + "\r\n"
+        return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func render(_ row: PriceRow) -> JSONValue {
+        var object: [String: JSONValue] = [
+            "id": .string(row.id), "model": .string(row.model), "effective_from": Render.timestamp(row.effectiveFrom),
+            "input_cache_hit": .string(row.inputCacheHit.decimalString), "input_cache_miss": .string(row.inputCacheMiss.decimalString),
+            "output": .string(row.output.decimalString), "peak": .null,
+        ]
+        if let peak = row.peak {
+            object["peak"] = [
+                "windows": .array(peak.windows.map { window in
+                    ["weekdays": .array(window.weekdays.sorted().map(JSONValue.int)), "start_hour": .int(window.startHour), "end_hour": .int(window.endHour)]
+                }),
+                "input_cache_hit": .string(peak.inputCacheHit.decimalString), "input_cache_miss": .string(peak.inputCacheMiss.decimalString),
+                "output": .string(peak.output.decimalString),
+            ]
+        }
+        return .object(object)
+    }
+
+    /// `from` (inclusive) and `to` (exclusive): dates or RFC 3339 instants.
+    static func period(_ request: Request) throws -> (Date?, Date?) {
+        func parse(_ name: String) throws -> Date? {
+            guard let text = request.uri.queryParameters.get(name) else { return nil }
+            guard let date = UTCTime.parse(text) else {
+                throw APIError.badRequest("\(name) must be a UTC date (2026-11-01) or instant (2026-11-01T00:00:00Z)")
+            }
+            return date
+        }
+        let from = try parse("from"), to = try parse("to")
+        if let from, let to, to <= from { throw APIError.badRequest("to must be after from") }
+        return (from, to)
+    }
+
+    static func budgetResponse(api: APIDependencies, tenant: UUID) async throws -> Response {
+        guard try await api.tenants.tenant(id: tenant) != nil else { throw APIError.notFound("tenant") }
+        let budget = try await api.metering.budget(tenant: tenant)
+        let (spent, reserved) = try await api.metering.spend(tenant: tenant)
+        return JSONBody.response([
+            "budget": [
+                "monthly_usd": budget.map { .string($0.monthlyLimit.formatted(decimals: 2)) } ?? .null,
+                "on_budget": budget.map { .string($0.onBudget.rawValue) } ?? .null,
+                "spent_usd": .string(spent.decimalString), "reserved_usd": .string(reserved.decimalString),
+            ]
+        ])
+    }
+}

@@ -417,6 +417,7 @@ public func buildRouter(_ api: APIDependencies, adminKey: String?) -> Router<App
     let admin = v1.group("admin", context: AdminRequestContext.self)
     AdminRoutes(api: api).add(to: admin)
     TenantSettingsRoutes(api: api).add(to: admin)
+    TenantSettingsRoutes(api: api).addLimits(to: admin)
     let metering = MeteringRoutes(api: api)
     metering.add(admin: admin)
     metering.add(any: v1)

@@ -155,6 +155,37 @@ struct TenantSettingsRoutes {
         }
     }
 
+    /// `PUT /v1/admin/tenants/{id}/limits {"max_running_steps", "runs_per_second", "run_burst"}`:
+    /// each a positive number, or null for the server's default.
+    func addLimits(to group: RouterGroup<AdminRequestContext>) {
+        group.put("tenants/:tenant/limits") { request, context in
+            let id = try Self.tenantID(context)
+            let body = try await JSONBody.object(of: request)
+            func count(_ name: String) throws -> Int?? {
+                switch body[name] {
+                case nil: return .none
+                case .null?: return .some(nil)
+                case .int(let n)? where n >= 1: return .some(n)
+                default: throw APIError(.unprocessableContent, code: "invalid_request", "\(name) must be a whole number of at least 1, or null for the server's default")
+                }
+            }
+            let steps = try count("max_running_steps"), burst = try count("run_burst")
+            var rate: Double??
+            switch body["runs_per_second"] {
+            case nil: rate = .none
+            case .null?: rate = .some(nil)
+            case .int(let n)? where n > 0: rate = .some(Double(n))
+            case .double(let d)? where d > 0 && d.isFinite: rate = .some(d)
+            default: throw APIError(.unprocessableContent, code: "invalid_request", "runs_per_second must be a positive number, or null for the server's default")
+            }
+            return try await update(id) { settings in
+                if let steps { settings.maxRunningSteps = steps }
+                if let burst { settings.runBurst = burst }
+                if let rate { settings.runsPerSecond = rate }
+            }
+        }
+    }
+
     private func update(_ id: UUID, _ change: (inout TenantSettings) -> Void) async throws -> Response {
         guard var settings = try await api.tenants.settings(tenant: id) else { throw APIError.notFound("tenant") }
         change(&settings)
@@ -171,6 +202,9 @@ struct TenantSettingsRoutes {
         [
             "gate_threshold": settings.gateThreshold.map(JSONValue.double) ?? .null,
             "egress_allow": .array(settings.egressAllow.map(JSONValue.string)),
+            "max_running_steps": settings.maxRunningSteps.map(JSONValue.int) ?? .null,
+            "runs_per_second": settings.runsPerSecond.map(JSONValue.double) ?? .null,
+            "run_burst": settings.runBurst.map(JSONValue.int) ?? .null,
         ]
     }
 }

@@ -120,7 +120,10 @@ struct GateAPITests {
                 .PUT, "/v1/admin/tenants/\(tenant)/egress", key: server.adminKey, json: ["allow": ["10.1.0.0/16", "kb.internal"]])
             #expect(egress.json["settings"]?["egress_allow"] == ["10.1.0.0/16", "kb.internal"])
             let shown = try await server.request(.GET, "/v1/admin/tenants/\(tenant)", key: server.adminKey)
-            #expect(shown.json["tenant"]?["settings"] == ["gate_threshold": 0.2, "egress_allow": ["10.1.0.0/16", "kb.internal"]])
+            #expect(shown.json["tenant"]?["settings"] == [
+                "gate_threshold": 0.2, "egress_allow": ["10.1.0.0/16", "kb.internal"], "max_running_steps": .null, "runs_per_second": .null,
+                "run_burst": .null,
+            ])
 
             let bad = try await server.request(
                 .PUT, "/v1/admin/tenants/\(tenant)/egress", key: server.adminKey, json: ["allow": ["10.0.0.0/99", "ok.example", 7]])

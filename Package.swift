@@ -87,6 +87,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The in-process GGUF engine: no package dependencies, so it builds and tests alone.
+        .target(
+            name: "LocalInference",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "yard",
             dependencies: [
@@ -95,9 +100,15 @@ let package = Package(
                 "SwitchyardEngine",
                 "SwitchyardServer",
                 "SwitchyardGate",
+                "LocalInference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LocalInferenceTests",
+            dependencies: ["LocalInference"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: swiftSettings),

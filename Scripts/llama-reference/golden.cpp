@@ -67,6 +67,11 @@ int main(int argc, char **argv) {
 
     llama_context_params cp = llama_context_default_params();
     cp.n_ctx = 2048; cp.n_batch = 2048; cp.n_ubatch = 512; cp.n_threads = 2; cp.n_threads_batch = 2;
+    // GOLDEN_FLASH_ATTN=off|on overrides llama.cpp's default (auto: on for CPU).
+    if (const char *fa = getenv("GOLDEN_FLASH_ATTN")) {
+        cp.flash_attn_type = std::string(fa) == "off" ? LLAMA_FLASH_ATTN_TYPE_DISABLED : LLAMA_FLASH_ATTN_TYPE_ENABLED;
+    }
+    if (const char *kv = getenv("GOLDEN_KV_F32")) { if (std::string(kv) == "1") { cp.type_k = GGML_TYPE_F32; cp.type_v = GGML_TYPE_F32; } }
     llama_context *ctx = llama_init_from_model(model, cp);
     if (!ctx) { fprintf(stderr, "cannot create context\n"); return 1; }
 

@@ -112,7 +112,7 @@ public final class InferenceContext {
             for i in 0..<e { row[i] *= scale }
         }
         let maxSpan = batch.map { $0.position + 1 }.max() ?? 1
-        ensureScoreCapacity(maxSpan)
+        ensureScoreCapacity(max(maxSpan, cfg.headDim))
 
         for (il, layer) in model.layers.enumerated() {
             // Attention block: h = x + post_attention_norm(attn(attn_norm(x)))
@@ -143,7 +143,6 @@ public final class InferenceContext {
                 }
             }
             attention(batch, layer: il, global: layer.isGlobal)
-
             prepare(actQ, n, kinds: [layer.o.activationKind], copyFrom: attn, stride: qd)
             matmul([(layer.o, proj, e)], actQ, n)
             for t in 0..<n {
@@ -243,7 +242,13 @@ public final class InferenceContext {
     }
 
     /// Causal attention of every (token, head) over its sequence's cache. Sliding layers hide
-    /// keys at distance ≥ the window; K and V are fp16, arithmetic is fp32.
+    /// keys at distance ≥ the window.
+    ///
+    /// This follows llama.cpp's default CPU path (flash attention) step for step, because the
+    /// golden logits come from it: Q rounded to fp16, scores accumulated in fp32, an online
+    /// softmax over keys in position order, and the weighted sum of V kept in an fp16
+    /// accumulator (rounded after every update). Plain fp32 attention moves logits of this
+    /// model by up to ~0.5 — as much as switching llama.cpp's own flash attention off does.
     private func attention(_ batch: [BatchToken], layer il: Int, global: Bool) {
         let hd = cfg.headDim, heads = cfg.headCount, group = cfg.headCount / cfg.kvHeadCount
         let qd = heads * hd
@@ -253,33 +258,38 @@ public final class InferenceContext {
             for item in start..<end {
                 let t = item / heads, h = item % heads
                 let tok = batch[t]
-                let qh = q + t * qd + h * hd
                 let kvh = h / group
                 let lo = global ? 0 : max(0, tok.position - window + 1)
                 let hi = tok.position
-                let sc = scores + item * cap
-                var mx = -Float.infinity
+                // Scratch: Q as fp16-rounded floats, then the fp16 V accumulator (as floats).
+                let qh = scores + item * cap
+                let src = q + t * qd + h * hd
+                for i in 0..<hd { qh[i] = Float(Float16(src[i])) }
+                let acc = attn + t * qd + h * hd
+                for i in 0..<hd { acc[i] = 0 }
+                var m = -Float.infinity
+                var sum: Float = 0
                 for p in lo...hi {
                     let kr = tok.cache.kRow(il, p) + kvh * hd
                     var s: Float = 0
-                    for i in 0..<hd { s += qh[i] * Float(kr[i]) }
-                    sc[p - lo] = s
-                    mx = max(mx, s)
-                }
-                var sum: Float = 0
-                for p in 0...(hi - lo) {
-                    let ev = expf(sc[p] - mx)
-                    sc[p] = ev
-                    sum += ev
-                }
-                let out = attn + t * qd + h * hd
-                for i in 0..<hd { out[i] = 0 }
-                let inv = 1 / sum
-                for p in lo...hi {
-                    let w = sc[p - lo] * inv
+                    for i in 0..<hd { s = s.addingProduct(qh[i], Float(kr[i])) }
+                    var ms: Float = 1, vs: Float = 1
+                    if s > m {
+                        let old = m
+                        m = s
+                        ms = expf(old - m)
+                        if ms != 1 {
+                            for i in 0..<hd { acc[i] = Float(Float16(acc[i] * ms)) }
+                        }
+                    } else {
+                        vs = expf(s - m)
+                    }
                     let vr = tok.cache.vRow(il, p) + kvh * hd
-                    for i in 0..<hd { out[i] += w * Float(vr[i]) }
+                    for i in 0..<hd { acc[i] = Float(Float16(acc[i].addingProduct(Float(vr[i]), vs))) }
+                    sum = sum * ms + vs
                 }
+                let inv = 1 / sum
+                for i in 0..<hd { acc[i] *= inv }
             }
         }
     }

@@ -22,8 +22,9 @@ public struct SentencePieceTokenizer: Sendable {
     public let addSpacePrefix: Bool
     private let idOf: [[UInt8]: Int32]
     private let byteTokens: [Int32]
-    /// User-defined tokens, longest first: matched before SentencePiece runs.
-    private let userDefined: [(bytes: [UInt8], id: Int32)]
+    /// Control, unknown and user-defined tokens, longest first: matched before SentencePiece
+    /// runs (user-defined always; control and unknown only when parsing special tokens).
+    private let specials: [(bytes: [UInt8], id: Int32, userDefined: Bool)]
 
     public var vocabularySize: Int { pieces.count }
 
@@ -83,24 +84,27 @@ public struct SentencePieceTokenizer: Sendable {
             byteTokens[b] = idOf[name] ?? idOf[[UInt8(b)]] ?? -1
         }
         self.byteTokens = byteTokens
-        var ud: [(bytes: [UInt8], id: Int32)] = []
-        for (i, t) in types.enumerated() where t == .userDefined && !pieces[i].isEmpty {
-            ud.append((pieces[i], Int32(i)))
+        var sp: [(bytes: [UInt8], id: Int32, userDefined: Bool)] = []
+        for (i, t) in types.enumerated() where (t == .userDefined || t == .control || t == .unknown) && !pieces[i].isEmpty {
+            sp.append((pieces[i], Int32(i), t == .userDefined))
         }
-        ud.sort { $0.bytes.count != $1.bytes.count ? $0.bytes.count > $1.bytes.count : $0.id < $1.id }
-        self.userDefined = ud
+        sp.sort { $0.bytes.count != $1.bytes.count ? $0.bytes.count > $1.bytes.count : $0.id < $1.id }
+        self.specials = sp
     }
 
     /// Token ids for `text`, with BOS first when the model asks for it (`addSpecial`).
-    public func encode(_ text: String, addSpecial: Bool = true) -> [Int32] {
-        encode(bytes: Array(text.utf8), addSpecial: addSpecial)
+    /// With `parseSpecial` (the default, as llama.cpp's tools and server), control tokens
+    /// written in the text, such as `<start_of_turn>`, become those tokens; without it they
+    /// are tokenized as plain text.
+    public func encode(_ text: String, addSpecial: Bool = true, parseSpecial: Bool = true) -> [Int32] {
+        encode(bytes: Array(text.utf8), addSpecial: addSpecial, parseSpecial: parseSpecial)
     }
 
-    public func encode(bytes text: [UInt8], addSpecial: Bool = true) -> [Int32] {
+    public func encode(bytes text: [UInt8], addSpecial: Bool = true, parseSpecial: Bool = true) -> [Int32] {
         var output: [Int32] = []
         if addSpecial && addBOS { output.append(bos) }
         var isPrevSpecial = true
-        for fragment in partition(text) {
+        for fragment in partition(text, parseSpecial: parseSpecial) {
             switch fragment {
             case .token(let id):
                 output.append(id)
@@ -121,10 +125,14 @@ public struct SentencePieceTokenizer: Sendable {
 
     private enum Fragment { case text(Range<Int>), token(Int32) }
 
-    /// Cuts user-defined tokens out of the text, longest token first, leftmost occurrences first.
-    private func partition(_ text: [UInt8]) -> [Fragment] {
+    /// Cuts special tokens out of the text, longest token first, leftmost occurrences first
+    /// (llama.cpp's tokenizer_st_partition).
+    private func partition(_ text: [UInt8], parseSpecial: Bool) -> [Fragment] {
         var fragments: [Fragment] = text.isEmpty ? [] : [.text(0..<text.count)]
-        for (needle, id) in userDefined {
+        var present = [Bool](repeating: false, count: 256)
+        for b in text { present[Int(b)] = true }
+        for (needle, id, userDefined) in specials where (userDefined || parseSpecial) && present[Int(needle[0])] {
+            if needle.count > text.count { continue }
             var next: [Fragment] = []
             next.reserveCapacity(fragments.count)
             for f in fragments {

@@ -7,7 +7,7 @@ import SwitchyardExperts
 import SwitchyardStore
 
 struct Bench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks that print figures.", subcommands: [EngineBench.self])
+    static let configuration = CommandConfiguration(abstract: "Benchmarks that print figures.", subcommands: [EngineBench.self, LocalBench.self])
 }
 
 /// `yard bench engine`: no-op runs through the real engine and database, printing

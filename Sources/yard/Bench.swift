@@ -8,7 +8,7 @@ import SwitchyardStore
 import SwitchyardTools
 
 struct Bench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks that print figures.", subcommands: [EngineBench.self, GateBench.self])
+    static let configuration = CommandConfiguration(abstract: "Benchmarks that print figures.", subcommands: [EngineBench.self, GateBench.self, LocalBench.self])
 }
 
 /// `yard bench engine`: no-op runs through the real engine and database, printing

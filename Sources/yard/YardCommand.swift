@@ -9,7 +9,7 @@ struct Yard: AsyncParsableCommand {
         subcommands: [
             Serve.self, Migrate.self, Demo.self,
             Apply.self, RunWorkflow.self, Runs.self, Workflows.self,
-            Tenants.self, Keys.self, Secrets.self, Tools.self, Bench.self,
+            Tenants.self, Keys.self, Secrets.self, Tools.self, Bench.self, Local.self,
         ])
 }
 

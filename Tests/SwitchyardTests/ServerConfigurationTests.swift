@@ -1,4 +1,5 @@
 import SwitchyardServer
+import SwitchyardTools
 import Testing
 
 @Suite("Server configuration file")
@@ -42,7 +43,28 @@ struct ServerConfigurationTests {
         }
     }
 
-    @Test("bad values are refused", arguments: ["port: 70000\n", "engine: { lease: 10ms }\n", "engine: { concurrency: 0 }\n", "engine: { poll: soon }\n"])
+    @Test("the gate threshold, the egress allow list, fair-use limits and the default max_tokens are read")
+    func runtimeKeys() throws {
+        let configuration = try ServerConfiguration.parse(
+            """
+            engine: { default_max_tokens: 2048 }
+            gate: { threshold: 0.1 }
+            egress: { allow: ["127.0.0.1", "10.0.0.0/8", "kb.internal"] }
+            limits: { runs_per_second: 5, run_burst: 10, max_running_steps: 3 }
+            """, file: "c.yaml")
+        #expect(configuration.engine.defaultMaxTokens == 2048)
+        #expect(configuration.engine.gateThreshold == 0.1)
+        #expect(configuration.egress == (try EgressPolicy(allowing: ["127.0.0.1", "10.0.0.0/8", "kb.internal"])))
+        #expect(configuration.runsPerSecond == 5)
+        #expect(configuration.runBurst == 10)
+        #expect(configuration.engine.maxRunningStepsPerTenant == 3)
+    }
+
+    @Test("bad values are refused", arguments: [
+        "port: 70000\n", "engine: { lease: 10ms }\n", "engine: { concurrency: 0 }\n", "engine: { poll: soon }\n",
+        "gate: { threshold: 2 }\n", "egress: { allow: [\"10.0.0.0/99\"] }\n", "limits: { runs_per_second: 0 }\n", "limits: { max_running_steps: 0 }\n",
+        "engine: { default_max_tokens: 0 }\n", "gate: { treshold: 0.1 }\n",
+    ])
     func badValues(yaml: String) {
         #expect(throws: ConfigurationError.self) { try ServerConfiguration.parse(yaml, file: "c.yaml") }
     }

@@ -400,10 +400,13 @@ public struct RunRepository: Sendable {
     /// Appends events to a run's log inside the caller's transaction. Bumping the run's
     /// `event_seq` row lock keeps each run's sequence gapless and in commit order.
     @discardableResult
+    /// `whileLive`: append only while the run has not ended, so that its final event
+    /// stays its last (a call settled after a cancellation is in the ledger, not the log).
     static func appendEvents(
-        _ events: [NewEvent], run: UUID, tenant: UUID, connection: PostgresConnection, logger: Logger
+        _ events: [NewEvent], run: UUID, tenant: UUID, connection: PostgresConnection, logger: Logger, whileLive: Bool = false
     ) async throws -> Int64 {
         guard !events.isEmpty else { return 0 }
+        let live = whileLive ? ["queued", "running", "waiting"] : RunStatus.allCases.map(\.rawValue)
         let types = events.map(\.type)
         let steps = events.map { $0.stepID ?? "" }
         let data = events.map { $0.data.compactJSON }
@@ -411,7 +414,8 @@ public struct RunRepository: Sendable {
         for try await seq in try await connection.query(
             """
             WITH bumped AS (
-                UPDATE runs SET event_seq = event_seq + \(events.count) WHERE tenant_id = \(tenant) AND id = \(run) RETURNING event_seq
+                UPDATE runs SET event_seq = event_seq + \(events.count)
+                WHERE tenant_id = \(tenant) AND id = \(run) AND status = ANY(\(live)::text[]) RETURNING event_seq
             ), inserted AS (
                 INSERT INTO run_events (tenant_id, run_id, seq, type, step_id, data)
                 SELECT \(tenant), \(run), bumped.event_seq - \(events.count) + e.n, e.type, nullif(e.step, ''), e.data::jsonb

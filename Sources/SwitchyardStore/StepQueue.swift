@@ -588,14 +588,16 @@ public struct StepQueue: Sendable {
             var updated = false
             for try await _ in rows.decode(String.self) { updated = true }
             guard updated else { return }
-            try await RunRepository.appendEvents([event], run: claim.runID, tenant: claim.tenantID, connection: connection, logger: database.logger)
+            try await RunRepository.appendEvents(
+                [event], run: claim.runID, tenant: claim.tenantID, connection: connection, logger: database.logger, whileLive: true)
         }
     }
 
-    /// Appends events outside a completion (for example `model.called`).
+    /// Appends events outside a completion (for example `model.called`), while the run
+    /// is live: once it has ended, its final event stays the last.
     public func appendEvents(_ events: [NewEvent], run: UUID, tenant: UUID) async throws {
         try await database.transaction { connection in
-            try await RunRepository.appendEvents(events, run: run, tenant: tenant, connection: connection, logger: database.logger)
+            try await RunRepository.appendEvents(events, run: run, tenant: tenant, connection: connection, logger: database.logger, whileLive: true)
         }
     }
 }

@@ -88,8 +88,51 @@ func testLogger(_ label: String) -> Logger {
     return logger
 }
 
+/// Bounds how many tests hold a database (and usually an engine or a server) at once.
+/// Swift Testing starts every test at the same time; on a small machine hundreds of
+/// engines polling at once starve each other past the tests' own time limits.
+actor TestSlots {
+    static let shared = TestSlots(limit: 12)
+
+    private let limit: Int
+    private var inUse = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    func acquire() async {
+        if inUse < limit {
+            inUse += 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty {
+            inUse -= 1
+        } else {
+            waiting.removeFirst().resume()
+        }
+    }
+}
+
 /// Runs `body` with a new database (migrated, with one tenant) whose pool is running.
 func withTestStore<T: Sendable>(_ body: @Sendable (TestStore) async throws -> T) async throws -> T {
+    await TestSlots.shared.acquire()
+    do {
+        let result = try await withTestStoreSlot(body)
+        await TestSlots.shared.release()
+        return result
+    } catch {
+        await TestSlots.shared.release()
+        throw error
+    }
+}
+
+private func withTestStoreSlot<T: Sendable>(_ body: @Sendable (TestStore) async throws -> T) async throws -> T {
     let configuration = try await TestCluster.shared.makeDatabase()
     let database = Database(configuration: configuration, logger: testLogger("test.db"))
     do {

@@ -64,6 +64,7 @@ let package = Package(
             name: "SwitchyardExperts",
             dependencies: [
                 "SwitchyardCore",
+                "LocalInference",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -120,6 +121,7 @@ let package = Package(
                 "SwitchyardServer",
                 "SwitchyardGate",
                 "SwitchyardTools",
+                "SwitchyardMetering",
                 "LocalInference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchyardCore
 import Yams
 
 /// Reading price rows from text: the seed file `Data/prices.yaml`, or one row
@@ -54,6 +55,32 @@ extension PriceBook {
     /// `{"model": "deepseek-v4-pro", "effective_from": "2026-09-01", "input_cache_hit": "0.02", …}`).
     public static func parseRow(_ text: String) throws(MeteringError) -> PriceRow {
         try SeedReader.row(try SeedReader.compose(text))
+    }
+}
+
+extension PriceRow {
+    /// The row in the seed shape, as JSON: what `GET /v1/prices` lists and what
+    /// ``PriceBook/parseRow(_:)`` reads back (`POST /v1/admin/prices`).
+    public var seedJSON: JSONValue {
+        var object: [String: JSONValue] = [
+            "id": .string(id), "model": .string(model), "effective_from": .string(UTCTime.format(effectiveFrom)),
+            "input_cache_hit": .string(inputCacheHit.decimalString), "input_cache_miss": .string(inputCacheMiss.decimalString),
+            "output": .string(output.decimalString),
+        ]
+        if let peak {
+            let names = Dictionary(uniqueKeysWithValues: SeedReader.weekdayNames.map { ($1, $0) })
+            object["peak"] = [
+                "windows": .array(peak.windows.map { window in
+                    [
+                        "weekdays": .array(window.weekdays.sorted().compactMap { names[$0] }.map(JSONValue.string)),
+                        "start_hour": .int(window.startHour), "end_hour": .int(window.endHour),
+                    ]
+                }),
+                "input_cache_hit": .string(peak.inputCacheHit.decimalString), "input_cache_miss": .string(peak.inputCacheMiss.decimalString),
+                "output": .string(peak.output.decimalString),
+            ]
+        }
+        return .object(object)
     }
 }
 

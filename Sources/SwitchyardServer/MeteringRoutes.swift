@@ -82,7 +82,7 @@ struct MeteringRoutes {
         group.get("prices") { _, context in
             guard context.isAdmin || context.tenant != nil else { throw APIError.unauthorized }
             let book = try await api.metering.priceBook()
-            return JSONBody.response(["prices": .array(book.rows.map(Self.render))])
+            return JSONBody.response(["prices": .array(book.rows.map(\.seedJSON))])
         }
     }
 
@@ -134,7 +134,7 @@ struct MeteringRoutes {
                 throw APIError(.unprocessableContent, code: "invalid_price", error.description)
             }
             try await api.metering.addPrice(row)
-            return JSONBody.response(["price": Self.render(row)], status: .created)
+            return JSONBody.response(["price": row.seedJSON], status: .created)
         }
     }
 
@@ -156,6 +156,9 @@ struct MeteringRoutes {
             "calls": .int(group.calls), "prompt_tokens": .int(group.promptTokens), "cache_hit_tokens": .int(group.cacheHitTokens),
             "cache_miss_tokens": .int(group.cacheMissTokens), "completion_tokens": .int(group.completionTokens),
             "reasoning_tokens": .int(group.reasoningTokens), "cost_usd": .string(group.cost.decimalString),
+            // Shown apart: calls of unpriced models (cost unknown, not in cost_usd) and calls
+            // whose usage was never reported (in cost_usd at their upper-bound estimate).
+            "unpriced_calls": .int(group.unpricedCalls), "estimated_calls": .int(group.estimatedCalls),
         ]
     }
 
@@ -179,24 +182,6 @@ struct MeteringRoutes {
         lines.append((totalKey + cells(total)).joined(separator: ","))
         let text = lines.joined(separator: "\r\n") + "\r\n"
         return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
-    }
-
-    static func render(_ row: PriceRow) -> JSONValue {
-        var object: [String: JSONValue] = [
-            "id": .string(row.id), "model": .string(row.model), "effective_from": Render.timestamp(row.effectiveFrom),
-            "input_cache_hit": .string(row.inputCacheHit.decimalString), "input_cache_miss": .string(row.inputCacheMiss.decimalString),
-            "output": .string(row.output.decimalString), "peak": .null,
-        ]
-        if let peak = row.peak {
-            object["peak"] = [
-                "windows": .array(peak.windows.map { window in
-                    ["weekdays": .array(window.weekdays.sorted().map(JSONValue.int)), "start_hour": .int(window.startHour), "end_hour": .int(window.endHour)]
-                }),
-                "input_cache_hit": .string(peak.inputCacheHit.decimalString), "input_cache_miss": .string(peak.inputCacheMiss.decimalString),
-                "output": .string(peak.output.decimalString),
-            ]
-        }
-        return .object(object)
     }
 
     /// `from` (inclusive) and `to` (exclusive): dates or RFC 3339 instants.

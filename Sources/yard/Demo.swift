@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SwitchyardCore
+import SwitchyardMetering
 import SwitchyardServer
 import SwitchyardStore
 
@@ -69,6 +70,7 @@ struct Demo: AsyncParsableCommand {
             let created = try await admin.send(.POST, "/v1/admin/tenants", json: ["name": .string(tenantName)]).body
             guard let key = created["api_key"]?.stringValue else { throw CLIError("creating the demo tenant failed") }
             print("created tenant \(tenantName)")
+            try await Self.priceScriptedExperts(admin: admin)
             let api = APIClient(baseURL: url, apiKey: key)
             var files: [JSONValue] = []
             for path in try ResourceFiles.list(workflows) {
@@ -101,6 +103,18 @@ struct Demo: AsyncParsableCommand {
             }
             try await group.waitForAll()
             if let outcome { throw outcome }
+        }
+    }
+
+    /// Adds `Data/demo-prices.yaml` (the scripted experts billed as DeepSeek's) to the
+    /// price book when missing, so that the demo's run has a cost.
+    static func priceScriptedExperts(admin: APIClient) async throws {
+        guard let directory = ProjectFiles.directory("Data", environmentVariable: "SWITCHYARD_DATA"),
+              let text = try? String(contentsOfFile: directory + "/demo-prices.yaml", encoding: .utf8)
+        else { return }
+        let existing = Set((try await admin.send(.GET, "/v1/prices").body["prices"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue })
+        for row in try PriceBook.parseSeed(text) where !existing.contains(row.id) {
+            _ = try await admin.send(.POST, "/v1/admin/prices", json: row.seedJSON)
         }
     }
 }

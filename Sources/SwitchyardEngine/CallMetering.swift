@@ -34,7 +34,8 @@ struct CallMetering: Sendable {
         if let rates {
             do {
                 reserved.amount = try Reservation.worstCase(
-                    promptUTF8Bytes: request.promptByteBound, maxTokens: request.maxTokens ?? defaultMaxTokens, rates: rates)
+                    promptUTF8Bytes: request.promptByteBound, maxTokens: request.maxTokens ?? defaultMaxTokens, rates: rates
+                ).multiplied(by: Self.billedAttempts(expert: expert, request: request))
             } catch {
                 throw StepFailure("metering_error", error.message, retryable: false)
             }
@@ -92,6 +93,15 @@ struct CallMetering: Sendable {
         return towardsFlash == 0 ? .none : GateLean(towardsFlash: towardsFlash, reason: reasons.joined(separator: ", "))
     }
 
+    /// How many billed requests one `complete` may make. An `openai` expert asks again,
+    /// up to `max_retries` times, when JSON mode answers blank content, and every one of
+    /// those answers is billed (its usage is the sum): the reservation must cover them all,
+    /// or settling could take the tenant past its budget.
+    static func billedAttempts(expert: any Expert, request: ModelRequest) -> Int {
+        guard request.wantsJSON, let openAI = expert as? OpenAIExpert else { return 1 }
+        return 1 + max(0, openAI.configuration.maxRetries)
+    }
+
     private func priceBook() async throws(StepFailure) -> PriceBook {
         do {
             return try await prices.book(from: repository)
@@ -135,7 +145,11 @@ struct CallMetering: Sendable {
             record.cost = reservation.priceID == nil ? nil : reservation.amount
             return record
         }
-        guard let book = prices.cached, let (row, rates) = book.price(forBilledModel: model, at: startedAt) else {
+        // The billed model's row; if the provider names a model the book does not price,
+        // the configured model's row (the one reserved against), so no spend escapes it.
+        guard let book = prices.cached,
+              let (row, rates) = book.price(forBilledModel: model, at: startedAt) ?? book.price(forBilledModel: expert.model, at: startedAt)
+        else {
             record.priceID = nil
             return record
         }
@@ -165,6 +179,13 @@ struct CallMetering: Sendable {
     /// month's budget). A failed write leaves the reservation, which the maintenance
     /// sweep turns into an upper-bound row.
     func settle(_ record: ModelCallRecord, event: NewEvent) async {
+        // In a task of its own: a call ended by the run's cancellation (or the step's
+        // timeout) runs in a cancelled task, where the pool refuses every query at once,
+        // which left the call's row to the sweep's estimate even when its usage was known.
+        await Task { await settleNow(record, event: event) }.value
+    }
+
+    private func settleNow(_ record: ModelCallRecord, event: NewEvent) async {
         do {
             let alerts = try await repository.settle(record)
             var events = [event]

@@ -8,12 +8,13 @@ import SwitchyardCore
 /// something for one provider are refused on another, so that a typo'd provider does
 /// not silently ignore half of its entry.
 public struct ExpertConfiguration: Sendable, Hashable, Codable {
-    /// `scripted` or `openai`; `local` arrives with its issue.
+    /// `scripted`, `openai` or `local` (the in-process GGUF engine).
     public var provider: String
     /// For `scripted`: the rules file, relative to the config file's folder or the
     /// working directory.
     public var script: String?
-    /// The model name to call or report.
+    /// The model name to call or report. For `local`: the GGUF file, relative to the
+    /// config file's folder or the working directory (default: the installed model).
     public var model: String?
     /// For `openai`: the API root that serves `/chat/completions`. Default: DeepSeek's.
     public var baseURL: String?
@@ -28,11 +29,13 @@ public struct ExpertConfiguration: Sendable, Hashable, Codable {
     /// Thinking mode for calls that do not say; unset leaves it to the provider.
     public var thinking: Bool?
     public var reasoningEffort: ReasoningEffort?
+    /// For `local`: the most tokens one answer may have; a request asking for more is capped.
+    public var maxTokens: Int?
 
     public init(
         provider: String, script: String? = nil, model: String? = nil, baseURL: String? = nil, apiKeyEnv: String? = nil,
         connectTimeout: TimeSpan? = nil, readTimeout: TimeSpan? = nil, concurrency: Int? = nil, queueTimeout: TimeSpan? = nil,
-        maxRetries: Int? = nil, thinking: Bool? = nil, reasoningEffort: ReasoningEffort? = nil
+        maxRetries: Int? = nil, thinking: Bool? = nil, reasoningEffort: ReasoningEffort? = nil, maxTokens: Int? = nil
     ) {
         self.provider = provider
         self.script = script
@@ -46,6 +49,7 @@ public struct ExpertConfiguration: Sendable, Hashable, Codable {
         self.maxRetries = maxRetries
         self.thinking = thinking
         self.reasoningEffort = reasoningEffort
+        self.maxTokens = maxTokens
     }
 
     /// DeepSeek's API, the `openai` provider's default endpoint.
@@ -60,6 +64,7 @@ public struct ExpertConfiguration: Sendable, Hashable, Codable {
         case provider, script, model
         case baseURL = "base_url", apiKeyEnv = "api_key_env", connectTimeout = "connect_timeout", readTimeout = "read_timeout"
         case concurrency, queueTimeout = "queue_timeout", maxRetries = "max_retries", thinking, reasoningEffort = "reasoning_effort"
+        case maxTokens = "max_tokens"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -89,6 +94,7 @@ public struct ExpertConfiguration: Sendable, Hashable, Codable {
             }
             reasoningEffort = parsed
         }
+        maxTokens = try container.decodeIfPresent(Int.self, forKey: .maxTokens)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -105,6 +111,7 @@ public struct ExpertConfiguration: Sendable, Hashable, Codable {
         try container.encodeIfPresent(maxRetries, forKey: .maxRetries)
         try container.encodeIfPresent(thinking, forKey: .thinking)
         try container.encodeIfPresent(reasoningEffort, forKey: .reasoningEffort)
+        try container.encodeIfPresent(maxTokens, forKey: .maxTokens)
     }
 
     /// Checks the entry without touching the environment or the file system, so that
@@ -119,14 +126,19 @@ public struct ExpertConfiguration: Sendable, Hashable, Codable {
         switch provider {
         case "scripted":
             if let (field, _) = openAIOnly.first(where: \.1) {
-                throw ExpertConfigurationError("\(key).\(field) applies only to provider: openai (this expert is scripted)")
+                let providers = field == "concurrency" ? "openai or local" : "openai"
+                throw ExpertConfigurationError("\(key).\(field) applies only to provider: \(providers) (this expert is scripted)")
             }
+            if maxTokens != nil { throw ExpertConfigurationError("\(key).max_tokens applies only to provider: local (this expert is scripted)") }
             if script == nil { throw ExpertConfigurationError("\(key): the scripted provider needs `script: FILE`") }
         case "openai":
             if script != nil { throw ExpertConfigurationError("\(key).script applies only to provider: scripted") }
+            if maxTokens != nil {
+                throw ExpertConfigurationError("\(key).max_tokens applies only to provider: local (an openai expert's answers are capped by each step's max_tokens)")
+            }
             _ = try openAIConfiguration(name: name)
         case "local":
-            throw ExpertConfigurationError("\(key): the local provider is not available in this build yet; use provider: openai or scripted")
+            try validateLocal(name: name)
         default:
             throw ExpertConfigurationError("\(key): unknown provider \(provider) (expected openai, scripted or local)")
         }
@@ -194,9 +206,12 @@ extension ExpertPool {
                 experts.append(ScriptedExpert(name: name, model: entry.model ?? "scripted", rules: try ScriptedExpert.loadRules(path: path)))
             case "openai":
                 experts.append(try OpenAIExpert(name: name, configuration: try entry.openAIConfiguration(name: name), httpClient: httpClient))
+            case "local":
+                // Cheap: the model loads on the first call, off the cooperative pool, once per file.
+                experts.append(LocalExpert(name: name, configuration: try entry.localConfiguration(name: name, baseDirectory: baseDirectory)))
             default:
                 // `validate` refused every other provider.
-                throw ExpertConfigurationError("experts.\(name): unknown provider \(entry.provider) (expected openai or scripted)")
+                throw ExpertConfigurationError("experts.\(name): unknown provider \(entry.provider) (expected openai, scripted or local)")
             }
         }
         let names = Set(experts.map(\.name))

@@ -188,12 +188,6 @@ struct RunRoutes {
             guard let stored = try await api.resources.find(kind: .workflow, name: name, tenant: tenant), case .workflow(let spec) = stored.resource else {
                 throw APIError.notFound("workflow \(name)")
             }
-            if case .limited(let wait) = try await api.runLimiter.acquire(tenant: tenant) {
-                let seconds = max(1, Int((Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18).rounded(.up)))
-                var error = APIError(.tooManyRequests, code: "rate_limited", "this tenant is starting runs faster than its limit; retry after \(seconds) s")
-                error.headers = [.retryAfter: String(seconds)]
-                throw error
-            }
             if let given = body["input"], given != .null, given.objectValue == nil {
                 throw APIError(.unprocessableContent, code: "invalid_input", "`input` must be a JSON object")
             }
@@ -202,6 +196,13 @@ struct RunRoutes {
                 input = try spec.resolveInputs(.object(body["input"]?.objectValue ?? [:]))
             } catch let error as InputValidationError {
                 throw APIError(.unprocessableContent, code: "invalid_input", error.description, details: Self.details(error))
+            }
+            // Only a valid request takes a token from the tenant's bucket.
+            if case .limited(let wait) = try await api.runLimiter.acquire(tenant: tenant) {
+                let seconds = max(1, Int((Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18).rounded(.up)))
+                var error = APIError(.tooManyRequests, code: "rate_limited", "this tenant is starting runs faster than its limit; retry after \(seconds) s")
+                error.headers = [.retryAfter: String(seconds)]
+                throw error
             }
             let (run, created) = try await api.runs.createRun(
                 tenant: tenant, workflow: name, version: stored.version, spec: spec, input: input, idempotencyKey: idempotencyKey,
@@ -425,6 +426,7 @@ public func buildRouter(_ api: APIDependencies, adminKey: String?) -> Router<App
     metering.add(tenant: tenantRoutes)
     ResourceRoutes(api: api).add(to: tenantRoutes)
     RunRoutes(api: api).add(to: tenantRoutes)
+    PlanRoutes(api: api).add(to: tenantRoutes)
     FeedbackRoutes(api: api).add(to: tenantRoutes)
     SecretRoutes(api: api).add(to: tenantRoutes)
     return router

@@ -228,7 +228,13 @@ public struct MeteringRepository: Sendable {
         guard let limit, limit > 0 else { return [] }
         let (spent, _) = try await spend(tenant: tenant, connection: connection, logger: logger)
         var alerts: [BudgetAlert] = []
-        for percent in alertThresholds where spent.picoUSD.multipliedReportingOverflow(by: 100).partialValue >= limit.multipliedReportingOverflow(by: Int64(percent)).partialValue {
+        // spent × 100 ≥ limit × percent, in full width: a budget above about 92,000 USD
+        // times 100 leaves Int64, and the wrapped product raised alerts on the first call.
+        func fullWidth(_ value: Int64, _ factor: Int64) -> (Int64, UInt64) {
+            let product = value.multipliedFullWidth(by: factor)
+            return (product.high, product.low)
+        }
+        for percent in alertThresholds where fullWidth(spent.picoUSD, 100) >= fullWidth(limit, Int64(percent)) {
             for try await _ in try await connection.query(
                 """
                 INSERT INTO budget_alerts (tenant_id, period, percent)

@@ -162,9 +162,10 @@ struct Runs: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
-            let body = try await client.client().send(.GET, "/v1/runs/\(id)").body
+            let api = client.client()
+            let body = try await api.send(.GET, "/v1/runs/\(id)").body
             if client.output == .json { return Print.json(body) }
-            Print.run(body["run"] ?? .null)
+            Print.run(body["run"] ?? .null, calls: try await api.usage(run: id))
         }
     }
 
@@ -267,7 +268,7 @@ struct AdminOptions: ParsableArguments {
 }
 
 struct Tenants: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Manage tenants (admin key).", subcommands: [Create.self, List.self, Show.self, Gate.self, Egress.self])
+    static let configuration = CommandConfiguration(abstract: "Manage tenants (admin key).", subcommands: [Create.self, List.self, Show.self, Gate.self, Egress.self, Limits.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a tenant and print its first API key (shown once).")

@@ -1,5 +1,6 @@
 import Foundation
 import SwitchyardCore
+import SwitchyardMetering
 
 /// Plain-text tables for humans.
 struct Table {
@@ -35,15 +36,17 @@ enum Print {
         return flat.count > limit ? String(flat.prefix(limit - 1)) + "…" : flat
     }
 
-    /// `yard runs show`: the run, its steps, and token usage.
-    static func run(_ run: JSONValue) {
+    /// `yard runs show`: the run, its steps, and token usage; with the run's ledger rows
+    /// (`calls`, from `GET /v1/usage?run=`), each step's cost, a table of its calls and
+    /// the run's total cost.
+    static func run(_ run: JSONValue, calls: [JSONValue]? = nil) {
         let id = run["id"]?.stringValue ?? "?"
         print("Run \(id)  \(run["workflow"]?.stringValue ?? "?") v\(run["version"]?.intValue ?? 0)  \(run["status"]?.stringValue ?? "?")")
         print("created \(run["created_at"]?.stringValue ?? "-")  finished \(run["finished_at"]?.stringValue ?? "-")")
         if let error = run["error"], error != .null {
             print("error: \(error["code"]?.stringValue ?? "?"): \(error["message"]?.stringValue ?? "")")
         }
-        var table = Table(headers: ["STEP", "STATUS", "ATTEMPTS", "EXPERT", "ROUTE", "OUTPUT"])
+        var table = Table(headers: ["STEP", "STATUS", "ATTEMPTS", "EXPERT", "ROUTE"] + (calls == nil ? [] : ["COST USD"]) + ["OUTPUT"])
         var explained: [String] = []
         for step in run["steps"]?.arrayValue ?? [] {
             let output = step["error"].flatMap { $0 == .null ? nil : "error: " + ($0["message"]?.stringValue ?? "") } ?? brief(step["output"])
@@ -51,10 +54,11 @@ enum Print {
             // (Not `flatMap`: JSONValue is nil-literal-expressible, so `nil` would be `.null`.)
             var route: JSONValue? = step["route"]
             if route == .null { route = nil }
+            let cost = calls.map { all in [CostText.cell(all.filter { $0["step"]?.stringValue == stepID })] } ?? []
             table.rows.append([
                 stepID, step["status"]?.stringValue ?? "?", String(step["attempts"]?.intValue ?? 0),
-                step["expert"]?.stringValue ?? "-", route.map(Self.route) ?? "-", output,
-            ])
+                step["expert"]?.stringValue ?? "-", route.map(Self.route) ?? "-",
+            ] + cost + [output])
             // Why each routed step went where it did, and the verdicts given on them.
             let reasons = route?["reasons"]?.arrayValue?.compactMap(\.stringValue) ?? []
             let feedback = step["feedback"]?.boolValue
@@ -72,9 +76,41 @@ enum Print {
             print("routes:")
             explained.forEach { print($0) }
         }
+        if let calls, !calls.isEmpty {
+            var callTable = Table(headers: ["STEP", "ATTEMPT", "CALL", "EXPERT", "MODEL", "PROMPT", "HIT", "MISS", "OUTPUT", "REASONING", "COST USD", "NOTE"])
+            for call in calls {
+                var notes: [String] = []
+                if call["usage_known"]?.boolValue == false { notes.append("estimated") }
+                if CostText.money(call["cost_usd"]) == nil { notes.append("unpriced") }
+                callTable.rows.append([
+                    call["step"]?.stringValue ?? "?", String(call["attempt"]?.intValue ?? 0), String(call["call"]?.intValue ?? 0),
+                    call["expert"]?.stringValue ?? "?", call["model"]?.stringValue ?? "?", String(call["prompt_tokens"]?.intValue ?? 0),
+                    String(call["cache_hit_tokens"]?.intValue ?? 0),
+                    String(call["cache_miss_tokens"]?.intValue ?? 0), String(call["completion_tokens"]?.intValue ?? 0),
+                    String(call["reasoning_tokens"]?.intValue ?? 0), CostText.money(call["cost_usd"]).map(CostText.usd) ?? "-",
+                    notes.isEmpty ? "" : notes.joined(separator: ", "),
+                ])
+            }
+            print("")
+            print("calls:")
+            print(callTable.render())
+        }
         if let usage = run["usage"] {
             print("")
             print("usage: \(usage["calls"]?.intValue ?? 0) model calls, \(usage["prompt_tokens"]?.intValue ?? 0) prompt tokens, \(usage["completion_tokens"]?.intValue ?? 0) completion tokens")
+        }
+        if let calls {
+            let (total, unpriced, estimated) = CostText.sum(calls)
+            var line = "cost: \(CostText.usd(total)) USD"
+            if calls.isEmpty {
+                line = "cost: 0.000000 USD (no model calls)"
+            } else if unpriced == calls.count {
+                line = "cost: unpriced (\(unpriced) call\(unpriced == 1 ? "" : "s") of models without a price)"
+            } else if unpriced > 0 {
+                line += " for the priced calls; \(unpriced) unpriced call\(unpriced == 1 ? "" : "s") not included"
+            }
+            if estimated > 0 { line += "; \(estimated) estimated (usage unknown, billed at the upper bound)" }
+            print(line)
         }
         if let output = run["output"], output != .null {
             print("")

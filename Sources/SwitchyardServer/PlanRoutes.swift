@@ -194,25 +194,23 @@ struct CostPlanner {
         let now = Date()
         var notes: [String] = []
         var models: [String: (model: String, observed: Bool)] = [:]
-        for (expert, configuration) in ServerConfiguration.defaultExperts(workflowsDirectory: nil) {
-            if let model = configuration.model { models[expert] = (model, false) }
-        }
+        for (expert, model) in api.engineFacts.expertModels { models[expert] = (model, false) }
         let observed = try await api.metering.expertModels(tenant: tenant)
         for (expert, model) in observed { models[expert] = (model, true) }
         for (expert, entry) in models.sorted(by: { $0.key < $1.key }) where !entry.observed {
-            notes.append("\(expert): no call of this tenant yet; assumed to run \(entry.model), the server's default")
+            notes.append("\(expert): no call of this tenant yet; assumed to run \(entry.model), as the server configures it")
         }
         let tenantThreshold = try await api.tenants.settings(tenant: tenant)?.gateThreshold
         if tenantThreshold == nil {
-            notes.append("auto: expected routes use the default gate threshold \(Gate.defaultThreshold) (the server's may differ); the range allows either expert")
+            notes.append("auto: expected routes use the server's gate threshold \(api.engineFacts.gateThreshold); the range allows either expert")
         }
-        let defaultMaxTokens = EngineConfiguration().defaultMaxTokens
+        let defaultMaxTokens = api.engineFacts.defaultMaxTokens
         notes.append("steps without max_tokens are bounded by the engine's default of \(defaultMaxTokens) completion tokens per call")
         notes.append("rates: the cheapest (min) and dearest (max, peak included) any price row applies in the next 7 days")
         notes.append("min assumes every step runs once and succeeds; a run that fails early costs less")
         return CostPlanner(
             api: api, tenant: tenant, book: book, window: now...now.addingTimeInterval(horizon), expertModels: models,
-            threshold: tenantThreshold ?? Gate.defaultThreshold, defaultMaxTokens: defaultMaxTokens, notes: notes)
+            threshold: tenantThreshold ?? api.engineFacts.gateThreshold, defaultMaxTokens: defaultMaxTokens, notes: notes)
     }
 
     // MARK: - Workflows and steps

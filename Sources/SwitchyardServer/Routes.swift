@@ -23,6 +23,9 @@ public struct APIDependencies: Sendable {
     public var secretBox: SecretBox?
     /// Live model deltas, for `GET …/events?deltas=1`; nil without a local engine.
     public var deltas: DeltaHub?
+    /// What this server's engine does, for estimates (`POST …/plan`): the experts'
+    /// models, the gate's default threshold and the default completion cap.
+    public var engineFacts = EngineFacts()
     /// Called after a run is created, so the local dispatcher starts at once.
     public var onRunCreated: @Sendable () -> Void
     /// Whether a new run should also wake other processes' engines (the local one is
@@ -47,6 +50,20 @@ public struct APIDependencies: Sendable {
         self.deltas = deltas
         self.onRunCreated = onRunCreated
         self.shouldWakeOthers = shouldWakeOthers
+    }
+}
+
+/// The engine settings a cost estimate must use to bound what the engine will do.
+public struct EngineFacts: Sendable {
+    /// Expert name → configured model.
+    public var expertModels: [String: String] = [:]
+    public var gateThreshold: Double = EngineConfiguration().gateThreshold
+    public var defaultMaxTokens: Int = EngineConfiguration().defaultMaxTokens
+
+    public init(expertModels: [String: String] = [:], gateThreshold: Double = EngineConfiguration().gateThreshold, defaultMaxTokens: Int = EngineConfiguration().defaultMaxTokens) {
+        self.expertModels = expertModels
+        self.gateThreshold = gateThreshold
+        self.defaultMaxTokens = defaultMaxTokens
     }
 }
 

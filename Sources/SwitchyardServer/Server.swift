@@ -14,7 +14,7 @@ import SwitchyardTools
 public struct SwitchyardServer: Sendable {
     public let database: Database
     public let engine: Engine
-    public let api: APIDependencies
+    public private(set) var api: APIDependencies
     public let configuration: ServerConfiguration
     let logger: Logger
 
@@ -47,6 +47,9 @@ public struct SwitchyardServer: Sendable {
             database: self.database, secretBox: secretBox, deltas: engine.deltas,
             runRate: (configuration.runsPerSecond, configuration.runBurst), onRunCreated: { engine.poke() },
             shouldWakeOthers: { engine.isSaturated })
+        self.api.engineFacts = EngineFacts(
+            expertModels: experts.experts.mapValues(\.model), gateThreshold: configuration.engine.gateThreshold,
+            defaultMaxTokens: configuration.engine.defaultMaxTokens)
     }
 
     /// Runs until SIGTERM or SIGINT, or until `stop` returns, then shuts down gracefully:

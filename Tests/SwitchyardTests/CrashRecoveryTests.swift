@@ -103,7 +103,13 @@ struct CrashRecoveryTests {
             #expect(events.map(\.seq) == Array(1...Int64(events.count)))
             // The killed attempt's call may have been billed: its reservation became a
             // ledger row marked as an estimate. The second attempt's call is recorded once.
-            let calls = try await store.modelCalls(of: run.id)
+            // The maintenance sweep turns the orphaned reservation into its row (after a grace).
+            var calls = try await store.modelCalls(of: run.id)
+            let deadline = ContinuousClock.now + .seconds(15)
+            while calls.count < 2, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+                calls = try await store.modelCalls(of: run.id)
+            }
             #expect(calls.map(\.attempt).sorted() == [1, 2])
             var known: [Int: Bool] = [:]
             for try await (attempt, usageKnown) in try await store.database.client.query(

@@ -34,7 +34,8 @@ enum Render {
             object["steps"] = .array(run.steps.map(step))
             object["usage"] = [
                 "calls": .int(run.usage.calls), "prompt_tokens": .int(run.usage.promptTokens),
-                "completion_tokens": .int(run.usage.completionTokens),
+                "completion_tokens": .int(run.usage.completionTokens), "cost_usd": .string(run.usage.cost.decimalString),
+                "unpriced_calls": .int(run.usage.unpricedCalls), "estimated_calls": .int(run.usage.estimatedCalls),
             ]
         }
         return .object(object)
@@ -52,6 +53,7 @@ enum Render {
             "finished_at": timestamp(step.finishedAt),
             "route": step.route ?? .null,
             "feedback": step.feedback.map(JSONValue.bool) ?? .null,
+            "cost_usd": step.cost.map { .string($0.decimalString) } ?? .null,
         ]
     }
 

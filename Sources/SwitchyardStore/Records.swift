@@ -89,18 +89,29 @@ public struct StepRecord: Sendable, Hashable {
     public var route: JSONValue?
     /// Explicit feedback on the step's answer, if any was given.
     public var feedback: Bool?
+    /// The sum of the step's priced calls (all attempts); nil when it made none.
+    public var cost: Money?
 }
 
 /// Token totals of a run's model calls, summed from the call rows.
-public struct UsageSummary: Sendable, Hashable, Codable {
+public struct UsageSummary: Sendable, Hashable {
     public var calls: Int
     public var promptTokens: Int
     public var completionTokens: Int
+    /// The sum of the priced calls' ledger costs.
+    public var cost: Money
+    /// Calls of unpriced models (in tokens only) and calls whose cost is an upper-bound
+    /// estimate (usage never reported), shown apart.
+    public var unpricedCalls: Int
+    public var estimatedCalls: Int
 
-    public init(calls: Int = 0, promptTokens: Int = 0, completionTokens: Int = 0) {
+    public init(calls: Int = 0, promptTokens: Int = 0, completionTokens: Int = 0, cost: Money = .zero, unpricedCalls: Int = 0, estimatedCalls: Int = 0) {
         self.calls = calls
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
+        self.cost = cost
+        self.unpricedCalls = unpricedCalls
+        self.estimatedCalls = estimatedCalls
     }
 }
 

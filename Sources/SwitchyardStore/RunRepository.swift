@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import SwitchyardCore
+import SwitchyardMetering
 
 /// Notification channels. `work` wakes idle dispatchers when steps become ready;
 /// `cancel` carries a run id whose running steps must stop.
@@ -159,14 +160,25 @@ public struct RunRepository: Sendable {
                     id: stepID, status: StepStatus(rawValue: status) ?? .failed, attempts: attempt, expert: expert, output: output,
                     error: ErrorRecord(json: error), startedAt: startedAt, finishedAt: finishedAt, route: route, feedback: feedback))
         }
-        for try await (calls, prompt, completion) in try await database.client.query(
+        var stepCosts: [String: Money] = [:]
+        for try await (step, calls, prompt, completion, cost, unpriced, estimated) in try await database.client.query(
             """
-            SELECT count(*)::int8, coalesce(sum(prompt_tokens), 0)::int8, coalesce(sum(completion_tokens), 0)::int8
+            SELECT step_id, count(*)::int8, coalesce(sum(prompt_tokens), 0)::int8, coalesce(sum(completion_tokens), 0)::int8,
+                   coalesce(sum(cost_pusd), 0)::int8, count(*) FILTER (WHERE cost_pusd IS NULL)::int8, count(*) FILTER (WHERE NOT usage_known)::int8
             FROM model_calls WHERE tenant_id = \(tenant) AND run_id = \(id)
+            GROUP BY step_id
             """, logger: database.logger
-        ).decode((Int, Int, Int).self) {
-            run.usage = UsageSummary(calls: calls, promptTokens: prompt, completionTokens: completion)
+        ).decode((String, Int, Int, Int, Int64, Int, Int).self) {
+            let stepCost = Money(picoUSD: cost)
+            stepCosts[step] = stepCost
+            run.usage.calls += calls
+            run.usage.promptTokens += prompt
+            run.usage.completionTokens += completion
+            run.usage.cost = try run.usage.cost.adding(stepCost)
+            run.usage.unpricedCalls += unpriced
+            run.usage.estimatedCalls += estimated
         }
+        for index in run.steps.indices { run.steps[index].cost = stepCosts[run.steps[index].id] }
         return run
     }
 

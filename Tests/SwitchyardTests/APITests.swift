@@ -596,7 +596,7 @@ struct APIRunTests {
             let steps = try #require(run["steps"]?.arrayValue)
             #expect(steps.count == 2)
             for step in steps {
-                #expect(APIFixture.keys(step) == ["id", "status", "attempts", "expert", "output", "error", "started_at", "finished_at", "route", "feedback"])
+                #expect(APIFixture.keys(step) == ["id", "status", "attempts", "expert", "output", "error", "started_at", "finished_at", "route", "feedback", "cost_usd"])
                 #expect(step["status"] == "succeeded")
                 #expect(step["attempts"] == 1)
                 #expect(step["error"] == .null)
@@ -607,7 +607,7 @@ struct APIRunTests {
             #expect(steps[1]["id"] == "shout")
             #expect(steps[1]["expert"] == .null)
             #expect(steps[1]["output"] == "HELLO, ADA!")
-            #expect(run["usage"] == ["calls": 1, "prompt_tokens": 12, "completion_tokens": 3])
+            #expect(run["usage"] == ["calls": 1, "prompt_tokens": 12, "completion_tokens": 3, "cost_usd": "0", "unpriced_calls": 1, "estimated_calls": 0])
             // A run that does not finish in time comes back as it is, 202.
             try await APIFixture.apply(server, APIFixture.slow)
             let slow = try await server.request(.POST, "/v1/workflows/slow/runs?wait=0.2", key: server.tenantKey, json: [:])
@@ -824,7 +824,7 @@ struct APIRunTests {
             #expect(APIFixture.keys(run) == Self.runKeys)
             #expect(run["id"]?.stringValue == id)
             #expect(run["status"] == "succeeded")
-            #expect(APIFixture.keys(run["usage"]) == ["calls", "prompt_tokens", "completion_tokens"])
+            #expect(APIFixture.keys(run["usage"]) == ["calls", "prompt_tokens", "completion_tokens", "cost_usd", "unpriced_calls", "estimated_calls"])
             // The id is case-insensitive on the way in.
             #expect(try await server.request(.GET, "/v1/runs/\(id.uppercased())", key: server.tenantKey).json["run"]?["id"]?.stringValue == id)
 
@@ -1215,7 +1215,7 @@ struct APIExampleTests {
             #expect(steps["approve"]?["output"] == ["approved": true])
             // classify 120+20, two tags 40+8 each, research 180+24 (tool calls) and 310+42,
             // draft 420+12 (flash, too short for the check) and 420+64 (pro).
-            #expect(run["usage"] == ["calls": 7, "prompt_tokens": 1530, "completion_tokens": 178])
+            #expect(run["usage"] == ["calls": 7, "prompt_tokens": 1530, "completion_tokens": 178, "cost_usd": "0", "unpriced_calls": 7, "estimated_calls": 0])
             #expect(steps["classify"]?["route"]?["policy"] == "auto")
             #expect(steps["draft"]?["route"]?["policy"] == "cascade")
             #expect(steps["draft"]?["route"]?["escalated"] == true)

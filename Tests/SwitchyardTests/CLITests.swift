@@ -146,7 +146,7 @@ struct CLITests {
             #expect(APIFixture.keys(run) == APIRunTests.runKeys)
             #expect(run == reply.json["run"])
             #expect(run["steps"]?.arrayValue?.map { $0["id"] } == ["hello", "shout"])
-            #expect(run["usage"] == ["calls": 1, "prompt_tokens": 12, "completion_tokens": 3])
+            #expect(run["usage"] == ["calls": 1, "prompt_tokens": 12, "completion_tokens": 3, "cost_usd": "0", "unpriced_calls": 1, "estimated_calls": 0])
 
             let table = try await Self.yard(server, ["runs", "show", id])
             #expect(table.status == 0)

@@ -133,7 +133,8 @@ struct LocalExpertTests {
 
         let (firstDelta, signal) = AsyncStream<Void>.makeStream()
         let victim = Task {
-            try await expert.complete(dropped, onDelta: { _ in signal.yield() })
+            defer { signal.finish() }  // never leave the wait below hanging
+            return try await expert.complete(dropped, onDelta: { _ in signal.yield() })
         }
         let survivor = Task { try await expert.complete(keep) }
         for await _ in firstDelta { break }

@@ -137,16 +137,17 @@ struct OpenAIProviderAnswerTests {
 
     @Test("a stream stays alive past read_timeout while data keeps coming: no overall deadline")
     func longStreamUnderIdleTimeout() async throws {
-        let chunks = (0..<6).map { FakeDeepSeek.chunk(delta: ["content": .string("\($0)")]) }
-            + [FakeDeepSeek.chunk(delta: nil, usage: FakeDeepSeek.usage(prompt: 1, completion: 6, hit: 0))]
+        let chunks = (0..<10).map { FakeDeepSeek.chunk(delta: ["content": .string("\($0)")]) }
+            + [FakeDeepSeek.chunk(delta: nil, usage: FakeDeepSeek.usage(prompt: 1, completion: 10, hit: 0))]
         let pieces = chunks.map { Array("data: \($0)\n\n".utf8) } + [Array("data: [DONE]\n\n".utf8)]
-        // 7 gaps of 200ms: the whole answer takes longer than read_timeout, no silence does.
-        try await FakeDeepSeek.with([.stream(pieces: pieces, gap: .milliseconds(200))]) { fake in
+        // 11 gaps of 300ms: the whole answer takes longer than read_timeout, no silence does
+        // (a timeout ten times a gap leaves room for a machine busy with the whole suite).
+        try await FakeDeepSeek.with([.stream(pieces: pieces, gap: .milliseconds(300))]) { fake in
             let clock = ContinuousClock()
             let start = clock.now
-            let response = try await expert(fake) { $0.readTimeout = .seconds(1) }.complete(ask("count"))
-            #expect(response.text == "012345")
-            #expect(clock.now - start > .milliseconds(1200))
+            let response = try await expert(fake) { $0.readTimeout = .seconds(3) }.complete(ask("count"))
+            #expect(response.text == "0123456789")
+            #expect(clock.now - start > .seconds(3))
         }
     }
 

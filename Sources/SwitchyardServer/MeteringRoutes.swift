@@ -202,11 +202,13 @@ struct MeteringRoutes {
         guard try await api.tenants.tenant(id: tenant) != nil else { throw APIError.notFound("tenant") }
         let budget = try await api.metering.budget(tenant: tenant)
         let (spent, reserved) = try await api.metering.spend(tenant: tenant)
+        let alerts = try await api.metering.alertsThisMonth(tenant: tenant)
         return JSONBody.response([
             "budget": [
                 "monthly_usd": budget.map { .string($0.monthlyLimit.formatted(decimals: 2)) } ?? .null,
                 "on_budget": budget.map { .string($0.onBudget.rawValue) } ?? .null,
                 "spent_usd": .string(spent.decimalString), "reserved_usd": .string(reserved.decimalString),
+                "alerts": .array(alerts.map(JSONValue.int)),
             ]
         ])
     }

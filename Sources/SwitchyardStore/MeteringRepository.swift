@@ -128,6 +128,22 @@ public struct MeteringRepository: Sendable {
         return stored
     }
 
+    /// The budget thresholds (50, 80, 100 %) this month's spend has crossed, as recorded
+    /// when they were: also for a call that settled after its run had ended (whose
+    /// `budget.alert` event had no live run to go to).
+    public func alertsThisMonth(tenant: UUID) async throws -> [Int] {
+        var percents: [Int] = []
+        for try await percent in try await database.client.query(
+            """
+            SELECT percent FROM budget_alerts
+            WHERE tenant_id = \(tenant) AND period = date_trunc('month', now() AT TIME ZONE 'UTC')::date ORDER BY percent
+            """, logger: database.logger
+        ).decode(Int.self) {
+            percents.append(percent)
+        }
+        return percents
+    }
+
     /// This month's settled spend (sum of ledger rows) and open reservations.
     public func spend(tenant: UUID) async throws -> (spent: Money, reserved: Money) {
         try await database.transaction { connection in

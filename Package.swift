@@ -103,6 +103,7 @@ let package = Package(
                 "SwitchyardExperts",
                 "SwitchyardGate",
                 "SwitchyardTools",
+                "LocalInference",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

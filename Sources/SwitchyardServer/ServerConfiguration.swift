@@ -1,4 +1,5 @@
 import Foundation
+import LocalInference
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
@@ -43,11 +44,14 @@ public struct ServerConfiguration: Sendable {
     public init() {}
 
     /// The defaults when no `experts:` are configured. With `DEEPSEEK_API_KEY` in the
-    /// environment, `flash` and `pro` are DeepSeek's V4 Flash and Pro; without it both
-    /// are scripted from the demo script that ships in `Workflows/`, so that a server
-    /// without a key still runs the demo instead of failing every model step.
+    /// environment, `flash` and `pro` are DeepSeek's V4 Flash and Pro. Without it, both
+    /// run the local model in-process when it is installed (`localModel`, found by
+    /// default where `Scripts/setup-local-model.sh` puts it), so that a machine without
+    /// a key or a network still runs real models; else both are scripted from the demo
+    /// script that ships in `Workflows/`, so that the demo still runs.
     public static func defaultExperts(
-        workflowsDirectory: String?, environment: [String: String] = ProcessInfo.processInfo.environment
+        workflowsDirectory: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
+        localModel: String? = LocalModelLocator.find()
     ) -> [String: ExpertConfiguration] {
         if let key = environment["DEEPSEEK_API_KEY"], !key.isEmpty {
             return [
@@ -57,6 +61,17 @@ public struct ServerConfiguration: Sendable {
                     provider: "openai", model: "deepseek-v4-pro", baseURL: ExpertConfiguration.deepSeekBaseURL, apiKeyEnv: "DEEPSEEK_API_KEY"),
             ]
         }
+        if let localModel {
+            return [
+                "flash": ExpertConfiguration(provider: "local", model: localModel, maxTokens: 256),
+                "pro": ExpertConfiguration(provider: "local", model: localModel, maxTokens: 512),
+            ]
+        }
+        return scriptedExperts(workflowsDirectory: workflowsDirectory)
+    }
+
+    /// `flash` and `pro` answering from the demo script (deterministic: the demo's full tour).
+    public static func scriptedExperts(workflowsDirectory: String?) -> [String: ExpertConfiguration] {
         let script = (workflowsDirectory ?? "Workflows") + "/demo-script.yaml"
         return [
             "flash": ExpertConfiguration(provider: "scripted", script: script, model: "scripted-flash"),

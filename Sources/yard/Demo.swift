@@ -20,11 +20,16 @@ struct Demo: AsyncParsableCommand {
     @Flag(help: "Keep serving after the demo run, and print the URL and key to go on with the CLI.")
     var serve = false
 
-    @Option(help: "The workflow to run.")
-    var workflow = "ticket-triage"
+    @Flag(help: "Use the scripted experts (the deterministic tour of ticket-triage) even when a model is available.")
+    var scripted = false
 
-    @Option(help: "The run's input as JSON.")
-    var input = #"{"ticket": "I was charged twice for my March invoice, please refund one charge.", "customer_tier": "standard"}"#
+    @Option(help: "The workflow to run (default: ticket-triage; story when the experts are the local model).")
+    var workflow: String?
+
+    @Option(help: "The run's input as JSON (default: the chosen workflow's example).")
+    var input: String?
+
+    static let ticketInput = #"{"ticket": "I was charged twice for my March invoice, please refund one charge.", "customer_tier": "standard"}"#
 
     func run() async throws {
         Console.useLineBuffering()
@@ -38,6 +43,16 @@ struct Demo: AsyncParsableCommand {
         }
         var configuration = try server.load()
         configuration.port = port
+        let workflowsDirectory = ProjectFiles.directory("Workflows", environmentVariable: "SWITCHYARD_WORKFLOWS")
+        if scripted {
+            configuration.experts = ServerConfiguration.scriptedExperts(workflowsDirectory: workflowsDirectory)
+        }
+        let experts = configuration.experts.isEmpty ? ServerConfiguration.defaultExperts(workflowsDirectory: workflowsDirectory) : configuration.experts
+        // A small local base model cannot answer ticket-triage's JSON steps: it runs `story`.
+        let onLocalModel = experts["flash"]?.provider == "local"
+        let workflowName = workflow ?? (onLocalModel ? "story" : "ticket-triage")
+        let inputText = input ?? (workflowName == "ticket-triage" ? Self.ticketInput : "{}")
+        if onLocalModel { print("experts: the local model (\(experts["flash"]?.model ?? "installed")), in-process") }
         let adminKey = "demo-admin-" + UUID().uuidString.lowercased()
         configuration.adminKey = adminKey
         guard let workflows = ProjectFiles.directory("Workflows", environmentVariable: "SWITCHYARD_WORKFLOWS") else {
@@ -50,8 +65,6 @@ struct Demo: AsyncParsableCommand {
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
         let (doneStream, doneContinuation) = AsyncStream<Void>.makeStream()
         let keepServing = serve
-        let workflowName = workflow
-        let inputText = input
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 defer { portContinuation.finish() }

@@ -588,7 +588,7 @@ struct OpenAIProviderConfigurationTests {
         #expect(configuration.experts["local-qwen"]?.model == "Qwen/Qwen3-8B")
     }
 
-    @Test("with DEEPSEEK_API_KEY and no experts, flash and pro are DeepSeek's V4 models; without it, scripted")
+    @Test("with DEEPSEEK_API_KEY and no experts, flash and pro are DeepSeek's V4 models; without it, the installed local model, else scripted")
     func deepSeekDefaults() throws {
         let withKey = ServerConfiguration.defaultExperts(workflowsDirectory: "W", environment: ["DEEPSEEK_API_KEY": "sk-x"])
         #expect(withKey["flash"]?.provider == "openai")
@@ -596,8 +596,12 @@ struct OpenAIProviderConfigurationTests {
         #expect(try withKey["pro"]?.openAIConfiguration(name: "pro").model == "deepseek-v4-pro")
         #expect(withKey["pro"]?.baseURL == "https://api.deepseek.com")
         #expect(withKey["pro"]?.apiKeyEnv == "DEEPSEEK_API_KEY")
-        let without = ServerConfiguration.defaultExperts(workflowsDirectory: "W", environment: [:])
+        let without = ServerConfiguration.defaultExperts(workflowsDirectory: "W", environment: [:], localModel: nil)
         #expect(without["flash"] == ExpertConfiguration(provider: "scripted", script: "W/demo-script.yaml", model: "scripted-flash"))
+        let local = ServerConfiguration.defaultExperts(workflowsDirectory: "W", environment: [:], localModel: "/m/g.gguf")
+        #expect(local["flash"]?.provider == "local")
+        #expect(local["pro"]?.model == "/m/g.gguf")
+        #expect(ServerConfiguration.defaultExperts(workflowsDirectory: "W", environment: ["DEEPSEEK_API_KEY": "k"], localModel: "/m/g.gguf")["flash"]?.provider == "openai")
     }
 
     @Test("the pool builds openai experts; a missing key variable stops it with a clear message")

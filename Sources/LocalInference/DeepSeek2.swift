@@ -137,6 +137,10 @@ public struct DeepSeek2Config: Sendable, Equatable {
 }
 
 /// Owned float storage that outlives the `WeightMatrix` views made on it.
+///
+/// `@unchecked Sendable` is sound: the buffer is filled once while the model loads,
+/// before any view of it is shared, and only read afterwards; it is freed only when the
+/// last model holding it goes away.
 final class FloatStorage: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Float>
     init(count: Int) { pointer = .allocate(capacity: count); pointer.initialize(repeating: 0, count: count) }
@@ -214,7 +218,10 @@ public final class DeepSeek2Model: Sendable {
                 var row = [Float](repeating: 0, count: kvl)
                 for hh in 0..<h {
                     for j in 0..<nope {
-                        row.withUnsafeMutableBufferPointer { kvb.dequantizeRow(hh * (nope + vd) + j, into: $0.baseAddress!) }
+                        row.withUnsafeMutableBufferPointer { buffer in
+                            guard let base = buffer.baseAddress else { return }
+                            kvb.dequantizeRow(hh * (nope + vd) + j, into: base)
+                        }
                         for r in 0..<kvl { store.pointer[(hh * kvl + r) * nope + j] = row[r] }
                     }
                 }

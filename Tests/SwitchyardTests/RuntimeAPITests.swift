@@ -191,3 +191,41 @@ struct DeltaAPITests {
         }
     }
 }
+
+@Suite("API: live model deltas across servers")
+struct DeltaRelayTests {
+    @Test("a client following on one server gets the deltas of a step another server runs, through PostgreSQL")
+    func relayedAcrossServers() async throws {
+        let script = "- match: poem\n  reply: roses are red and queues are fair"
+        // This server answers the API but runs no steps; the engine below runs them.
+        var idle = fastEngineConfiguration()
+        idle.concurrency = 0
+        try await withLiveServer(script: script, engine: idle) { server in
+            try await APIFixture.apply(server, """
+                kind: Workflow
+                name: poem
+                steps:
+                  - { id: go, wait_for: go }
+                  - { id: write, needs: [go], model: flash, prompt: Write a poem. }
+                """)
+            let id = try await APIFixture.start(server, "poem")
+            try await withEngine(on: server.store, script: script) { _ in
+                // Let the other engine start listening before the follower announces itself.
+                try await Task.sleep(for: .milliseconds(500))
+                try await withThrowingTaskGroup(of: String.self) { group in
+                    group.addTask {
+                        try await server.request(.GET, "/v1/runs/\(id)/events?deltas=1", key: server.tenantKey).text
+                    }
+                    try await Task.sleep(for: .milliseconds(500))
+                    _ = try await server.request(.POST, "/v1/runs/\(id)/signals/go", key: server.tenantKey, json: [:])
+                    let text = try #require(try await group.next())
+                    let events = APIFixture.parseEvents(text)
+                    let deltas = events.filter { $0.type == "model.delta" }
+                    #expect(!deltas.isEmpty, "\(text)")
+                    #expect(deltas.compactMap { $0.json["text"]?.stringValue }.joined() == "roses are red and queues are fair")
+                    #expect(events.last?.type == "run.succeeded")
+                }
+            }
+        }
+    }
+}

@@ -231,9 +231,20 @@ public final class InferenceContext {
                 while offsets[j + 1] <= r { j += 1 }
                 let (w, out, stride) = jobs[j]
                 let stop = min(end, offsets[j + 1])
-                for row in (r - offsets[j])..<(stop - offsets[j]) {
-                    for t in 0..<n {
-                        out[t * stride + row] = w.dot(row: row, acts[t])
+                acts.withUnsafeBufferPointer { ap in
+                    let a = ap.baseAddress!
+                    var buf = SIMD4<Float>()
+                    withUnsafeMutableBytes(of: &buf) { raw in
+                        let res = raw.baseAddress!.assumingMemoryBound(to: Float.self)
+                        for row in (r - offsets[j])..<(stop - offsets[j]) {
+                            var t = 0
+                            while t < n {
+                                let c = min(4, n - t)
+                                w.dotN(row: row, a + t, count: c, res)
+                                for i in 0..<c { out[(t + i) * stride + row] = res[i] }
+                                t += c
+                            }
+                        }
                     }
                 }
                 r = stop

@@ -139,6 +139,21 @@ public struct WeightMatrix: @unchecked Sendable {
         }
     }
 
+    /// Dot products of row `r` with `a[0..<count]` (count ≤ 4) into `out[0..<count]`: Q8_0 and
+    /// Q5_0 rows are read and unpacked once for all of them (batched decoding, prefill).
+    @inline(__always)
+    func dotN(row r: Int, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ out: UnsafeMutablePointer<Float>) {
+        #if arch(x86_64)
+        let w = data + r * rowBytes
+        switch type {
+        case .q8_0: dotQ8_0xN_AVX2(w, a, count: count, cols / 32, out); return
+        case .q5_0: dotQ5_0xN_AVX2(w, a, count: count, cols / 32, out); return
+        default: break
+        }
+        #endif
+        for t in 0..<count { out[t] = dot(row: r, a[t]) }
+    }
+
     /// Writes row `r` dequantized to floats (embedding lookups, tests).
     func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
         dequantize(type: type, data + r * rowBytes, cols, out)
@@ -151,6 +166,11 @@ enum ActivationKind { case f32, q8_0, q8_K }
 
 @inline(__always)
 func dotQ8_0(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
+    #if arch(x86_64)
+    var r: Float = 0
+    withUnsafePointer(to: a) { dotQ8_0xN_AVX2(w, $0, count: 1, n / 32, &r) }
+    return r
+    #else
     var sum: Float = 0
     for b in 0..<(n / 32) {
         let blk = w + b * 34
@@ -161,10 +181,16 @@ func dotQ8_0(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
         sum += halfToFloat(blk, 0) * a.d8[b] * Float(s)
     }
     return sum
+    #endif
 }
 
 @inline(__always)
 func dotQ5_0(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
+    #if arch(x86_64)
+    var r: Float = 0
+    withUnsafePointer(to: a) { dotQ5_0xN_AVX2(w, $0, count: 1, n / 32, &r) }
+    return r
+    #else
     var sum: Float = 0
     for b in 0..<(n / 32) {
         let blk = w + b * 22
@@ -181,6 +207,7 @@ func dotQ5_0(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
         sum += halfToFloat(blk, 0) * a.d8[b] * Float(s)
     }
     return sum
+    #endif
 }
 
 /// The 6-bit scale and min of sub-block `j` of a Q4_K (or Q5_K) block (ggml's get_scale_min_k4).
@@ -194,6 +221,9 @@ func scaleMinK4(_ j: Int, _ q: UnsafePointer<UInt8>) -> (UInt8, UInt8) {
 
 @inline(__always)
 func dotQ4_K(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
+    #if arch(x86_64)
+    return dotQ4_K_AVX2(w, a.qk, a.dk, a.bsums, n / 256)
+    #else
     var sum: Float = 0
     for b in 0..<(n / 256) {
         let blk = w + b * 144
@@ -221,10 +251,14 @@ func dotQ4_K(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
         sum += d * halfToFloat(blk, 0) * Float(sumi) - d * halfToFloat(blk, 2) * Float(summ)
     }
     return sum
+    #endif
 }
 
 @inline(__always)
 func dotQ6_K(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
+    #if arch(x86_64)
+    return dotQ6_K_AVX2(w, a.qk, a.dk, n / 256)
+    #else
     var sum: Float = 0
     for b in 0..<(n / 256) {
         let blk = w + b * 210
@@ -259,6 +293,7 @@ func dotQ6_K(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
         sum += a.dk[b] * halfToFloat(blk, 208) * Float(sumi)
     }
     return sum
+    #endif
 }
 
 @inline(__always)

@@ -100,3 +100,34 @@ import Testing
         #expect((0..<20).allSatisfy { _ in nucleus.sample(logits) == 1 })
     }
 }
+
+/// The multi-sequence kernel (one weight row against up to four activations, used by batched
+/// decoding and prefill) must give exactly what one-at-a-time dot products give.
+@Suite struct BatchedKernelTests {
+    @Test(arguments: [GGMLType.q8_0, .q5_0, .q4_K, .q6_K])
+    func dotNEqualsSingleDots(_ type: GGMLType) {
+        var rng = Xoshiro256(seed: UInt64(type.rawValue) + 11)
+        for cols in [256, 512, 1280] where cols % type.blockSize == 0 {
+            let row = KernelTests.randomRow(type, cols: cols, rng: &rng)
+            let acts = (0..<4).map { _ in ActivationBuffer(n: cols) }
+            defer { for a in acts { a.deallocate() } }
+            for a in acts {
+                for i in 0..<cols { a.f32[i] = Float(Int(rng.next() % 2001) - 1000) / 250 }
+                a.quantizeQ8_0()
+                a.quantizeQ8_K()
+            }
+            row.withUnsafeBytes { raw in
+                let w = WeightMatrix(name: "t", type: type, data: raw.baseAddress!, rows: 1, cols: cols)
+                acts.withUnsafeBufferPointer { ap in
+                    var out = [Float](repeating: .nan, count: 4)
+                    for count in 1...4 {
+                        out.withUnsafeMutableBufferPointer { w.dotN(row: 0, ap.baseAddress!, count: count, $0.baseAddress!) }
+                        for t in 0..<count {
+                            #expect(out[t] == w.dot(row: 0, acts[t]), "\(type) cols \(cols) count \(count) sequence \(t)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -13,55 +13,14 @@ import Testing
 import Glibc
 #endif
 
-/// Runs `body` against a live server (as `withLiveServer`) whose experts are configured
-/// freely: `openai` experts pointed at a `FakeDeepSeek`, scripted ones reading
-/// `script.yaml`. Without `experts`, `flash` and `pro` are scripted.
+/// Runs `body` against a live server whose experts are configured freely: `openai`
+/// experts pointed at a `FakeDeepSeek`, scripted ones reading `script.yaml`. Without
+/// `experts`, `flash` and `pro` are scripted.
 func withMeteredServer<T: Sendable>(
     experts: [String: ExpertConfiguration]? = nil, script: String = "[]", engine: EngineConfiguration = fastEngineConfiguration(),
     _ body: @Sendable (LiveServer) async throws -> T
 ) async throws -> T {
-    try await withTestStore { store in
-        let directory = NSTemporaryDirectory() + "switchyard-metering-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        try script.write(toFile: directory + "/script.yaml", atomically: true, encoding: .utf8)
-        var configuration = ServerConfiguration()
-        configuration.secretKey = testSecretKey
-        configuration.port = 0
-        configuration.adminKey = "admin-\(UUID().uuidString)"
-        configuration.engine = engine
-        configuration.baseDirectory = directory
-        configuration.experts = experts ?? [
-            "flash": ExpertConfiguration(provider: "scripted", script: "script.yaml", model: "scripted-flash"),
-            "pro": ExpertConfiguration(provider: "scripted", script: "script.yaml", model: "scripted-pro"),
-        ]
-        let server = try SwitchyardServer(configuration: configuration, database: store.database.configuration, logger: testLogger("test.server"))
-        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
-        let (done, doneContinuation) = AsyncStream<Void>.makeStream()
-        let adminKey = configuration.adminKey ?? ""
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                defer { portContinuation.finish() }
-                try await server.run(onListening: { portContinuation.yield($0) }, until: { for await _ in done {} })
-            }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else {
-                try await group.next()
-                throw TestFailure("the server stopped before listening")
-            }
-            let live = LiveServer(url: "http://127.0.0.1:\(port)", adminKey: adminKey, store: store)
-            do {
-                let result = try await body(live)
-                doneContinuation.finish()
-                try await group.waitForAll()
-                return result
-            } catch {
-                doneContinuation.finish()
-                try? await group.waitForAll()
-                throw error
-            }
-        }
-    }
+    try await withLiveServer(script: script, engine: engine, experts: experts, body)
 }
 
 /// An `openai` expert entry pointed at a fake.

@@ -53,9 +53,11 @@ struct LiveServer: Sendable {
 
 /// Runs `body` against a live server (HTTP on a free loopback port, engine, fresh
 /// database) whose experts answer from `script`.
+/// `experts` replaces the scripted `flash` and `pro` (for example `openai` experts
+/// pointed at a `FakeDeepSeek`); scripted entries read `script.yaml`, written from `script`.
 func withLiveServer<T: Sendable>(
     script: String = "[]", engine: EngineConfiguration = fastEngineConfiguration(), egress: [String] = [],
-    _ body: @Sendable (LiveServer) async throws -> T
+    experts: [String: ExpertConfiguration]? = nil, _ body: @Sendable (LiveServer) async throws -> T
 ) async throws -> T {
     try await withTestStore { store in
         let directory = NSTemporaryDirectory() + "switchyard-test-\(UUID().uuidString)"
@@ -69,7 +71,7 @@ func withLiveServer<T: Sendable>(
         configuration.adminKey = "admin-\(UUID().uuidString)"
         configuration.engine = engine
         configuration.baseDirectory = directory
-        configuration.experts = [
+        configuration.experts = experts ?? [
             "flash": ExpertConfiguration(provider: "scripted", script: "script.yaml", model: "scripted-flash"),
             "pro": ExpertConfiguration(provider: "scripted", script: "script.yaml", model: "scripted-pro"),
         ]

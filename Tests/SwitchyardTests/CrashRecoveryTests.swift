@@ -80,6 +80,18 @@ struct CrashRecoveryTests {
             // Kill the server while the slow step runs under its lease.
             let running = try await store.wait(forStep: "slow", of: run.id, until: [.running], timeout: .seconds(30))
             #expect(running.attempts == 1)
+            // …once its model call is in flight (reserved, so possibly billed).
+            let reservedBy = ContinuousClock.now + .seconds(15)
+            var reserved = false
+            while !reserved, ContinuousClock.now < reservedBy {
+                for try await _ in try await store.database.client.query(
+                    "SELECT 1 FROM reservations WHERE tenant_id = \(store.tenant.id) AND run_id = \(run.id)", logger: store.database.logger
+                ).decode(Int.self) {
+                    reserved = true
+                }
+                if !reserved { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(reserved)
             kill(first.processIdentifier, SIGKILL)
             first.waitUntilExit()
             #expect(first.terminationReason == .uncaughtSignal)

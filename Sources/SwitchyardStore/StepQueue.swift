@@ -505,7 +505,7 @@ public struct StepQueue: Sendable {
             """, logger: database.logger
         ).decode((UUID, UUID, String, Int).self) {
             count += 1
-            try? await database.transaction { connection in
+            _ = try? await database.transaction { connection in
                 try await RunRepository.appendEvents(
                     [NewEvent("step.lease_expired", step: step, data: ["attempt": .int(attempt)])], run: run, tenant: tenant,
                     connection: connection, logger: database.logger)
@@ -596,7 +596,7 @@ public struct StepQueue: Sendable {
     /// Appends events outside a completion (for example `model.called`), while the run
     /// is live: once it has ended, its final event stays the last.
     public func appendEvents(_ events: [NewEvent], run: UUID, tenant: UUID) async throws {
-        try await database.transaction { connection in
+        _ = try await database.transaction { connection in
             try await RunRepository.appendEvents(events, run: run, tenant: tenant, connection: connection, logger: database.logger, whileLive: true)
         }
     }

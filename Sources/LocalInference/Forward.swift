@@ -219,37 +219,9 @@ public final class InferenceContext {
         }
     }
 
-    /// out_j[t, r] = W_j[r] · act[t] for every job j, rows of all jobs spread over the threads.
+    /// out_j[t, r] = W_j[r] · act[t] for every job j and the first `n` activations.
     private func matmul(_ jobs: [(WeightMatrix, UnsafeMutablePointer<Float>, Int)], _ acts: [ActivationBuffer], _ n: Int) {
-        var offsets: [Int] = [0]
-        for j in jobs { offsets.append(offsets[offsets.count - 1] + j.0.rows) }
-        let total = offsets[offsets.count - 1]
-        runner.forRanges(total, granularity: 16) { start, end in
-            var r = start
-            var j = 0
-            while r < end {
-                while offsets[j + 1] <= r { j += 1 }
-                let (w, out, stride) = jobs[j]
-                let stop = min(end, offsets[j + 1])
-                acts.withUnsafeBufferPointer { ap in
-                    let a = ap.baseAddress!
-                    var buf = SIMD4<Float>()
-                    withUnsafeMutableBytes(of: &buf) { raw in
-                        let res = raw.baseAddress!.assumingMemoryBound(to: Float.self)
-                        for row in (r - offsets[j])..<(stop - offsets[j]) {
-                            var t = 0
-                            while t < n {
-                                let c = min(4, n - t)
-                                w.dotN(row: row, a + t, count: c, res)
-                                for i in 0..<c { out[(t + i) * stride + row] = res[i] }
-                                t += c
-                            }
-                        }
-                    }
-                }
-                r = stop
-            }
-        }
+        parallelMatmul(runner, jobs, acts, count: n)
     }
 
     /// Causal attention of every (token, head) over its sequence's cache. Sliding layers hide
@@ -282,8 +254,7 @@ public final class InferenceContext {
                 var sum: Float = 0
                 for p in lo...hi {
                     let kr = tok.cache.kRow(il, p) + kvh * hd
-                    var s: Float = 0
-                    for i in 0..<hd { s = s.addingProduct(qh[i], Float(kr[i])) }
+                    let s = score(qh, kr, hd)
                     var ms: Float = 1, vs: Float = 1
                     if s > m {
                         let old = m
@@ -303,6 +274,17 @@ public final class InferenceContext {
                 for i in 0..<hd { acc[i] *= inv }
             }
         }
+    }
+
+    /// q · k in the order llama.cpp's flash attention sums it (see `attentionScore`).
+    @inline(__always)
+    private func score(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float16>, _ n: Int) -> Float {
+        #if arch(x86_64)
+        if n % 64 == 0 { return attentionScore(q, k, n) }
+        #endif
+        var s: Float = 0
+        for i in 0..<n { s = s.addingProduct(q[i], Float(k[i])) }
+        return s
     }
 
     /// y = x / sqrt(mean(x²) + eps) * w (the sum of squares in double, as ggml does).

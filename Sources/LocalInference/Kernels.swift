@@ -139,19 +139,41 @@ public struct WeightMatrix: @unchecked Sendable {
         }
     }
 
-    /// Dot products of row `r` with `a[0..<count]` (count ≤ 4) into `out[0..<count]`: Q8_0 and
-    /// Q5_0 rows are read and unpacked once for all of them (batched decoding, prefill).
-    @inline(__always)
-    func dotN(row r: Int, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ out: UnsafeMutablePointer<Float>) {
+    /// `out[t * stride + r] = row r · a[t]` for every row in `rows` and `t < count`: the one
+    /// matrix product every forward pass uses (one thread's share of a matrix).
+    ///
+    /// On x86-64, Q8_0 and Q5_0 rows go through `q8FamilyTile` two rows × four activations
+    /// at a time, rows outermost, so each weight block is read from memory once per batch and
+    /// the activations are re-read from cache.
+    func multiply(rows: Range<Int>, _ a: UnsafePointer<ActivationBuffer>, count: Int,
+                  into out: UnsafeMutablePointer<Float>, stride: Int) {
         #if arch(x86_64)
-        let w = data + r * rowBytes
-        switch type {
-        case .q8_0: dotQ8_0xN_AVX2(w, a, count: count, cols / 32, out); return
-        case .q5_0: dotQ5_0xN_AVX2(w, a, count: count, cols / 32, out); return
-        default: break
+        if type == .q8_0 || type == .q5_0 {
+            let q5 = type == .q5_0
+            var r = rows.lowerBound
+            if count == 1 {
+                while r < rows.upperBound {
+                    q8FamilyRow(data + r &* rowBytes, q5: q5, a[0], nb: cols / 32, out + r)
+                    r += 1
+                }
+            }
+            while r < rows.upperBound {
+                let pair = min(2, rows.upperBound - r)
+                var t = 0
+                while t < count {
+                    let c = min(4, count - t)
+                    q8FamilyTile(data, rowBytes: rowBytes, q5: q5, row0: r, rows: pair, a + t, count: c,
+                                 nb: cols / 32, out + t * stride, stride: stride)
+                    t += c
+                }
+                r += pair
+            }
+            return
         }
         #endif
-        for t in 0..<count { out[t] = dot(row: r, a[t]) }
+        for r in rows {
+            for t in 0..<count { out[t * stride + r] = dot(row: r, a[t]) }
+        }
     }
 
     /// Writes row `r` dequantized to floats (embedding lookups, tests).
@@ -168,7 +190,7 @@ enum ActivationKind { case f32, q8_0, q8_K }
 func dotQ8_0(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
     #if arch(x86_64)
     var r: Float = 0
-    withUnsafePointer(to: a) { dotQ8_0xN_AVX2(w, $0, count: 1, n / 32, &r) }
+    withUnsafePointer(to: a) { q8FamilyTile(w, rowBytes: 0, q5: false, row0: 0, rows: 1, $0, count: 1, nb: n / 32, &r, stride: 1) }
     return r
     #else
     var sum: Float = 0
@@ -188,7 +210,7 @@ func dotQ8_0(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
 func dotQ5_0(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
     #if arch(x86_64)
     var r: Float = 0
-    withUnsafePointer(to: a) { dotQ5_0xN_AVX2(w, $0, count: 1, n / 32, &r) }
+    withUnsafePointer(to: a) { q8FamilyTile(w, rowBytes: 0, q5: true, row0: 0, rows: 1, $0, count: 1, nb: n / 32, &r, stride: 1) }
     return r
     #else
     var sum: Float = 0

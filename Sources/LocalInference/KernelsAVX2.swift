@@ -6,13 +6,12 @@ import _Builtin_intrinsics.intel
 /// (|w| × sign-adjusted activation, or unsigned nibbles × activation) and `vpmaddwd`, giving
 /// exact int32 sums per block (per sub-block scale for the K formats).
 ///
-/// The float side deliberately repeats the portable kernels' scalar formula in the same order
-/// (`sum += d_w · d_a · Float(sumi)`, block after block), so results are bit-identical to the
-/// portable kernels and the golden tests' exact greedy continuations hold. Keeping per-block
-/// products in eight float lanes, as ggml does, raised the largest logit difference from
-/// llama.cpp (1.51 → 1.68) and flipped three near-tied greedy tokens of the exact-match prompts.
-/// To keep the speed anyway, Q8_0/Q5_0 reduce four blocks' int32 lanes together (`vphaddd`)
-/// and form the four float products in one vector before the four ordered scalar additions.
+/// The float side of Q8_0/Q5_0 (nearly all the bytes of the Gemma 3 file) is ggml's: per
+/// block a fused multiply-add into eight float lanes, `hsum_float_8` per row. Matching it
+/// brought our logits closer to llama.cpp's (largest difference 1.51 → 0.96) and lets the
+/// batched kernels keep their accumulators in registers. Q4_K/Q6_K (one matrix in two per
+/// layer, whose llama.cpp path repacks them) keep a per-block scalar formula; making those
+/// lane-faithful too changed nothing measurable.
 ///
 /// No run-time dispatch beyond `#if arch(x86_64)`: the module is compiled with
 /// `-target-cpu haswell` on x86_64 (Package.swift's `localInferenceSettings`), so LLVM already
@@ -66,13 +65,16 @@ func unpackQ5_0(_ blk: UnsafeRawPointer) -> __m256i {
     return _mm256_or_si256(nib, hi)
 }
 
-/// Q4_K × Q8_K (as ggml's AVX2 `ggml_vec_dot_q4_K_q8_K`): per 64-value chunk, low and high
-/// nibbles times 32 activations each with `vpmaddubsw`, weighted by the 6-bit sub-block scale
-/// with `vpmaddwd`; the mins against the activation block sums in scalar code.
+/// Q4_K × Q8_K: per 64-value chunk, low and high nibbles times 32 activations each with
+/// `vpmaddubsw`, weighted by the 6-bit sub-block scale with `vpmaddwd`; the mins against the
+/// activation block sums in scalar code. The float side is that of llama.cpp's AVX2 path for
+/// Q4_K matrices (which it repacks, `ggml_gemv_q4_K_8x8_q8_K`): per block, the exact integer
+/// sum and the exact min sum are each fused-multiply-added, scaled by `d_w·d_a` and
+/// `dmin_w·d_a`, into two running sums, subtracted at the end.
 @inline(__always)
 func dotQ4_K_AVX2(_ w: UnsafeRawPointer, _ qa: UnsafePointer<Int8>, _ da: UnsafePointer<Float>,
                   _ bsums: UnsafePointer<Int32>, _ nb: Int) -> Float {
-    var sum: Float = 0
+    var acc: Float = 0, accMin: Float = 0
     let m4 = _mm256_set1_epi8(0x0F)
     var blk = w
     var y = UnsafeRawPointer(qa)
@@ -97,12 +99,12 @@ func dotQ4_K_AVX2(_ w: UnsafeRawPointer, _ qa: UnsafePointer<Int8>, _ da: Unsafe
             summ &+= Int32(mn0) &* (bs[4 * c] &+ bs[4 * c + 1]) &+ Int32(mn1) &* (bs[4 * c + 2] &+ bs[4 * c + 3])
         }
         let d = da[b]
-        sum += d * f16(blk) * Float(hsumI32(sumi)) - d * f16(blk + 2) * Float(summ)
+        acc += d * f16(blk) * Float(hsumI32(sumi)) - d * f16(blk + 2) * Float(summ)
         blk += 144
         y += 256
         b &+= 1
     }
-    return sum
+    return acc - accMin
 }
 
 @inline(__always)
@@ -154,75 +156,131 @@ func dotQ6_K_AVX2(_ w: UnsafeRawPointer, _ qa: UnsafePointer<Int8>, _ da: Unsafe
     }
     return sum
 }
-/// The sums of the eight int32 lanes of each of four vectors.
+/// ggml's `hsum_float_8`: the eight lanes summed in its order (high half + low half, then
+/// pairs, then the last two), so a row's float result is the one llama.cpp computes.
 @inline(__always)
-func hsumI32x4(_ v0: __m256i, _ v1: __m256i, _ v2: __m256i, _ v3: __m256i) -> __m128i {
-    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3))
-    return _mm_add_epi32(h.lowHalf, h.highHalf)
+func hsumFloat8(_ x: __m256) -> Float {
+    var r = _mm_add_ps(x.highHalf, x.lowHalf)
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r))
+    r = _mm_add_ss(r, _mm_movehdup_ps(r))
+    return _mm_cvtss_f32(r)
 }
 
-/// Adds `dw[k] · da[k] · Float(si[k])` for k = 0…3 to `sum` in that order: the same float
-/// operations as four steps of the portable kernels' loop, the products computed in one vector.
+/// q · k for a query already rounded to fp16 (held as floats) and an fp16 key row, `n` a
+/// multiple of 64: ggml's `ggml_vec_dot_f16` as llama.cpp's flash attention runs it on a CPU
+/// with AVX-512 and no AVX512-FP16 (the reference machine): four 16-lane fp32 accumulators
+/// fed by fused multiply-adds over 64 elements at a time, added pairwise (0+2, 1+3, then
+/// 0+1) and reduced as a halving tree. Each 16-lane accumulator is kept here as two 8-lane
+/// halves; lane-wise additions are exact either way, and the tree's first step (lane i plus
+/// lane i+8) is the sum of the halves, after which `hsumFloat8` finishes the same tree.
 @inline(__always)
-func accumulate4(_ sum: inout Float, _ dw: SIMD4<Float>, _ da: UnsafePointer<Float>, _ si: __m128i) -> Void {
-    let da4 = UnsafeRawPointer(da).loadUnaligned(as: SIMD4<Float>.self)
-    let p = dw * da4 * _mm_cvtepi32_ps(si)
-    sum += p[0]
-    sum += p[1]
-    sum += p[2]
-    sum += p[3]
-}
-
-/// Q8_0 or Q5_0 row (nb blocks) against `count` (1…4) activations, four blocks at a time: the
-/// four blocks' weights are unpacked once, the 4 × 8 int32 lanes reduced with `vphaddd`.
-@inline(__always)
-func dotQ8_0FamilyN_AVX2(_ w: UnsafeRawPointer, q5: Bool, _ a: UnsafePointer<ActivationBuffer>, count: Int,
-                         _ nb: Int, _ out: UnsafeMutablePointer<Float>) {
-    var sums = SIMD4<Float>()
-    let stride = q5 ? 22 : 34
-    let ones = _mm256_set1_epi16(1)
-    var blk = w
-    var b = 0
-    while b + 4 <= nb {
-        @inline(__always) func load(_ k: Int) -> __m256i {
-            let p = blk + k * stride
-            return q5 ? unpackQ5_0(p) : (p + 2).loadUnaligned(as: __m256i.self)
-        }
-        let x0 = load(0), x1 = load(1), x2 = load(2), x3 = load(3)
-        let a0 = _mm256_sign_epi8(x0, x0), a1 = _mm256_sign_epi8(x1, x1)
-        let a2 = _mm256_sign_epi8(x2, x2), a3 = _mm256_sign_epi8(x3, x3)
-        let dw = SIMD4<Float>(f16(blk), f16(blk + stride), f16(blk + 2 * stride), f16(blk + 3 * stride))
-        let off = b &* 32
-        for t in 0..<count {
-            let y = UnsafeRawPointer(a[t].q8) + off
-            @inline(__always) func m(_ ax: __m256i, _ x: __m256i, _ k: Int) -> __m256i {
-                let qy = y.loadUnaligned(fromByteOffset: k * 32, as: __m256i.self)
-                return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, x)), ones)
-            }
-            let si = hsumI32x4(m(a0, x0, 0), m(a1, x1, 1), m(a2, x2, 2), m(a3, x3, 3))
-            accumulate4(&sums[t], dw, a[t].d8 + b, si)
-        }
-        blk += 4 * stride
-        b &+= 4
+func attentionScore(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float16>, _ n: Int) -> Float {
+    var a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps()
+    let qr = UnsafeRawPointer(q), kr = UnsafeRawPointer(k)
+    var i = 0
+    @inline(__always) func term(_ acc: inout __m256, _ e: Int) {
+        let qv = qr.loadUnaligned(fromByteOffset: e &* 4, as: __m256.self)
+        let kv = _mm256_cvtph_ps(kr.loadUnaligned(fromByteOffset: e &* 2, as: __m128i.self))
+        acc = _mm256_fmadd_ps(qv, kv, acc)
     }
+    while i &+ 32 <= n {
+        term(&a0, i); term(&a1, i &+ 8); term(&a2, i &+ 16); term(&a3, i &+ 24)
+        i &+= 32
+    }
+    a0 = _mm256_add_ps(a0, a2); a1 = _mm256_add_ps(a1, a3)
+    a0 = _mm256_add_ps(a0, a1)
+    let t0 = _mm_add_ps(a0.lowHalf, a0.highHalf)
+    let t1 = _mm_hadd_ps(t0, t0)
+    return _mm_cvtss_f32(_mm_hadd_ps(t1, t1))
+}
+
+/// One row of a Q8_0 or Q5_0 matrix against one activation (single-token decoding), with the
+/// float arithmetic of `q8FamilyTile`. Rows are taken one after another so the weights are
+/// read as one ascending stream, which the hardware prefetcher follows; interleaving rows
+/// (several accumulators) measured ~2× slower for this memory-bound case.
+@inline(__always)
+func q8FamilyRow(_ w: UnsafeRawPointer, q5: Bool, _ a: ActivationBuffer, nb: Int, _ out: UnsafeMutablePointer<Float>) {
+    let blockBytes = q5 ? 22 : 34
+    let ones = _mm256_set1_epi16(1)
+    let y = UnsafeRawPointer(a.q8), s = a.d8
+    var acc = _mm256_setzero_ps()
+    var p = w
+    var b = 0
     while b < nb {
-        let qx = q5 ? unpackQ5_0(blk) : (blk + 2).loadUnaligned(as: __m256i.self)
-        let dw = f16(blk)
-        for t in 0..<count {
-            let qy = UnsafeRawPointer(a[t].q8).loadUnaligned(fromByteOffset: b &* 32, as: __m256i.self)
-            sums[t] += dw * a[t].d8[b] * Float(hsumI32(mulSumI8Pairs(qx, qy)))
-        }
-        blk += stride
+        let x = q5 ? unpackQ5_0(p) : (p + 2).loadUnaligned(as: __m256i.self)
+        let qy = y.loadUnaligned(fromByteOffset: b &* 32, as: __m256i.self)
+        let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(qy, x)), ones)
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(p) * s[b]), _mm256_cvtepi32_ps(dot), acc)
+        p += blockBytes
         b &+= 1
     }
-    for t in 0..<count { out[t] = sums[t] }
+    out.pointee = hsumFloat8(acc)
 }
 
-func dotQ8_0xN_AVX2(_ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ nb: Int, _ out: UnsafeMutablePointer<Float>) {
-    dotQ8_0FamilyN_AVX2(w, q5: false, a, count: count, nb, out)
+/// Rows `row0..<row0+rows` (rows ≤ 2) of a Q8_0 or Q5_0 matrix against activations
+/// `a[0..<count]` (count ≤ 4), into `out[t * stride + row]`.
+///
+/// The float arithmetic is ggml's, operation for operation (`ggml_vec_dot_q8_0_q8_0`,
+/// `…_q5_0_q8_0` and llamafile's `tinyBLAS_Q0_AVX`, which agree): per block the 8 int32 lanes
+/// of `vpmaddubsw`/`vpmaddwd` converted to floats and fused-multiply-added, scaled by
+/// `d_w · d_a`, into 8 float lanes; `hsumFloat8` at the end of the row. Each weight block is
+/// loaded and unpacked once for all `count` activations and each activation block once for
+/// both rows, and the up to 8 accumulators stay in registers.
+@inline(__always)
+func q8FamilyTile(_ w: UnsafeRawPointer, rowBytes: Int, q5: Bool, row0: Int, rows: Int,
+                  _ a: UnsafePointer<ActivationBuffer>, count: Int, nb: Int,
+                  _ out: UnsafeMutablePointer<Float>, stride: Int) {
+    let blockBytes = q5 ? 22 : 34
+    let ones = _mm256_set1_epi16(1)
+    let two = rows > 1
+    // Activation pointers; missing ones alias the first (their sums are discarded).
+    let y0 = UnsafeRawPointer(a[0].q8), s0 = a[0].d8
+    let y1 = count > 1 ? UnsafeRawPointer(a[1].q8) : y0, s1 = count > 1 ? a[1].d8 : s0
+    let y2 = count > 2 ? UnsafeRawPointer(a[2].q8) : y0, s2 = count > 2 ? a[2].d8 : s0
+    let y3 = count > 3 ? UnsafeRawPointer(a[3].q8) : y0, s3 = count > 3 ? a[3].d8 : s0
+    var c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c02 = _mm256_setzero_ps(), c03 = _mm256_setzero_ps()
+    var c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps(), c12 = _mm256_setzero_ps(), c13 = _mm256_setzero_ps()
+    var p0 = w + row0 &* rowBytes
+    var p1 = two ? p0 + rowBytes : p0
+    var b = 0
+    while b < nb {
+        let x0 = q5 ? unpackQ5_0(p0) : (p0 + 2).loadUnaligned(as: __m256i.self)
+        let x1 = q5 ? unpackQ5_0(p1) : (p1 + 2).loadUnaligned(as: __m256i.self)
+        let ax0 = _mm256_sign_epi8(x0, x0), ax1 = _mm256_sign_epi8(x1, x1)
+        let d0 = f16(p0), d1 = f16(p1)
+        let off = b &* 32
+        @inline(__always) func fma(_ acc: inout __m256, _ ax: __m256i, _ x: __m256i, _ qy: __m256i, _ d: Float) {
+            let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, x)), ones)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot), acc)
+        }
+        let q0 = y0.loadUnaligned(fromByteOffset: off, as: __m256i.self)
+        fma(&c00, ax0, x0, q0, d0 * s0[b])
+        if two { fma(&c10, ax1, x1, q0, d1 * s0[b]) }
+        if count > 1 {
+            let q1 = y1.loadUnaligned(fromByteOffset: off, as: __m256i.self)
+            fma(&c01, ax0, x0, q1, d0 * s1[b])
+            if two { fma(&c11, ax1, x1, q1, d1 * s1[b]) }
+            if count > 2 {
+                let q2 = y2.loadUnaligned(fromByteOffset: off, as: __m256i.self)
+                fma(&c02, ax0, x0, q2, d0 * s2[b])
+                if two { fma(&c12, ax1, x1, q2, d1 * s2[b]) }
+                if count > 3 {
+                    let q3 = y3.loadUnaligned(fromByteOffset: off, as: __m256i.self)
+                    fma(&c03, ax0, x0, q3, d0 * s3[b])
+                    if two { fma(&c13, ax1, x1, q3, d1 * s3[b]) }
+                }
+            }
+        }
+        p0 += blockBytes
+        p1 += blockBytes
+        b &+= 1
+    }
+    let r0 = out + row0, r1 = out + row0 + 1
+    r0[0] = hsumFloat8(c00)
+    if two { r1[0] = hsumFloat8(c10) }
+    if count > 1 { r0[stride] = hsumFloat8(c01); if two { r1[stride] = hsumFloat8(c11) } }
+    if count > 2 { r0[2 &* stride] = hsumFloat8(c02); if two { r1[2 &* stride] = hsumFloat8(c12) } }
+    if count > 3 { r0[3 &* stride] = hsumFloat8(c03); if two { r1[3 &* stride] = hsumFloat8(c13) } }
 }
 
-func dotQ5_0xN_AVX2(_ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ nb: Int, _ out: UnsafeMutablePointer<Float>) {
-    dotQ8_0FamilyN_AVX2(w, q5: true, a, count: count, nb, out)
-}
 #endif

@@ -225,25 +225,27 @@ func prepareActivations(_ acts: [ActivationBuffer], _ kinds: Set<ActivationKind>
     }
 }
 
-/// out_j[t * stride_j + r] = W_j[r] · acts[t] for every job j, rows spread over the threads.
+/// out_j[t * stride_j + r] = W_j[r] · acts[t] for every job j and t < `count` (all of `acts`
+/// when nil), the rows of all jobs spread over the threads in ranges of 16.
 func parallelMatmul(_ runner: ParallelRunner, _ jobs: [(WeightMatrix, UnsafeMutablePointer<Float>, Int)],
-                    _ acts: [ActivationBuffer]) {
-    let n = acts.count
+                    _ acts: [ActivationBuffer], count: Int? = nil) {
+    let n = count ?? acts.count
     guard n > 0 else { return }
     var offsets: [Int] = [0]
     for j in jobs { offsets.append(offsets[offsets.count - 1] + j.0.rows) }
     let total = offsets[offsets.count - 1]
-    runner.forRanges(total, granularity: 16) { start, end in
-        var r = start
-        var j = 0
-        while r < end {
-            while offsets[j + 1] <= r { j += 1 }
-            let (w, out, stride) = jobs[j]
-            let stop = min(end, offsets[j + 1])
-            for row in (r - offsets[j])..<(stop - offsets[j]) {
-                for t in 0..<n { out[t * stride + row] = w.dot(row: row, acts[t]) }
+    acts.withUnsafeBufferPointer { actsBuffer in
+        guard let a = actsBuffer.baseAddress else { return }
+        runner.forRanges(total, granularity: 16) { start, end in
+            var r = start
+            var j = 0
+            while r < end {
+                while offsets[j + 1] <= r { j += 1 }
+                let (w, out, stride) = jobs[j]
+                let stop = min(end, offsets[j + 1])
+                w.multiply(rows: (r - offsets[j])..<(stop - offsets[j]), a, count: n, into: out, stride: stride)
+                r = stop
             }
-            r = stop
         }
     }
 }

@@ -101,29 +101,35 @@ import Testing
     }
 }
 
-/// The multi-sequence kernel (one weight row against up to four activations, used by batched
-/// decoding and prefill) must give exactly what one-at-a-time dot products give.
+/// The matrix product used by batched decoding and prefill (rows in pairs, activations in
+/// fours, any remainder) must give exactly what one-at-a-time dot products give: batching
+/// may not change a sequence's tokens.
 @Suite struct BatchedKernelTests {
     @Test(arguments: [GGMLType.q8_0, .q5_0, .q4_K, .q6_K])
-    func dotNEqualsSingleDots(_ type: GGMLType) {
+    func matrixProductEqualsSingleDots(_ type: GGMLType) {
         var rng = Xoshiro256(seed: UInt64(type.rawValue) + 11)
+        let rows = 5
         for cols in [256, 512, 1280] where cols % type.blockSize == 0 {
-            let row = KernelTests.randomRow(type, cols: cols, rng: &rng)
-            let acts = (0..<4).map { _ in ActivationBuffer(n: cols) }
+            let matrix = (0..<rows).flatMap { _ in KernelTests.randomRow(type, cols: cols, rng: &rng) }
+            let acts = (0..<9).map { _ in ActivationBuffer(n: cols) }
             defer { for a in acts { a.deallocate() } }
             for a in acts {
                 for i in 0..<cols { a.f32[i] = Float(Int(rng.next() % 2001) - 1000) / 250 }
                 a.quantizeQ8_0()
                 a.quantizeQ8_K()
             }
-            row.withUnsafeBytes { raw in
-                let w = WeightMatrix(name: "t", type: type, data: raw.baseAddress!, rows: 1, cols: cols)
+            matrix.withUnsafeBytes { raw in
+                let w = WeightMatrix(name: "t", type: type, data: raw.baseAddress!, rows: rows, cols: cols)
                 acts.withUnsafeBufferPointer { ap in
-                    var out = [Float](repeating: .nan, count: 4)
-                    for count in 1...4 {
-                        out.withUnsafeMutableBufferPointer { w.dotN(row: 0, ap.baseAddress!, count: count, $0.baseAddress!) }
+                    for count in [1, 2, 3, 4, 5, 8, 9] {
+                        var out = [Float](repeating: .nan, count: count * rows)
+                        out.withUnsafeMutableBufferPointer {
+                            w.multiply(rows: 0..<rows, ap.baseAddress!, count: count, into: $0.baseAddress!, stride: rows)
+                        }
                         for t in 0..<count {
-                            #expect(out[t] == w.dot(row: 0, acts[t]), "\(type) cols \(cols) count \(count) sequence \(t)")
+                            for r in 0..<rows {
+                                #expect(out[t * rows + r] == w.dot(row: r, acts[t]), "\(type) cols \(cols) count \(count) row \(r) sequence \(t)")
+                            }
                         }
                     }
                 }

@@ -46,7 +46,7 @@ struct LocalExpertTests {
         let expert = try Self.expert()
         let model = try await expert.runtime.model().model
         var responses: [ModelResponse] = []
-        for (prompt, maxTokens) in [("What is the capital of France?", 24), ("Write a long story about a dragon.", 10)] {
+        for (prompt, maxTokens) in [("What is the capital of France?", 24), ("List the numbers from 1 to 50, separated by commas.", 10)] {
             let request = Self.request(prompt, maxTokens: maxTokens)
             let deltas = Mutex<[String]>([])
             let response = try await expert.complete(request, onDelta: { delta in deltas.withLock { $0.append(delta.text) } })

@@ -123,10 +123,10 @@ public struct DeepSeek2Config: Sendable, Equatable {
             normalizeWeights: gguf.metadata[a + "expert_weights_norm"]?.boolValue ?? false,
             weightsScale: try optFloat("expert_weights_scale") ?? 0)
         contextLength = try optInt("context_length") ?? 4096
-        guard let tokens = gguf.metadata["tokenizer.ggml.tokens"]?.arrayValue else {
+        guard let tokenCount = gguf.metadata["tokenizer.ggml.tokens"]?.arrayCount else {
             throw .missingMetadata(key: "tokenizer.ggml.tokens", expected: "an array of strings")
         }
-        vocabularySize = tokens.count
+        vocabularySize = tokenCount
         guard embeddingLength > 0, layerCount > 0, headCount > 0, kvLoraRank > 0, qkRopeDim > 0, qkRopeDim % 2 == 0,
               qkNopeDim > 0, valueDim > 0, qLoraRank >= 0, expertFeedForwardLength > 0, sharedExpertCount >= 0,
               denseLeadingLayers >= 0, denseLeadingLayers <= layerCount else {
@@ -168,7 +168,9 @@ struct DeepSeek2Layer: Sendable {
 public final class DeepSeek2Model: Sendable {
     public let config: DeepSeek2Config
     public let tokenizer: SentencePieceTokenizer
-    public let gguf: GGUFFile
+    /// The mapping the weight matrices point into; kept alive with the model. (The parsed
+    /// metadata is not kept: its 262k-entry vocabulary arrays alone are tens of MB.)
+    let file: MappedFile
     let tokenEmbedding: WeightMatrix
     let output: WeightMatrix
     let outputNorm: [Float]
@@ -181,7 +183,7 @@ public final class DeepSeek2Model: Sendable {
     public init(gguf: GGUFFile) throws(LocalInferenceError) {
         let c = try DeepSeek2Config(gguf: gguf)
         config = c
-        self.gguf = gguf
+        self.file = gguf.file
         tokenizer = try SentencePieceTokenizer(gguf: gguf)
         let e = c.embeddingLength, h = c.headCount, nope = c.qkNopeDim, kvl = c.kvLoraRank, vd = c.valueDim
         tokenEmbedding = try gguf.weightMatrix("token_embd.weight", cols: e, rows: c.vocabularySize)

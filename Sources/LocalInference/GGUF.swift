@@ -63,6 +63,12 @@ public enum GGUFValue: Sendable, Equatable {
     case uint32(UInt32), int32(Int32), uint64(UInt64), int64(Int64)
     case float32(Float), float64(Double), bool(Bool), string(String)
     case array(elementType: UInt32, values: [GGUFValue])
+    /// An array of strings, kept compact: a vocabulary of 262k tokens as 262k enum values
+    /// and Swift strings would cost tens of MB while the model loads.
+    case strings(GGUFStringArray)
+    /// An array of 8-, 16- or 32-bit integers or of floats (element type code kept), each
+    /// value exact as a Double: token scores and types without an enum value per element.
+    case numbers(elementType: UInt32, values: [Double])
 
     /// The value as an integer when it is any integer type (GGUF writers differ on widths).
     public var intValue: Int? {
@@ -98,10 +104,48 @@ public enum GGUFValue: Sendable, Equatable {
         return nil
     }
 
+    /// The elements of any array value (materialized for the compact forms).
     public var arrayValue: [GGUFValue]? {
-        if case .array(_, let values) = self { return values }
-        return nil
+        switch self {
+        case .array(_, let values): return values
+        case .strings(let table): return table.map { .string(String(decoding: $0, as: UTF8.self)) }
+        case .numbers(let type, let values): return values.map { Self.number($0, type: type) }
+        default: return nil
+        }
     }
+
+    /// The element count of any array value, without materializing it.
+    public var arrayCount: Int? {
+        switch self {
+        case .array(_, let values): return values.count
+        case .strings(let table): return table.count
+        case .numbers(_, let values): return values.count
+        default: return nil
+        }
+    }
+
+    /// An element of a `.numbers` array as the typed value it was in the file.
+    static func number(_ v: Double, type: UInt32) -> GGUFValue {
+        switch type {
+        case 0: return .uint8(UInt8(v))
+        case 1: return .int8(Int8(v))
+        case 2: return .uint16(UInt16(v))
+        case 3: return .int16(Int16(v))
+        case 4: return .uint32(UInt32(v))
+        case 5: return .int32(Int32(v))
+        default: return .float32(Float(v))
+        }
+    }
+}
+
+/// A GGUF array of strings as one byte buffer and `count + 1` offsets into it.
+public struct GGUFStringArray: Sendable, Equatable, RandomAccessCollection {
+    public let bytes: [UInt8]
+    public let starts: [Int32]
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { starts.count - 1 }
+    public subscript(i: Int) -> ArraySlice<UInt8> { bytes[Int(starts[i])..<Int(starts[i + 1])] }
 }
 
 /// The ggml tensor element types: codes as in ggml.h.
@@ -355,12 +399,40 @@ struct ByteReader {
             guard n <= UInt64(remaining) else {
                 throw .truncated(what: "array \(context)", offset: offset, needed: Int(clamping: n), available: remaining)
             }
-            var values: [GGUFValue] = []
-            values.reserveCapacity(Int(n))
-            for _ in 0..<Int(n) {
-                values.append(try value(type: elementType, context: context, depth: depth + 1))
+            switch elementType {
+            case 8:
+                var bytes: [UInt8] = []
+                var starts: [Int32] = [0]
+                starts.reserveCapacity(Int(n) + 1)
+                for _ in 0..<Int(n) {
+                    let len = try u64("string length in \(context)")
+                    guard len <= UInt64(remaining) else {
+                        throw .truncated(what: "string in \(context)", offset: offset, needed: Int(clamping: len), available: remaining)
+                    }
+                    guard bytes.count + Int(len) <= Int(Int32.max) else { throw .corrupt("strings of \(context) exceed 2 GiB") }
+                    bytes.append(contentsOf: UnsafeRawBufferPointer(start: base + offset, count: Int(len)))
+                    offset += Int(len)
+                    starts.append(Int32(bytes.count))
+                }
+                return .strings(GGUFStringArray(bytes: bytes, starts: starts))
+            case 0...6:
+                var values: [Double] = []
+                values.reserveCapacity(Int(n))
+                for _ in 0..<Int(n) {
+                    switch try value(type: elementType, context: context, depth: depth + 1) {
+                    case .float32(let v): values.append(Double(v))
+                    case let element: values.append(Double(element.intValue ?? 0))
+                    }
+                }
+                return .numbers(elementType: elementType, values: values)
+            default:
+                var values: [GGUFValue] = []
+                values.reserveCapacity(Int(n))
+                for _ in 0..<Int(n) {
+                    values.append(try value(type: elementType, context: context, depth: depth + 1))
+                }
+                return .array(elementType: elementType, values: values)
             }
-            return .array(elementType: elementType, values: values)
         case 10: return .uint64(try load(UInt64.self, context))
         case 11: return .int64(try load(Int64.self, context))
         case 12: return .float64(Double(bitPattern: try load(UInt64.self, context)))

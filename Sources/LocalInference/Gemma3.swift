@@ -43,10 +43,10 @@ public struct Gemma3Config: Sendable, Equatable {
         slidingWindowPattern = 6
         contextLength = (try? gguf.int("gemma3.context_length")) ?? 32768
         attentionScale = 1 / Float(headDim).squareRoot()
-        guard let tokens = gguf.metadata["tokenizer.ggml.tokens"]?.arrayValue else {
+        guard let tokenCount = gguf.metadata["tokenizer.ggml.tokens"]?.arrayCount else {
             throw .missingMetadata(key: "tokenizer.ggml.tokens", expected: "an array of strings")
         }
-        vocabularySize = tokens.count
+        vocabularySize = tokenCount
         guard embeddingLength > 0, layerCount > 0, headCount > 0, kvHeadCount > 0, headCount % kvHeadCount == 0,
               headDim > 0, headDim % 2 == 0, feedForwardLength > 0 else {
             throw .corrupt("inconsistent gemma3 hyper-parameters")
@@ -68,7 +68,9 @@ struct Gemma3Layer: Sendable {
 public final class Gemma3Model: Sendable {
     public let config: Gemma3Config
     public let tokenizer: SentencePieceTokenizer
-    public let gguf: GGUFFile
+    /// The mapping the weight matrices point into; kept alive with the model. (The parsed
+    /// metadata is not kept: its 262k-entry vocabulary arrays alone are tens of MB.)
+    let file: MappedFile
     let tokenEmbedding: WeightMatrix
     let output: WeightMatrix
     let outputNorm: [Float]
@@ -84,7 +86,7 @@ public final class Gemma3Model: Sendable {
     public init(gguf: GGUFFile) throws(LocalInferenceError) {
         let config = try Gemma3Config(gguf: gguf)
         self.config = config
-        self.gguf = gguf
+        self.file = gguf.file
         self.tokenizer = try SentencePieceTokenizer(gguf: gguf)
         let e = config.embeddingLength, hd = config.headDim
         func matrix(_ name: String, cols: Int, rows: Int) throws(LocalInferenceError) -> WeightMatrix {

@@ -91,6 +91,6 @@ public final class Generator {
 
     private func isEndOfTurn(_ id: Int32) -> Bool {
         let piece = model.tokenizer.pieces[Int(id)]
-        return piece == Array("<end_of_turn>".utf8) || piece == Array("<eos>".utf8)
+        return piece.elementsEqual("<end_of_turn>".utf8) || piece.elementsEqual("<eos>".utf8)
     }
 }

@@ -13,14 +13,13 @@ public struct SentencePieceTokenizer: Sendable {
         case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
     }
 
-    public let pieces: [[UInt8]]
+    public let pieces: PieceTable
     public let scores: [Float]
     public let types: [TokenType]
     public let bos: Int32
     public let eos: Int32
     public let addBOS: Bool
     public let addSpacePrefix: Bool
-    private let idOf: [[UInt8]: Int32]
     private let byteTokens: [Int32]
     /// Control, unknown and user-defined tokens, longest first: matched before SentencePiece
     /// runs (user-defined always; control and unknown only when parsing special tokens).
@@ -31,40 +30,52 @@ public struct SentencePieceTokenizer: Sendable {
     public init(gguf: GGUFFile) throws(LocalInferenceError) {
         let model = try gguf.string("tokenizer.ggml.model")
         guard model == "llama" else { throw .unsupportedTokenizer(model) }
-        guard let tokenValues = gguf.metadata["tokenizer.ggml.tokens"]?.arrayValue else {
-            throw .missingMetadata(key: "tokenizer.ggml.tokens", expected: "an array of strings")
-        }
-        var pieces: [[UInt8]] = []
-        pieces.reserveCapacity(tokenValues.count)
-        for v in tokenValues {
-            guard let s = v.stringValue else { throw .missingMetadata(key: "tokenizer.ggml.tokens", expected: "an array of strings") }
-            pieces.append(Array(s.utf8))
+        let pieces: GGUFStringArray
+        switch gguf.metadata["tokenizer.ggml.tokens"] {
+        case .strings(let table): pieces = table
+        case .array(8, let values) where values.isEmpty: pieces = GGUFStringArray(bytes: [], starts: [0])
+        default: throw .missingMetadata(key: "tokenizer.ggml.tokens", expected: "an array of strings")
         }
         var scores = [Float](repeating: 0, count: pieces.count)
-        if let s = gguf.metadata["tokenizer.ggml.scores"]?.arrayValue {
-            guard s.count == pieces.count else { throw .corrupt("tokenizer.ggml.scores has \(s.count) entries for \(pieces.count) tokens") }
-            for (i, v) in s.enumerated() { scores[i] = v.floatValue ?? 0 }
+        if let s = gguf.metadata["tokenizer.ggml.scores"] {
+            guard case .numbers(_, let values) = s else { throw .missingMetadata(key: "tokenizer.ggml.scores", expected: "an array of numbers") }
+            guard values.count == pieces.count else { throw .corrupt("tokenizer.ggml.scores has \(values.count) entries for \(pieces.count) tokens") }
+            for (i, v) in values.enumerated() { scores[i] = Float(v) }
         }
         var types = [TokenType](repeating: .normal, count: pieces.count)
-        if let t = gguf.metadata["tokenizer.ggml.token_type"]?.arrayValue {
-            guard t.count == pieces.count else { throw .corrupt("tokenizer.ggml.token_type has \(t.count) entries for \(pieces.count) tokens") }
-            for (i, v) in t.enumerated() { types[i] = TokenType(rawValue: Int32(v.intValue ?? 1)) ?? .normal }
+        if let t = gguf.metadata["tokenizer.ggml.token_type"] {
+            guard case .numbers(_, let values) = t else { throw .missingMetadata(key: "tokenizer.ggml.token_type", expected: "an array of integers") }
+            guard values.count == pieces.count else { throw .corrupt("tokenizer.ggml.token_type has \(values.count) entries for \(pieces.count) tokens") }
+            for (i, v) in values.enumerated() { types[i] = TokenType(rawValue: Int32(exactly: v) ?? 1) ?? .normal }
         }
         // llama.cpp forces end-of-generation-looking pieces to control type when a model
         // ships them as normal text (Gemma 3 has "</s>" as a normal token); mirror it so
         // the ids agree when a prompt contains one.
+        let table = PieceTable(pieces)
         for eogText in ["</s>", "<end_of_turn>", "<|endoftext|>", "<|im_end|>", "<|eot_id|>"] {
-            if let i = pieces.firstIndex(of: Array(eogText.utf8)), types[i] != .control { types[i] = .control }
+            if let i = table.id(of: Array(eogText.utf8)).map(Int.init), types[i] != .control { types[i] = .control }
         }
         let bos = Int32(gguf.metadata["tokenizer.ggml.bos_token_id"]?.intValue ?? 1)
         let eos = Int32(gguf.metadata["tokenizer.ggml.eos_token_id"]?.intValue ?? 2)
         let addBOS = gguf.metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? true
         let addSpace = gguf.metadata["tokenizer.ggml.add_space_prefix"]?.boolValue ?? true
-        try self.init(pieces: pieces, scores: scores, types: types, bos: bos, eos: eos, addBOS: addBOS, addSpacePrefix: addSpace)
+        try self.init(table: table, scores: scores, types: types, bos: bos, eos: eos, addBOS: addBOS, addSpacePrefix: addSpace)
     }
 
     public init(pieces: [[UInt8]], scores: [Float], types: [TokenType], bos: Int32, eos: Int32,
                 addBOS: Bool = true, addSpacePrefix: Bool = false) throws(LocalInferenceError) {
+        var bytes: [UInt8] = []
+        var starts: [Int32] = [0]
+        for p in pieces {
+            bytes += p
+            starts.append(Int32(bytes.count))
+        }
+        try self.init(table: PieceTable(GGUFStringArray(bytes: bytes, starts: starts)), scores: scores, types: types,
+                      bos: bos, eos: eos, addBOS: addBOS, addSpacePrefix: addSpacePrefix)
+    }
+
+    init(table pieces: PieceTable, scores: [Float], types: [TokenType], bos: Int32, eos: Int32,
+         addBOS: Bool, addSpacePrefix: Bool) throws(LocalInferenceError) {
         guard pieces.count == scores.count, pieces.count == types.count, !pieces.isEmpty else {
             throw .invalidArgument("tokenizer tables differ in length")
         }
@@ -78,21 +89,16 @@ public struct SentencePieceTokenizer: Sendable {
         self.eos = eos
         self.addBOS = addBOS
         self.addSpacePrefix = addSpacePrefix
-        var idOf: [[UInt8]: Int32] = [:]
-        idOf.reserveCapacity(pieces.count)
-        // llama.cpp keeps the last id for a duplicated piece (it assigns token_to_id in order).
-        for (i, p) in pieces.enumerated() { idOf[p] = Int32(i) }
-        self.idOf = idOf
         let hex = Array("0123456789ABCDEF".utf8)
         var byteTokens = [Int32](repeating: -1, count: 256)
         for b in 0..<256 {
             let name: [UInt8] = Array("<0x".utf8) + [hex[b >> 4], hex[b & 15]] + Array(">".utf8)
-            byteTokens[b] = idOf[name] ?? idOf[[UInt8(b)]] ?? -1
+            byteTokens[b] = pieces.id(of: name) ?? pieces.id(of: [UInt8(b)]) ?? -1
         }
         self.byteTokens = byteTokens
         var sp: [(bytes: [UInt8], id: Int32, userDefined: Bool)] = []
         for (i, t) in types.enumerated() where (t == .userDefined || t == .control || t == .unknown) && !pieces[i].isEmpty {
-            sp.append((pieces[i], Int32(i), t == .userDefined))
+            sp.append((Array(pieces[i]), Int32(i), t == .userDefined))
         }
         sp.sort { $0.bytes.count != $1.bytes.count ? $0.bytes.count > $1.bytes.count : $0.id < $1.id }
         self.specials = sp
@@ -187,10 +193,10 @@ public struct SentencePieceTokenizer: Sendable {
         func tryAdd(_ left: Int, _ right: Int) {
             guard left >= 0, right >= 0 else { return }
             let s = symbols[left].start
-            let piece = Array(text[s..<(s + symbols[left].n + symbols[right].n)])
-            guard let id = idOf[piece] else { return }
+            let piece = text[s..<(s + symbols[left].n + symbols[right].n)]
+            guard let id = pieces.id(of: piece) else { return }
             heap.push((left: left, right: right, score: scores[Int(id)], size: piece.count))
-            revMerge[piece] = (left, right)
+            revMerge[Array(piece)] = (left, right)
         }
 
         for i in 1..<symbols.count { tryAdd(i - 1, i) }
@@ -208,7 +214,7 @@ public struct SentencePieceTokenizer: Sendable {
         func resegment(_ index: Int) {
             let sym = symbols[index]
             let piece = Array(text[sym.start..<(sym.start + sym.n)])
-            if let id = idOf[piece] { output.append(id); return }
+            if let id = pieces.id(of: piece) { output.append(id); return }
             if let (l, r) = revMerge[piece] {
                 resegment(l)
                 resegment(r)
@@ -238,7 +244,7 @@ public struct SentencePieceTokenizer: Sendable {
     /// control and unknown tokens print nothing unless `special` (as llama.cpp's token_to_piece).
     public func pieceBytes(_ id: Int32, special: Bool = false) -> [UInt8] {
         guard id >= 0, Int(id) < pieces.count else { return [] }
-        let piece = pieces[Int(id)]
+        let piece = Array(pieces[Int(id)])
         switch types[Int(id)] {
         case .control, .unknown:
             return special ? piece : []
@@ -272,6 +278,56 @@ public struct SentencePieceTokenizer: Sendable {
         var bytes: [UInt8] = []
         for id in ids { bytes += pieceBytes(id) }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// The vocabulary: every piece's bytes in one buffer, and an open-addressing hash index from
+/// bytes to id. (262k pieces as separate arrays, plus a dictionary keyed by them, cost ~20 MB
+/// of small heap blocks; this is ~5 MB.) A duplicated piece maps to its last id, as llama.cpp's
+/// `token_to_id`, which is filled in id order.
+public struct PieceTable: Sendable, RandomAccessCollection {
+    private let storage: GGUFStringArray
+    /// Ids + 1 (0 = empty), a power of two at least twice the vocabulary.
+    private let slots: [Int32]
+    private let mask: Int
+
+    init(_ storage: GGUFStringArray) {
+        self.storage = storage
+        var size = 16
+        while size < storage.count * 2 { size <<= 1 }
+        mask = size - 1
+        var slots = [Int32](repeating: 0, count: size)
+        for i in 0..<storage.count {
+            var h = Self.hash(storage[i]) & mask
+            while slots[h] != 0 {
+                if storage[Int(slots[h]) - 1].elementsEqual(storage[i]) { break }
+                h = (h + 1) & mask
+            }
+            slots[h] = Int32(i + 1)
+        }
+        self.slots = slots
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { storage.count }
+    public subscript(i: Int) -> ArraySlice<UInt8> { storage[i] }
+
+    /// The id of the piece with exactly these bytes.
+    public func id<Bytes: Collection<UInt8>>(of piece: Bytes) -> Int32? {
+        var h = Self.hash(piece) & mask
+        while slots[h] != 0 {
+            let id = Int(slots[h]) - 1
+            if storage[id].elementsEqual(piece) { return Int32(id) }
+            h = (h + 1) & mask
+        }
+        return nil
+    }
+
+    /// FNV-1a.
+    private static func hash<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Int {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return Int(truncatingIfNeeded: h ^ (h >> 29))
     }
 }
 

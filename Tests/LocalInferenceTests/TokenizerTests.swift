@@ -22,7 +22,7 @@ import Testing
 
     @Test func mergesByScoreAndFallsBackToBytes() throws {
         let t = try Self.toy()
-        func id(_ s: String) -> Int32 { Int32(t.pieces.firstIndex(of: Array(s.utf8))!) }
+        func id(_ s: String) -> Int32 { t.pieces.id(of: Array(s.utf8))! }
         // "abc": bc (-0.5) beats ab (-1), then a+bc = "abc" exists → one token.
         #expect(t.encode("abc") == [2, id("abc")])
         // " a": ▁ + a merge.

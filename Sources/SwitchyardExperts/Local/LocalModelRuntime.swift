@@ -12,7 +12,7 @@ public struct LoadedLocalModel: Sendable {
         self.model = model
         var ends: Set<Int32> = [model.tokenizer.eos]
         for text in ["<end_of_turn>", "<eos>"] {
-            if let index = model.tokenizer.pieces.firstIndex(of: Array(text.utf8)) { ends.insert(Int32(index)) }
+            if let id = model.tokenizer.pieces.id(of: Array(text.utf8)) { ends.insert(id) }
         }
         endTokens = ends
     }

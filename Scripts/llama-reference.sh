@@ -4,6 +4,7 @@
 # into Tests/LocalInferenceTests/Fixtures/. Commit the fixtures, never llama.cpp.
 #
 #   Scripts/llama-reference.sh [MODEL.gguf]
+#   Scripts/llama-reference.sh --build-only     # only build llama.cpp, print llama-bench's path
 #
 # MODEL defaults to the file Scripts/setup-local-model.sh installs. Scratch directory:
 # $LLAMA_REFERENCE_DIR (default /tmp/switchyard-llama-reference); a second run reuses the
@@ -14,7 +15,8 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VERSION=0.3.36
 SCRATCH="${LLAMA_REFERENCE_DIR:-/tmp/switchyard-llama-reference}"
-MODEL="${1:-$("$REPO_ROOT/Scripts/setup-local-model.sh")}"
+BUILD_ONLY=0
+if [ "${1:-}" = "--build-only" ]; then BUILD_ONLY=1; shift; fi
 OUT="$REPO_ROOT/Tests/LocalInferenceTests/Fixtures"
 log() { echo "llama-reference: $*" >&2; }
 
@@ -36,6 +38,11 @@ if [ ! -x "$BUILD/bin/llama-bench" ] || [ ! -x "$BUILD/bin/llama-tokenize" ] || 
 fi
 mkdir -p "$SCRATCH/bin"
 ln -sf "$BUILD/bin/llama-bench" "$BUILD/bin/llama-tokenize" "$BUILD/bin/llama-completion" "$SCRATCH/bin/"
+if [ "$BUILD_ONLY" = 1 ]; then
+    echo "$SCRATCH/bin/llama-bench"
+    exit 0
+fi
+MODEL="${1:-$("$REPO_ROOT/Scripts/setup-local-model.sh")}"
 
 # llama.cpp's tools print text; token ids and logits come from a small libllama program.
 log "building the golden helper"

@@ -170,6 +170,17 @@ public struct WeightMatrix: @unchecked Sendable {
             }
             return
         }
+        if type == .q4_K {
+            for r in rows {
+                var t = 0
+                while t < count {
+                    let c = min(4, count - t)
+                    dotQ4_KxN_AVX2(data + r &* rowBytes, a + t, count: c, cols / 256, out + t * stride + r, stride: stride)
+                    t += c
+                }
+            }
+            return
+        }
         #endif
         for r in rows {
             for t in 0..<count { out[t * stride + r] = dot(row: r, a[t]) }
@@ -244,7 +255,9 @@ func scaleMinK4(_ j: Int, _ q: UnsafePointer<UInt8>) -> (UInt8, UInt8) {
 @inline(__always)
 func dotQ4_K(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
     #if arch(x86_64)
-    return dotQ4_K_AVX2(w, a.qk, a.dk, a.bsums, n / 256)
+    var r: Float = 0
+    withUnsafePointer(to: a) { dotQ4_KxN_AVX2(w, $0, count: 1, n / 256, &r, stride: 1) }
+    return r
     #else
     var sum: Float = 0
     for b in 0..<(n / 256) {

@@ -65,46 +65,62 @@ func unpackQ5_0(_ blk: UnsafeRawPointer) -> __m256i {
     return _mm256_or_si256(nib, hi)
 }
 
-/// Q4_K × Q8_K: per 64-value chunk, low and high nibbles times 32 activations each with
-/// `vpmaddubsw`, weighted by the 6-bit sub-block scale with `vpmaddwd`; the mins against the
-/// activation block sums in scalar code. The float side is that of llama.cpp's AVX2 path for
-/// Q4_K matrices (which it repacks, `ggml_gemv_q4_K_8x8_q8_K`): per block, the exact integer
-/// sum and the exact min sum are each fused-multiply-added, scaled by `d_w·d_a` and
-/// `dmin_w·d_a`, into two running sums, subtracted at the end.
+/// One Q4_K row × Q8_K activations `a[0..<count]` (count ≤ 4) into `out[t * stride]`: per
+/// 64-value chunk, low and high nibbles times 32 activations each with `vpmaddubsw`, weighted
+/// by the 6-bit sub-block scale with `vpmaddwd`; the mins against the activation block sums in
+/// scalar code. The scales and nibbles of each block are decoded once for all activations;
+/// each activation's float arithmetic is the same whatever `count` is, so batching does not
+/// change a sequence's result.
 @inline(__always)
-func dotQ4_K_AVX2(_ w: UnsafeRawPointer, _ qa: UnsafePointer<Int8>, _ da: UnsafePointer<Float>,
-                  _ bsums: UnsafePointer<Int32>, _ nb: Int) -> Float {
-    var acc: Float = 0, accMin: Float = 0
+func dotQ4_KxN_AVX2(_ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ nb: Int,
+                    _ out: UnsafeMutablePointer<Float>, stride: Int) {
     let m4 = _mm256_set1_epi8(0x0F)
+    var acc0: Float = 0, acc1: Float = 0, acc2: Float = 0, acc3: Float = 0
     var blk = w
-    var y = UnsafeRawPointer(qa)
     var b = 0
     while b < nb {
         let sc = (blk + 4).assumingMemoryBound(to: UInt8.self)
         let q4 = blk + 16
-        let bs = bsums + b &* 16
-        var sumi = _mm256_setzero_si256()
-        var summ: Int32 = 0
+        var s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256()
+        var m0: Int32 = 0, m1: Int32 = 0, m2: Int32 = 0, m3: Int32 = 0
         for c in 0..<4 {
             let (sc0, mn0) = scaleMinK4AVX(2 * c, sc)
             let (sc1, mn1) = scaleMinK4AVX(2 * c + 1, sc)
             let bits = q4.loadUnaligned(fromByteOffset: c * 32, as: __m256i.self)
             let lo = _mm256_and_si256(bits, m4)
             let hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4)
-            let ylo = y.loadUnaligned(fromByteOffset: c * 64, as: __m256i.self)
-            let yhi = y.loadUnaligned(fromByteOffset: c * 64 + 32, as: __m256i.self)
-            let plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ylo), _mm256_set1_epi16(Int16(sc0)))
-            let phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yhi), _mm256_set1_epi16(Int16(sc1)))
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(plo, phi))
-            summ &+= Int32(mn0) &* (bs[4 * c] &+ bs[4 * c + 1]) &+ Int32(mn1) &* (bs[4 * c + 2] &+ bs[4 * c + 3])
+            let scLo = _mm256_set1_epi16(Int16(sc0)), scHi = _mm256_set1_epi16(Int16(sc1))
+            @inline(__always) func add(_ sumi: inout __m256i, _ summ: inout Int32, _ t: Int) {
+                let y = UnsafeRawPointer(a[t].qk) + b &* 256
+                let bs = a[t].bsums + b &* 16
+                let ylo = y.loadUnaligned(fromByteOffset: c * 64, as: __m256i.self)
+                let yhi = y.loadUnaligned(fromByteOffset: c * 64 + 32, as: __m256i.self)
+                let plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ylo), scLo)
+                let phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yhi), scHi)
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(plo, phi))
+                summ &+= Int32(mn0) &* (bs[4 * c] &+ bs[4 * c + 1]) &+ Int32(mn1) &* (bs[4 * c + 2] &+ bs[4 * c + 3])
+            }
+            add(&s0, &m0, 0)
+            if count > 1 { add(&s1, &m1, 1) }
+            if count > 2 { add(&s2, &m2, 2) }
+            if count > 3 { add(&s3, &m3, 3) }
         }
-        let d = da[b]
-        acc += d * f16(blk) * Float(hsumI32(sumi)) - d * f16(blk + 2) * Float(summ)
+        let dw = f16(blk), dmin = f16(blk + 2)
+        @inline(__always) func finish(_ acc: inout Float, _ sumi: __m256i, _ summ: Int32, _ t: Int) {
+            let d = a[t].dk[b]
+            acc += d * dw * Float(hsumI32(sumi)) - d * dmin * Float(summ)
+        }
+        finish(&acc0, s0, m0, 0)
+        if count > 1 { finish(&acc1, s1, m1, 1) }
+        if count > 2 { finish(&acc2, s2, m2, 2) }
+        if count > 3 { finish(&acc3, s3, m3, 3) }
         blk += 144
-        y += 256
         b &+= 1
     }
-    return acc - accMin
+    out[0] = acc0
+    if count > 1 { out[stride] = acc1 }
+    if count > 2 { out[2 &* stride] = acc2 }
+    if count > 3 { out[3 &* stride] = acc3 }
 }
 
 @inline(__always)

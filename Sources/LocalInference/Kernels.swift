@@ -142,33 +142,20 @@ public struct WeightMatrix: @unchecked Sendable {
     /// `out[t * stride + r] = row r · a[t]` for every row in `rows` and `t < count`: the one
     /// matrix product every forward pass uses (one thread's share of a matrix).
     ///
-    /// On x86-64, Q8_0 and Q5_0 rows go through `q8FamilyTile` two rows × four activations
-    /// at a time, rows outermost, so each weight block is read from memory once per batch and
-    /// the activations are re-read from cache.
+    /// On x86-64, Q8_0 and Q5_0 rows go through `q8FamilyRows` (one row against four
+    /// activations at a time, rows outermost) and Q4_K rows through `dotQ4_KxN_AVX2`, so each
+    /// weight block is read from memory once per batch and the activations from cache.
     func multiply(rows: Range<Int>, _ a: UnsafePointer<ActivationBuffer>, count: Int,
                   into out: UnsafeMutablePointer<Float>, stride: Int) {
         #if arch(x86_64)
-        if type == .q8_0 || type == .q5_0 {
-            let q5 = type == .q5_0
-            var r = rows.lowerBound
-            if count == 1 {
-                while r < rows.upperBound {
-                    q8FamilyRow(data + r &* rowBytes, q5: q5, a[0], nb: cols / 32, out + r)
-                    r += 1
-                }
-            }
-            while r < rows.upperBound {
-                let pair = min(2, rows.upperBound - r)
-                var t = 0
-                while t < count {
-                    let c = min(4, count - t)
-                    q8FamilyTile(data, rowBytes: rowBytes, q5: q5, row0: r, rows: pair, a + t, count: c,
-                                 nb: cols / 32, out + t * stride, stride: stride)
-                    t += c
-                }
-                r += pair
-            }
+        switch type {
+        case .q8_0:
+            q8FamilyRows(Q8_0Block.self, data, rowBytes: rowBytes, rows: rows, a, count: count, nb: cols / 32, out, stride: stride)
             return
+        case .q5_0:
+            q8FamilyRows(Q5_0Block.self, data, rowBytes: rowBytes, rows: rows, a, count: count, nb: cols / 32, out, stride: stride)
+            return
+        default: break
         }
         if type == .q4_K {
             for r in rows {
@@ -201,7 +188,7 @@ enum ActivationKind { case f32, q8_0, q8_K }
 func dotQ8_0(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
     #if arch(x86_64)
     var r: Float = 0
-    withUnsafePointer(to: a) { q8FamilyTile(w, rowBytes: 0, q5: false, row0: 0, rows: 1, $0, count: 1, nb: n / 32, &r, stride: 1) }
+    withUnsafePointer(to: a) { q8FamilyRow(Q8_0Block.self, Width1.self, w, $0, nb: n / 32, &r, stride: 1) }
     return r
     #else
     var sum: Float = 0
@@ -221,7 +208,7 @@ func dotQ8_0(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
 func dotQ5_0(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
     #if arch(x86_64)
     var r: Float = 0
-    withUnsafePointer(to: a) { q8FamilyTile(w, rowBytes: 0, q5: true, row0: 0, rows: 1, $0, count: 1, nb: n / 32, &r, stride: 1) }
+    withUnsafePointer(to: a) { q8FamilyRow(Q5_0Block.self, Width1.self, w, $0, nb: n / 32, &r, stride: 1) }
     return r
     #else
     var sum: Float = 0

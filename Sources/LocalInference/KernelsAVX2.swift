@@ -210,93 +210,99 @@ func attentionScore(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float16>, _ n:
     return _mm_cvtss_f32(_mm_hadd_ps(t1, t1))
 }
 
-/// One row of a Q8_0 or Q5_0 matrix against one activation (single-token decoding), with the
-/// float arithmetic of `q8FamilyTile`. Rows are taken one after another so the weights are
-/// read as one ascending stream, which the hardware prefetcher follows; interleaving rows
-/// (several accumulators) measured ~2× slower for this memory-bound case.
-@inline(__always)
-func q8FamilyRow(_ w: UnsafeRawPointer, q5: Bool, _ a: ActivationBuffer, nb: Int, _ out: UnsafeMutablePointer<Float>) {
-    let blockBytes = q5 ? 22 : 34
-    let ones = _mm256_set1_epi16(1)
-    let y = UnsafeRawPointer(a.q8), s = a.d8
-    var acc = _mm256_setzero_ps()
-    var p = w
-    var b = 0
-    while b < nb {
-        let x = q5 ? unpackQ5_0(p) : (p + 2).loadUnaligned(as: __m256i.self)
-        let qy = y.loadUnaligned(fromByteOffset: b &* 32, as: __m256i.self)
-        let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(qy, x)), ones)
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(p) * s[b]), _mm256_cvtepi32_ps(dot), acc)
-        p += blockBytes
-        b &+= 1
-    }
-    out.pointee = hsumFloat8(acc)
+/// How a Q8_0-family block stores its 32 weights (Q8_0: fp16 scale + 32 int8; Q5_0: fp16
+/// scale + 32 high bits + 16 bytes of nibbles). A type parameter rather than a flag, so that
+/// each kernel is compiled once per format with no per-block branch.
+protocol Q8FamilyBlock {
+    static var blockBytes: Int { get }
+    /// The 32 signed weights as bytes.
+    static func weights(_ block: UnsafeRawPointer) -> __m256i
 }
 
-/// Rows `row0..<row0+rows` (rows ≤ 2) of a Q8_0 or Q5_0 matrix against activations
-/// `a[0..<count]` (count ≤ 4), into `out[t * stride + row]`.
+enum Q8_0Block: Q8FamilyBlock {
+    static var blockBytes: Int { 34 }
+    @inline(__always) static func weights(_ block: UnsafeRawPointer) -> __m256i { (block + 2).loadUnaligned(as: __m256i.self) }
+}
+
+enum Q5_0Block: Q8FamilyBlock {
+    static var blockBytes: Int { 22 }
+    @inline(__always) static func weights(_ block: UnsafeRawPointer) -> __m256i { unpackQ5_0(block) }
+}
+
+/// How many activations a tile takes (a type, for the same reason as `Q8FamilyBlock`).
+protocol TileWidth { static var count: Int { get } }
+enum Width1: TileWidth { static var count: Int { 1 } }
+enum Width2: TileWidth { static var count: Int { 2 } }
+enum Width3: TileWidth { static var count: Int { 3 } }
+enum Width4: TileWidth { static var count: Int { 4 } }
+
+/// One row of a Q8_0 or Q5_0 matrix against `W.count` activations, into `out[t * stride]`.
 ///
 /// The float arithmetic is ggml's, operation for operation (`ggml_vec_dot_q8_0_q8_0`,
 /// `…_q5_0_q8_0` and llamafile's `tinyBLAS_Q0_AVX`, which agree): per block the 8 int32 lanes
 /// of `vpmaddubsw`/`vpmaddwd` converted to floats and fused-multiply-added, scaled by
 /// `d_w · d_a`, into 8 float lanes; `hsumFloat8` at the end of the row. Each weight block is
-/// loaded and unpacked once for all `count` activations and each activation block once for
-/// both rows, and the up to 8 accumulators stay in registers.
+/// loaded and unpacked once for all activations; with at most four accumulators everything
+/// stays in registers. Rows are taken one after another so the weights are read as one
+/// ascending stream, which the hardware prefetcher follows (interleaving rows measured ~2×
+/// slower for single-token decoding).
 @inline(__always)
-func q8FamilyTile(_ w: UnsafeRawPointer, rowBytes: Int, q5: Bool, row0: Int, rows: Int,
-                  _ a: UnsafePointer<ActivationBuffer>, count: Int, nb: Int,
-                  _ out: UnsafeMutablePointer<Float>, stride: Int) {
-    let blockBytes = q5 ? 22 : 34
+func q8FamilyRow<B: Q8FamilyBlock, W: TileWidth>(_ format: B.Type, _ width: W.Type, _ w: UnsafeRawPointer,
+                                                  _ a: UnsafePointer<ActivationBuffer>, nb: Int,
+                                                  _ out: UnsafeMutablePointer<Float>, stride: Int) {
+    let n = W.count
     let ones = _mm256_set1_epi16(1)
-    let two = rows > 1
-    // Activation pointers; missing ones alias the first (their sums are discarded).
     let y0 = UnsafeRawPointer(a[0].q8), s0 = a[0].d8
-    let y1 = count > 1 ? UnsafeRawPointer(a[1].q8) : y0, s1 = count > 1 ? a[1].d8 : s0
-    let y2 = count > 2 ? UnsafeRawPointer(a[2].q8) : y0, s2 = count > 2 ? a[2].d8 : s0
-    let y3 = count > 3 ? UnsafeRawPointer(a[3].q8) : y0, s3 = count > 3 ? a[3].d8 : s0
-    var c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c02 = _mm256_setzero_ps(), c03 = _mm256_setzero_ps()
-    var c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps(), c12 = _mm256_setzero_ps(), c13 = _mm256_setzero_ps()
-    var p0 = w + row0 &* rowBytes
-    var p1 = two ? p0 + rowBytes : p0
+    let y1 = n > 1 ? UnsafeRawPointer(a[1].q8) : y0, s1 = n > 1 ? a[1].d8 : s0
+    let y2 = n > 2 ? UnsafeRawPointer(a[2].q8) : y0, s2 = n > 2 ? a[2].d8 : s0
+    let y3 = n > 3 ? UnsafeRawPointer(a[3].q8) : y0, s3 = n > 3 ? a[3].d8 : s0
+    var c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), c2 = _mm256_setzero_ps(), c3 = _mm256_setzero_ps()
+    var p = w
     var b = 0
     while b < nb {
-        let x0 = q5 ? unpackQ5_0(p0) : (p0 + 2).loadUnaligned(as: __m256i.self)
-        let x1 = q5 ? unpackQ5_0(p1) : (p1 + 2).loadUnaligned(as: __m256i.self)
-        let ax0 = _mm256_sign_epi8(x0, x0), ax1 = _mm256_sign_epi8(x1, x1)
-        let d0 = f16(p0), d1 = f16(p1)
+        let x = B.weights(p)
+        let ax = _mm256_sign_epi8(x, x)
+        let dw = f16(p)
         let off = b &* 32
-        @inline(__always) func fma(_ acc: inout __m256, _ ax: __m256i, _ x: __m256i, _ qy: __m256i, _ d: Float) {
+        @inline(__always) func fma(_ acc: inout __m256, _ y: UnsafeRawPointer, _ s: UnsafePointer<Float>) {
+            let qy = y.loadUnaligned(fromByteOffset: off, as: __m256i.self)
             let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, x)), ones)
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot), acc)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * s[b]), _mm256_cvtepi32_ps(dot), acc)
         }
-        let q0 = y0.loadUnaligned(fromByteOffset: off, as: __m256i.self)
-        fma(&c00, ax0, x0, q0, d0 * s0[b])
-        if two { fma(&c10, ax1, x1, q0, d1 * s0[b]) }
-        if count > 1 {
-            let q1 = y1.loadUnaligned(fromByteOffset: off, as: __m256i.self)
-            fma(&c01, ax0, x0, q1, d0 * s1[b])
-            if two { fma(&c11, ax1, x1, q1, d1 * s1[b]) }
-            if count > 2 {
-                let q2 = y2.loadUnaligned(fromByteOffset: off, as: __m256i.self)
-                fma(&c02, ax0, x0, q2, d0 * s2[b])
-                if two { fma(&c12, ax1, x1, q2, d1 * s2[b]) }
-                if count > 3 {
-                    let q3 = y3.loadUnaligned(fromByteOffset: off, as: __m256i.self)
-                    fma(&c03, ax0, x0, q3, d0 * s3[b])
-                    if two { fma(&c13, ax1, x1, q3, d1 * s3[b]) }
-                }
-            }
-        }
-        p0 += blockBytes
-        p1 += blockBytes
+        fma(&c0, y0, s0)
+        if n > 1 { fma(&c1, y1, s1) }
+        if n > 2 { fma(&c2, y2, s2) }
+        if n > 3 { fma(&c3, y3, s3) }
+        p += B.blockBytes
         b &+= 1
     }
-    let r0 = out + row0, r1 = out + row0 + 1
-    r0[0] = hsumFloat8(c00)
-    if two { r1[0] = hsumFloat8(c10) }
-    if count > 1 { r0[stride] = hsumFloat8(c01); if two { r1[stride] = hsumFloat8(c11) } }
-    if count > 2 { r0[2 &* stride] = hsumFloat8(c02); if two { r1[2 &* stride] = hsumFloat8(c12) } }
-    if count > 3 { r0[3 &* stride] = hsumFloat8(c03); if two { r1[3 &* stride] = hsumFloat8(c13) } }
+    out[0] = hsumFloat8(c0)
+    if n > 1 { out[stride] = hsumFloat8(c1) }
+    if n > 2 { out[2 &* stride] = hsumFloat8(c2) }
+    if n > 3 { out[3 &* stride] = hsumFloat8(c3) }
+}
+
+/// Rows `rows` of a Q8_0-family matrix against `a[0..<count]`, rows outermost (each row's
+/// blocks read from memory once, the activations re-read from cache), four activations at
+/// a time. Not inlined into its caller: each format's copy gets its own register allocation.
+@inline(never)
+func q8FamilyRows<B: Q8FamilyBlock>(_ format: B.Type, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
+                                    _ a: UnsafePointer<ActivationBuffer>, count: Int, nb: Int,
+                                    _ out: UnsafeMutablePointer<Float>, stride: Int) {
+    for r in rows {
+        let row = w + r &* rowBytes
+        var t = 0
+        while t + 4 <= count {
+            q8FamilyRow(B.self, Width4.self, row, a + t, nb: nb, out + t &* stride + r, stride: stride)
+            t += 4
+        }
+        switch count - t {
+        case 1: q8FamilyRow(B.self, Width1.self, row, a + t, nb: nb, out + t &* stride + r, stride: stride)
+        case 2: q8FamilyRow(B.self, Width2.self, row, a + t, nb: nb, out + t &* stride + r, stride: stride)
+        case 3: q8FamilyRow(B.self, Width3.self, row, a + t, nb: nb, out + t &* stride + r, stride: stride)
+        default: break
+        }
+    }
 }
 
 #endif

@@ -142,9 +142,9 @@ public struct WeightMatrix: @unchecked Sendable {
     /// `out[t * stride + r] = row r · a[t]` for every row in `rows` and `t < count`: the one
     /// matrix product every forward pass uses (one thread's share of a matrix).
     ///
-    /// On x86-64, Q8_0 and Q5_0 rows go through `q8FamilyRows` (one row against four
-    /// activations at a time, rows outermost) and Q4_K rows through `dotQ4_KxN_AVX2`, so each
-    /// weight block is read from memory once per batch and the activations from cache.
+    /// On x86-64 every quantized format goes through a kernel that takes one row against four
+    /// activations at a time, rows outermost (`q8FamilyRows`, `kQuantRows`), so each weight
+    /// block is read from memory once per batch and the activations from cache.
     func multiply(rows: Range<Int>, _ a: UnsafePointer<ActivationBuffer>, count: Int,
                   into out: UnsafeMutablePointer<Float>, stride: Int) {
         #if arch(x86_64)
@@ -155,18 +155,13 @@ public struct WeightMatrix: @unchecked Sendable {
         case .q5_0:
             q8FamilyRows(Q5_0Block.self, data, rowBytes: rowBytes, rows: rows, a, count: count, nb: cols / 32, out, stride: stride)
             return
-        default: break
-        }
-        if type == .q4_K {
-            for r in rows {
-                var t = 0
-                while t < count {
-                    let c = min(4, count - t)
-                    dotQ4_KxN_AVX2(data + r &* rowBytes, a + t, count: c, cols / 256, out + t * stride + r, stride: stride)
-                    t += c
-                }
-            }
+        case .q4_K:
+            kQuantRows(Q4_KRow.self, data, rowBytes: rowBytes, rows: rows, a, count: count, nb: cols / 256, out, stride: stride)
             return
+        case .q6_K:
+            kQuantRows(Q6_KRow.self, data, rowBytes: rowBytes, rows: rows, a, count: count, nb: cols / 256, out, stride: stride)
+            return
+        default: break
         }
         #endif
         for r in rows {
@@ -279,7 +274,9 @@ func dotQ4_K(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
 @inline(__always)
 func dotQ6_K(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
     #if arch(x86_64)
-    return dotQ6_K_AVX2(w, a.qk, a.dk, n / 256)
+    var r: Float = 0
+    withUnsafePointer(to: a) { dotQ6_KxN_AVX2(w, $0, count: 1, n / 256, &r, stride: 1) }
+    return r
     #else
     var sum: Float = 0
     for b in 0..<(n / 256) {

@@ -131,47 +131,102 @@ private func scaleMinK4AVX(_ j: Int, _ q: UnsafePointer<UInt8>) -> (UInt8, UInt8
     return ((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
 }
 
-/// Q6_K × Q8_K (as ggml's AVX2 `ggml_vec_dot_q6_K_q8_K`): 6-bit values rebuilt 32 at a time,
-/// the −32 offset subtracted as 32·Σy (`vpmaddubsw` of 32s), sub-block scales (one per 16
-/// values, so one per 128-bit lane) applied with `vpmaddwd`.
+/// One Q6_K row × Q8_K activations `a[0..<count]` (count ≤ 4) into `out[t * stride]`, as
+/// ggml's AVX2 `ggml_vec_dot_q6_K_q8_K` did it: 6-bit values rebuilt 32 at a time, the −32
+/// offset subtracted as 32·Σy (`vpmaddubsw` of 32s), sub-block scales (one per 16 values, so
+/// one per 128-bit lane) applied with `vpmaddwd`. Each block's values and scales are rebuilt
+/// once for all activations; each activation's arithmetic is the same whatever `count` is.
 @inline(__always)
-func dotQ6_K_AVX2(_ w: UnsafeRawPointer, _ qa: UnsafePointer<Int8>, _ da: UnsafePointer<Float>, _ nb: Int) -> Float {
-    var sum: Float = 0
+func dotQ6_KxN_AVX2(_ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ nb: Int,
+                    _ out: UnsafeMutablePointer<Float>, stride: Int) {
+    var acc0: Float = 0, acc1: Float = 0, acc2: Float = 0, acc3: Float = 0
     let m4 = _mm256_set1_epi8(0x0F)
     let m2 = _mm256_set1_epi8(0x30)
     let m32 = _mm256_set1_epi8(32)
     var blk = w
-    var y = UnsafeRawPointer(qa)
     var b = 0
     while b < nb {
-        var sumi = _mm256_setzero_si256()
+        var s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256()
         for half in 0..<2 {
             let ql = blk + half * 64
             let qh = (blk + 128 + half * 32).loadUnaligned(as: __m256i.self)
             let sc = (blk + 192 + half * 8).assumingMemoryBound(to: Int8.self)
-            let yh = y + half * 128
             let ql0 = ql.loadUnaligned(as: __m256i.self)
             let ql1 = ql.loadUnaligned(fromByteOffset: 32, as: __m256i.self)
             let q1 = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2))
             let q2 = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2))
             let q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m2))
             let q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2))
-            @inline(__always) func term(_ q: __m256i, _ k: Int) -> __m256i {
-                let yv = yh.loadUnaligned(fromByteOffset: k * 32, as: __m256i.self)
-                let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, yv), _mm256_maddubs_epi16(m32, yv))
-                let scv = _mm256_set_m128i(_mm_set1_epi16(Int16(sc[2 * k + 1])), _mm_set1_epi16(Int16(sc[2 * k])))
-                return _mm256_madd_epi16(p, scv)
+            @inline(__always) func scales(_ k: Int) -> __m256i {
+                _mm256_set_m128i(_mm_set1_epi16(Int16(sc[2 * k + 1])), _mm_set1_epi16(Int16(sc[2 * k])))
             }
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_add_epi32(term(q1, 0), term(q2, 1)),
-                                                           _mm256_add_epi32(term(q3, 2), term(q4, 3))))
+            let sc0 = scales(0), sc1 = scales(1), sc2 = scales(2), sc3 = scales(3)
+            @inline(__always) func add(_ sumi: inout __m256i, _ t: Int) {
+                let yh = UnsafeRawPointer(a[t].qk) + b &* 256 + half * 128
+                @inline(__always) func term(_ q: __m256i, _ k: Int, _ scv: __m256i) -> __m256i {
+                    let yv = yh.loadUnaligned(fromByteOffset: k * 32, as: __m256i.self)
+                    let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, yv), _mm256_maddubs_epi16(m32, yv))
+                    return _mm256_madd_epi16(p, scv)
+                }
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_add_epi32(term(q1, 0, sc0), term(q2, 1, sc1)),
+                                                               _mm256_add_epi32(term(q3, 2, sc2), term(q4, 3, sc3))))
+            }
+            add(&s0, 0)
+            if count > 1 { add(&s1, 1) }
+            if count > 2 { add(&s2, 2) }
+            if count > 3 { add(&s3, 3) }
         }
-        sum += da[b] * f16(blk + 208) * Float(hsumI32(sumi))
+        let dw = f16(blk + 208)
+        acc0 += a[0].dk[b] * dw * Float(hsumI32(s0))
+        if count > 1 { acc1 += a[1].dk[b] * dw * Float(hsumI32(s1)) }
+        if count > 2 { acc2 += a[2].dk[b] * dw * Float(hsumI32(s2)) }
+        if count > 3 { acc3 += a[3].dk[b] * dw * Float(hsumI32(s3)) }
         blk += 210
-        y += 256
         b &+= 1
     }
-    return sum
+    out[0] = acc0
+    if count > 1 { out[stride] = acc1 }
+    if count > 2 { out[2 &* stride] = acc2 }
+    if count > 3 { out[3 &* stride] = acc3 }
 }
+
+/// A K-quant row kernel against up to four activations (`dotQ4_KxN_AVX2`, `dotQ6_KxN_AVX2`),
+/// as a type so that `kQuantRows` is compiled once per format.
+protocol KQuantRow {
+    static func dot(_ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ nb: Int,
+                    _ out: UnsafeMutablePointer<Float>, stride: Int)
+}
+
+enum Q4_KRow: KQuantRow {
+    @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ nb: Int,
+                                      _ out: UnsafeMutablePointer<Float>, stride: Int) {
+        dotQ4_KxN_AVX2(w, a, count: count, nb, out, stride: stride)
+    }
+}
+
+enum Q6_KRow: KQuantRow {
+    @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ nb: Int,
+                                      _ out: UnsafeMutablePointer<Float>, stride: Int) {
+        dotQ6_KxN_AVX2(w, a, count: count, nb, out, stride: stride)
+    }
+}
+
+/// Rows `rows` of a K-quant matrix against `a[0..<count]`, four activations at a time (not
+/// inlined into its caller, like `q8FamilyRows`).
+@inline(never)
+func kQuantRows<K: KQuantRow>(_ kernel: K.Type, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
+                              _ a: UnsafePointer<ActivationBuffer>, count: Int, nb: Int,
+                              _ out: UnsafeMutablePointer<Float>, stride: Int) {
+    for r in rows {
+        var t = 0
+        while t < count {
+            let c = min(4, count - t)
+            K.dot(w + r &* rowBytes, a + t, count: c, nb, out + t &* stride + r, stride: stride)
+            t += c
+        }
+    }
+}
+
 /// ggml's `hsum_float_8`: the eight lanes summed in its order (high half + low half, then
 /// pairs, then the last two), so a row's float result is the one llama.cpp computes.
 @inline(__always)

@@ -11,12 +11,14 @@ import Synchronization
 /// A forward pass asks for ~110 parallel regions per decoded token (every matrix product and
 /// the attention of 18 layers), each only tens of microseconds long. Waking threads through
 /// the kernel for each (as `DispatchQueue.concurrentPerform` does) cost more than the second
-/// core gave back; here the workers spin on a generation counter between regions, and only
-/// after `spinLimit` idle polls (~0.2 ms) park on a condition variable, so an idle model
-/// costs no CPU.
+/// core gave back; here the workers poll a generation counter between regions, and park on a
+/// condition variable only after `spinLimit` idle polls, so an idle model costs no CPU.
 ///
-/// Used by one caller at a time (the inference context that owns it); the caller's thread
-/// takes part 0 of every region itself.
+/// A region is cut into up to four parts per thread, which the caller and the workers claim
+/// from a shared counter: when a worker is descheduled (another process wants the core), the
+/// caller runs the parts that worker has not claimed instead of waiting for it.
+///
+/// Used by one caller at a time (the inference context that owns it).
 public final class ParallelRunner {
     public let threads: Int
     private let pool: WorkerPool?
@@ -33,7 +35,7 @@ public final class ParallelRunner {
     /// range boundaries multiples of `granularity` (except the last). Returns when all are done.
     public func forRanges(_ count: Int, granularity: Int = 1, _ body: (Int, Int) -> Void) {
         let units = (count + granularity - 1) / granularity
-        let parts = min(threads, units)
+        let parts = min(threads * 4, units)
         guard parts > 1, let pool else {
             body(0, count)
             return
@@ -50,38 +52,47 @@ public final class ParallelRunner {
 
 /// The worker threads of a `ParallelRunner` and the state they share with its caller.
 ///
-/// `generation` counts regions in its upper bits and carries the region's part count in its
-/// low 8 bits, so a worker reads both in one load and never mixes two regions.
+/// Protocol: the caller writes `job` and `parts`, opens the region by storing 0 into
+/// `nextPart` (releasing) and bumps `generation`; everyone claims part indices with
+/// `nextPart.add(1)` until they run past `parts`, and counts finished parts in `completed`.
+/// The caller waits for `completed == parts`, then closes the region by storing `closed`
+/// into `nextPart`, so a worker that arrives late claims nothing, and never a part of the
+/// next region under the old region's count.
 ///
-/// `@unchecked Sendable`: the job slot (`job`) is written only by the caller, before it
-/// publishes a new generation, and read only by the workers taking part in that region
-/// (index < parts) after they observe it with an acquiring load; the caller does not touch
-/// the slot again until those workers have decremented `pending` (releasing). Everything
-/// else is atomics or guarded by `mutex`.
+/// `@unchecked Sendable`: `job` is written by the caller only while the region is closed,
+/// and read by a worker only after its claim succeeded on an open region (the claim
+/// acquires what the opening store released); the caller does not touch them again
+/// until every claimed part has been counted in `completed` (released by the worker).
+/// Everything else is atomics or guarded by `mutex`.
 final class WorkerPool: @unchecked Sendable {
     private let generation = Atomic<Int>(0)
-    private let pending = Atomic<Int>(0)
+    private let nextPart = Atomic<Int>(WorkerPool.closed)
+    private let completed = Atomic<Int>(0)
     private let sleepers = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
     private var job: ((Int) -> Void)?
+    private let parts = Atomic<Int>(0)
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var handles: [pthread_t] = []
-    private let maxParts = 255
+    private static let closed = Int.max / 2
     /// Idle polls before a worker parks: ~0.2 ms at about a nanosecond per poll, longer than
     /// the serial work between two regions of a forward pass and between decoded tokens.
     private let spinLimit = 200_000
+    /// Polls between `sched_yield` calls while spinning, so that a spinning thread hands its
+    /// core to a descheduled one (another worker, the caller) on a busy machine.
+    private let yieldEvery = 1_024
 
     init(workers: Int) {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(wake, nil)
-        for index in 1...workers {
-            let start = Unmanaged.passRetained(WorkerStart(pool: self, index: index)).toOpaque()
+        for _ in 0..<workers {
+            let start = Unmanaged.passRetained(WorkerStart(pool: self)).toOpaque()
             var handle = pthread_t()
             if pthread_create(&handle, nil, { raw in
                 guard let raw else { return nil }
                 let start = Unmanaged<WorkerStart>.fromOpaque(raw).takeRetainedValue()
-                start.pool.workerLoop(index: start.index)
+                start.pool.workerLoop()
                 return nil
             }, start) == 0 {
                 handles.append(handle)
@@ -91,28 +102,49 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// Runs `job(p)` for p in 0..<parts: part 0 on the calling thread, part p on worker p.
-    /// Parts beyond the workers that started (thread creation failed) run on the caller.
-    func run(parts requested: Int, _ job: @escaping (Int) -> Void) {
-        let parts = min(requested, handles.count + 1, maxParts)
+    /// Runs `job(p)` for every p in 0..<parts, on the calling thread and the workers.
+    func run(parts: Int, _ job: @escaping (Int) -> Void) {
         self.job = job
-        pending.store(parts - 1, ordering: .sequentiallyConsistent)
-        let next = (generation.load(ordering: .relaxed) >> 8 &+ 1) << 8 | parts
-        generation.store(next, ordering: .sequentiallyConsistent)
+        self.parts.store(parts, ordering: .relaxed)
+        completed.store(0, ordering: .relaxed)
+        nextPart.store(0, ordering: .releasing)
+        generation.add(1, ordering: .sequentiallyConsistent)
         if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
             pthread_mutex_lock(mutex)
             pthread_cond_broadcast(wake)
             pthread_mutex_unlock(mutex)
         }
-        job(0)
-        for p in parts..<requested { job(p) }
-        while pending.load(ordering: .acquiring) > 0 { spinPause() }
+        runClaimedParts()
+        var polls = 0
+        while completed.load(ordering: .acquiring) < parts {
+            polls += 1
+            if polls % yieldEvery == 0 { sched_yield() }
+        }
+        nextPart.store(Self.closed, ordering: .relaxed)
         self.job = nil
+    }
+
+    /// Claims and runs parts of the open region until none is left.
+    private func runClaimedParts() {
+        while true {
+            let p = nextPart.add(1, ordering: .acquiringAndReleasing).oldValue
+            guard p < parts.load(ordering: .relaxed) else { return }
+            runPart(p)
+            completed.add(1, ordering: .releasing)
+        }
+    }
+
+    /// Calls the job in a scope of its own, so this thread's reference to the closure is
+    /// dropped before the part is counted: the caller's `withoutActuallyEscaping` checks
+    /// that no reference outlives the region.
+    @inline(never)
+    private func runPart(_ p: Int) {
+        job?(p)
     }
 
     func shutDown() {
         stopping.store(true, ordering: .sequentiallyConsistent)
-        generation.add(1 << 8, ordering: .sequentiallyConsistent)
+        generation.add(1, ordering: .sequentiallyConsistent)
         pthread_mutex_lock(mutex)
         pthread_cond_broadcast(wake)
         pthread_mutex_unlock(mutex)
@@ -123,15 +155,15 @@ final class WorkerPool: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    private func workerLoop(index: Int) {
+    private func workerLoop() {
         var seen = 0
         while true {
             var current = generation.load(ordering: .acquiring)
             var polls = 0
             while current == seen {
                 if polls < spinLimit {
-                    spinPause()
                     polls += 1
+                    if polls % yieldEvery == 0 { sched_yield() }
                 } else {
                     sleepers.add(1, ordering: .sequentiallyConsistent)
                     pthread_mutex_lock(mutex)
@@ -145,10 +177,7 @@ final class WorkerPool: @unchecked Sendable {
             }
             seen = current
             if stopping.load(ordering: .acquiring) { return }
-            if index < current & 0xFF {
-                job?(index)
-                pending.subtract(1, ordering: .releasing)
-            }
+            runClaimedParts()
         }
     }
 }
@@ -156,17 +185,9 @@ final class WorkerPool: @unchecked Sendable {
 /// What a new worker thread needs, passed through `pthread_create`'s context pointer.
 private final class WorkerStart {
     let pool: WorkerPool
-    let index: Int
-    init(pool: WorkerPool, index: Int) {
-        self.pool = pool
-        self.index = index
-    }
+    init(pool: WorkerPool) { self.pool = pool }
 }
 
-/// One idle poll. (`_mm_pause` is a clang library builtin that Swift cannot call, so the
-/// loop is a plain re-read; the line stays shared in cache and costs no bus traffic.)
-@inline(__always)
-private func spinPause() {}
 
 enum ProcessInfoCores {
     static var activeCount: Int {

@@ -116,13 +116,15 @@ public final class InferenceContext {
 
         for (il, layer) in model.layers.enumerated() {
             // Attention block: h = x + post_attention_norm(attn(attn_norm(x)))
-            for t in 0..<n {
+            let qkvKinds = [layer.q.activationKind, layer.k.activationKind, layer.v.activationKind]
+            perToken(n) { t in
                 rmsNorm(x + t * e, layer.attnNorm, actE[t].f32, e)
+                actE[t].quantize(for: qkvKinds)
             }
-            prepare(actE, n, kinds: [layer.q.activationKind, layer.k.activationKind, layer.v.activationKind])
             matmul([(layer.q, q, qd), (layer.k, k, kvd), (layer.v, v, kvd)], actE, n)
 
-            for (t, item) in batch.enumerated() {
+            perToken(n) { t in
+                let item = batch[t]
                 let base = layer.isGlobal ? cfg.ropeBaseGlobal : cfg.ropeBaseLocal
                 for h in 0..<cfg.headCount {
                     let qh = q + t * qd + h * hd
@@ -143,24 +145,26 @@ public final class InferenceContext {
                 }
             }
             attention(batch, layer: il, global: layer.isGlobal)
-            prepare(actQ, n, kinds: [layer.o.activationKind], copyFrom: attn, stride: qd)
+            perToken(n) { t in
+                actQ[t].f32.update(from: attn + t * qd, count: qd)
+                actQ[t].quantize(for: [layer.o.activationKind])
+            }
             matmul([(layer.o, proj, e)], actQ, n)
-            for t in 0..<n {
+
+            // Feed-forward block: out = h + post_ffw_norm(down(gelu(gate(ffn_norm(h))) * up(…)))
+            let gateUpKinds = [layer.gate.activationKind, layer.up.activationKind]
+            perToken(n) { t in
                 let p = proj + t * e
                 rmsNorm(p, layer.postAttnNorm, p, e)
                 let xr = x + t * e
                 for i in 0..<e { xr[i] += p[i] }
+                rmsNorm(xr, layer.ffnNorm, actE[t].f32, e)
+                actE[t].quantize(for: gateUpKinds)
             }
-
-            // Feed-forward block: out = h + post_ffw_norm(down(gelu(gate(ffn_norm(h))) * up(…)))
-            for t in 0..<n {
-                rmsNorm(x + t * e, layer.ffnNorm, actE[t].f32, e)
-            }
-            prepare(actE, n, kinds: [layer.gate.activationKind, layer.up.activationKind])
             matmul([(layer.gate, gate, ff), (layer.up, up, ff)], actE, n)
             let table = model.geluTable
             table.withUnsafeBufferPointer { gelu in
-                for t in 0..<n {
+                perToken(n) { t in
                     let g = gate + t * ff, u = up + t * ff, out = actF[t].f32
                     for i in 0..<ff {
                         let xv = g[i]
@@ -172,11 +176,11 @@ public final class InferenceContext {
                             out[i] = gelu[Int(Float16(xv).bitPattern)] * u[i]
                         }
                     }
+                    actF[t].quantize(for: [layer.down.activationKind])
                 }
             }
-            prepare(actF, n, kinds: [layer.down.activationKind])
             matmul([(layer.down, proj, e)], actF, n)
-            for t in 0..<n {
+            perToken(n) { t in
                 let p = proj + t * e
                 rmsNorm(p, layer.postFfwNorm, p, e)
                 let xr = x + t * e
@@ -191,10 +195,10 @@ public final class InferenceContext {
         // Output: logits only for the tokens that want them.
         let wanted = batch.indices.filter { batch[$0].wantsLogits }
         guard !wanted.isEmpty else { return [] }
-        for (j, t) in wanted.enumerated() {
-            rmsNorm(x + t * e, model.outputNorm, actE[j].f32, e)
+        perToken(wanted.count) { j in
+            rmsNorm(x + wanted[j] * e, model.outputNorm, actE[j].f32, e)
+            actE[j].quantize(for: [model.output.activationKind])
         }
-        prepare(actE, wanted.count, kinds: [model.output.activationKind])
         let vocab = cfg.vocabularySize
         matmul([(model.output, logits, vocab)], actE, wanted.count)
         return (0..<wanted.count).map { j in Array(UnsafeBufferPointer(start: logits + j * vocab, count: vocab)) }
@@ -209,13 +213,11 @@ public final class InferenceContext {
         scores = .allocate(capacity: maxBatch * cfg.headCount * scoreCapacity)
     }
 
-    /// Quantizes the first `n` activation buffers into every form `kinds` needs.
-    private func prepare(_ acts: [ActivationBuffer], _ n: Int, kinds: [ActivationKind],
-                         copyFrom src: UnsafeMutablePointer<Float>? = nil, stride: Int = 0) {
-        for t in 0..<n {
-            if let src { acts[t].f32.update(from: src + t * stride, count: acts[t].n) }
-            if kinds.contains(.q8_0) { acts[t].quantizeQ8_0() }
-            if kinds.contains(.q8_K) { acts[t].quantizeQ8_K() }
+    /// Runs `body(t)` for every token of the batch, tokens spread over the threads (one
+    /// token runs inline: a single decoded token does not pay for a parallel region).
+    private func perToken(_ n: Int, _ body: (Int) -> Void) {
+        runner.forRanges(n) { start, end in
+            for t in start..<end { body(t) }
         }
     }
 

@@ -50,6 +50,17 @@ struct ActivationBuffer {
         f32.deallocate(); q8.deallocate(); d8.deallocate(); qk.deallocate(); dk.deallocate(); bsums.deallocate()
     }
 
+    /// Quantizes `f32` into every form the kernels of `kinds` consume.
+    func quantize<Kinds: Sequence<ActivationKind>>(for kinds: Kinds) {
+        var q8_0 = false, q8_K = false
+        for kind in kinds {
+            if kind == .q8_0 { q8_0 = true }
+            if kind == .q8_K { q8_K = true }
+        }
+        if q8_0 { quantizeQ8_0() }
+        if q8_K { quantizeQ8_K() }
+    }
+
     /// Quantizes `f32` into the Q8_0 form (as ggml's AVX2 `quantize_row_q8_0`).
     func quantizeQ8_0() {
         for b in 0..<(n / 32) {

@@ -219,10 +219,7 @@ func activationKinds(_ matrices: [WeightMatrix]) -> Set<ActivationKind> {
 
 /// Quantizes the activation buffers into the forms `kinds` asks for (f32 is already there).
 func prepareActivations(_ acts: [ActivationBuffer], _ kinds: Set<ActivationKind>) {
-    for a in acts {
-        if kinds.contains(.q8_0) { a.quantizeQ8_0() }
-        if kinds.contains(.q8_K) { a.quantizeQ8_K() }
-    }
+    for a in acts { a.quantize(for: kinds) }
 }
 
 /// out_j[t * stride_j + r] = W_j[r] · acts[t] for every job j and t < `count` (all of `acts`

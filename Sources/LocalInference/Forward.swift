@@ -80,7 +80,7 @@ public final class InferenceContext {
 
     /// A fresh cache for one sequence of up to `capacity` tokens.
     public func makeCache(capacity: Int) -> KVCache {
-        KVCache(config: cfg, capacity: max(1, min(capacity, cfg.contextLength)))
+        KVCache(layers: model.layers, config: cfg, capacity: max(1, min(capacity, cfg.contextLength)), batchLimit: maxBatch)
     }
 
     /// Runs the batch (split into chunks of `maxBatch`) and returns the logits of the tokens
@@ -89,6 +89,9 @@ public final class InferenceContext {
         for t in batch {
             guard t.token >= 0, Int(t.token) < cfg.vocabularySize else { throw .invalidToken(t.token) }
             guard t.position >= 0, t.position < t.cache.capacity else { throw .contextFull(limit: t.cache.capacity) }
+            guard t.cache.batchLimit >= maxBatch else {
+                throw .invalidArgument("a cache made for batches of \(t.cache.batchLimit) tokens cannot take batches of \(maxBatch); make it with this context's makeCache")
+            }
         }
         var results: [[Float]] = []
         var start = 0
@@ -254,8 +257,15 @@ public final class InferenceContext {
                 for i in 0..<hd { acc[i] = 0 }
                 var m = -Float.infinity
                 var sum: Float = 0
-                for p in lo...hi {
-                    let kr = tok.cache.kRow(il, p) + kvh * hd
+                // Rows of positions lo...hi, walked without a division per key.
+                let cache = tok.cache
+                let slots = cache.slots[il], first = cache.offsets[il]
+                var slot = lo % slots
+                for _ in lo...hi {
+                    let row = (first + slot) * cache.kvDim + kvh * hd
+                    slot += 1
+                    if slot == slots { slot = 0 }
+                    let kr = cache.k + row
                     let s = score(qh, kr, hd)
                     var ms: Float = 1, vs: Float = 1
                     if s > m {
@@ -268,7 +278,7 @@ public final class InferenceContext {
                     } else {
                         vs = expf(s - m)
                     }
-                    let vr = tok.cache.vRow(il, p) + kvh * hd
+                    let vr = cache.v + row
                     for i in 0..<hd { acc[i] = Float(Float16(acc[i].addingProduct(Float(vr[i]), vs))) }
                     sum = sum * ms + vs
                 }

@@ -143,23 +143,41 @@ public final class Gemma3Model: Sendable {
     }
 }
 
-/// The key/value cache of one sequence: K and V of every layer for positions 0..<capacity,
-/// stored as fp16 (as llama.cpp's default cache type).
+/// The key/value cache of one sequence, stored as fp16 (as llama.cpp's default cache type).
+///
+/// Global layers keep every position up to `capacity`. Sliding-window layers (15 of Gemma 3's
+/// 18) only ever look back `window` positions, so they keep a ring of `window + batchLimit`
+/// rows: a batch of up to `batchLimit` tokens writes its keys before any of them attends,
+/// and the ring must still hold what its earliest token can see. A long generation then
+/// costs ~1/6 of the memory of keeping every position on every layer.
 public final class KVCache {
     public let capacity: Int
-    let layers: Int
+    /// The largest batch of this sequence's tokens a forward pass may hold.
+    let batchLimit: Int
     let kvDim: Int
+    /// Rows kept per layer, and where each layer's rows start.
+    let slots: [Int]
+    let offsets: [Int]
     let k: UnsafeMutablePointer<Float16>
     let v: UnsafeMutablePointer<Float16>
     /// Number of positions filled.
     public internal(set) var count = 0
 
-    public init(config: Gemma3Config, capacity: Int) {
+    init(layers: [Gemma3Layer], config: Gemma3Config, capacity: Int, batchLimit: Int) {
         self.capacity = capacity
-        layers = config.layerCount
+        self.batchLimit = batchLimit
         kvDim = config.kvHeadCount * config.headDim
-        k = .allocate(capacity: layers * capacity * kvDim)
-        v = .allocate(capacity: layers * capacity * kvDim)
+        let ring = config.slidingWindow + batchLimit
+        slots = layers.map { $0.isGlobal ? capacity : min(capacity, ring) }
+        var offsets: [Int] = []
+        var total = 0
+        for n in slots {
+            offsets.append(total)
+            total += n
+        }
+        self.offsets = offsets
+        k = .allocate(capacity: max(1, total * kvDim))
+        v = .allocate(capacity: max(1, total * kvDim))
     }
 
     deinit {
@@ -167,14 +185,16 @@ public final class KVCache {
         v.deallocate()
     }
 
-    /// Forgets everything after `position` tokens (e.g. to reuse a shared prompt prefix).
-    public func truncate(to position: Int) { count = min(count, max(0, position)) }
+    /// The row of `layer` that holds position `pos`.
+    @inline(__always) func row(_ layer: Int, _ pos: Int) -> Int {
+        offsets[layer] + pos % slots[layer]
+    }
 
     @inline(__always) func kRow(_ layer: Int, _ pos: Int) -> UnsafeMutablePointer<Float16> {
-        k + (layer * capacity + pos) * kvDim
+        k + row(layer, pos) * kvDim
     }
 
     @inline(__always) func vRow(_ layer: Int, _ pos: Int) -> UnsafeMutablePointer<Float16> {
-        v + (layer * capacity + pos) * kvDim
+        v + row(layer, pos) * kvDim
     }
 }

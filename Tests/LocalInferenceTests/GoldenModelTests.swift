@@ -107,4 +107,33 @@ import Testing
             #expect(produced[i] == Array(c.continuation.prefix(24)), "sequence \(i) in a batch diverged")
         }
     }
+    /// Past the 512-token window, sliding layers keep only a ring of recent keys: a sequence
+    /// of 600 tokens fed 16 at a time (ring of 528 rows, wrapped) ends with exactly the logits
+    /// of the same tokens in one batch through a cache that keeps every position.
+    @Test func slidingLayersRingMatchesAFullCache() throws {
+        let model = try Support.model()
+        let sentence = model.tokenizer.encode("The quick brown fox jumps over the lazy dog, and then it runs away. ", addSpecial: false)
+        let tokens = [model.tokenizer.bos] + (0..<100).flatMap { _ in sentence }.prefix(599)
+        #expect(tokens.count == 600)
+
+        let ring = InferenceContext(model: model, maxBatch: 16)
+        let ringCache = ring.makeCache(capacity: tokens.count)
+        #expect(ringCache.slots.contains(512 + 16), "sliding layers keep a ring")
+        var last: [Float] = []
+        var start = 0
+        while start < tokens.count {
+            let end = min(tokens.count, start + 16)
+            let batch = (start..<end).map { BatchToken(cache: ringCache, token: tokens[$0], position: $0, wantsLogits: $0 == tokens.count - 1) }
+            if let logits = try ring.forward(batch).last { last = logits }
+            start = end
+        }
+
+        let full = InferenceContext(model: model, maxBatch: tokens.count)
+        let fullCache = full.makeCache(capacity: tokens.count)
+        #expect(fullCache.slots.allSatisfy { $0 == tokens.count }, "a batch as long as the sequence keeps every position")
+        let reference = try full.forward(tokens.enumerated().map {
+            BatchToken(cache: fullCache, token: $1, position: $0, wantsLogits: $0 == tokens.count - 1)
+        })
+        #expect(last == reference.last)
+    }
 }

@@ -51,6 +51,14 @@ PROMPTS = [
     "In 1969, the first humans landed on",
     "A list of fruits: apple, banana,",
     "Photosynthesis is the process by which",
+    "The largest planet in the solar system is",
+    "Monday, Tuesday, Wednesday,",
+    "The first law of thermodynamics states that",
+    "One, two, three, four,",
+    "Albert Einstein was born in",
+    "HTML stands for",
+    "To make a cup of tea, first",
+    "The chemical symbol for gold is",
 ]
 N_PREDICT = 80
 

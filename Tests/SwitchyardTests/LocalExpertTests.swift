@@ -35,7 +35,7 @@ struct LocalExpertTests {
 
     /// What the engine's own `Generator` (as `yard local generate`) continues the same
     /// prompt with, greedy, with the same stop strings and token count.
-    static func reference(_ request: ModelRequest, maxTokens: Int, model: Gemma3Model) throws -> GenerationResult {
+    static func reference(_ request: ModelRequest, maxTokens: Int, model: LanguageModel) throws -> GenerationResult {
         let generator = Generator(model: model)
         return try generator.generate(prompt: LocalPromptFormat.render(request), maxTokens: maxTokens, stop: LocalPromptFormat.stopStrings)
     }

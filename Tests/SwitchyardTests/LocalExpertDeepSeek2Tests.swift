@@ -61,14 +61,7 @@ struct LocalExpertDeepSeek2Tests {
             #expect(generation.maxBatchSeen == 1)
             alone.append(generation)
         }
-        let together = try await withThrowingTaskGroup(of: (Int, LocalGeneration).self) { group in
-            for (index, prompt) in prompts.enumerated() {
-                group.addTask { (index, try await generate(prompt)) }
-            }
-            var out = [LocalGeneration?](repeating: nil, count: prompts.count)
-            for try await (index, generation) in group { out[index] = generation }
-            return out.compactMap { $0 }
-        }
+        let together = try await LocalExpertTests.concurrently(prompts, generate)
         #expect(together.map(\.text) == alone.map(\.text))
         #expect(together.map(\.completionTokens) == alone.map(\.completionTokens))
         #expect(together.map(\.maxBatchSeen).max() == prompts.count, "both sequences shared forward passes")

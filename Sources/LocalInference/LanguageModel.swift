@@ -78,8 +78,6 @@ public protocol SequenceCache: AnyObject {
     var capacity: Int { get }
     /// Positions filled so far (the next token's position).
     var count: Int { get }
-    /// Forgets everything after `position` tokens.
-    func truncate(to position: Int)
 }
 
 extension KVCache: SequenceCache {}

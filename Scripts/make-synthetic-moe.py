@@ -3,8 +3,11 @@
 
     python3 -m pip install gguf numpy
     python3 Scripts/make-synthetic-moe.py [OUT_DIR]
+    ONLY=deepseek2-v3-yarn-tiny python3 Scripts/make-synthetic-moe.py    # just that model
 
-OUT_DIR defaults to Tests/LocalInferenceTests/Fixtures. Two models, each a few hundred KB:
+OUT_DIR defaults to Tests/LocalInferenceTests/Fixtures. ONLY (comma-separated names)
+regenerates only those models and merges them into the existing JSON files. Three models,
+each a few hundred KB:
 
   deepseek2-v3-tiny.gguf    DeepSeek-V3 style: q-LoRA (attn_q_a / attn_q_a_norm / attn_q_b),
                             MLA with the split attn_k_b / attn_v_b tensors (key_length_mla),
@@ -14,6 +17,11 @@ OUT_DIR defaults to Tests/LocalInferenceTests/Fixtures. Two models, each a few h
   deepseek2-lite-tiny.gguf  DeepSeek-V2-Lite style: plain attn_q (q_lora_rank 0), the legacy
                             unsplit attn_kv_b, softmax gating, no bias, no groups, top-2 of 6,
                             unnormalised weights, two shared experts.
+  deepseek2-v3-yarn-tiny.gguf  the V3 layout with YaRN RoPE scaling as real DeepSeek-V2/V3
+                            files carry it (rope.scaling.type yarn, factor 40, original
+                            context 4096, yarn_log_multiplier 0.0707 = 0.1 x mscale_all_dim
+                            0.707, context length 163840); also a 48-token case so that the
+                            interpolated rope frequencies move the logits.
 
 Both have one leading dense layer. The tokenizer is a toy SentencePiece ("llama") vocabulary:
 <unk> <s> </s>, the 256 byte tokens, and a few letters and words.
@@ -28,7 +36,10 @@ tell a real mismatch from a near-tie flipped by rounding.
 
 The semantics follow llama.cpp's llm_build_deepseek2 / build_moe_ffn (llama-cpp-python 0.3.36):
 RMSNorm everywhere, NORM-style RoPE (adjacent pairs) on the decoupled rope part only,
-kq_scale = 1/sqrt(qk_nope + qk_rope), SiLU-gated FFNs, no embedding scale.
+kq_scale = 1/sqrt(qk_nope + qk_rope), SiLU-gated FFNs, no embedding scale. YaRN follows
+llama.cpp too (llama-context.cpp's yarn_attn_factor, ggml's rope_yarn and
+ggml_rope_yarn_corr_dims, deepseek2.cpp's mscale: kq_scale = mscale^2/sqrt(qk_nope + qk_rope)),
+written out here in float64 from those formulas (see yarn_params).
 """
 import json
 import os
@@ -74,6 +85,14 @@ CONFIGS = {
         expert_dtype=np.float32, eps=1e-6, rope_base=10000.0,
     ),
 }
+CONFIGS["deepseek2-v3-yarn-tiny"] = dict(
+    CONFIGS["deepseek2-v3-tiny"], seed=4321, ctx=163840,
+    yarn=dict(factor=40.0, orig_ctx=4096, log_mul=0.0707),
+    extra_sequences=[[1] + [259 + (i * 37) % 39 for i in range(47)]],
+    # longer than the others' (45 positions, rope angles up to 44 rad), and with every routing
+    # decision at least 5e-3 from a tie: llama.cpp's fp16 rounding flips closer ones
+    llama_prompt="in the hut the cat sat on a mat and the ant ate the hat",
+)
 
 SEQUENCES = [
     [1, 280, 295, 263, 290, 270, 296, 271, 283],
@@ -143,7 +162,7 @@ def make_weights(c, n_vocab):
 def write_gguf(path, c, W, tokens, scores, types):
     w = gguf.GGUFWriter(path, ARCH)
     w.add_name(os.path.basename(path))
-    w.add_context_length(256)
+    w.add_context_length(c.get("ctx", 256))
     w.add_embedding_length(c["n_embd"])
     w.add_block_count(c["n_layer"])
     w.add_feed_forward_length(c["n_ff"])
@@ -164,6 +183,12 @@ def write_gguf(path, c, W, tokens, scores, types):
         w.add_value_length(c["v_dim"])
     w.add_rope_dimension_count(c["qk_rope"])
     w.add_rope_freq_base(c["rope_base"])
+    if c.get("yarn"):
+        y = c["yarn"]
+        w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+        w.add_rope_scaling_factor(y["factor"])
+        w.add_rope_scaling_orig_ctx_len(y["orig_ctx"])
+        w.add_rope_scaling_yarn_log_mul(y["log_mul"])
     w.add_expert_feed_forward_length(c["n_ff_exp"])
     w.add_expert_count(c["n_expert"])
     w.add_expert_used_count(c["n_used"])
@@ -199,12 +224,43 @@ def rms(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rope_norm(x, pos, base):
+def yarn_params(c):
+    """llama.cpp's YaRN numbers for deepseek2 (ext_factor 1, beta_fast 32, beta_slow 1):
+    returns (freq_scale, per-pair extrapolation mix, cos/sin multiplier, kq mscale)."""
+    y = c["yarn"]
+    n, base = c["qk_rope"], c["rope_base"]
+    fs = 1.0 / y["factor"]
+    log_mul = y["log_mul"] / 0.1  # llama.cpp cancels the converter's 0.1
+    f = 1.0 / fs
+
+    def get_mscale(scale, m):
+        return 1.0 if scale <= 1.0 else 0.1 * m * np.log(scale) + 1.0
+
+    # llama-context.cpp: yarn_attn_factor (deepseek2 takes mscale = mscale_all_dims)
+    attn = get_mscale(f, log_mul) / get_mscale(f, log_mul) if log_mul != 0 else get_mscale(f, 1.0)
+    attn *= 1.0 / (1.0 + 0.1 * np.log(f))
+    rot_scale = attn * (1.0 + 0.1 * np.log(1.0 / fs))  # ggml rope_yarn
+    kq_mscale = attn * (1.0 + 0.1 * np.log(1.0 / fs)) * (1.0 + 0.1 * log_mul * np.log(1.0 / fs))  # deepseek2.cpp
+
+    def corr_dim(n_rot):  # ggml_rope_yarn_corr_dim
+        return n * np.log(y["orig_ctx"] / (n_rot * 2 * np.pi)) / (2 * np.log(base))
+
+    low, high = max(0.0, np.floor(corr_dim(32.0))), min(n - 1.0, np.ceil(corr_dim(1.0)))
+    ramp = 1.0 - np.clip((np.arange(n // 2) - low) / max(0.001, high - low), 0.0, 1.0)
+    # unscaled_angles: a diagnostic variant (YaRN's magnitudes, plain angles), never written
+    return (1.0 if y.get("unscaled_angles") else fs), ramp, rot_scale, kq_mscale
+
+
+def rope_norm(x, pos, base, yarn=None):
     # x: [..., n_rot]; pairs (2i, 2i+1) rotated by pos * base^(-2i/n_rot)
     n = x.shape[-1]
     i = np.arange(n // 2)
     theta = pos * base ** (-2.0 * i / n)
-    cos, sin = np.cos(theta), np.sin(theta)
+    mag = 1.0
+    if yarn is not None:
+        fs, mix, mag, _ = yarn
+        theta = fs * theta * (1.0 - mix) + theta * mix
+    cos, sin = mag * np.cos(theta), mag * np.sin(theta)
     x0, x1 = x[..., 0::2], x[..., 1::2]
     out = np.empty_like(x)
     out[..., 0::2] = x0 * cos - x1 * sin
@@ -248,7 +304,8 @@ def forward(c, W, ids, margins):
     W = {k: v.astype(np.float64) for k, v in W.items()}
     T, e, h = len(ids), c["n_embd"], c["n_head"]
     nope, rd, vd, kvl = c["qk_nope"], c["qk_rope"], c["v_dim"], c["kv_lora"]
-    scale = 1.0 / np.sqrt(nope + rd)
+    yarn = yarn_params(c) if c.get("yarn") else None
+    scale = (yarn[3] ** 2 if yarn else 1.0) / np.sqrt(nope + rd)
     x = W["token_embd.weight"][ids]
     pos = np.arange(T)[:, None]
     for il in range(c["n_layer"]):
@@ -259,10 +316,10 @@ def forward(c, W, ids, margins):
         else:
             q = hn @ W[p + "attn_q.weight"].T
         q = q.reshape(T, h, nope + rd)
-        q_nope, q_pe = q[..., :nope], rope_norm(q[..., nope:], pos[:, :, None], c["rope_base"])
+        q_nope, q_pe = q[..., :nope], rope_norm(q[..., nope:], pos[:, :, None], c["rope_base"], yarn)
         ckv = hn @ W[p + "attn_kv_a_mqa.weight"].T
         cmp = rms(ckv[:, :kvl], W[p + "attn_kv_a_norm.weight"], c["eps"])
-        k_pe = rope_norm(ckv[:, kvl:], pos, c["rope_base"])  # [T, rd], shared by all heads
+        k_pe = rope_norm(ckv[:, kvl:], pos, c["rope_base"], yarn)  # [T, rd], shared by all heads
         if c["mla_split"]:
             wkb = W[p + "attn_k_b.weight"].transpose(0, 2, 1)  # [h, nope, kvl]
             wvb = W[p + "attn_v_b.weight"]  # [h, vd, kvl]
@@ -301,18 +358,37 @@ def top_margin(l):
     return float(s[-1] - s[-2])
 
 
+def selected():
+    only = [n for n in os.environ.get("ONLY", "").split(",") if n]
+    unknown = [n for n in only if n not in CONFIGS]
+    if unknown:
+        raise SystemExit("ONLY names unknown models %s (known: %s)" % (unknown, ", ".join(CONFIGS)))
+    return only or list(CONFIGS)
+
+
+def load_json(name, fresh):
+    """The existing fixture when only some models are regenerated, else `fresh`."""
+    path = os.path.join(OUT, name)
+    if os.environ.get("ONLY") and os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return fresh
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     tokens, scores, types = vocabulary()
-    reference = {"source": "Scripts/make-synthetic-moe.py (NumPy float64, decompressed MLA)", "models": {}}
-    for name, c in CONFIGS.items():
+    reference = load_json("deepseek2-reference.json",
+                          {"source": "Scripts/make-synthetic-moe.py (NumPy float64, decompressed MLA)", "models": {}})
+    for name in selected():
+        c = CONFIGS[name]
         # The first seed (from c["seed"] on) whose routing decisions and greedy choices are all
         # clear of near-ties, so float32 rounding in the engine cannot flip one.
         for seed in range(c["seed"], c["seed"] + 100):
             W = make_weights(dict(c, seed=seed), len(tokens))
             margins, top_margins = [], []
             cases = []
-            for ids in SEQUENCES:
+            for ids in SEQUENCES + c.get("extra_sequences", []):
                 logits = forward(c, W, ids, margins)
                 top_margins += [top_margin(l) for l in logits]
                 cases.append({"ids": ids, "logits": [[round(float(v), 7) for v in row] for row in logits]})
@@ -343,6 +419,16 @@ def main():
         }
         print("%s: seed %d, %d bytes, min routing margin %.2e, min top-1 margin %.2e, greedy %s" % (
             path, seed, os.path.getsize(path), min(margins), min(top_margins), cont))
+        if c.get("yarn"):
+            # How far YaRN moves the logits: without it at all, and with its magnitudes but
+            # unscaled frequencies (what a test would miss if the rope angles were wrong).
+            ids = (SEQUENCES + c["extra_sequences"])[-1]
+            L = forward(c, W, ids, [])
+            plain = forward(dict(c, yarn=None), W, ids, [])
+            y = c["yarn"]
+            unscaled = forward(dict(c, yarn=dict(y, unscaled_angles=True)), W, ids, [])
+            print("%s: max |YaRN - plain RoPE| %.3f, max |YaRN - YaRN with unscaled angles| %.3f over %d positions" % (
+                name, np.abs(L - plain).max(), np.abs(L - unscaled).max(), len(ids)))
     with open(os.path.join(OUT, "deepseek2-reference.json"), "w") as f:
         json.dump(reference, f, separators=(",", ":"))
         f.write("\n")
@@ -356,20 +442,28 @@ def llama_cpp_reference(golden):
     builds) on both files, writes its top-5 logits to deepseek2-llama-cpp.json, and checks
     the NumPy reference against them."""
     import subprocess
-    out = {"source": "llama.cpp from llama-cpp-python 0.3.36 (Scripts/llama-reference/golden.cpp, F32 KV cache)",
-           "prompt": "the ant sat on a hat", "models": {}}
+    out = load_json("deepseek2-llama-cpp.json", {
+        "source": "llama.cpp from llama-cpp-python 0.3.36 (Scripts/llama-reference/golden.cpp, F32 KV cache)",
+        "prompt": "the ant sat on a hat", "models": {}})
     tokens, _, _ = vocabulary()
     ref = json.load(open(os.path.join(OUT, "deepseek2-reference.json")))
-    for name, c in CONFIGS.items():
-        r = subprocess.run([golden, os.path.join(OUT, name + ".gguf"), "4"], input=out["prompt"].encode(),
+    for name in selected():
+        c = CONFIGS[name]
+        prompt = c.get("llama_prompt", out["prompt"])
+        r = subprocess.run([golden, os.path.join(OUT, name + ".gguf"), "4"], input=prompt.encode(),
                            capture_output=True, env=dict(os.environ, GOLDEN_KV_F32="1"), check=True)
         g = json.loads(r.stdout.decode("utf-8", "replace"))
         g.pop("pieces", None)
+        if prompt != out["prompt"]:
+            g["prompt"] = prompt
         out["models"][name] = g
         W = make_weights(dict(c, seed=ref["models"][name]["seed"]), len(tokens))
-        L = forward(c, W, g["prompt_ids"] + g["continuation"], [])
+        margins = []
+        L = forward(c, W, g["prompt_ids"] + g["continuation"], margins)
         worst = max(abs(L[p["pos"]][i] - v) for p in g["positions"] for i, v in p["top"])
-        print("%s: max |NumPy - llama.cpp| over the top-5 logits of %d positions: %.2e" % (name, len(g["positions"]), worst))
+        print("%s: max |NumPy - llama.cpp| over the top-5 logits of %d positions: %.2e (min routing margin %.1e)" % (
+            name, len(g["positions"]), worst, min(margins)))
+        assert min(margins) > 1e-3, "a routing near-tie on the llama.cpp prompt: pick another llama_prompt"
         assert worst < 2e-2
     with open(os.path.join(OUT, "deepseek2-llama-cpp.json"), "w") as f:
         json.dump(out, f, indent=1)

@@ -23,6 +23,8 @@ import Darwin
 //   logits = output(rms(x) · output_norm)
 //
 // The cache holds only c and k_pe per position (kv_lora + rope floats per layer), MLA's point.
+// YaRN (rope.scaling.type = yarn, DeepSeek's long-context files) changes the rope angles
+// and magnitudes and the attention scale, as llama.cpp does (YaRN.swift).
 // Both GGUF layouts load: the split attn_k_b / attn_v_b of current converters (key_length_mla
 // present) and the legacy unsplit attn_kv_b (decompressed per head at load time).
 
@@ -49,12 +51,17 @@ public struct DeepSeek2Config: Sendable, Equatable {
     public var sharedExpertCount: Int
     public var routing: MoERouting
     public var contextLength: Int
+    /// YaRN context extension (`rope.scaling.type = yarn`), nil for plain RoPE.
+    public var yarn: YaRNScaling?
 
     public var queryHeadDim: Int { qkNopeDim + qkRopeDim }
     /// Floats cached per position and layer: the latent c and the shared rope key.
     public var cacheRowLength: Int { kvLoraRank + qkRopeDim }
-    /// Attention scale (no YaRN: mscale is 1).
-    public var attentionScale: Float { 1 / Float(queryHeadDim).squareRoot() }
+    /// Attention scale: 1/sqrt(nope + rope), times YaRN's mscale² when YaRN is on.
+    public var attentionScale: Float {
+        guard let yarn else { return 1 / Float(queryHeadDim).squareRoot() }
+        return yarn.attentionMScale * yarn.attentionMScale / Float(queryHeadDim).squareRoot()
+    }
 
     public init(gguf: GGUFFile) throws(LocalInferenceError) {
         let arch = try gguf.string("general.architecture")
@@ -98,12 +105,25 @@ public struct DeepSeek2Config: Sendable, Equatable {
             valueDim = try int("attention.value_length", "value head size")
         }
         ropeBase = try optFloat("rope.freq_base") ?? 10_000
-        if let type = gguf.metadata[a + "rope.scaling.type"]?.stringValue, type != "none",
-           let factor = try optFloat("rope.scaling.factor"), factor != 1 {
-            throw .unsupportedArchitecture("deepseek2 with \(type) RoPE scaling (factor \(factor)) is not implemented")
+        contextLength = try optInt("context_length") ?? 4096
+        // As llama.cpp: the type defaults to linear, a factor of 0 (or none) means unscaled.
+        let scalingType = gguf.metadata[a + "rope.scaling.type"]?.stringValue ?? "linear"
+        let scalingFactor = try optFloat("rope.scaling.factor") ?? 0
+        yarn = nil
+        if scalingType != "none", scalingFactor != 0, scalingFactor != 1 {
+            guard scalingType == "yarn" else {
+                throw .unsupportedFeature(architecture: "deepseek2", feature: "\(scalingType) RoPE scaling (factor \(scalingFactor))")
+            }
+            guard scalingFactor > 0 else { throw .corrupt("deepseek2.rope.scaling.factor is \(scalingFactor), not positive") }
+            let original = try optInt("rope.scaling.original_context_length") ?? contextLength
+            guard original > 0 else { throw .corrupt("deepseek2.rope.scaling.original_context_length is \(original)") }
+            yarn = YaRNScaling(
+                factor: scalingFactor, originalContextLength: original, ropeDimensions: qkRopeDim, ropeBase: ropeBase,
+                logMultiplierMetadata: try optFloat("rope.scaling.yarn_log_multiplier") ?? 0,
+                attentionFactor: try optFloat("rope.scaling.attn_factor") ?? 1)
         }
         if let t = try optFloat("attention.temperature_scale"), t != 0 {
-            throw .unsupportedArchitecture("deepseek2 with attention temperature scaling is not implemented")
+            throw .unsupportedFeature(architecture: "deepseek2", feature: "attention temperature scaling")
         }
         expertFeedForwardLength = try int("expert_feed_forward_length", "hidden size of one expert")
         sharedExpertCount = try int("expert_shared_count", "shared experts")
@@ -112,7 +132,7 @@ public struct DeepSeek2Config: Sendable, Equatable {
         switch gatingCode {
         case 0, 1: gating = .softmax  // 0 (absent): llama.cpp's default for DeepSeek V2 GGUFs
         case 2: gating = .sigmoid
-        default: throw .unsupportedArchitecture("deepseek2 with expert_gating_func \(gatingCode)")
+        default: throw .unsupportedFeature(architecture: "deepseek2", feature: "expert_gating_func \(gatingCode)")
         }
         routing = MoERouting(
             expertCount: try int("expert_count", "routed experts"),
@@ -122,7 +142,6 @@ public struct DeepSeek2Config: Sendable, Equatable {
             groupsUsed: try optInt("expert_group_used_count") ?? 0,
             normalizeWeights: gguf.metadata[a + "expert_weights_norm"]?.boolValue ?? false,
             weightsScale: try optFloat("expert_weights_scale") ?? 0)
-        contextLength = try optInt("context_length") ?? 4096
         guard let tokenCount = gguf.metadata["tokenizer.ggml.tokens"]?.arrayCount else {
             throw .missingMetadata(key: "tokenizer.ggml.tokens", expected: "an array of strings")
         }
@@ -541,9 +560,14 @@ public final class DeepSeek2Context {
     }
 
     /// NORM-style RoPE (ggml's default mode): element 2i pairs with 2i+1, theta = pos ·
-    /// base^(-2i/n), computed as ggml does (multiplied step by step in fp32).
+    /// base^(-2i/n), computed as ggml does (multiplied step by step in fp32); YaRN's angles
+    /// and magnitude when the model uses it.
     @inline(__always)
     private func rope(_ xp: UnsafeMutablePointer<Float>, _ n: Int, _ pos: Int) {
+        if let yarn = cfg.yarn {
+            yarn.rotate(xp, n, pos, base: cfg.ropeBase)
+            return
+        }
         let thetaScale = powf(cfg.ropeBase, -2 / Float(n))
         var theta = Float(pos)
         for i in 0..<(n / 2) {

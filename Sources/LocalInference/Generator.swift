@@ -11,21 +11,26 @@ public struct GenerationResult: Sendable {
 }
 
 /// Prompt in, continuation out, for one sequence at a time: tokenizes, prefills the prompt in
-/// batches, samples, streams text, honours max tokens, EOS and stop strings.
+/// batches, samples, streams text, honours max tokens, EOS and stop strings. Runs any
+/// ``LanguageModel`` (Gemma 3 or DeepSeek-2), so the CLI and the tests treat them alike.
 public final class Generator {
-    public let context: InferenceContext
-    public var model: Gemma3Model { context.model }
+    public let context: LanguageModelContext
+    public var model: LanguageModel { context.model }
 
-    public init(model: Gemma3Model, threads: Int? = nil, maxBatch: Int = 64) {
-        context = InferenceContext(model: model, maxBatch: maxBatch, threads: threads)
+    public convenience init(model: Gemma3Model, threads: Int? = nil, maxBatch: Int = 64) {
+        self.init(model: .gemma3(model), threads: threads, maxBatch: maxBatch)
     }
 
-    /// Logits after feeding `tokens` to a fresh sequence (the last position's).
-    public func promptLogits(_ tokens: [Int32], cache: KVCache) throws(LocalInferenceError) -> [Float] {
+    public init(model: LanguageModel, threads: Int? = nil, maxBatch: Int = 64) {
+        context = LanguageModelContext(model: model, maxBatch: maxBatch, threads: threads)
+    }
+
+    /// Logits after feeding `tokens` to the sequence of `cache` (the last position's).
+    public func promptLogits(_ tokens: [Int32], cache: any SequenceCache) throws(LocalInferenceError) -> [Float] {
         guard !tokens.isEmpty else { throw .invalidArgument("the prompt has no tokens") }
         let start = cache.count
         let batch = tokens.enumerated().map { i, t in
-            BatchToken(cache: cache, token: t, position: start + i, wantsLogits: i == tokens.count - 1)
+            SequenceToken(cache: cache, token: t, position: start + i, wantsLogits: i == tokens.count - 1)
         }
         guard let last = try context.forward(batch).last else { throw .invalidArgument("no logits") }
         return last
@@ -35,9 +40,15 @@ public final class Generator {
     /// decoded text as it is produced (complete UTF-8 only) and may return false to stop.
     public func generate(prompt: String, maxTokens: Int, sampling: SamplingParameters = .greedy,
                          stop: [String] = [], onText: (String) -> Bool = { _ in true }) throws(LocalInferenceError) -> GenerationResult {
+        try generate(promptTokens: model.tokenizer.encode(prompt), maxTokens: maxTokens, sampling: sampling, stop: stop, onText: onText)
+    }
+
+    /// As ``generate(prompt:maxTokens:sampling:stop:onText:)``, from token ids (BOS included
+    /// if wanted): for callers that tokenized already or hold reference token sequences.
+    public func generate(promptTokens: [Int32], maxTokens: Int, sampling: SamplingParameters = .greedy,
+                         stop: [String] = [], onText: (String) -> Bool = { _ in true }) throws(LocalInferenceError) -> GenerationResult {
         let tokenizer = model.tokenizer
-        let promptTokens = tokenizer.encode(prompt)
-        let capacity = min(model.config.contextLength, promptTokens.count + max(0, maxTokens) + 1)
+        let capacity = min(model.contextLength, promptTokens.count + max(0, maxTokens) + 1)
         let cache = context.makeCache(capacity: capacity)
         var logits = try promptLogits(promptTokens, cache: cache)
         var sampler = Sampler(sampling)
@@ -69,7 +80,7 @@ public final class Generator {
             }
             if out.count >= maxTokens { break }
             guard cache.count < cache.capacity else { reason = .length; break }
-            logits = try context.forward([BatchToken(cache: cache, token: next, position: cache.count, wantsLogits: true)])[0]
+            logits = try context.forward([SequenceToken(cache: cache, token: next, position: cache.count, wantsLogits: true)])[0]
         }
         if reason != .stop { text += detok.flush() }
         if text.count > emitted { _ = onText(String(text.dropFirst(emitted))) }

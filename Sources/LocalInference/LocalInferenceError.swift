@@ -21,6 +21,9 @@ public enum LocalInferenceError: Error, Equatable, CustomStringConvertible, Send
     case badTensorShape(name: String, expected: [Int], actual: [Int])
     /// The architecture named in `general.architecture` is not one this engine runs.
     case unsupportedArchitecture(String)
+    /// The architecture is supported, but this file uses a variant of it (a RoPE scaling,
+    /// a gating function) that the engine does not implement.
+    case unsupportedFeature(architecture: String, feature: String)
     /// The tokenizer model named in `tokenizer.ggml.model` is not SentencePiece ("llama").
     case unsupportedTokenizer(String)
     /// A request would overflow the context the cache was sized for.
@@ -51,7 +54,10 @@ public enum LocalInferenceError: Error, Equatable, CustomStringConvertible, Send
         case .badTensorShape(let name, let expected, let actual):
             return "tensor \(name) has shape \(actual), expected \(expected)"
         case .unsupportedArchitecture(let arch):
-            return "architecture \(arch) is not supported by the local engine (supported: gemma3)"
+            return "architecture \(arch) is not supported by the local engine (supported: "
+                + LanguageModel.supportedArchitectures.joined(separator: ", ") + "); pass a GGUF of one of those"
+        case .unsupportedFeature(let arch, let feature):
+            return "this \(arch) model uses \(feature), which the local engine does not implement"
         case .unsupportedTokenizer(let model):
             return "tokenizer model \(model) is not supported (supported: llama/SentencePiece)"
         case .contextFull(let limit):

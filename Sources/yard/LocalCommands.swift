@@ -22,10 +22,11 @@ struct LocalModelOptions: ParsableArguments {
         return found
     }
 
-    func load() throws -> Gemma3Model {
+    /// The model at the resolved path, as the architecture its GGUF declares.
+    func load() throws -> LanguageModel {
         let path = try resolve()
         do {
-            return try Gemma3Model(path: path)
+            return try LanguageModel(path: path)
         } catch {
             throw ValidationError(error.description)
         }
@@ -136,7 +137,9 @@ struct LocalBench: AsyncParsableCommand {
     var output: OutputFormat = .table
 
     func run() async throws {
-        let model = try options.load()
+        guard case .gemma3(let model) = try options.load() else {
+            throw ValidationError("yard bench local measures Gemma 3 models only; use yard local generate --timings for other architectures")
+        }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         // A prompt of exactly promptTokens tokens: BOS then a repeated ordinary word.
         let prompt: [Int32] = [model.tokenizer.bos] + Array(repeating: Int32(818), count: max(1, promptTokens - 1))

@@ -166,7 +166,9 @@ struct DeepSeek2Reference: Decodable {
 
 struct LlamaCppReference: Decodable {
     struct Position: Decodable { var pos: Int; var top: [[Double]] }
-    struct Model: Decodable { var prompt_ids: [Int32]; var continuation: [Int32]; var positions: [Position] }
+    /// `prompt`: the model's own prompt when it is not the file-wide one.
+    struct Model: Decodable { var prompt: String?; var prompt_ids: [Int32]; var continuation: [Int32]; var positions: [Position] }
+    var prompt: String
     var models: [String: Model]
 }
 
@@ -175,15 +177,19 @@ struct LlamaCppReference: Decodable {
 ///
 /// Tolerance: the engine computes in fp32 what NumPy computes in fp64 from the same (F32/F16)
 /// weights. Three layers of fp32 dot products of length ≤ 128 on O(1) activations leave the
-/// logits (|logit| ≲ 10) a few 1e-6 from the exact values (measured 5.7e-6 and 3.0e-6, printed
-/// by the test), so 1e-4 leaves a 15× margin for other CPUs' libm and summation orders, while
+/// logits (|logit| ≲ 10) a few 1e-6 from the exact values (measured 5.7e-6, 3.0e-6 and, with
+/// YaRN, 6.9e-6, printed by the test), so 1e-4 leaves a 15× margin for other CPUs' libm and summation orders, while
 /// any semantic slip (rope pairing, a wrong routing decision, a missing norm or shared expert)
 /// moves logits by 0.1 or more. The
 /// fixture records the smallest routing and top-1 margins (≥ 2.7e-3), far above fp32 noise, so
 /// no expert choice or greedy token can flip by rounding.
 struct DeepSeek2EndToEndTests {
     static let tolerance: Float = 1e-4
-    static let names = ["deepseek2-v3-tiny", "deepseek2-lite-tiny"]
+    /// The third is the V3 layout with YaRN RoPE scaling (factor 40 from 4096 positions,
+    /// yarn_log_multiplier 0.0707), as real DeepSeek-V2/V3 files carry it. Its NumPy reference
+    /// moves by up to 6.0 without YaRN and by 2.3 with YaRN's magnitudes but unscaled angles
+    /// (printed by the script), so the tolerances below pin both the angles and the scales.
+    static let names = ["deepseek2-v3-tiny", "deepseek2-lite-tiny", "deepseek2-v3-yarn-tiny"]
 
     static func load(_ name: String) throws -> DeepSeek2Model {
         try DeepSeek2Model(path: Support.testsDir.appendingPathComponent("Fixtures/\(name).gguf").path)
@@ -202,6 +208,36 @@ struct DeepSeek2EndToEndTests {
         let lite = try Self.load("deepseek2-lite-tiny").config
         #expect(!lite.splitMLA && lite.qLoraRank == 0)
         #expect(lite.routing == MoERouting(expertCount: 6, expertsUsed: 2, gating: .softmax, weightsScale: 1))
+        // Without YaRN metadata the attention scale is exactly 1/sqrt(nope + rope).
+        #expect(v3.yarn == nil && lite.yarn == nil)
+        #expect(v3.attentionScale == 1 / Float(24).squareRoot())
+        let yarnModel = try Self.load("deepseek2-v3-yarn-tiny").config
+        let yarn = try #require(yarnModel.yarn)
+        #expect(yarn.factor == 40 && yarn.originalContextLength == 4096 && yarnModel.contextLength == 163_840)
+        #expect(abs(yarn.logMultiplier - 0.707) < 1e-6 && yarn.attentionFactor == 1)
+    }
+
+    /// llama.cpp's YaRN numbers for deepseek2, by hand. Factor 40, 8 rope dims from 4096
+    /// positions at base 10,000: correction dims floor(1.31) = 1 and ceil(2.81) = 3, so pairs
+    /// 0 and 1 keep their angles, pair 2 is half interpolated, pair 3 fully. With a log
+    /// multiplier (real DeepSeek files) the rotation is unscaled and kq_scale gains
+    /// (1 + 0.1 · 0.707 · ln 40)²; without one both q_pe and k_pe are scaled by
+    /// 1 + 0.1 · ln 40 and kq_scale by its square, as llama.cpp does.
+    @Test func yarnFactorsFollowLlamaCpp() {
+        let withLog = YaRNScaling(factor: 40, originalContextLength: 4096, ropeDimensions: 8, ropeBase: 10_000,
+                                  logMultiplierMetadata: 0.0707, attentionFactor: 1)
+        #expect(withLog.extrapolationMix == [1, 1, 0.5, 0])
+        #expect(withLog.frequencyScale == 1 / Float(40))
+        #expect(abs(withLog.rotationScale - 1) < 1e-6)
+        #expect(abs(withLog.attentionMScale - (1 + 0.0707 * logf(40))) < 1e-5)
+        let noLog = YaRNScaling(factor: 40, originalContextLength: 4096, ropeDimensions: 8, ropeBase: 10_000,
+                                logMultiplierMetadata: 0, attentionFactor: 1)
+        #expect(abs(noLog.rotationScale - (1 + 0.1 * logf(40))) < 1e-5)
+        #expect(abs(noLog.attentionMScale - (1 + 0.1 * logf(40))) < 1e-5)
+        // rope.scaling.attn_factor multiplies the rotation.
+        let halved = YaRNScaling(factor: 40, originalContextLength: 4096, ropeDimensions: 8, ropeBase: 10_000,
+                                 logMultiplierMetadata: 0.0707, attentionFactor: 0.5)
+        #expect(abs(halved.rotationScale - 0.5) < 1e-6)
     }
 
     @Test(arguments: names)
@@ -252,13 +288,15 @@ struct DeepSeek2EndToEndTests {
 
     /// llama.cpp itself (top-5 logits recorded by the script with LLAMA_GOLDEN set). llama.cpp
     /// rounds activations to fp16 for F16 weights and inside flash attention, so it differs
-    /// from exact arithmetic by up to ~5e-3 here (NumPy vs llama.cpp: 4.4e-3); 2e-2 allows for that.
+    /// from exact arithmetic by up to ~8e-3 here (NumPy vs llama.cpp: 4.4e-3, 3.0e-3, and 7.7e-3
+    /// on the YaRN model's longer 45-position prompt); 2e-2 allows for that.
     @Test(arguments: names)
     func topLogitsMatchLlamaCpp(_ name: String) throws {
         let ref = try Support.fixture("deepseek2-llama-cpp.json", as: LlamaCppReference.self).models[name]!
         let model = try Self.load(name)
         let ctx = DeepSeek2Context(model: model)
-        #expect(model.tokenizer.encode("the ant sat on a hat") == ref.prompt_ids)
+        let all = try Support.fixture("deepseek2-llama-cpp.json", as: LlamaCppReference.self)
+        #expect(model.tokenizer.encode(ref.prompt ?? all.prompt) == ref.prompt_ids)
         let ids = ref.prompt_ids + ref.continuation
         let cache = ctx.makeCache(capacity: ids.count)
         let logits = try ctx.forward(ids.enumerated().map { .init(cache: cache, token: $1, position: $0, wantsLogits: true) })
@@ -271,19 +309,38 @@ struct DeepSeek2EndToEndTests {
         #expect(worst < 2e-2)
     }
 
+    /// The first keys a deepseek2 config reads, so that a test fails on the next one.
+    static let leadingMetadata: [(String, GGUFBuilder.Value)] = [
+        ("general.architecture", .string("deepseek2")),
+        ("deepseek2.embedding_length", .u32(64)),
+        ("deepseek2.block_count", .u32(1)),
+        ("deepseek2.attention.head_count", .u32(4)),
+        ("deepseek2.attention.layer_norm_rms_epsilon", .f32(1e-6)),
+    ]
+
     @Test func missingMetadataIsAClearError() throws {
-        let bytes = GGUFBuilder.file(metadata: [
-            ("general.architecture", .string("deepseek2")),
-            ("deepseek2.embedding_length", .u32(64)),
-            ("deepseek2.block_count", .u32(1)),
-            ("deepseek2.attention.head_count", .u32(4)),
-            ("deepseek2.attention.layer_norm_rms_epsilon", .f32(1e-6)),
-        ], tensors: [])
+        let bytes = GGUFBuilder.file(metadata: Self.leadingMetadata, tensors: [])
         let gguf = try GGUFFile(file: MappedFile(bytes: bytes))
         #expect(throws: LocalInferenceError.missingMetadata(key: "deepseek2.attention.kv_lora_rank", expected: "an integer (MLA latent size)")) {
             try DeepSeek2Config(gguf: gguf)
         }
         let gemma = try GGUFFile(file: MappedFile(bytes: GGUFBuilder.file(metadata: [("general.architecture", .string("gemma3"))], tensors: [])))
         #expect(throws: LocalInferenceError.unsupportedArchitecture("gemma3")) { try DeepSeek2Config(gguf: gemma) }
+    }
+
+    /// RoPE scalings other than YaRN are refused by name rather than silently ignored.
+    @Test func otherRopeScalingsAreAClearError() throws {
+        let bytes = GGUFBuilder.file(metadata: Self.leadingMetadata + [
+            ("deepseek2.attention.kv_lora_rank", .u32(32)),
+            ("deepseek2.rope.dimension_count", .u32(8)),
+            ("deepseek2.attention.key_length", .u32(24)),
+            ("deepseek2.attention.value_length", .u32(16)),
+            ("deepseek2.rope.scaling.type", .string("linear")),
+            ("deepseek2.rope.scaling.factor", .f32(2)),
+        ], tensors: [])
+        let gguf = try GGUFFile(file: MappedFile(bytes: bytes))
+        #expect(throws: LocalInferenceError.unsupportedFeature(architecture: "deepseek2", feature: "linear RoPE scaling (factor 2.0)")) {
+            try DeepSeek2Config(gguf: gguf)
+        }
     }
 }

@@ -35,12 +35,26 @@ struct LocalExpertTests {
 
     /// What the engine's own `Generator` (as `yard local generate`) continues the same
     /// prompt with, greedy, with the same stop strings and token count.
-    static func reference(_ request: ModelRequest, maxTokens: Int, model: Gemma3Model) throws -> GenerationResult {
+    static func reference(_ request: ModelRequest, maxTokens: Int, model: LanguageModel) throws -> GenerationResult {
         let generator = Generator(model: model)
         return try generator.generate(prompt: LocalPromptFormat.render(request), maxTokens: maxTokens, stop: LocalPromptFormat.stopStrings)
     }
 
     static func trimmedLeading(_ text: String) -> String { String(text.drop(while: \.isWhitespace)) }
+
+    /// Runs `generate` on every prompt at once; the results in prompt order.
+    static func concurrently(
+        _ prompts: [String], _ generate: @escaping @Sendable (String) async throws -> LocalGeneration
+    ) async throws -> [LocalGeneration] {
+        try await withThrowingTaskGroup(of: (Int, LocalGeneration).self) { group in
+            for (index, prompt) in prompts.enumerated() {
+                group.addTask { (index, try await generate(prompt)) }
+            }
+            var out = [LocalGeneration?](repeating: nil, count: prompts.count)
+            for try await (index, generation) in group { out[index] = generation }
+            return out.compactMap { $0 }
+        }
+    }
 
     @Test func greedyAnswerIsTheGeneratorsContinuationWithRealUsageAndDeltas() async throws {
         let expert = try Self.expert()
@@ -108,14 +122,7 @@ struct LocalExpertTests {
             alone.append(generation.text)
         }
         let before = await runtime.statistics()
-        let together = try await withThrowingTaskGroup(of: (Int, LocalGeneration).self) { group in
-            for (index, prompt) in prompts.enumerated() {
-                group.addTask { (index, try await generate(prompt)) }
-            }
-            var out = [LocalGeneration?](repeating: nil, count: prompts.count)
-            for try await (index, generation) in group { out[index] = generation }
-            return out.compactMap { $0 }
-        }
+        let together = try await Self.concurrently(prompts, generate)
         let after = await runtime.statistics()
         #expect(together.map(\.text) == alone)
         #expect(together.allSatisfy { $0.completionTokens == 12 })

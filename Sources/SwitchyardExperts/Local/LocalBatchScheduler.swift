@@ -85,7 +85,7 @@ actor LocalBatchScheduler {
         let holdBack: Int
         let onDelta: DeltaHandler?
         var sampler: Sampler
-        var cache: KVCache?
+        var cache: (any SequenceCache)?
         /// Tokens fed to the model so far: prompt, then generated (the cache's count).
         var fed = 0
         /// The last sampled token, fed at the next step.
@@ -141,7 +141,7 @@ actor LocalBatchScheduler {
     private let compute: LocalComputeThread
     private let limit: BatchLimit
     private nonisolated let flags = Flags()
-    private var context: InferenceContext?
+    private var context: LanguageModelContext?
     private var queued: [Job] = []
     private var active: [Job] = []
     private var leading = false
@@ -226,12 +226,12 @@ actor LocalBatchScheduler {
     }
 
     /// Moves waiting generations into the batch while there is room.
-    private func admit(model: Gemma3Model) {
-        let context: InferenceContext
-        if let existing = self.context, existing.model === model {
+    private func admit(model: LanguageModel) {
+        let context: LanguageModelContext
+        if let existing = self.context, existing.model.isSame(as: model) {
             context = existing
         } else {
-            context = InferenceContext(model: model, maxBatch: Self.tokensPerStep)
+            context = LanguageModelContext(model: model, maxBatch: Self.tokensPerStep)
             self.context = context
         }
         let room = min(limit.value, Self.tokensPerStep / 2)
@@ -256,13 +256,13 @@ actor LocalBatchScheduler {
     /// One forward pass over every running sequence.
     private func step() async {
         guard let context else { return }
-        var batch: [BatchToken] = []
+        var batch: [SequenceToken] = []
         var inBatch: [Job] = []
         var sampling: [Job] = []
         // Decoding sequences first: one token each.
         for job in active where job.fed >= job.promptTokens.count {
             guard let cache = job.cache else { continue }
-            batch.append(BatchToken(cache: cache, token: job.lastToken, position: job.fed, wantsLogits: true))
+            batch.append(SequenceToken(cache: cache, token: job.lastToken, position: job.fed, wantsLogits: true))
             job.fed += 1
             inBatch.append(job)
             sampling.append(job)
@@ -274,7 +274,7 @@ actor LocalBatchScheduler {
             guard let cache = job.cache else { continue }
             let end = min(job.promptTokens.count, job.fed + room)
             for position in job.fed..<end {
-                batch.append(BatchToken(
+                batch.append(SequenceToken(
                     cache: cache, token: job.promptTokens[position], position: position, wantsLogits: position == job.promptTokens.count - 1))
             }
             room -= end - job.fed

@@ -2,7 +2,8 @@ import Foundation
 import LocalInference
 
 /// An expert answered by a GGUF model running in this process (``LocalInference``), at no
-/// cost and with no network: `experts: {flash: {provider: local, model: PATH}}`.
+/// cost and with no network: `experts: {flash: {provider: local, model: PATH}}`. The file
+/// may be any architecture the engine runs (Gemma 3, DeepSeek-V2/V3), detected from it.
 ///
 /// - The model is shared: every expert naming the same file (by any path) uses one
 ///   ``LocalModelRuntime`` from ``LocalModelRegistry/shared``, which loads the weights once,

@@ -2,13 +2,14 @@ import Foundation
 import LocalInference
 import Synchronization
 
-/// A loaded model and what the scheduler needs besides it.
+/// A loaded model (of any architecture ``LanguageModel`` detects) and what the scheduler
+/// needs besides it.
 public struct LoadedLocalModel: Sendable {
-    public let model: Gemma3Model
+    public let model: LanguageModel
     /// Tokens that end a generation: EOS, and `<end_of_turn>` / `<eos>` (as `Generator`).
     public let endTokens: Set<Int32>
 
-    init(model: Gemma3Model) {
+    init(model: LanguageModel) {
         self.model = model
         var ends: Set<Int32> = [model.tokenizer.eos]
         for text in ["<end_of_turn>", "<eos>"] {
@@ -116,7 +117,7 @@ public final class LocalModelRuntime: Sendable {
                 let path = canonicalPath
                 let result = await compute.run { () -> Result<LoadedLocalModel, ExpertError> in
                     do throws(LocalInferenceError) {
-                        return .success(LoadedLocalModel(model: try Gemma3Model(path: path)))
+                        return .success(LoadedLocalModel(model: try LanguageModel(path: path)))
                     } catch {
                         return .failure(ExpertError(
                             .providerError,
@@ -168,7 +169,7 @@ public final class LocalModelRuntime: Sendable {
         if Task.isCancelled { throw ExpertError(.cancelled, "the call was cancelled") }
         let loaded = try await model()
         let tokens = loaded.model.tokenizer.encode(prompt, addSpecial: true, parseSpecial: false)
-        let context = loaded.model.config.contextLength
+        let context = loaded.model.contextLength
         guard tokens.count < context else {
             throw ExpertError(
                 .badRequest, "the prompt has \(tokens.count) tokens, more than the local model's context of \(context) tokens allows")

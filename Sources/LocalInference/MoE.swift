@@ -233,7 +233,8 @@ func parallelMatmul(_ runner: ParallelRunner, _ jobs: [(WeightMatrix, UnsafeMuta
     let total = offsets[offsets.count - 1]
     acts.withUnsafeBufferPointer { actsBuffer in
         guard let a = actsBuffer.baseAddress else { return }
-        runner.forRanges(total, granularity: 16) { start, end in
+        // One range per thread for a single activation (memory-bound: longest streams).
+        runner.forRanges(total, granularity: 16, partsPerThread: n == 1 ? 1 : 4) { start, end in
             var r = start
             var j = 0
             while r < end {

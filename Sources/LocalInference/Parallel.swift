@@ -14,9 +14,9 @@ import Synchronization
 /// core gave back; here the workers poll a generation counter between regions, and park on a
 /// condition variable only after `spinLimit` idle polls, so an idle model costs no CPU.
 ///
-/// A region is cut into up to four parts per thread, which the caller and the workers claim
-/// from a shared counter: when a worker is descheduled (another process wants the core), the
-/// caller runs the parts that worker has not claimed instead of waiting for it.
+/// A region is cut into parts (by default four per thread) that the caller and the workers
+/// claim from a shared counter: when a worker is descheduled (another process wants the
+/// core), the others run the parts it has not claimed instead of waiting for it.
 ///
 /// Used by one caller at a time (the inference context that owns it).
 public final class ParallelRunner {
@@ -33,9 +33,14 @@ public final class ParallelRunner {
 
     /// Calls `body(start, end)` on disjoint ranges covering `0..<count`, in parallel, with
     /// range boundaries multiples of `granularity` (except the last). Returns when all are done.
-    public func forRanges(_ count: Int, granularity: Int = 1, _ body: (Int, Int) -> Void) {
+    ///
+    /// `partsPerThread` trades balance for streaming: one long range per thread reads memory
+    /// in the longest ascending runs (best for memory-bound single-token decoding); several
+    /// shorter ones let the threads that are running take over from one that was descheduled
+    /// (best for compute-bound batches).
+    public func forRanges(_ count: Int, granularity: Int = 1, partsPerThread: Int = 4, _ body: (Int, Int) -> Void) {
         let units = (count + granularity - 1) / granularity
-        let parts = min(threads * 4, units)
+        let parts = min(threads * max(1, partsPerThread), units)
         guard parts > 1, let pool else {
             body(0, count)
             return

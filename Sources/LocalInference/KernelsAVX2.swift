@@ -290,6 +290,7 @@ enum Width1: TileWidth { static var count: Int { 1 } }
 enum Width2: TileWidth { static var count: Int { 2 } }
 enum Width3: TileWidth { static var count: Int { 3 } }
 enum Width4: TileWidth { static var count: Int { 4 } }
+enum Width8: TileWidth { static var count: Int { 8 } }
 
 /// One row of a Q8_0 or Q5_0 matrix against `W.count` activations, into `out[t * stride]`.
 ///
@@ -297,8 +298,9 @@ enum Width4: TileWidth { static var count: Int { 4 } }
 /// `…_q5_0_q8_0` and llamafile's `tinyBLAS_Q0_AVX`, which agree): per block the 8 int32 lanes
 /// of `vpmaddubsw`/`vpmaddwd` converted to floats and fused-multiply-added, scaled by
 /// `d_w · d_a`, into 8 float lanes; `hsumFloat8` at the end of the row. Each weight block is
-/// loaded and unpacked once for all activations; with at most four accumulators everything
-/// stays in registers. Rows are taken one after another so the weights are read as one
+/// loaded and unpacked once for all (up to eight) activations, each with its accumulator in
+/// a register; eight rather than four cut prompt processing time by ~6% (Q5_0's unpacking
+/// shared more widely). Rows are taken one after another so the weights are read as one
 /// ascending stream, which the hardware prefetcher follows (interleaving rows measured ~2×
 /// slower for single-token decoding).
 @inline(__always)
@@ -307,11 +309,13 @@ func q8FamilyRow<B: Q8FamilyBlock, W: TileWidth>(_ format: B.Type, _ width: W.Ty
                                                   _ out: UnsafeMutablePointer<Float>, stride: Int) {
     let n = W.count
     let ones = _mm256_set1_epi16(1)
-    let y0 = UnsafeRawPointer(a[0].q8), s0 = a[0].d8
-    let y1 = n > 1 ? UnsafeRawPointer(a[1].q8) : y0, s1 = n > 1 ? a[1].d8 : s0
-    let y2 = n > 2 ? UnsafeRawPointer(a[2].q8) : y0, s2 = n > 2 ? a[2].d8 : s0
-    let y3 = n > 3 ? UnsafeRawPointer(a[3].q8) : y0, s3 = n > 3 ? a[3].d8 : s0
+    @inline(__always) func act(_ t: Int) -> (UnsafeRawPointer, UnsafePointer<Float>) {
+        t < n ? (UnsafeRawPointer(a[t].q8), UnsafePointer(a[t].d8)) : (UnsafeRawPointer(a[0].q8), UnsafePointer(a[0].d8))
+    }
+    let (y0, s0) = act(0), (y1, s1) = act(1), (y2, s2) = act(2), (y3, s3) = act(3)
+    let (y4, s4) = act(4), (y5, s5) = act(5), (y6, s6) = act(6), (y7, s7) = act(7)
     var c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), c2 = _mm256_setzero_ps(), c3 = _mm256_setzero_ps()
+    var c4 = _mm256_setzero_ps(), c5 = _mm256_setzero_ps(), c6 = _mm256_setzero_ps(), c7 = _mm256_setzero_ps()
     var p = w
     var b = 0
     while b < nb {
@@ -328,6 +332,10 @@ func q8FamilyRow<B: Q8FamilyBlock, W: TileWidth>(_ format: B.Type, _ width: W.Ty
         if n > 1 { fma(&c1, y1, s1) }
         if n > 2 { fma(&c2, y2, s2) }
         if n > 3 { fma(&c3, y3, s3) }
+        if n > 4 { fma(&c4, y4, s4) }
+        if n > 5 { fma(&c5, y5, s5) }
+        if n > 6 { fma(&c6, y6, s6) }
+        if n > 7 { fma(&c7, y7, s7) }
         p += B.blockBytes
         b &+= 1
     }
@@ -335,10 +343,14 @@ func q8FamilyRow<B: Q8FamilyBlock, W: TileWidth>(_ format: B.Type, _ width: W.Ty
     if n > 1 { out[stride] = hsumFloat8(c1) }
     if n > 2 { out[2 &* stride] = hsumFloat8(c2) }
     if n > 3 { out[3 &* stride] = hsumFloat8(c3) }
+    if n > 4 { out[4 &* stride] = hsumFloat8(c4) }
+    if n > 5 { out[5 &* stride] = hsumFloat8(c5) }
+    if n > 6 { out[6 &* stride] = hsumFloat8(c6) }
+    if n > 7 { out[7 &* stride] = hsumFloat8(c7) }
 }
 
 /// Rows `rows` of a Q8_0-family matrix against `a[0..<count]`, rows outermost (each row's
-/// blocks read from memory once, the activations re-read from cache), four activations at
+/// blocks read from memory once, the activations re-read from cache), eight activations at
 /// a time. Not inlined into its caller: each format's copy gets its own register allocation.
 @inline(never)
 func q8FamilyRows<B: Q8FamilyBlock>(_ format: B.Type, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
@@ -347,7 +359,11 @@ func q8FamilyRows<B: Q8FamilyBlock>(_ format: B.Type, _ w: UnsafeRawPointer, row
     for r in rows {
         let row = w + r &* rowBytes
         var t = 0
-        while t + 4 <= count {
+        while t + 8 <= count {
+            q8FamilyRow(B.self, Width8.self, row, a + t, nb: nb, out + t &* stride + r, stride: stride)
+            t += 8
+        }
+        if t + 4 <= count {
             q8FamilyRow(B.self, Width4.self, row, a + t, nb: nb, out + t &* stride + r, stride: stride)
             t += 4
         }

@@ -30,14 +30,15 @@ fi
 command -v cmake >/dev/null 2>&1 && command -v ninja >/dev/null 2>&1 || python3 -m pip install --quiet cmake ninja
 
 BUILD="$SRC/build"
-if [ ! -x "$BUILD/bin/llama-bench" ] || [ ! -x "$BUILD/bin/llama-tokenize" ] || [ ! -x "$BUILD/bin/llama-completion" ]; then
-    log "building llama.cpp (llama-bench llama-completion llama-tokenize)"
+if [ ! -x "$BUILD/bin/llama-bench" ] || [ ! -x "$BUILD/bin/llama-tokenize" ] || [ ! -x "$BUILD/bin/llama-completion" ] \
+   || [ ! -x "$BUILD/bin/llama-batched-bench" ]; then
+    log "building llama.cpp (llama-bench llama-batched-bench llama-completion llama-tokenize)"
     nice -n 10 cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
         -DLLAMA_CURL=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF >&2
-    nice -n 10 cmake --build "$BUILD" -j "$(nproc)" --target llama-bench llama-completion llama-tokenize >&2
+    nice -n 10 cmake --build "$BUILD" -j "$(nproc)" --target llama-bench llama-batched-bench llama-completion llama-tokenize >&2
 fi
 mkdir -p "$SCRATCH/bin"
-ln -sf "$BUILD/bin/llama-bench" "$BUILD/bin/llama-tokenize" "$BUILD/bin/llama-completion" "$SCRATCH/bin/"
+ln -sf "$BUILD/bin/llama-bench" "$BUILD/bin/llama-batched-bench" "$BUILD/bin/llama-tokenize" "$BUILD/bin/llama-completion" "$SCRATCH/bin/"
 if [ "$BUILD_ONLY" = 1 ]; then
     echo "$SCRATCH/bin/llama-bench"
     exit 0

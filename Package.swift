@@ -16,6 +16,13 @@ var localInferenceSettings: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-O"
 localInferenceSettings.append(.unsafeFlags(["-target-cpu", "haswell"]))
 #endif
 
+/// The AVX-512 + VNNI kernels, compiled for Ice Lake-class CPUs and only ever called after
+/// `LocalInference` has checked the CPU's flags (see Sources/LocalInferenceAVX512).
+var localInferenceAVX512Settings: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-O"])]
+#if arch(x86_64)
+localInferenceAVX512Settings.append(.unsafeFlags(["-target-cpu", "icelake-client"]))
+#endif
+
 let package = Package(
     name: "switchyard",
     platforms: [.macOS(.v15)],
@@ -111,7 +118,12 @@ let package = Package(
         // The in-process GGUF engine: no package dependencies, so it builds and tests alone.
         .target(
             name: "LocalInference",
+            dependencies: ["LocalInferenceAVX512"],
             swiftSettings: localInferenceSettings
+        ),
+        .target(
+            name: "LocalInferenceAVX512",
+            swiftSettings: localInferenceAVX512Settings
         ),
         .executableTarget(
             name: "yard",

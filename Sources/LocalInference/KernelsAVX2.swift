@@ -1,5 +1,6 @@
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
+import LocalInferenceAVX512
 
 /// AVX2 block dot products for Q8_0, Q5_0 (× Q8_0 activations), Q4_K and Q6_K (× Q8_K), with
 /// the integer part as ggml's AVX2 kernels do it: 32 int8 products at a time with `vpmaddubsw`
@@ -349,13 +350,57 @@ func q8FamilyRow<B: Q8FamilyBlock, W: TileWidth>(_ format: B.Type, _ width: W.Ty
     if n > 7 { out[7 &* stride] = hsumFloat8(c7) }
 }
 
+/// The same product on AVX-512 + VNNI (`LocalInferenceAVX512.q8FamilyPairRows`, bit-identical):
+/// the activations are first laid out in pairs, each block's two halves side by side, with
+/// their scales repeated eight times, as that kernel loads them.
+@inline(__always)
+func q8FamilyRowsAVX512<B: Q8FamilyBlock>(_ format: B.Type, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
+                                          _ a: UnsafePointer<ActivationBuffer>, count: Int, nb: Int,
+                                          _ out: UnsafeMutablePointer<Float>, stride: Int) {
+    let pairCount = (count + 1) / 2
+    let bytes = pairCount * nb * 64
+    withUnsafeTemporaryAllocation(byteCount: 2 * bytes, alignment: 64) { buffer in
+        guard let base = buffer.baseAddress else { return }
+        let pairs = base, scales = base + bytes
+        for j in 0..<pairCount {
+            let first = a[2 * j], second = a[min(2 * j + 1, count - 1)]
+            for b in 0..<nb {
+                let slot = (j * nb + b) * 64
+                (pairs + slot).copyMemory(from: first.q8 + b * 32, byteCount: 32)
+                (pairs + slot + 32).copyMemory(from: second.q8 + b * 32, byteCount: 32)
+                let s = (scales + slot).assumingMemoryBound(to: Float.self)
+                for i in 0..<8 {
+                    s[i] = first.d8[b]
+                    s[8 + i] = second.d8[b]
+                }
+            }
+        }
+        q8FamilyPairRows(q5: B.blockBytes == Q5_0Block.blockBytes, w, rowBytes: rowBytes, rows: rows,
+                         pairs: UnsafeRawPointer(pairs), scales: UnsafeRawPointer(scales), count: count, nb: nb,
+                         out, stride: stride)
+    }
+}
+
 /// Rows `rows` of a Q8_0-family matrix against `a[0..<count]`, rows outermost (each row's
-/// blocks read from memory once, the activations re-read from cache), eight activations at
-/// a time. Not inlined into its caller: each format's copy gets its own register allocation.
+/// blocks read from memory once, the activations re-read from cache), on AVX-512 + VNNI when
+/// the CPU has it and there are several activations, else on AVX2. Not inlined into its
+/// caller: each format's copy gets its own register allocation.
 @inline(never)
 func q8FamilyRows<B: Q8FamilyBlock>(_ format: B.Type, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
                                     _ a: UnsafePointer<ActivationBuffer>, count: Int, nb: Int,
                                     _ out: UnsafeMutablePointer<Float>, stride: Int) {
+    if count >= 2 && AVX512Support.available {
+        q8FamilyRowsAVX512(B.self, w, rowBytes: rowBytes, rows: rows, a, count: count, nb: nb, out, stride: stride)
+    } else {
+        q8FamilyRowsAVX2(B.self, w, rowBytes: rowBytes, rows: rows, a, count: count, nb: nb, out, stride: stride)
+    }
+}
+
+/// `q8FamilyRows` on AVX2: `q8FamilyRow` eight, four, then one to three activations at a time.
+@inline(__always)
+func q8FamilyRowsAVX2<B: Q8FamilyBlock>(_ format: B.Type, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
+                                        _ a: UnsafePointer<ActivationBuffer>, count: Int, nb: Int,
+                                        _ out: UnsafeMutablePointer<Float>, stride: Int) {
     for r in rows {
         let row = w + r &* rowBytes
         var t = 0

@@ -137,3 +137,58 @@ import Testing
         }
     }
 }
+
+/// Both batched Q8_0/Q5_0 paths — AVX2 (any x86-64 this engine runs on) and AVX-512 + VNNI
+/// (when this CPU has it) — give exactly the one-at-a-time dot products, for every remainder
+/// of pairs, fours and eights.
+@Suite struct BatchedPathTests {
+    #if arch(x86_64)
+    @Test(arguments: [GGMLType.q8_0, .q5_0])
+    func avx2AndAVX512PathsEqualSingleDots(_ type: GGMLType) {
+        var rng = Xoshiro256(seed: UInt64(type.rawValue) + 29)
+        let rows = 3, cols = 640
+        let matrix = (0..<rows).flatMap { _ in KernelTests.randomRow(type, cols: cols, rng: &rng) }
+        let acts = (0..<11).map { _ in ActivationBuffer(n: cols) }
+        defer { for a in acts { a.deallocate() } }
+        for a in acts {
+            for i in 0..<cols { a.f32[i] = Float(Int(rng.next() % 2001) - 1000) / 250 }
+            a.quantizeQ8_0()
+        }
+        matrix.withUnsafeBytes { raw in
+            let w = WeightMatrix(name: "t", type: type, data: raw.baseAddress!, rows: rows, cols: cols)
+            acts.withUnsafeBufferPointer { ap in
+                for count in 2...11 {
+                    var paths: [(String, [Float])] = []
+                    var avx2 = [Float](repeating: .nan, count: count * rows)
+                    avx2.withUnsafeMutableBufferPointer { out in
+                        if type == .q5_0 {
+                            q8FamilyRowsAVX2(Q5_0Block.self, w.data, rowBytes: w.rowBytes, rows: 0..<rows, ap.baseAddress!, count: count, nb: cols / 32, out.baseAddress!, stride: rows)
+                        } else {
+                            q8FamilyRowsAVX2(Q8_0Block.self, w.data, rowBytes: w.rowBytes, rows: 0..<rows, ap.baseAddress!, count: count, nb: cols / 32, out.baseAddress!, stride: rows)
+                        }
+                    }
+                    paths.append(("AVX2", avx2))
+                    if AVX512Support.available {
+                        var avx512 = [Float](repeating: .nan, count: count * rows)
+                        avx512.withUnsafeMutableBufferPointer { out in
+                            if type == .q5_0 {
+                                q8FamilyRowsAVX512(Q5_0Block.self, w.data, rowBytes: w.rowBytes, rows: 0..<rows, ap.baseAddress!, count: count, nb: cols / 32, out.baseAddress!, stride: rows)
+                            } else {
+                                q8FamilyRowsAVX512(Q8_0Block.self, w.data, rowBytes: w.rowBytes, rows: 0..<rows, ap.baseAddress!, count: count, nb: cols / 32, out.baseAddress!, stride: rows)
+                            }
+                        }
+                        paths.append(("AVX-512", avx512))
+                    }
+                    for (name, out) in paths {
+                        for t in 0..<count {
+                            for r in 0..<rows {
+                                #expect(out[t * rows + r] == w.dot(row: r, acts[t]), "\(name) \(type) count \(count) row \(r) activation \(t)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    #endif
+}

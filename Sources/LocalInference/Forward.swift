@@ -42,9 +42,8 @@ public final class InferenceContext {
     let gate: UnsafeMutablePointer<Float>
     let up: UnsafeMutablePointer<Float>
     let logits: UnsafeMutablePointer<Float>
-    /// Attention scores, one row of `scoreCapacity` per (token, head) work item.
-    var scores: UnsafeMutablePointer<Float>
-    var scoreCapacity: Int
+    /// Per (token, head) work item of the attention: the query rounded to fp16, `headDim` floats.
+    let queries: UnsafeMutablePointer<Float>
     let actE: [ActivationBuffer]
     let actQ: [ActivationBuffer]
     let actF: [ActivationBuffer]
@@ -66,32 +65,45 @@ public final class InferenceContext {
         gate = .allocate(capacity: b * ff)
         up = .allocate(capacity: b * ff)
         logits = .allocate(capacity: b * cfg.vocabularySize)
-        scoreCapacity = 1024
-        scores = .allocate(capacity: b * cfg.headCount * scoreCapacity)
+        queries = .allocate(capacity: b * cfg.headCount * cfg.headDim)
         actE = (0..<b).map { _ in ActivationBuffer(n: e) }
         actQ = (0..<b).map { _ in ActivationBuffer(n: qd) }
         actF = (0..<b).map { _ in ActivationBuffer(n: ff) }
     }
 
     deinit {
-        for p in [x, q, k, v, attn, proj, gate, up, logits, scores] { p.deallocate() }
+        for p in [x, q, k, v, attn, proj, gate, up, logits, queries] { p.deallocate() }
         for a in actE + actQ + actF { a.deallocate() }
     }
 
     /// A fresh cache for one sequence of up to `capacity` tokens.
     public func makeCache(capacity: Int) -> KVCache {
-        KVCache(layers: model.layers, config: cfg, capacity: max(1, min(capacity, cfg.contextLength)), batchLimit: maxBatch)
+        KVCache(owner: ObjectIdentifier(model), layers: model.layers, config: cfg,
+                capacity: max(1, min(capacity, cfg.contextLength)), batchLimit: maxBatch)
     }
 
     /// Runs the batch (split into chunks of `maxBatch`) and returns the logits of the tokens
     /// that asked for them, in batch order. Each cache's `count` advances past its tokens.
+    ///
+    /// A sequence's tokens must continue it: positions `count, count + 1, …` of its cache, in
+    /// batch order (the sliding-window ring only keeps the positions those tokens can see).
     public func forward(_ batch: [BatchToken]) throws(LocalInferenceError) -> [[Float]] {
+        var next: [ObjectIdentifier: Int] = [:]
         for t in batch {
             guard t.token >= 0, Int(t.token) < cfg.vocabularySize else { throw .invalidToken(t.token) }
             guard t.position >= 0, t.position < t.cache.capacity else { throw .contextFull(limit: t.cache.capacity) }
+            guard t.cache.owner == ObjectIdentifier(model) else {
+                throw .invalidArgument("a cache made for another model was passed to this model's context; make it with this context's makeCache")
+            }
             guard t.cache.batchLimit >= maxBatch else {
                 throw .invalidArgument("a cache made for batches of \(t.cache.batchLimit) tokens cannot take batches of \(maxBatch); make it with this context's makeCache")
             }
+            let sequence = ObjectIdentifier(t.cache)
+            let expected = next[sequence] ?? t.cache.count
+            guard t.position == expected else {
+                throw .invalidArgument("a sequence's tokens must continue it: expected position \(expected), got \(t.position)")
+            }
+            next[sequence] = expected + 1
         }
         var results: [[Float]] = []
         var start = 0
@@ -114,8 +126,6 @@ public final class InferenceContext {
             model.tokenEmbedding.dequantizeRow(Int(item.token), into: row)
             for i in 0..<e { row[i] *= scale }
         }
-        let maxSpan = batch.map { $0.position + 1 }.max() ?? 1
-        ensureScoreCapacity(max(maxSpan, cfg.headDim))
 
         for (il, layer) in model.layers.enumerated() {
             // Attention block: h = x + post_attention_norm(attn(attn_norm(x)))
@@ -192,7 +202,7 @@ public final class InferenceContext {
         }
 
         for item in batch {
-            item.cache.count = max(item.cache.count, item.position + 1)
+            item.cache.count = item.position + 1
         }
 
         // Output: logits only for the tokens that want them.
@@ -208,13 +218,6 @@ public final class InferenceContext {
     }
 
     // MARK: pieces
-
-    private func ensureScoreCapacity(_ span: Int) {
-        guard span > scoreCapacity else { return }
-        scores.deallocate()
-        scoreCapacity = max(span, scoreCapacity * 2)
-        scores = .allocate(capacity: maxBatch * cfg.headCount * scoreCapacity)
-    }
 
     /// Runs `body(t)` for every token of the batch, tokens spread over the threads (one
     /// token runs inline: a single decoded token does not pay for a parallel region).
@@ -241,7 +244,6 @@ public final class InferenceContext {
         let hd = cfg.headDim, heads = cfg.headCount, group = cfg.headCount / cfg.kvHeadCount
         let qd = heads * hd
         let window = cfg.slidingWindow
-        let cap = scoreCapacity
         runner.forRanges(batch.count * heads) { start, end in
             for item in start..<end {
                 let t = item / heads, h = item % heads
@@ -249,8 +251,8 @@ public final class InferenceContext {
                 let kvh = h / group
                 let lo = global ? 0 : max(0, tok.position - window + 1)
                 let hi = tok.position
-                // Scratch: Q as fp16-rounded floats, then the fp16 V accumulator (as floats).
-                let qh = scores + item * cap
+                // Q as fp16-rounded floats; the fp16 V accumulator (as floats) is the output row.
+                let qh = queries + item * hd
                 let src = q + t * qd + h * hd
                 for i in 0..<hd { qh[i] = Float(Float16(src[i])) }
                 let acc = attn + t * qd + h * hd
@@ -292,7 +294,7 @@ public final class InferenceContext {
     @inline(__always)
     private func score(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float16>, _ n: Int) -> Float {
         #if arch(x86_64)
-        if n % 64 == 0 { return attentionScore(q, k, n) }
+        if n % 32 == 0 { return attentionScore(q, k, n) }
         #endif
         var s: Float = 0
         for i in 0..<n { s = s.addingProduct(q[i], Float(k[i])) }

@@ -403,6 +403,10 @@ struct ByteReader {
             case 8:
                 var bytes: [UInt8] = []
                 var starts: [Int32] = [0]
+                // Every string takes at least its 8-byte length: a larger count is a lie.
+                guard n <= UInt64(remaining / 8) else {
+                    throw .truncated(what: "strings of \(context)", offset: offset, needed: Int(clamping: n) * 8, available: remaining)
+                }
                 starts.reserveCapacity(Int(n) + 1)
                 for _ in 0..<Int(n) {
                     let len = try u64("string length in \(context)")

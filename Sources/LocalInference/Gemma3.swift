@@ -48,7 +48,7 @@ public struct Gemma3Config: Sendable, Equatable {
         }
         vocabularySize = tokenCount
         guard embeddingLength > 0, layerCount > 0, headCount > 0, kvHeadCount > 0, headCount % kvHeadCount == 0,
-              headDim > 0, headDim % 2 == 0, feedForwardLength > 0 else {
+              headDim > 0, headDim % 2 == 0, feedForwardLength > 0, slidingWindow > 0, slidingWindowPattern > 0 else {
             throw .corrupt("inconsistent gemma3 hyper-parameters")
         }
     }
@@ -152,6 +152,8 @@ public final class Gemma3Model: Sendable {
 /// costs ~1/6 of the memory of keeping every position on every layer.
 public final class KVCache {
     public let capacity: Int
+    /// The model whose context made this cache (its rows have that model's sizes).
+    let owner: ObjectIdentifier
     /// The largest batch of this sequence's tokens a forward pass may hold.
     let batchLimit: Int
     let kvDim: Int
@@ -163,7 +165,8 @@ public final class KVCache {
     /// Number of positions filled.
     public internal(set) var count = 0
 
-    init(layers: [Gemma3Layer], config: Gemma3Config, capacity: Int, batchLimit: Int) {
+    init(owner: ObjectIdentifier, layers: [Gemma3Layer], config: Gemma3Config, capacity: Int, batchLimit: Int) {
+        self.owner = owner
         self.capacity = capacity
         self.batchLimit = batchLimit
         kvDim = config.kvHeadCount * config.headDim

@@ -153,9 +153,10 @@ public struct WeightMatrix: @unchecked Sendable {
     /// `out[t * stride + r] = row r · a[t]` for every row in `rows` and `t < count`: the one
     /// matrix product every forward pass uses (one thread's share of a matrix).
     ///
-    /// On x86-64 every quantized format goes through a kernel that takes one row against four
-    /// activations at a time, rows outermost (`q8FamilyRows`, `kQuantRows`), so each weight
-    /// block is read from memory once per batch and the activations from cache.
+    /// On x86-64 the quantized formats of the Gemma 3 file (Q8_0, Q5_0, Q4_K, Q6_K) go through
+    /// kernels that take one row against several activations at once (`q8FamilyRows`: eight,
+    /// or pairs on AVX-512; `kQuantRows`: four), rows outermost, so each weight block is read
+    /// from memory once per batch and the activations from cache; other formats use `dot`.
     func multiply(rows: Range<Int>, _ a: UnsafePointer<ActivationBuffer>, count: Int,
                   into out: UnsafeMutablePointer<Float>, stride: Int) {
         #if arch(x86_64)

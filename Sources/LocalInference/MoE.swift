@@ -227,6 +227,7 @@ func prepareActivations(_ acts: [ActivationBuffer], _ kinds: Set<ActivationKind>
 func parallelMatmul(_ runner: ParallelRunner, _ jobs: [(WeightMatrix, UnsafeMutablePointer<Float>, Int)],
                     _ acts: [ActivationBuffer], count: Int? = nil) {
     let n = count ?? acts.count
+    precondition(n <= acts.count, "a matrix product over \(n) activations was given \(acts.count) buffers")
     guard n > 0 else { return }
     var offsets: [Int] = [0]
     for j in jobs { offsets.append(offsets[offsets.count - 1] + j.0.rows) }

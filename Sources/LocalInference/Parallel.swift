@@ -57,30 +57,29 @@ public final class ParallelRunner {
 
 /// The worker threads of a `ParallelRunner` and the state they share with its caller.
 ///
-/// Protocol: the caller writes `job` and `parts`, opens the region by storing 0 into
-/// `nextPart` (releasing) and bumps `generation`; everyone claims part indices with
-/// `nextPart.add(1)` until they run past `parts`, and counts finished parts in `completed`.
-/// The caller waits for `completed == parts`, then closes the region by storing `closed`
-/// into `nextPart`, so a worker that arrives late claims nothing, and never a part of the
-/// next region under the old region's count.
+/// Protocol: the caller writes `job`, then opens the region by storing `parts << 32` into
+/// `claims` (releasing) and bumps `generation`. Everyone claims with `claims.add(1)`: the
+/// old value's low half is the part index, its high half the region's part count, so a
+/// claim is accepted exactly when index < count, judged from one atomic value — a thread
+/// delayed between regions can never take a part of one region under another's count.
+/// Finished parts are counted in `completed`; the caller waits for all of them, then closes
+/// the region by storing 0 (count 0: every later claim is refused).
 ///
-/// `@unchecked Sendable`: `job` is written by the caller only while the region is closed,
-/// and read by a worker only after its claim succeeded on an open region (the claim
-/// acquires what the opening store released); the caller does not touch them again
-/// until every claimed part has been counted in `completed` (released by the worker).
-/// Everything else is atomics or guarded by `mutex`.
+/// `@unchecked Sendable`: `job` is written by the caller only while no region is open, and
+/// read by a worker only after an accepted claim (which acquires what the opening store
+/// released); the caller does not touch it again until every accepted part has been counted
+/// in `completed` (released by the worker). Everything else is atomics or guarded by `mutex`.
 final class WorkerPool: @unchecked Sendable {
     private let generation = Atomic<Int>(0)
-    private let nextPart = Atomic<Int>(WorkerPool.closed)
+    /// `parts << 32 | next index` of the open region; 0 when closed.
+    private let claims = Atomic<Int>(0)
     private let completed = Atomic<Int>(0)
     private let sleepers = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
     private var job: ((Int) -> Void)?
-    private let parts = Atomic<Int>(0)
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var handles: [pthread_t] = []
-    private static let closed = Int.max / 2
     /// Idle polls before a worker parks: ~0.2 ms at about a nanosecond per poll, longer than
     /// the serial work between two regions of a forward pass and between decoded tokens.
     private let spinLimit = 200_000
@@ -93,15 +92,24 @@ final class WorkerPool: @unchecked Sendable {
         pthread_cond_init(wake, nil)
         for _ in 0..<workers {
             let start = Unmanaged.passRetained(WorkerStart(pool: self)).toOpaque()
-            var handle = pthread_t()
-            if pthread_create(&handle, nil, { raw in
-                guard let raw else { return nil }
-                let start = Unmanaged<WorkerStart>.fromOpaque(raw).takeRetainedValue()
-                start.pool.workerLoop()
+            #if canImport(Darwin)
+            var handle: pthread_t?
+            let created = pthread_create(&handle, nil, { raw in
+                Unmanaged<WorkerStart>.fromOpaque(raw).takeRetainedValue().pool.workerLoop()
                 return nil
-            }, start) == 0 {
-                handles.append(handle)
+            }, start) == 0 ? handle : nil
+            #else
+            var handle = pthread_t()
+            let created: pthread_t? = pthread_create(&handle, nil, { raw in
+                guard let raw else { return nil }
+                Unmanaged<WorkerStart>.fromOpaque(raw).takeRetainedValue().pool.workerLoop()
+                return nil
+            }, start) == 0 ? handle : nil
+            #endif
+            if let created {
+                handles.append(created)
             } else {
+                // The caller runs every part the missing worker would have claimed.
                 Unmanaged<WorkerStart>.fromOpaque(start).release()
             }
         }
@@ -110,9 +118,8 @@ final class WorkerPool: @unchecked Sendable {
     /// Runs `job(p)` for every p in 0..<parts, on the calling thread and the workers.
     func run(parts: Int, _ job: @escaping (Int) -> Void) {
         self.job = job
-        self.parts.store(parts, ordering: .relaxed)
         completed.store(0, ordering: .relaxed)
-        nextPart.store(0, ordering: .releasing)
+        claims.store(parts << 32, ordering: .releasing)
         generation.add(1, ordering: .sequentiallyConsistent)
         if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
             pthread_mutex_lock(mutex)
@@ -125,16 +132,17 @@ final class WorkerPool: @unchecked Sendable {
             polls += 1
             if polls % yieldEvery == 0 { sched_yield() }
         }
-        nextPart.store(Self.closed, ordering: .relaxed)
+        claims.store(0, ordering: .relaxed)
         self.job = nil
     }
 
     /// Claims and runs parts of the open region until none is left.
     private func runClaimedParts() {
         while true {
-            let p = nextPart.add(1, ordering: .acquiringAndReleasing).oldValue
-            guard p < parts.load(ordering: .relaxed) else { return }
-            runPart(p)
+            let claim = claims.add(1, ordering: .acquiringAndReleasing).oldValue
+            let index = claim & 0xFFFF_FFFF
+            guard index < claim >> 32 else { return }
+            runPart(index)
             completed.add(1, ordering: .releasing)
         }
     }

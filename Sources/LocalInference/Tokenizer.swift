@@ -33,7 +33,6 @@ public struct SentencePieceTokenizer: Sendable {
         let pieces: GGUFStringArray
         switch gguf.metadata["tokenizer.ggml.tokens"] {
         case .strings(let table): pieces = table
-        case .array(8, let values) where values.isEmpty: pieces = GGUFStringArray(bytes: [], starts: [0])
         default: throw .missingMetadata(key: "tokenizer.ggml.tokens", expected: "an array of strings")
         }
         var scores = [Float](repeating: 0, count: pieces.count)

@@ -5,7 +5,9 @@ import Darwin
 #endif
 
 /// YaRN RoPE scaling as llama.cpp applies it to DeepSeek-V2/V3 ("deepseek2" GGUFs carry
-/// `rope.scaling.type = yarn`), so that a real DeepSeek file gives llama.cpp's logits.
+/// `rope.scaling.type = yarn`), checked against llama.cpp on a synthetic model with YaRN
+/// metadata. (Published DeepSeek GGUFs also use a BPE, "gpt2", tokenizer, which this engine
+/// does not implement yet: loading one stops at the tokenizer with a clear error.)
 ///
 /// Why this mirrors llama.cpp step by step rather than the YaRN paper or Hugging Face: the
 /// engine is checked against llama.cpp, and llama.cpp folds the magnitude corrections into

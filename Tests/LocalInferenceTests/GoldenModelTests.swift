@@ -143,4 +143,26 @@ import Testing
         })
         #expect(last == reference.last)
     }
+    /// A forward pass refuses, before computing anything, tokens that do not continue their
+    /// sequence (the ring keeps only what continuing tokens can see) and caches made for
+    /// another model; the cache is left as it was.
+    @Test func tokensMustContinueTheirSequenceOnTheirModel() throws {
+        let model = try Support.model()
+        let ctx = InferenceContext(model: model, maxBatch: 8)
+        let cache = ctx.makeCache(capacity: 32)
+        _ = try ctx.forward([0, 1, 2].map { BatchToken(cache: cache, token: model.tokenizer.bos, position: $0, wantsLogits: false) })
+        #expect(cache.count == 3)
+        for positions in [[2], [4], [3, 5], [0]] {
+            #expect(throws: LocalInferenceError.self, "positions \(positions)") {
+                try ctx.forward(positions.map { BatchToken(cache: cache, token: 818, position: $0, wantsLogits: true) })
+            }
+            #expect(cache.count == 3)
+        }
+        let path = try #require(LocalModelLocator.find(repoRoot: Support.repoRoot))
+        let other = try Gemma3Model(path: path)
+        let foreign = InferenceContext(model: other, maxBatch: 8).makeCache(capacity: 32)
+        #expect(throws: LocalInferenceError.self) {
+            try ctx.forward([BatchToken(cache: foreign, token: 818, position: 0, wantsLogits: true)])
+        }
+    }
 }

@@ -101,8 +101,8 @@ import Testing
     }
 }
 
-/// The matrix product used by batched decoding and prefill (rows in pairs, activations in
-/// fours, any remainder) must give exactly what one-at-a-time dot products give: batching
+/// The matrix product used by batched decoding and prefill (activations in eights, fours or
+/// pairs, any remainder) must give exactly what one-at-a-time dot products give: batching
 /// may not change a sequence's tokens.
 @Suite struct BatchedKernelTests {
     @Test(arguments: [GGMLType.q8_0, .q5_0, .q4_K, .q6_K])

@@ -158,26 +158,9 @@ import Testing
             let w = WeightMatrix(name: "t", type: type, data: raw.baseAddress!, rows: rows, cols: cols)
             acts.withUnsafeBufferPointer { ap in
                 for count in 2...11 {
-                    var paths: [(String, [Float])] = []
-                    var avx2 = [Float](repeating: .nan, count: count * rows)
-                    avx2.withUnsafeMutableBufferPointer { out in
-                        if type == .q5_0 {
-                            q8FamilyRowsAVX2(Q5_0Block.self, w.data, rowBytes: w.rowBytes, rows: 0..<rows, ap.baseAddress!, count: count, nb: cols / 32, out.baseAddress!, stride: rows)
-                        } else {
-                            q8FamilyRowsAVX2(Q8_0Block.self, w.data, rowBytes: w.rowBytes, rows: 0..<rows, ap.baseAddress!, count: count, nb: cols / 32, out.baseAddress!, stride: rows)
-                        }
-                    }
-                    paths.append(("AVX2", avx2))
+                    var paths: [(String, [Float])] = [("AVX2", Self.product(type, avx512: false, w, ap.baseAddress!, count: count))]
                     if AVX512Support.available {
-                        var avx512 = [Float](repeating: .nan, count: count * rows)
-                        avx512.withUnsafeMutableBufferPointer { out in
-                            if type == .q5_0 {
-                                q8FamilyRowsAVX512(Q5_0Block.self, w.data, rowBytes: w.rowBytes, rows: 0..<rows, ap.baseAddress!, count: count, nb: cols / 32, out.baseAddress!, stride: rows)
-                            } else {
-                                q8FamilyRowsAVX512(Q8_0Block.self, w.data, rowBytes: w.rowBytes, rows: 0..<rows, ap.baseAddress!, count: count, nb: cols / 32, out.baseAddress!, stride: rows)
-                            }
-                        }
-                        paths.append(("AVX-512", avx512))
+                        paths.append(("AVX-512", Self.product(type, avx512: true, w, ap.baseAddress!, count: count)))
                     }
                     for (name, out) in paths {
                         for t in 0..<count {
@@ -189,6 +172,21 @@ import Testing
                 }
             }
         }
+    }
+
+    /// Every row of `w` against `a[0..<count]` through one batched path, as `out[t * rows + r]`.
+    static func product(_ type: GGMLType, avx512: Bool, _ w: WeightMatrix, _ a: UnsafePointer<ActivationBuffer>, count: Int) -> [Float] {
+        let format: any Q8FamilyBlock.Type = type == .q5_0 ? Q5_0Block.self : Q8_0Block.self
+        func run<B: Q8FamilyBlock>(_ block: B.Type, _ out: UnsafeMutablePointer<Float>) {
+            if avx512 {
+                q8FamilyRowsAVX512(B.self, w.data, rowBytes: w.rowBytes, rows: 0..<w.rows, a, count: count, nb: w.cols / 32, out, stride: w.rows)
+            } else {
+                q8FamilyRowsAVX2(B.self, w.data, rowBytes: w.rowBytes, rows: 0..<w.rows, a, count: count, nb: w.cols / 32, out, stride: w.rows)
+            }
+        }
+        var out = [Float](repeating: .nan, count: count * w.rows)
+        out.withUnsafeMutableBufferPointer { run(format, $0.baseAddress!) }
+        return out
     }
     #endif
 }

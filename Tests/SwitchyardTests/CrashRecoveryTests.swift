@@ -30,7 +30,7 @@ struct CrashRecoveryTests {
         environment["DATABASE_URL"] = database.url
         environment["LOG_LEVEL"] = "info"
         process.environment = environment
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         handle.seekToEndOfFile()
         process.standardOutput = handle

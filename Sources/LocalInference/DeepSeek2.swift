@@ -315,19 +315,8 @@ public final class DeepSeek2Cache {
     }
 }
 
-public struct DeepSeek2BatchToken {
-    public let cache: DeepSeek2Cache
-    public let token: Int32
-    public let position: Int
-    public let wantsLogits: Bool
-
-    public init(cache: DeepSeek2Cache, token: Int32, position: Int, wantsLogits: Bool) {
-        self.cache = cache
-        self.token = token
-        self.position = position
-        self.wantsLogits = wantsLogits
-    }
-}
+/// A token for `DeepSeek2Context`.
+public typealias DeepSeek2BatchToken = ForwardToken<DeepSeek2Cache>
 
 /// Runs the DeepSeek-2 forward pass over batches of tokens from one or several sequences.
 /// Owns scratch buffers, so one caller at a time; the model is shared.

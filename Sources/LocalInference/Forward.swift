@@ -5,20 +5,26 @@ import Darwin
 #endif
 
 /// One token of a forward batch: which sequence (its cache), which token, at which position,
-/// and whether its logits are wanted (the last prompt token, every decoded token).
-public struct BatchToken {
-    public let cache: KVCache
+/// and whether its logits are wanted (the last prompt token, every decoded token). Generic
+/// over the cache type, so each architecture's context takes its own caches
+/// (`BatchToken`, `DeepSeek2BatchToken`) and `LanguageModelContext` any of them
+/// (`SequenceToken`).
+public struct ForwardToken<Cache> {
+    public let cache: Cache
     public let token: Int32
     public let position: Int
     public let wantsLogits: Bool
 
-    public init(cache: KVCache, token: Int32, position: Int, wantsLogits: Bool) {
+    public init(cache: Cache, token: Int32, position: Int, wantsLogits: Bool) {
         self.cache = cache
         self.token = token
         self.position = position
         self.wantsLogits = wantsLogits
     }
 }
+
+/// A token for Gemma 3's `InferenceContext`.
+public typealias BatchToken = ForwardToken<KVCache>
 
 /// Runs the Gemma 3 forward pass over batches of tokens, from one or several sequences.
 ///

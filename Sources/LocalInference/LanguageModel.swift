@@ -83,21 +83,8 @@ public protocol SequenceCache: AnyObject {
 extension KVCache: SequenceCache {}
 extension DeepSeek2Cache: SequenceCache {}
 
-/// One token of a forward batch for a ``LanguageModelContext``: which sequence, which token,
-/// at which position, and whether its logits are wanted.
-public struct SequenceToken {
-    public let cache: any SequenceCache
-    public let token: Int32
-    public let position: Int
-    public let wantsLogits: Bool
-
-    public init(cache: any SequenceCache, token: Int32, position: Int, wantsLogits: Bool) {
-        self.cache = cache
-        self.token = token
-        self.position = position
-        self.wantsLogits = wantsLogits
-    }
-}
+/// A token for a ``LanguageModelContext``: any architecture's cache.
+public typealias SequenceToken = ForwardToken<any SequenceCache>
 
 /// Runs the forward pass of a ``LanguageModel`` over batches that may mix sequences, by
 /// handing each batch to the architecture's own context. Owns that context's scratch

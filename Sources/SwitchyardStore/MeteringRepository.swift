@@ -234,10 +234,15 @@ public struct MeteringRepository: Sendable {
 
     static let alertThresholds = [50, 80, 100]
 
+    /// Raises the thresholds the tenant's spend has now crossed, inside the settling
+    /// transaction. The budget row is locked first: two calls settling at once would each
+    /// read the spend without the other's uncommitted row, and a threshold both cross
+    /// together (9/10 → 10/10) would be raised by neither. With the lock the later one
+    /// waits, then reads (a new statement, a new snapshot) both rows.
     private static func raiseAlerts(tenant: UUID, connection: PostgresConnection, logger: Logger) async throws -> [BudgetAlert] {
         var limit: Int64?
         for try await value in try await connection.query(
-            "SELECT monthly_limit_pusd FROM budgets WHERE tenant_id = \(tenant)", logger: logger
+            "SELECT monthly_limit_pusd FROM budgets WHERE tenant_id = \(tenant) FOR UPDATE", logger: logger
         ).decode(Int64.self) {
             limit = value
         }

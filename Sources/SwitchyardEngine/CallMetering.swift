@@ -49,7 +49,7 @@ struct CallMetering: Sendable {
         do {
             outcome = try await repository.reserve(reservation, priced: rates != nil)
         } catch {
-            throw StepFailure("database_error", Database.describe(error), retryable: true)
+            throw StepFailure.database(error)
         }
         switch outcome {
         case .admitted:
@@ -106,7 +106,7 @@ struct CallMetering: Sendable {
         do {
             return try await prices.book(from: repository)
         } catch {
-            throw StepFailure("database_error", "the price book could not be read: \(error)", retryable: true)
+            throw StepFailure.database(error, "the price book could not be read: ")
         }
     }
 

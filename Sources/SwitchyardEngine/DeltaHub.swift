@@ -80,7 +80,7 @@ public final class DeltaHub: Sendable {
     /// Tells every engine that `run` is followed from this process.
     public func announce(run: UUID) async {
         do {
-            try await database.client.query("SELECT pg_notify(\(Self.watchChannel), \(run.uuidString))", logger: logger)
+            try await database.query("SELECT pg_notify(\(Self.watchChannel), \(run.uuidString))", logger: logger)
         } catch {
             logger.warning("could not announce a delta watch", metadata: ["run": "\(run)", "error": "\(Database.describe(error))"])
         }
@@ -174,7 +174,7 @@ public final class DeltaHub: Sendable {
             guard let data = try? JSONEncoder().encode(RelayedDelta(owner: owner, event: event)) else { continue }
             let payload = String(decoding: data, as: UTF8.self)
             do {
-                try await database.client.query("SELECT pg_notify(\(Self.deltaChannel), \(payload))", logger: logger)
+                try await database.query("SELECT pg_notify(\(Self.deltaChannel), \(payload))", logger: logger)
             } catch {
                 logger.debug("could not relay a delta", metadata: ["error": "\(Database.describe(error))"])
                 return

@@ -33,6 +33,13 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// The most steps of one tenant running at once across all servers, for tenants
     /// without their own cap; nil: no cap.
     public var maxRunningStepsPerTenant: Int?
+    /// How long a graceful shutdown lets running steps finish. After it their leases
+    /// are let go (any server runs them again) and the process stops.
+    public var shutdownGrace: Duration = .seconds(30)
+    /// How long a step without a `timeout` of its own may keep its lease. A step still
+    /// running after this (its own timeout, when it has one) is presumed stuck: its lease
+    /// is no longer renewed, so another attempt can take over.
+    public var maxStepRuntime: Duration = .seconds(3600)
 
     public init() {}
 
@@ -42,6 +49,11 @@ public struct EngineConfiguration: Sendable, Hashable {
 /// The durable scheduler of one `yard serve` process: it claims ready steps from
 /// PostgreSQL, runs them, and commits their results, together with every other
 /// process sharing the database (DESIGN §4). It runs as a `Service`.
+///
+/// Every database call it makes has a deadline (see ``Database``), so nothing here
+/// waits on PostgreSQL forever: while the database is down the engine keeps its
+/// running steps' outcomes and writes them once it is back, if their leases are still
+/// theirs, and claims nothing.
 public final class Engine: Service, Sendable {
     public let configuration: EngineConfiguration
     let database: Database
@@ -57,8 +69,18 @@ public final class Engine: Service, Sendable {
     public let deltas: DeltaHub
     /// The steps this process is running, by run and step: their leases are the ones
     /// the heartbeat renews, and their count is what the dispatcher has in use.
-    private let running = Mutex<[String: ClaimedStep]>([:])
+    private let running = Mutex<[String: RunningStep]>([:])
     private let stopping = Mutex(false)
+
+    /// A step this process runs, with what its lease needs.
+    struct RunningStep: Sendable {
+        var claim: ClaimedStep
+        /// The heartbeat renews the lease until then; later the step counts as stuck.
+        var renewUntil: ContinuousClock.Instant
+        /// When the lease expires as far as this process knows: claim or last renewal,
+        /// plus the lease. An outcome is written only while this may still hold.
+        var leaseValidUntil: ContinuousClock.Instant
+    }
 
     public init(
         database: Database, experts: ExpertPool, tools: ToolEnvironment, configuration: EngineConfiguration = EngineConfiguration(),
@@ -103,6 +125,11 @@ public final class Engine: Service, Sendable {
         running.withLock { $0.count } >= configuration.concurrency
     }
 
+    /// How many steps this process is running now.
+    public var runningSteps: Int {
+        running.withLock { $0.count }
+    }
+
     public func run() async throws {
         logger.info("engine started", metadata: ["owner": "\(owner)", "concurrency": "\(configuration.concurrency)"])
         await withDiscardingTaskGroup { group in
@@ -126,8 +153,9 @@ public final class Engine: Service, Sendable {
 
     /// Claims ready steps while there are free slots, runs each in a child task, and
     /// sleeps only when there is nothing to claim. On graceful shutdown it stops
-    /// claiming and lets the running steps finish.
+    /// claiming and lets the running steps finish, for at most the shutdown grace.
     private func dispatch() async {
+        let claims = FailureLog("claiming steps", logger: logger)
         await withDiscardingTaskGroup { group in
             while !isStopping {
                 let free = configuration.concurrency - running.withLock { $0.count }
@@ -135,20 +163,25 @@ public final class Engine: Service, Sendable {
                 if free > 0 {
                     do {
                         claimed = try await queue.claim(limit: free, lease: configuration.lease, tenantCap: configuration.maxRunningStepsPerTenant)
+                        claims.succeeded()
                     } catch {
-                        logger.error("claiming steps failed", metadata: ["error": "\(Database.describe(error))"])
+                        claims.failed(error)
                     }
                 }
                 if claimed.isEmpty {
                     var idle = configuration.idlePoll
-                    if free > 0, let next = try? await queue.nextReadyDelay(), next < idle {
+                    if free > 0, !claims.isFailing, let next = try? await queue.nextReadyDelay(), next < idle {
                         idle = max(next, .milliseconds(1))
                     }
                     await wakeup.wait(upTo: idle)
                     continue
                 }
+                let now = ContinuousClock.now
                 running.withLock { running in
-                    for step in claimed { running[Self.key(step)] = step }
+                    for step in claimed {
+                        running[Self.key(step)] = RunningStep(
+                            claim: step, renewUntil: now + configuration.maxStepRuntime, leaseValidUntil: now + configuration.lease)
+                    }
                 }
                 for step in claimed {
                     group.addTask {
@@ -158,7 +191,30 @@ public final class Engine: Service, Sendable {
                     }
                 }
             }
+            await drain(group: &group)
         }
+    }
+
+    /// After the dispatcher stops: waits for the running steps for at most the
+    /// shutdown grace, then lets the leases of those still running go, so that another
+    /// server takes them over at once, and cancels them.
+    private func drain(group: inout DiscardingTaskGroup) async {
+        guard !Task.isCancelled else { return }
+        let deadline = ContinuousClock.now + configuration.shutdownGrace
+        while runningSteps > 0, ContinuousClock.now < deadline {
+            await wakeup.wait(upTo: deadline - ContinuousClock.now)
+        }
+        let left = running.withLock { Array($0.values.map(\.claim)) }
+        guard !left.isEmpty else { return }
+        logger.warning("steps still running after the shutdown grace; letting their leases go", metadata: [
+            "steps": "\(left.count)", "grace": "\(configuration.shutdownGrace)",
+        ])
+        do {
+            try await queue.release(left)
+        } catch {
+            logger.warning("could not let the leases go; they expire on their own", metadata: ["error": "\(Database.describe(error))"])
+        }
+        group.cancelAll()
     }
 
     static func key(_ step: ClaimedStep) -> String {
@@ -172,37 +228,105 @@ public final class Engine: Service, Sendable {
             workflow = try await workflows.workflow(tenant: claim.tenantID, name: claim.workflow, version: claim.version)
         } catch {
             logger.error("cannot load the workflow of a claimed step; releasing it", metadata: ["run": "\(claim.runID)", "error": "\(error)"])
-            try? await queue.release(claim)
+            try? await queue.release([claim])
             return
         }
-        guard let transition = await executor.execute(claim, workflow: workflow) else { return }
-        // A process being torn down does not record outcomes its cancellation caused;
-        // the lease expires and another process runs the step again.
-        guard !Task.isCancelled else { return }
-        let saturated = running.withLock { $0.count } >= configuration.concurrency
+        if let timeout = workflow.steps[claim.stepID]?.timeout {
+            // The step's own timeout ends it; a lease of slack lets its outcome be written.
+            boundRuntime(of: claim, to: timeout.duration + configuration.lease)
+        }
+        var pause = Duration.milliseconds(100)
+        while true {
+            switch await executor.execute(claim, workflow: workflow) {
+            case .abandon:
+                return
+            case .commit(let transition):
+                // A process being torn down does not record outcomes its cancellation
+                // caused; the lease expires and another process runs the step again.
+                guard !Task.isCancelled else { return }
+                await commit(claim, transition, workflow: workflow)
+                return
+            case .waitForDatabase(let error):
+                // Nothing was spent yet: wait for PostgreSQL and run the attempt again,
+                // while the lease may still be ours.
+                guard !Task.isCancelled, ContinuousClock.now + pause < leaseValidUntil(claim) else {
+                    logger.warning("the database stayed unreachable for the step's whole lease; its lease lapses and it runs again", metadata: [
+                        "run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(error.message)",
+                    ])
+                    return
+                }
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(2))
+            }
+        }
+    }
+
+    /// Writes a step's outcome. While PostgreSQL cannot be reached the write is tried
+    /// again, with backoff, for as long as the lease may still be ours (and another
+    /// lease beyond, as nobody may have taken the step over meanwhile: the write is
+    /// fenced, so it lands at most once). An outcome the database refuses (a value it
+    /// cannot store) becomes a failure of the step, never a second run of its work.
+    private func commit(_ claim: ClaimedStep, _ transition: StepTransition, workflow: CompiledWorkflow) async {
         let runInfo = Self.runInfo(run: claim.runID, tenant: claim.tenantID, workflow: claim.workflow)
-        do {
-            let result = try await queue.complete(
-                claim, transition, dependents: workflow.dependents[claim.stepID] ?? [], notifyOthers: saturated,
-                finalize: { finished in workflow.finalize(input: claim.input, run: runInfo, finished: finished) })
-            switch result {
-            case .rejected:
-                logger.notice("a completion was fenced out", metadata: ["run": "\(claim.runID)", "step": "\(claim.stepID)", "attempt": "\(claim.attempt)"])
-            case .committed(let ready, let finished):
-                if !ready.isEmpty { wakeup.signal() }
-                if case .retry = transition { wakeup.signal() }
-                if let finished {
-                    cancellations.forget(claim.runID)
-                    if finished != .succeeded {
-                        try await runs.cancelChildren(of: claim.runID, tenant: claim.tenantID)
+        var transition = transition
+        var pause = Duration.milliseconds(50)
+        while true {
+            let saturated = running.withLock { $0.count } >= configuration.concurrency
+            do {
+                let result = try await queue.complete(
+                    claim, transition, dependents: workflow.dependents[claim.stepID] ?? [], notifyOthers: saturated,
+                    finalize: { finished in workflow.finalize(input: claim.input, run: runInfo, finished: finished) })
+                switch result {
+                case .rejected:
+                    logger.notice("a completion was fenced out", metadata: ["run": "\(claim.runID)", "step": "\(claim.stepID)", "attempt": "\(claim.attempt)"])
+                case .committed(let ready, let finished):
+                    if !ready.isEmpty { wakeup.signal() }
+                    if case .retry = transition { wakeup.signal() }
+                    if let finished {
+                        cancellations.forget(claim.runID)
+                        if finished != .succeeded {
+                            do {
+                                try await runs.cancelChildren(of: claim.runID, tenant: claim.tenantID)
+                            } catch {
+                                // The maintenance sweep cancels orphaned children.
+                                logger.warning("could not cancel child runs", metadata: ["run": "\(claim.runID)", "error": "\(Database.describe(error))"])
+                            }
+                        }
                     }
                 }
+                return
+            } catch where Database.isUnavailable(error) {
+                guard !Task.isCancelled, ContinuousClock.now + pause < leaseValidUntil(claim) + configuration.lease else {
+                    logger.error("could not record a step's outcome while its lease lasted; it runs again", metadata: [
+                        "run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(Database.describe(error))",
+                    ])
+                    return
+                }
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(2))
+            } catch {
+                logger.error("the database refused a step's outcome; recording the step as failed", metadata: [
+                    "run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(Database.describe(error))",
+                ])
+                if case .failed(let record, _, _) = transition, record.code == "result_not_stored" {
+                    // Even the failure could not be written: let the lease lapse.
+                    return
+                }
+                let stored = ErrorRecord(code: "result_not_stored", message: "the step's result could not be stored: \(Database.describe(error))")
+                transition = .failed(stored, continueRun: workflow.steps[claim.stepID]?.onError == .continue, expert: nil)
             }
-        } catch {
-            logger.error("completing a step failed; releasing its lease so that it runs again", metadata: [
-                "run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(Database.describe(error))",
-            ])
-            try? await queue.release(claim)
+        }
+    }
+
+    private func leaseValidUntil(_ claim: ClaimedStep) -> ContinuousClock.Instant {
+        running.withLock { $0[Self.key(claim)]?.leaseValidUntil } ?? .now
+    }
+
+    private func boundRuntime(of claim: ClaimedStep, to limit: Duration) {
+        running.withLock { running in
+            guard var step = running[Self.key(claim)] else { return }
+            step.renewUntil = min(step.renewUntil, .now + limit)
+            running[Self.key(claim)] = step
         }
     }
 
@@ -211,47 +335,95 @@ public final class Engine: Service, Sendable {
         ["id": .string(run.uuidString.lowercased()), "tenant": .string(tenant.uuidString.lowercased()), "workflow": .string(workflow)]
     }
 
-    /// Renews the leases of running steps until cancelled.
+    /// Renews the leases of running steps until cancelled: only of steps within their
+    /// runtime bound. A step past it is presumed stuck; its lease is let go so that
+    /// another attempt takes over, and its slot is freed.
     private func renewLeases() async {
+        let failures = FailureLog("renewing leases", logger: logger)
         while !Task.isCancelled {
             do {
                 try await Task.sleep(for: configuration.effectiveHeartbeat)
-                let steps = running.withLock { Array($0.values) }
-                try await queue.heartbeat(steps, lease: configuration.lease)
-            } catch is CancellationError {
-                return
             } catch {
-                logger.warning("lease heartbeat failed", metadata: ["error": "\(Database.describe(error))"])
+                return
+            }
+            let now = ContinuousClock.now
+            let (alive, stuck) = running.withLock { running -> ([ClaimedStep], [ClaimedStep]) in
+                var alive: [ClaimedStep] = []
+                var stuck: [ClaimedStep] = []
+                for (key, step) in running {
+                    if now < step.renewUntil {
+                        alive.append(step.claim)
+                    } else {
+                        stuck.append(step.claim)
+                        running[key] = nil
+                    }
+                }
+                return (alive, stuck)
+            }
+            if !stuck.isEmpty {
+                for step in stuck {
+                    logger.error("a step outran its runtime bound; letting its lease go", metadata: [
+                        "run": "\(step.runID)", "step": "\(step.stepID)", "attempt": "\(step.attempt)",
+                    ])
+                }
+                try? await queue.release(stuck)
+                wakeup.signal()
+            }
+            do {
+                let renewed = try await queue.heartbeat(alive, lease: configuration.lease)
+                failures.succeeded()
+                let validUntil = now + configuration.lease
+                running.withLock { running in
+                    for claim in renewed {
+                        running[Self.key(claim)]?.leaseValidUntil = validUntil
+                    }
+                }
+            } catch {
+                failures.failed(error)
             }
         }
     }
 
-    /// Periodic timers: expired leases, expired waits, overdue runs.
+    /// Periodic timers: expired leases, expired waits, overdue runs. One survey query
+    /// tells which sweeps have anything to do, so an idle engine costs one query per
+    /// interval here.
     private func maintain() async {
         var lastAnnouncement = ContinuousClock.now
+        let failures = FailureLog("maintenance", logger: logger)
         while !Task.isCancelled {
             do {
                 try await Task.sleep(for: configuration.maintenanceInterval)
+            } catch {
+                return
+            }
+            do {
                 if ContinuousClock.now - lastAnnouncement >= DeltaHub.announceInterval {
                     lastAnnouncement = .now
                     await deltas.announceFollowedRuns()
                 }
-                let reclaimed = try await queue.reclaimExpiredLeases()
-                let woken = try await queue.wakeExpiredWaits()
-                for stalled in try await queue.runsAwaitingEnd() {
-                    let workflow = try await workflows.workflow(tenant: stalled.tenant, name: stalled.workflow, version: stalled.version)
-                    let runInfo = Self.runInfo(run: stalled.run, tenant: stalled.tenant, workflow: stalled.workflow)
-                    _ = try await queue.endRun(stalled.run, tenant: stalled.tenant) { finished in
-                        workflow.finalize(input: stalled.input, run: runInfo, finished: finished)
+                let due = try await queue.maintenanceDue()
+                var reclaimed = 0, woken = 0
+                if due.expiredLeases { reclaimed = try await queue.reclaimExpiredLeases() }
+                if due.expiredWaits { woken = try await queue.wakeExpiredWaits() }
+                if due.runsAwaitingEnd {
+                    for stalled in try await queue.runsAwaitingEnd() {
+                        let workflow = try await workflows.workflow(tenant: stalled.tenant, name: stalled.workflow, version: stalled.version)
+                        let runInfo = Self.runInfo(run: stalled.run, tenant: stalled.tenant, workflow: stalled.workflow)
+                        _ = try await queue.endRun(stalled.run, tenant: stalled.tenant) { finished in
+                            workflow.finalize(input: stalled.input, run: runInfo, finished: finished)
+                        }
                     }
                 }
-                try await runs.cancelOrphans()
-                try await metering.settleAbandonedReservations()
-                for overdue in try await queue.overdueRuns() {
-                    _ = try await runs.finish(
-                        overdue.run, tenant: overdue.tenant, status: .failed,
-                        error: ErrorRecord(code: "run_timeout", message: "the run did not finish before its timeout"))
+                if due.orphanedChildren { try await runs.cancelOrphans() }
+                if due.abandonedReservations { try await metering.settleAbandonedReservations() }
+                if due.overdueRuns {
+                    for overdue in try await queue.overdueRuns() {
+                        _ = try await runs.finish(
+                            overdue.run, tenant: overdue.tenant, status: .failed,
+                            error: ErrorRecord(code: "run_timeout", message: "the run did not finish before its timeout"))
+                    }
                 }
+                failures.succeeded()
                 if reclaimed > 0 || woken > 0 {
                     logger.info("timers fired", metadata: ["reclaimed_leases": "\(reclaimed)", "woken_waits": "\(woken)"])
                     wakeup.signal()
@@ -259,7 +431,7 @@ public final class Engine: Service, Sendable {
             } catch is CancellationError {
                 return
             } catch {
-                logger.warning("maintenance failed", metadata: ["error": "\(Database.describe(error))"])
+                failures.failed(error)
             }
         }
     }
@@ -267,35 +439,84 @@ public final class Engine: Service, Sendable {
     /// Listens for `work` (wake the dispatcher) and `cancel` (stop a run's steps) on a
     /// dedicated connection, reconnecting after errors.
     private func listen() async {
+        let failures = FailureLog("listening for notifications", logger: logger)
         while !Task.isCancelled {
             do {
                 try await database.client.withConnection { connection in
-                    let work = try await connection.listen(NotificationChannel.work)
-                    let cancel = try await connection.listen(NotificationChannel.cancel)
-                    let watches = try await connection.listen(DeltaHub.watchChannel)
-                    let deltas = try await connection.listen(DeltaHub.deltaChannel)
-                    try await withThrowingDiscardingTaskGroup { group in
-                        group.addTask {
-                            for try await notification in watches { self.deltas.noteRemoteWatch(notification.payload) }
-                        }
-                        group.addTask {
-                            for try await notification in deltas { self.deltas.receive(notification.payload) }
-                        }
-                        group.addTask {
-                            for try await _ in work { self.wakeup.signal() }
-                        }
-                        group.addTask {
-                            for try await notification in cancel {
-                                if let run = UUID(uuidString: notification.payload) { self.cancellations.cancel(run) }
+                    try await connection.listen(on: NotificationChannel.work) { work in
+                        try await connection.listen(on: NotificationChannel.cancel) { cancel in
+                            try await connection.listen(on: DeltaHub.watchChannel) { watches in
+                                try await connection.listen(on: DeltaHub.deltaChannel) { deltas in
+                                    failures.succeeded()
+                                    // Notifications sent while nobody listened are lost: look for work now.
+                                    self.wakeup.signal()
+                                    try await withThrowingDiscardingTaskGroup { group in
+                                        group.addTask {
+                                            for try await notification in watches { self.deltas.noteRemoteWatch(notification.payload) }
+                                        }
+                                        group.addTask {
+                                            for try await notification in deltas { self.deltas.receive(notification.payload) }
+                                        }
+                                        group.addTask {
+                                            for try await _ in work { self.wakeup.signal() }
+                                        }
+                                        group.addTask {
+                                            for try await notification in cancel {
+                                                if let run = UUID(uuidString: notification.payload) { self.cancellations.cancel(run) }
+                                            }
+                                        }
+                                    }
+                                }
                             }
                         }
                     }
                 }
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("listening for notifications failed; retrying", metadata: ["error": "\(Database.describe(error))"])
+                failures.failed(error)
                 try? await Task.sleep(for: .seconds(1))
             }
+        }
+    }
+}
+
+/// Logs a task's repeated failures once per outage rather than once per attempt: the
+/// first failure as a warning, the rest at debug level, and the recovery with how many
+/// attempts failed. (A database outage would otherwise print a line per second per loop.)
+final class FailureLog: Sendable {
+    private let what: String
+    private let logger: Logger
+    private let state = Mutex<(failures: Int, since: ContinuousClock.Instant?)>((0, nil))
+
+    init(_ what: String, logger: Logger) {
+        self.what = what
+        self.logger = logger
+    }
+
+    var isFailing: Bool { state.withLock { $0.failures > 0 } }
+
+    func failed(_ error: any Error) {
+        let count = state.withLock { state -> Int in
+            state.failures += 1
+            if state.since == nil { state.since = .now }
+            return state.failures
+        }
+        let metadata: Logger.Metadata = ["error": "\(Database.describe(error))"]
+        if count == 1 {
+            logger.warning("\(what) failed; retrying", metadata: metadata)
+        } else {
+            logger.debug("\(what) failed again", metadata: metadata.merging(["failures": "\(count)"]) { $1 })
+        }
+    }
+
+    func succeeded() {
+        let ended = state.withLock { state -> (Int, ContinuousClock.Instant)? in
+            guard state.failures > 0, let since = state.since else { return nil }
+            defer { state = (0, nil) }
+            return (state.failures, since)
+        }
+        if let (failures, since) = ended {
+            logger.info("\(what) works again", metadata: ["failures": "\(failures)", "after": "\(ContinuousClock.now - since)"])
         }
     }
 }

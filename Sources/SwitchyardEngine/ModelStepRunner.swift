@@ -102,7 +102,7 @@ struct ModelStepRunner: Sendable {
             let threshold = try await tenants.settings(tenant: tenant)?.gateThreshold ?? defaultThreshold
             return (learned, threshold)
         } catch {
-            throw StepFailure("database_error", Database.describe(error), retryable: true)
+            throw StepFailure.database(error)
         }
     }
 
@@ -251,7 +251,7 @@ struct ModelStepRunner: Sendable {
         } catch let failure as StepFailure {
             throw failure
         } catch {
-            throw StepFailure("database_error", Database.describe(error), retryable: true)
+            throw StepFailure.database(error)
         }
     }
 
@@ -276,6 +276,7 @@ struct ModelStepRunner: Sendable {
         request.maxTokens = request.maxTokens ?? metering.defaultMaxTokens
         let reservation = try await metering.reserve(
             expert: expert, request: request, claim: claim, callIndex: index, startedAt: startedAt)
+        context.noteSideEffect()
 
         let clock = ContinuousClock()
         let start = clock.now

@@ -18,6 +18,27 @@ struct StepFailure: Error, Sendable {
         self.retryable = retryable
         self.budgetPolicy = budgetPolicy
     }
+
+    /// A database call of the attempt failed: `database_unavailable` when PostgreSQL
+    /// could not be reached (the engine then waits and runs the attempt again, if it
+    /// had done nothing yet), `database_error` when it refused the statement.
+    static func database(_ error: any Error, _ prefix: String = "") -> StepFailure {
+        StepFailure(Database.isUnavailable(error) ? unavailableCode : "database_error", prefix + Database.describe(error), retryable: true)
+    }
+
+    static let unavailableCode = "database_unavailable"
+}
+
+/// What the engine does with an executed attempt.
+enum AttemptVerdict: Sendable {
+    /// Write this transition.
+    case commit(StepTransition)
+    /// The run was cancelled while the step ran: there is nothing to write.
+    case abandon
+    /// PostgreSQL could not be reached before the attempt did anything that costs money
+    /// or shows outside (no model call admitted, no tool called): the same attempt can
+    /// simply run again once the database answers, without spending a retry.
+    case waitForDatabase(ErrorRecord)
 }
 
 /// The result of running one attempt of a step.
@@ -28,6 +49,8 @@ enum AttemptOutcome: Sendable {
     case wait(signal: String, timeout: TimeSpan?)
     /// The run was cancelled while the step ran: nothing is to be written.
     case abandoned
+    /// The database was unreachable and the attempt had done nothing yet.
+    case databaseUnavailable(ErrorRecord)
 }
 
 /// Runs one claimed step: evaluates its templates, calls experts, and turns the
@@ -45,33 +68,35 @@ struct StepExecutor: Sendable {
     /// How many times a step may lose its lease beyond its retry budget.
     static let lostLeaseAllowance = 2
 
-    func execute(_ claim: ClaimedStep, workflow: CompiledWorkflow) async -> StepTransition? {
+    func execute(_ claim: ClaimedStep, workflow: CompiledWorkflow) async -> AttemptVerdict {
         guard let step = workflow.steps[claim.stepID] else {
-            return .failed(ErrorRecord(code: "step_missing", message: "step \(claim.stepID) is not in \(claim.workflow) v\(claim.version)"), continueRun: false, expert: nil)
+            return .commit(.failed(ErrorRecord(code: "step_missing", message: "step \(claim.stepID) is not in \(claim.workflow) v\(claim.version)"), continueRun: false, expert: nil))
         }
         // Attempts past the retry budget come only from expired leases: the step keeps
         // losing its process (it may be what crashes it). Stop it rather than let it
         // take down one server after another.
         if claim.attempt > claim.maxAttempts + Self.lostLeaseAllowance {
             let error = ErrorRecord(code: "lease_lost", message: "the step lost its lease \(claim.attempt - claim.maxAttempts) times (its process stopped or stalled each time)")
-            return .failed(error, continueRun: step.onError == .continue, expert: nil)
+            return .commit(.failed(error, continueRun: step.onError == .continue, expert: nil))
         }
         let outcome = await attempt(claim, step: step, workflow: workflow)
         switch outcome {
         case .succeeded(let output, let expert):
-            return .succeeded(output: output, expert: expert)
+            return .commit(.succeeded(output: output, expert: expert))
         case .skipped(let reason):
-            return .skipped(reason: reason)
+            return .commit(.skipped(reason: reason))
         case .wait(let signal, let timeout):
-            return .wait(signal: signal, timeout: timeout)
+            return .commit(.wait(signal: signal, timeout: timeout))
         case .abandoned:
-            return nil
+            return .abandon
+        case .databaseUnavailable(let error):
+            return .waitForDatabase(error)
         case .failed(let failure, let expert):
             if failure.retryable && claim.attempt < claim.maxAttempts {
                 let delay = step.retry.delay(afterAttempt: claim.attempt, unitRandom: Double.random(in: 0..<1))
-                return .retry(failure.error, delay: delay, expert: expert)
+                return .commit(.retry(failure.error, delay: delay, expert: expert))
             }
-            return .failed(failure.error, continueRun: step.onError == .continue, expert: expert)
+            return .commit(.failed(failure.error, continueRun: step.onError == .continue, expert: expert))
         }
     }
 
@@ -108,7 +133,11 @@ struct StepExecutor: Sendable {
                     let (output, expert) = try await run(step.kind, scope: scope, context: context)
                     return .succeeded(output, expert: expert)
                 } catch {
-                    return Task.isCancelled ? nil : .failed(error, expert: context.lastExpert)
+                    if Task.isCancelled { return nil }
+                    if error.error.code == StepFailure.unavailableCode && !context.hadSideEffects {
+                        return .databaseUnavailable(error.error)
+                    }
+                    return .failed(error, expert: context.lastExpert)
                 }
             }
             if let timeout = step.timeout {
@@ -147,7 +176,7 @@ struct StepExecutor: Sendable {
                 return .failed(StepFailure("wait_timeout", "no \(wait.signal) signal arrived\(limit)", retryable: false), expert: nil)
             }
         } catch {
-            return .failed(StepFailure("database_error", Database.describe(error), retryable: true), expert: nil)
+            return Self.databaseFailure(error)
         }
         return .wait(signal: wait.signal, timeout: timeout)
     }
@@ -196,9 +225,16 @@ struct StepExecutor: Sendable {
         } catch let error as DatabaseError where error.code == .conflict {
             return .failed(StepFailure("child_failed", error.message, retryable: false), expert: nil)
         } catch {
-            return .failed(StepFailure("database_error", Database.describe(error), retryable: true), expert: nil)
+            return Self.databaseFailure(error)
         }
         return .wait(signal: signal, timeout: timeout)
+    }
+
+    /// A `wait_for` or `workflow` step whose database call failed: both only read, or
+    /// start their child idempotently, so an unreachable database never costs a retry.
+    private static func databaseFailure(_ error: any Error) -> AttemptOutcome {
+        let failure = StepFailure.database(error)
+        return failure.error.code == StepFailure.unavailableCode ? .databaseUnavailable(failure.error) : .failed(failure, expert: nil)
     }
 
     /// Runs a step body of any kind but `wait_for` and `workflow`.
@@ -283,7 +319,7 @@ struct StepExecutor: Sendable {
 final class CallContext: Sendable {
     let claim: ClaimedStep
     let logger: Logger
-    private let state = Mutex<(nextIndex: Int, lastExpert: String?, lastRoute: JSONValue?)>((0, nil, nil))
+    private let state = Mutex<(nextIndex: Int, lastExpert: String?, lastRoute: JSONValue?, sideEffects: Int)>((0, nil, nil, 0))
 
     init(claim: ClaimedStep, logger: Logger) {
         self.claim = claim
@@ -297,6 +333,15 @@ final class CallContext: Sendable {
             return state.nextIndex
         }
     }
+
+    /// Notes that the attempt did something that costs money or shows outside (a model
+    /// call admitted under the budget, a tool called), after which it must not simply
+    /// be run again.
+    func noteSideEffect() {
+        state.withLock { $0.sideEffects += 1 }
+    }
+
+    var hadSideEffects: Bool { state.withLock { $0.sideEffects > 0 } }
 
     var lastExpert: String? {
         get { state.withLock { $0.lastExpert } }

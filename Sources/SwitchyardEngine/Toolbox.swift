@@ -67,7 +67,7 @@ struct Toolbox: Sendable {
         do {
             stored = try await resources.find(kind: .tool, name: name, tenant: tenant)
         } catch {
-            throw StepFailure("database_error", Database.describe(error), retryable: true)
+            throw StepFailure.database(error)
         }
         guard let stored, case .tool(let spec) = stored.resource else {
             throw StepFailure("tool_missing", "tool \(name) does not exist", retryable: false)
@@ -126,6 +126,7 @@ struct Toolbox: Sendable {
         let outcome: Result<JSONValue, ToolError>
         do {
             let callContext = try await self.callContext(for: tool.definition, tenant: context.claim.tenantID)
+            context.noteSideEffect()
             outcome = .success(try await environment.runner.call(tool.definition, arguments: arguments, context: callContext))
         } catch {
             outcome = .failure(error)

@@ -137,7 +137,7 @@ extension MeteringRepository {
     /// The smallest, largest and average tokens of a step's past calls, by expert, for `yard plan`.
     func pastUsage(tenant: UUID, workflow: String, step: String) async throws -> [String: PastUsage] {
         var result: [String: PastUsage] = [:]
-        for try await row in try await database.client.query(
+        for try await row in try await database.query(
             """
             SELECT expert, count(*)::int8, min(prompt_tokens)::int8, max(prompt_tokens)::int8, avg(prompt_tokens)::int8,
                    min(completion_tokens)::int8, max(completion_tokens)::int8, avg(completion_tokens)::int8
@@ -155,7 +155,7 @@ extension MeteringRepository {
     /// The model each expert billed last for this tenant: what the server's experts run.
     func expertModels(tenant: UUID) async throws -> [String: String] {
         var result: [String: String] = [:]
-        for try await (expert, model) in try await database.client.query(
+        for try await (expert, model) in try await database.query(
             "SELECT DISTINCT ON (expert) expert, model FROM model_calls WHERE tenant_id = \(tenant) ORDER BY expert, started_at DESC",
             logger: database.logger
         ).decode((String, String).self) {

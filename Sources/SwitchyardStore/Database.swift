@@ -14,6 +14,15 @@ public struct DatabaseConfiguration: Sendable, Hashable {
     public var database: String
     public var requireTLS: Bool = false
     public var maxConnections: Int = 24
+    /// The longest a database call waits for a connection from the pool. While
+    /// PostgreSQL cannot be reached this is how soon a call fails (and the API answers
+    /// 503), so it is short.
+    public var acquireTimeout: Duration = .seconds(5)
+    /// The longest one database call (a statement, or a whole transaction) may take
+    /// once it has its connection. PostgreSQL enforces the same bound on its side
+    /// (`statement_timeout`, `idle_in_transaction_session_timeout`), so a call given up
+    /// here never leaves a backend holding row locks.
+    public var statementTimeout: Duration = .seconds(10)
 
     public init(host: String, port: Int = 5432, username: String, password: String?, database: String) {
         self.host = host
@@ -41,6 +50,10 @@ public struct DatabaseConfiguration: Sendable, Hashable {
         requireTLS = sslmode == "require" || sslmode == "verify-full"
     }
 
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+
     /// The same server, another database.
     public func with(database: String) -> DatabaseConfiguration {
         var copy = self
@@ -58,7 +71,13 @@ public struct DatabaseConfiguration: Sendable, Hashable {
             host: host, port: port, username: username, password: password, database: database,
             tls: requireTLS ? .require(.makeClientConfiguration()) : .disable)
         configuration.options.maximumConnections = maxConnections
-        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.connectTimeout = min(acquireTimeout, .seconds(5))
+        let milliseconds = Self.milliseconds(statementTimeout)
+        configuration.options.additionalStartupParameters = [
+            ("application_name", "switchyard"),
+            ("statement_timeout", "\(milliseconds)"),
+            ("idle_in_transaction_session_timeout", "\(milliseconds)"),
+        ]
         return configuration
     }
 }
@@ -67,6 +86,10 @@ public struct DatabaseConfiguration: Sendable, Hashable {
 public struct DatabaseError: Error, CustomStringConvertible, Sendable {
     public enum Code: String, Sendable {
         case configuration, unreachable, migration, conflict, notFound = "not_found", query
+        /// The call did not get a connection or an answer in time, or its connection
+        /// broke: PostgreSQL is down, restarting, stalled or overloaded. Trying again
+        /// later may succeed.
+        case unavailable
     }
 
     public var code: Code
@@ -120,14 +143,65 @@ public struct Database: Sendable {
         }
     }
 
-    /// Runs `body` in one transaction on one connection.
-    public func transaction<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
-        do {
-            return try await client.withTransaction(logger: logger) { connection in
-                try await body(connection)
+    /// Runs one statement and returns all its rows, within the configured deadlines
+    /// (see ``withConnection(timeout:file:line:_:)``).
+    @discardableResult
+    public func query(
+        _ query: PostgresQuery, logger: Logger? = nil, timeout: Duration? = nil, file: String = #fileID, line: Int = #line
+    ) async throws -> PostgresRows {
+        let logger = logger ?? self.logger
+        if let timeout, timeout > configuration.statementTimeout {
+            // PostgreSQL's own bound is the configured one: raise it for this statement.
+            let milliseconds = DatabaseConfiguration.milliseconds(timeout)
+            return try await transaction(timeout: timeout, file: file, line: line) { connection in
+                try await connection.query("SELECT set_config('statement_timeout', \(String(milliseconds)), true)", logger: logger)
+                return PostgresRows(try await connection.query(query, logger: logger, file: file, line: line).collect())
             }
-        } catch let error as PostgresTransactionError {
-            throw error.closureError ?? error.commitError ?? error.beginError ?? error
+        }
+        return try await withConnection(timeout: timeout, file: file, line: line) { connection in
+            PostgresRows(try await connection.query(query, logger: logger, file: file, line: line).collect())
+        }
+    }
+
+    /// Runs `body` in one transaction on one connection, within the configured
+    /// deadlines (see ``withConnection(timeout:file:line:_:)``).
+    public func transaction<Result: Sendable>(
+        timeout: Duration? = nil, file: String = #fileID, line: Int = #line, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        let logger = self.logger
+        return try await withConnection(timeout: timeout, file: file, line: line) { connection in
+            do {
+                return try await connection.withTransaction(logger: logger) { connection in
+                    try await body(connection)
+                }
+            } catch let error as PostgresTransactionError {
+                throw error.closureError ?? error.commitError ?? error.beginError ?? error
+            }
+        }
+    }
+
+    /// Runs `body` on a pooled connection, with two deadlines: a connection within
+    /// ``DatabaseConfiguration/acquireTimeout``, and the whole of `body` within
+    /// `timeout` (default ``DatabaseConfiguration/statementTimeout``). Past either,
+    /// the call throws ``DatabaseError/Code/unavailable`` and its connection is closed.
+    ///
+    /// The deadline holds whatever the driver does: PostgresNIO does not cancel a query
+    /// in flight, and a query written to a connection that closed at that moment (a
+    /// PostgreSQL restart) is never answered, so `body` may never return. The call
+    /// therefore runs `body` in a task of its own and stops waiting for it when the
+    /// deadline passes (see `DeadlineCall`), rather than await it forever.
+    public func withConnection<Result: Sendable>(
+        timeout: Duration? = nil, file: String = #fileID, line: Int = #line, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        let call = DeadlineCall<Result>(
+            acquireTimeout: configuration.acquireTimeout, timeout: timeout ?? configuration.statementTimeout, site: "\(file):\(line)")
+        let client = self.client
+        return try await call.run { call in
+            try await client.withConnection { connection in
+                try call.attach(connection)
+                defer { call.detach(connection) }
+                return try await body(connection)
+            }
         }
     }
 
@@ -142,6 +216,28 @@ public struct Database: Sendable {
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(Int.random(in: 1...20) * attempt))
             }
+        }
+    }
+
+    /// Whether `error` says PostgreSQL could not be reached or did not answer (a
+    /// restart, a stall, an overload, a broken connection) rather than refused the
+    /// statement: a call that failed so may succeed if tried again later.
+    public static func isUnavailable(_ error: any Error) -> Bool {
+        if let error = error as? DatabaseError { return error.code == .unavailable || error.code == .unreachable }
+        // The pool's own errors (its circuit breaker trips after a minute of failed
+        // connection attempts) come from a module PostgresNIO does not export.
+        if String(reflecting: type(of: error)).hasSuffix("ConnectionPoolError") { return true }
+        guard let error = error as? PSQLError else { return false }
+        switch error.code {
+        case .connectionError, .serverClosedConnection, .uncleanShutdown, .clientClosedConnection, .poolClosed:
+            return true
+        case .server:
+            let state = error.serverInfo?[.sqlState] ?? ""
+            // 08: connection exception; 57P01-57P03: shutdown, crash, not accepting
+            // connections yet; 53300: too many connections; 57014: a statement timeout.
+            return state.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300", "57014"].contains(state)
+        default:
+            return false
         }
     }
 
@@ -161,6 +257,33 @@ public struct Database: Sendable {
     /// Whether `error` is PostgreSQL's unique violation (SQLSTATE 23505).
     public static func isUniqueViolation(_ error: any Error) -> Bool {
         (error as? PSQLError)?.serverInfo?[.sqlState] == "23505"
+    }
+}
+
+/// The rows of a statement, all read: an `AsyncSequence` of `PostgresRow` like
+/// PostgresNIO's row sequence, so that `.decode(…)` reads the same, but complete, so
+/// that no connection stays leased while a caller walks it.
+public struct PostgresRows: AsyncSequence, Sendable {
+    public typealias Element = PostgresRow
+    public let rows: [PostgresRow]
+
+    public init(_ rows: [PostgresRow]) {
+        self.rows = rows
+    }
+
+    public var isEmpty: Bool { rows.isEmpty }
+    public var count: Int { rows.count }
+
+    /// The rows, as PostgresNIO's `collect()` returns them.
+    public func collect() -> [PostgresRow] { rows }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: rows.makeIterator())
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: IndexingIterator<[PostgresRow]>
+        public mutating func next() async -> PostgresRow? { base.next() }
     }
 }
 

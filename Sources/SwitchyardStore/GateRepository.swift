@@ -14,7 +14,7 @@ public struct GateRepository: Sendable {
 
     /// The history of one step (`workflow/step`); empty when nothing was learned yet.
     public func history(tenant: UUID, stepKey: String) async throws -> StepHistory {
-        for try await (fs, ff, ps, pf) in try await database.client.query(
+        for try await (fs, ff, ps, pf) in try await database.query(
             """
             SELECT flash_successes, flash_failures, pro_successes, pro_failures FROM gate_history
             WHERE tenant_id = \(tenant) AND step_key = \(stepKey)

@@ -23,7 +23,7 @@ public struct MeteringRepository: Sendable {
     /// Every price row.
     public func priceBook() async throws -> PriceBook {
         var rows: [PriceRow] = []
-        for try await (id, model, effective, hit, miss, output, peak) in try await database.client.query(
+        for try await (id, model, effective, hit, miss, output, peak) in try await database.query(
             "SELECT id, model, effective_from, input_cache_hit, input_cache_miss, output, peak FROM prices", logger: database.logger
         ).decode((String, String, Date, Int64, Int64, Int64, JSONValue?).self) {
             rows.append(try Self.priceRow(id: id, model: model, effective: effective, hit: hit, miss: miss, output: output, peak: peak))
@@ -35,7 +35,7 @@ public struct MeteringRepository: Sendable {
     /// rows are never edited once calls may cite them.
     public func addPrice(_ row: PriceRow) async throws {
         do {
-            try await database.client.query(
+            try await database.query(
                 """
                 INSERT INTO prices (id, model, effective_from, input_cache_hit, input_cache_miss, output, peak)
                 VALUES (\(row.id), \(row.model), \(row.effectiveFrom), \(row.inputCacheHit.microUSDPerMillion),
@@ -51,7 +51,7 @@ public struct MeteringRepository: Sendable {
     public func seed(_ rows: [PriceRow]) async throws -> Int {
         var added = 0
         for row in rows {
-            for try await _ in try await database.client.query(
+            for try await _ in try await database.query(
                 """
                 INSERT INTO prices (id, model, effective_from, input_cache_hit, input_cache_miss, output, peak)
                 VALUES (\(row.id), \(row.model), \(row.effectiveFrom), \(row.inputCacheHit.microUSDPerMillion),
@@ -100,7 +100,7 @@ public struct MeteringRepository: Sendable {
 
     /// The tenant's monthly budget, or nil when it has none.
     public func budget(tenant: UUID) async throws -> Budget? {
-        for try await (limit, onBudget) in try await database.client.query(
+        for try await (limit, onBudget) in try await database.query(
             "SELECT monthly_limit_pusd, on_budget FROM budgets WHERE tenant_id = \(tenant)", logger: database.logger
         ).decode((Int64, String).self) {
             return Budget(monthlyLimit: Money(picoUSD: limit), onBudget: BudgetPolicy(rawValue: onBudget) ?? .fail)
@@ -111,11 +111,11 @@ public struct MeteringRepository: Sendable {
     /// Sets (or, with nil, removes) a tenant's budget; false for no such tenant.
     public func setBudget(tenant: UUID, _ budget: Budget?) async throws -> Bool {
         guard let budget else {
-            try await database.client.query("DELETE FROM budgets WHERE tenant_id = \(tenant)", logger: database.logger)
+            try await database.query("DELETE FROM budgets WHERE tenant_id = \(tenant)", logger: database.logger)
             return true
         }
         var stored = false
-        for try await _ in try await database.client.query(
+        for try await _ in try await database.query(
             """
             INSERT INTO budgets (tenant_id, monthly_limit_pusd, on_budget)
             SELECT id, \(budget.monthlyLimit.picoUSD), \(budget.onBudget.rawValue) FROM tenants WHERE id = \(tenant)
@@ -133,7 +133,7 @@ public struct MeteringRepository: Sendable {
     /// `budget.alert` event had no live run to go to).
     public func alertsThisMonth(tenant: UUID) async throws -> [Int] {
         var percents: [Int] = []
-        for try await percent in try await database.client.query(
+        for try await percent in try await database.query(
             """
             SELECT percent FROM budget_alerts
             WHERE tenant_id = \(tenant) AND period = date_trunc('month', now() AT TIME ZONE 'UTC')::date ORDER BY percent
@@ -277,7 +277,7 @@ public struct MeteringRepository: Sendable {
     public func settleAbandonedReservations(olderThan grace: Duration = .seconds(2)) async throws -> Int {
         let graceMilliseconds = grace.components.seconds * 1000 + grace.components.attoseconds / 1_000_000_000_000_000
         var count = 0
-        for try await _ in try await database.client.query(
+        for try await _ in try await database.query(
             """
             WITH abandoned AS (
                 DELETE FROM reservations r
@@ -310,7 +310,7 @@ public struct MeteringRepository: Sendable {
         let afterMicros = after?.micros ?? Int64.min
         let afterKey = after?.key ?? ""
         // Pages are ordered by start time in exact microseconds, then by the row's key.
-        for try await row in try await database.client.query(
+        for try await row in try await database.query(
             """
             SELECT run_id, step_id, attempt, call_index, expert, model, prompt_tokens, cache_hit_tokens, cache_miss_tokens, completion_tokens,
                    reasoning_tokens, cost_pusd, price_id, usage_known, workflow, started_at, micros, key
@@ -356,7 +356,7 @@ public struct MeteringRepository: Sendable {
             \(unescaped: group) \(unescaped: order)
             """
         var groups: [CostGroup] = []
-        let rows = try await database.client.query(query, logger: database.logger)
+        let rows = try await database.query(query, logger: database.logger)
         for try await row in rows {
             let cells = row.makeRandomAccess()
             var key: [String: String] = [:]
@@ -381,7 +381,7 @@ public struct MeteringRepository: Sendable {
     /// Average tokens of a step's past calls (for `yard plan`), by expert.
     public func averageUsage(tenant: UUID, workflow: String, step: String) async throws -> [String: (prompt: Int, completion: Int, calls: Int)] {
         var result: [String: (Int, Int, Int)] = [:]
-        for try await (expert, prompt, completion, calls) in try await database.client.query(
+        for try await (expert, prompt, completion, calls) in try await database.query(
             """
             SELECT expert, avg(prompt_tokens)::int8, avg(completion_tokens)::int8, count(*)::int8 FROM model_calls
             WHERE tenant_id = \(tenant) AND workflow = \(workflow) AND step_id = \(step) AND usage_known

@@ -65,7 +65,10 @@ public struct Migrator: Sendable {
     public func migrate(_ migrations: [Migration]) async throws -> [Int] {
         let logger = database.logger
         do {
-            return try await database.transaction { connection in
+            // Migrations may rebuild large tables, and wait for another server's: no
+            // statement deadline but an hour's.
+            return try await database.transaction(timeout: .seconds(3600)) { connection in
+                try await connection.query("SET LOCAL statement_timeout = 0", logger: logger)
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
                 try await connection.query(
                     """

@@ -91,7 +91,7 @@ public struct ResourceRepository: Sendable {
 
     private func versions(_ query: PostgresQuery) async throws -> [ResourceVersion] {
         var result: [ResourceVersion] = []
-        for try await (kind, name, version, source, spec, createdAt) in try await database.client.query(query, logger: database.logger)
+        for try await (kind, name, version, source, spec, createdAt) in try await database.query(query, logger: database.logger)
             .decode((String, String, Int, String, String, Date).self)
         {
             guard let kind = ResourceKind(rawValue: kind) else { continue }

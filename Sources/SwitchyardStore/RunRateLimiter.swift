@@ -26,7 +26,7 @@ public struct RunRateLimiter: Sendable {
     /// Takes one token for a new run, or says how long until one is there.
     public func acquire(tenant: UUID) async throws -> Decision {
         var limits: (rate: Double, burst: Int)?
-        for try await (rate, burst) in try await database.client.query(
+        for try await (rate, burst) in try await database.query(
             "SELECT runs_per_second, run_burst FROM tenants WHERE id = \(tenant)", logger: database.logger
         ).decode((Double?, Int?).self) {
             if let rate = rate ?? defaultRate, rate > 0 {

@@ -74,7 +74,7 @@ public struct RunRepository: Sendable {
         let created: JSONValue = ["workflow": .string(workflow), "version": .int(version), "input": input]
         var createdAt: Date?
         var depth = 0
-        for try await row in try await database.client.query(
+        for try await row in try await database.query(
             """
             WITH parent_run AS (
                 SELECT depth, status FROM runs WHERE tenant_id = \(tenant) AND id = \(parent?.run) FOR SHARE
@@ -143,13 +143,13 @@ public struct RunRepository: Sendable {
     /// A run with its steps and usage, or nil when this tenant has no such run.
     public func run(_ id: UUID, tenant: UUID) async throws -> RunRecord? {
         var found: RunRecord?
-        for try await row in try await database.client.query(
+        for try await row in try await database.query(
             "SELECT \(unescaped: Self.runColumns) FROM runs WHERE tenant_id = \(tenant) AND id = \(id)", logger: database.logger
         ).decode(RunRow.self) {
             found = Self.runRecord(row)
         }
         guard var run = found else { return nil }
-        for try await (stepID, status, attempt, expert, output, error, startedAt, finishedAt, route, feedback) in try await database.client.query(
+        for try await (stepID, status, attempt, expert, output, error, startedAt, finishedAt, route, feedback) in try await database.query(
             """
             SELECT step_id, status, attempt, expert, output, error, started_at, finished_at, route, feedback FROM steps
             WHERE tenant_id = \(tenant) AND run_id = \(id) ORDER BY position
@@ -161,7 +161,7 @@ public struct RunRepository: Sendable {
                     error: ErrorRecord(json: error), startedAt: startedAt, finishedAt: finishedAt, route: route, feedback: feedback))
         }
         var stepCosts: [String: Money] = [:]
-        for try await (step, calls, prompt, completion, cost, unpriced, estimated) in try await database.client.query(
+        for try await (step, calls, prompt, completion, cost, unpriced, estimated) in try await database.query(
             """
             SELECT step_id, count(*)::int8, coalesce(sum(prompt_tokens), 0)::int8, coalesce(sum(completion_tokens), 0)::int8,
                    coalesce(sum(cost_pusd), 0)::int8, count(*) FILTER (WHERE cost_pusd IS NULL)::int8, count(*) FILTER (WHERE NOT usage_known)::int8
@@ -184,7 +184,7 @@ public struct RunRepository: Sendable {
 
     func run(idempotencyKey: String, tenant: UUID) async throws -> RunRecord? {
         var id: UUID?
-        for try await (runID) in try await database.client.query(
+        for try await (runID) in try await database.query(
             "SELECT id FROM runs WHERE tenant_id = \(tenant) AND idempotency_key = \(idempotencyKey)", logger: database.logger
         ).decode(UUID.self) {
             id = runID
@@ -195,7 +195,7 @@ public struct RunRepository: Sendable {
 
     /// The status of a run, cheaply, for waiting loops.
     public func status(of id: UUID, tenant: UUID) async throws -> RunStatus? {
-        for try await status in try await database.client.query(
+        for try await status in try await database.query(
             "SELECT status FROM runs WHERE tenant_id = \(tenant) AND id = \(id)", logger: database.logger
         ).decode(String.self) {
             return RunStatus(rawValue: status)
@@ -211,7 +211,7 @@ public struct RunRepository: Sendable {
         var runs: [RunRecord] = []
         var lastMicroseconds: Int64 = 0
         var more = false
-        for try await row in try await database.client.query(
+        for try await row in try await database.query(
             """
             SELECT \(unescaped: Self.runColumns), (extract(epoch FROM created_at) * 1000000)::int8 FROM runs
             WHERE tenant_id = \(tenant)
@@ -240,7 +240,7 @@ public struct RunRepository: Sendable {
     /// Events after `seq`, in order.
     public func events(of run: UUID, tenant: UUID, after seq: Int64 = 0, limit: Int = 500) async throws -> [RunEvent] {
         var events: [RunEvent] = []
-        for try await (seq, type, stepID, data, createdAt) in try await database.client.query(
+        for try await (seq, type, stepID, data, createdAt) in try await database.query(
             """
             SELECT seq, type, step_id, data, created_at FROM run_events
             WHERE tenant_id = \(tenant) AND run_id = \(run) AND seq > \(seq)
@@ -374,7 +374,7 @@ public struct RunRepository: Sendable {
     @discardableResult
     public func cancelOrphans(limit: Int = 100) async throws -> Int {
         var orphans: [(UUID, UUID)] = []
-        for try await row in try await database.client.query(
+        for try await row in try await database.query(
             """
             SELECT c.tenant_id, c.id FROM runs c
             JOIN runs p ON p.tenant_id = c.tenant_id AND p.id = c.parent_run_id
@@ -395,7 +395,7 @@ public struct RunRepository: Sendable {
     /// theirs in turn.
     public func cancelChildren(of parent: UUID, step: String? = nil, tenant: UUID, reason: String = "the parent run ended") async throws {
         var children: [UUID] = []
-        for try await id in try await database.client.query(
+        for try await id in try await database.query(
             """
             SELECT id FROM runs
             WHERE tenant_id = \(tenant) AND parent_run_id = \(parent) AND (\(step)::text IS NULL OR parent_step_id = \(step))

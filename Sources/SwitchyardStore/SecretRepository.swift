@@ -14,7 +14,7 @@ public struct SecretRepository: Sendable {
     /// Creates or replaces a secret; true when it was created.
     @discardableResult
     public func put(tenant: UUID, name: String, ciphertext: Data) async throws -> Bool {
-        for try await (inserted) in try await database.client.query(
+        for try await (inserted) in try await database.query(
             """
             INSERT INTO secrets (tenant_id, name, ciphertext) VALUES (\(tenant), \(name), \(ciphertext))
             ON CONFLICT (tenant_id, name) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, updated_at = now()
@@ -28,7 +28,7 @@ public struct SecretRepository: Sendable {
 
     /// True when a secret was deleted.
     public func delete(tenant: UUID, name: String) async throws -> Bool {
-        for try await _ in try await database.client.query(
+        for try await _ in try await database.query(
             "DELETE FROM secrets WHERE tenant_id = \(tenant) AND name = \(name) RETURNING name", logger: database.logger
         ).decode(String.self) {
             return true
@@ -39,7 +39,7 @@ public struct SecretRepository: Sendable {
     /// Names and update times only: values never leave through listings.
     public func list(tenant: UUID) async throws -> [(name: String, updatedAt: Date)] {
         var result: [(String, Date)] = []
-        for try await row in try await database.client.query(
+        for try await row in try await database.query(
             "SELECT name, updated_at FROM secrets WHERE tenant_id = \(tenant) ORDER BY name", logger: database.logger
         ).decode((String, Date).self) {
             result.append(row)
@@ -51,7 +51,7 @@ public struct SecretRepository: Sendable {
     public func sealed(tenant: UUID, names: Set<String>) async throws -> [String: Data] {
         guard !names.isEmpty else { return [:] }
         var result: [String: Data] = [:]
-        for try await (name, ciphertext) in try await database.client.query(
+        for try await (name, ciphertext) in try await database.query(
             "SELECT name, ciphertext FROM secrets WHERE tenant_id = \(tenant) AND name = ANY(\(Array(names)))", logger: database.logger
         ).decode((String, Data).self) {
             result[name] = ciphertext

@@ -43,6 +43,17 @@ public enum CompletionResult: Sendable, Hashable {
     case committed(newlyReady: [String], runFinished: RunStatus?)
 }
 
+/// Which maintenance sweeps have work (see ``StepQueue/maintenanceDue()``).
+public struct MaintenanceDue: Sendable, Hashable {
+    public var expiredLeases = false
+    public var expiredWaits = false
+    public var runsAwaitingEnd = false
+    public var orphanedChildren = false
+    /// Reservations exist (a call in flight, or one abandoned by a stopped process).
+    public var abandonedReservations = false
+    public var overdueRuns = false
+}
+
 /// How a run ends once its last step is final: the output object, or why it failed.
 public typealias RunFinalizer = @Sendable (_ outputs: [String: FinishedStep]) -> Result<JSONValue, ErrorRecord>
 
@@ -74,7 +85,7 @@ public struct StepQueue: Sendable {
         let defaultCap = tenantCap ?? Int(Int32.max)
         let leaseMilliseconds = Self.milliseconds(lease)
         var claimed: [ClaimedStep] = []
-        for try await row in try await database.client.query(
+        for try await row in try await database.query(
             """
             WITH RECURSIVE ready_tenants(tenant_id) AS (
                 -- The tenants with ready work, by a skip scan of steps_ready_by_tenant.
@@ -147,32 +158,45 @@ public struct StepQueue: Sendable {
     }
 
     /// Extends the leases of the steps this process is running now (not of every row
-    /// it once claimed: a step it gave up on must be let go to expire). Returns how many.
+    /// it once claimed: a step it gave up on must be let go to expire). Returns the
+    /// steps whose leases it extended: a step missing from the answer is no longer
+    /// this process's (its run was cancelled, or its lease expired and was taken over).
     @discardableResult
-    public func heartbeat(_ steps: [ClaimedStep], lease: Duration) async throws -> Int {
-        guard !steps.isEmpty else { return 0 }
+    public func heartbeat(_ steps: [ClaimedStep], lease: Duration) async throws -> [ClaimedStep] {
+        guard !steps.isEmpty else { return [] }
         let milliseconds = Self.milliseconds(lease)
-        let rows = try await database.client.query(
+        var renewed = Set<StepKey>()
+        for try await (run, step) in try await database.query(
             """
             UPDATE steps s SET lease_expires_at = now() + \(milliseconds) * interval '1 millisecond'
             FROM unnest(\(steps.map(\.tenantID)), \(steps.map(\.runID)), \(steps.map(\.stepID)), \(steps.map(\.attempt)))
                  AS k(tenant_id, run_id, step_id, attempt)
             WHERE s.tenant_id = k.tenant_id AND s.run_id = k.run_id AND s.step_id = k.step_id AND s.attempt = k.attempt
               AND s.lease_owner = \(owner) AND s.status = 'running'
-            RETURNING 1
+            RETURNING s.run_id, s.step_id
             """, logger: database.logger
-        ).collect()
-        return rows.count
+        ).decode((UUID, String).self) {
+            renewed.insert(StepKey(run: run, step: step))
+        }
+        return steps.filter { renewed.contains(StepKey(run: $0.runID, step: $0.stepID)) }
     }
 
-    /// Lets go of a claimed step this process will not finish, so that it expires now
-    /// and any process may run it again, instead of after the whole lease.
-    public func release(_ step: ClaimedStep) async throws {
-        try await database.client.query(
+    private struct StepKey: Hashable {
+        var run: UUID
+        var step: String
+    }
+
+    /// Lets go of claimed steps this process will not finish, so that they expire now
+    /// and any process may run them again, instead of after the whole lease.
+    public func release(_ steps: [ClaimedStep]) async throws {
+        guard !steps.isEmpty else { return }
+        try await database.query(
             """
-            UPDATE steps SET lease_expires_at = now()
-            WHERE tenant_id = \(step.tenantID) AND run_id = \(step.runID) AND step_id = \(step.stepID)
-              AND attempt = \(step.attempt) AND lease_owner = \(owner) AND status = 'running'
+            UPDATE steps s SET lease_expires_at = now()
+            FROM unnest(\(steps.map(\.tenantID)), \(steps.map(\.runID)), \(steps.map(\.stepID)), \(steps.map(\.attempt)))
+                 AS k(tenant_id, run_id, step_id, attempt)
+            WHERE s.tenant_id = k.tenant_id AND s.run_id = k.run_id AND s.step_id = k.step_id AND s.attempt = k.attempt
+              AND s.lease_owner = \(owner) AND s.status = 'running'
             """, logger: database.logger)
     }
 
@@ -182,7 +206,7 @@ public struct StepQueue: Sendable {
 
     /// The data of a signal delivered to the run, if any.
     public func signal(named name: String, run: UUID, tenant: UUID) async throws -> JSONValue? {
-        for try await data in try await database.client.query(
+        for try await data in try await database.query(
             "SELECT data FROM signals WHERE tenant_id = \(tenant) AND run_id = \(run) AND name = \(name)", logger: database.logger
         ).decode(JSONValue.self) {
             return data
@@ -198,7 +222,7 @@ public struct StepQueue: Sendable {
     /// when this process cannot take them itself right away.
     public func complete(
         _ step: ClaimedStep, _ transition: StepTransition, dependents: [String], notifyOthers: Bool,
-        finalize: RunFinalizer
+        finalize: @escaping RunFinalizer
     ) async throws -> CompletionResult {
         try await database.retryingDeadlocks {
             switch transition {
@@ -224,12 +248,12 @@ public struct StepQueue: Sendable {
     /// second transaction, to compute the run's output and end it.
     private func completeInOneStatement(
         _ step: ClaimedStep, as status: StepStatus, output: JSONValue?, expert: String?, event: NewEvent, dependents: [String],
-        notifyOthers: Bool, finalize: RunFinalizer
+        notifyOthers: Bool, finalize: @escaping RunFinalizer
     ) async throws -> CompletionResult {
         let tenant = step.tenantID
         let run = step.runID
         var result: (fenced: Bool, ready: [String], remaining: Int, runStatus: String)?
-        for try await row in try await database.client.query(
+        for try await row in try await database.query(
             """
             WITH fenced AS (
                 UPDATE steps SET status = \(status.rawValue), output = \(output), error = NULL, expert = coalesce(\(expert), expert),
@@ -273,7 +297,7 @@ public struct StepQueue: Sendable {
     /// process stopped between committing the step and ending the run.
     public func runsAwaitingEnd(limit: Int = 100) async throws -> [(tenant: UUID, run: UUID, workflow: String, version: Int, input: JSONValue)] {
         var result: [(tenant: UUID, run: UUID, workflow: String, version: Int, input: JSONValue)] = []
-        for try await row in try await database.client.query(
+        for try await row in try await database.query(
             """
             SELECT tenant_id, id, workflow, version, input FROM runs
             WHERE remaining_steps = 0 AND status IN ('queued', 'running', 'waiting')
@@ -286,7 +310,7 @@ public struct StepQueue: Sendable {
     }
 
     /// Ends a run whose steps are all final, unless it has ended already.
-    public func endRun(_ run: UUID, tenant: UUID, finalize: RunFinalizer) async throws -> RunStatus? {
+    public func endRun(_ run: UUID, tenant: UUID, finalize: @escaping RunFinalizer) async throws -> RunStatus? {
         try await database.retryingDeadlocks {
             try await database.transaction { connection in
                 let (status, events) = try await finishRun(run, tenant: tenant, finalize: finalize, connection: connection)
@@ -300,7 +324,7 @@ public struct StepQueue: Sendable {
     /// failure, and the parent's step resumed if it is a child. Returns the run's end
     /// and the events to append.
     private func finishRun(
-        _ run: UUID, tenant: UUID, finalize: RunFinalizer, connection: PostgresConnection
+        _ run: UUID, tenant: UUID, finalize: @escaping RunFinalizer, connection: PostgresConnection
     ) async throws -> (RunStatus?, [NewEvent]) {
         let logger = database.logger
         var current: RunStatus?
@@ -334,7 +358,7 @@ public struct StepQueue: Sendable {
 
     private func completeInTransaction(
         _ step: ClaimedStep, _ transition: StepTransition, dependents: [String], notifyOthers: Bool,
-        finalize: RunFinalizer, connection: PostgresConnection
+        finalize: @escaping RunFinalizer, connection: PostgresConnection
     ) async throws -> CompletionResult {
         let logger = database.logger
         let tenant = step.tenantID
@@ -492,7 +516,7 @@ public struct StepQueue: Sendable {
     @discardableResult
     public func reclaimExpiredLeases(limit: Int = 500) async throws -> Int {
         var count = 0
-        for try await (tenant, run, step, attempt) in try await database.client.query(
+        for try await (tenant, run, step, attempt) in try await database.query(
             """
             WITH expired AS (
                 SELECT tenant_id, run_id, step_id FROM steps
@@ -518,7 +542,7 @@ public struct StepQueue: Sendable {
     /// sees the missing signal and fails them with `wait_timeout`.
     @discardableResult
     public func wakeExpiredWaits(limit: Int = 500) async throws -> Int {
-        try await database.client.query(
+        try await database.query(
             """
             WITH expired AS (
                 SELECT tenant_id, run_id, step_id FROM steps
@@ -535,7 +559,7 @@ public struct StepQueue: Sendable {
     /// Live runs past their deadline.
     public func overdueRuns(limit: Int = 100) async throws -> [(tenant: UUID, run: UUID)] {
         var result: [(UUID, UUID)] = []
-        for try await row in try await database.client.query(
+        for try await row in try await database.query(
             """
             SELECT tenant_id, id FROM runs
             WHERE deadline < now() AND status IN ('queued', 'running', 'waiting')
@@ -549,7 +573,7 @@ public struct StepQueue: Sendable {
 
     /// Whether the wait deadline of a step has passed.
     public func waitDeadlinePassed(_ step: ClaimedStep) async throws -> Bool {
-        for try await passed in try await database.client.query(
+        for try await passed in try await database.query(
             """
             SELECT coalesce(wait_deadline < now(), false) FROM steps
             WHERE tenant_id = \(step.tenantID) AND run_id = \(step.runID) AND step_id = \(step.stepID)
@@ -561,16 +585,39 @@ public struct StepQueue: Sendable {
     }
 
     /// How long until the earliest ready step may start (a retry's backoff), or nil when
-    /// no step is ready.
+    /// no step is ready. (NULL must stay NULL here: `greatest(0, NULL)` is 0, which once
+    /// made an idle dispatcher poll every millisecond.)
     public func nextReadyDelay() async throws -> Duration? {
-        for try await milliseconds in try await database.client.query(
+        for try await milliseconds in try await database.query(
             """
-            SELECT (greatest(0, extract(epoch FROM (min(ready_at) - now())) * 1000))::int8 FROM steps WHERE status = 'ready'
+            SELECT (extract(epoch FROM (min(ready_at) - now())) * 1000)::int8 FROM steps WHERE status = 'ready'
             """, logger: database.logger
         ).decode(Int64?.self) {
-            return milliseconds.map { .milliseconds($0) }
+            return milliseconds.map { .milliseconds(max(0, $0)) }
         }
         return nil
+    }
+
+    /// Which of the maintenance sweeps have anything to do, in one query, so that an
+    /// idle engine does not run six.
+    public func maintenanceDue() async throws -> MaintenanceDue {
+        for try await row in try await database.query(
+            """
+            SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'running' AND lease_expires_at < now()),
+                   EXISTS (SELECT 1 FROM steps WHERE status = 'waiting' AND wait_deadline < now()),
+                   EXISTS (SELECT 1 FROM runs WHERE remaining_steps = 0 AND status IN ('queued', 'running', 'waiting')),
+                   EXISTS (SELECT 1 FROM runs c JOIN runs p ON p.tenant_id = c.tenant_id AND p.id = c.parent_run_id
+                           WHERE c.parent_run_id IS NOT NULL AND c.status IN ('queued', 'running', 'waiting')
+                             AND p.status IN ('succeeded', 'failed', 'cancelled')),
+                   EXISTS (SELECT 1 FROM reservations),
+                   EXISTS (SELECT 1 FROM runs WHERE deadline < now() AND status IN ('queued', 'running', 'waiting'))
+            """, logger: database.logger
+        ).decode((Bool, Bool, Bool, Bool, Bool, Bool).self) {
+            return MaintenanceDue(
+                expiredLeases: row.0, expiredWaits: row.1, runsAwaitingEnd: row.2, orphanedChildren: row.3, abandonedReservations: row.4,
+                overdueRuns: row.5)
+        }
+        return MaintenanceDue()
     }
 
     /// Stores the gate's decision on the step and appends its `model.routed` event, in

@@ -39,7 +39,7 @@ public struct TenantRepository: Sendable {
     }
 
     public func tenant(id: UUID) async throws -> Tenant? {
-        for try await (id, name) in try await database.client.query(
+        for try await (id, name) in try await database.query(
             "SELECT id, name FROM tenants WHERE id = \(id)", logger: database.logger
         ).decode((UUID, String).self) {
             return Tenant(id: id, name: name)
@@ -49,7 +49,7 @@ public struct TenantRepository: Sendable {
 
     public func tenants() async throws -> [Tenant] {
         var result: [Tenant] = []
-        for try await (id, name) in try await database.client.query(
+        for try await (id, name) in try await database.query(
             "SELECT id, name FROM tenants ORDER BY name", logger: database.logger
         ).decode((UUID, String).self) {
             result.append(Tenant(id: id, name: name))
@@ -59,7 +59,7 @@ public struct TenantRepository: Sendable {
 
     /// The tenant's own settings for the gate and for tool egress; nil for no such tenant.
     public func settings(tenant id: UUID) async throws -> TenantSettings? {
-        for try await (threshold, egress, steps, rate, burst) in try await database.client.query(
+        for try await (threshold, egress, steps, rate, burst) in try await database.query(
             "SELECT gate_threshold, egress_allow, max_concurrent_steps, runs_per_second, run_burst FROM tenants WHERE id = \(id)",
             logger: database.logger
         ).decode((Double?, [String], Int?, Double?, Int?).self) {
@@ -70,7 +70,7 @@ public struct TenantRepository: Sendable {
 
     /// Replaces the tenant's settings; false when there is no such tenant.
     public func updateSettings(tenant id: UUID, _ settings: TenantSettings) async throws -> Bool {
-        for try await _ in try await database.client.query(
+        for try await _ in try await database.query(
             """
             UPDATE tenants SET gate_threshold = \(settings.gateThreshold), egress_allow = \(settings.egressAllow),
                 max_concurrent_steps = \(settings.maxRunningSteps), runs_per_second = \(settings.runsPerSecond), run_burst = \(settings.runBurst)
@@ -86,7 +86,7 @@ public struct TenantRepository: Sendable {
     public func authenticate(key text: String) async throws -> Tenant? {
         guard let tenantID = APIKey.tenant(in: text) else { return nil }
         let digest = APIKey.digest(text)
-        for try await (id, name) in try await database.client.query(
+        for try await (id, name) in try await database.query(
             """
             SELECT t.id, t.name FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
             WHERE k.tenant_id = \(tenantID) AND k.digest = \(digest) AND k.revoked_at IS NULL

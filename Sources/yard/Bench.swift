@@ -79,7 +79,7 @@ struct EngineBench: AsyncParsableCommand {
                 while try await runs.status(of: run.id, tenant: tenant.id)?.isFinal != true {
                     try await Task.sleep(for: .milliseconds(1))
                 }
-                for try await milliseconds in try await database.client.query(
+                for try await milliseconds in try await database.query(
                     """
                     SELECT (extract(epoch FROM (min(e.created_at) - r.created_at)) * 1000)::float8
                     FROM run_events e JOIN runs r ON r.tenant_id = e.tenant_id AND r.id = e.run_id
@@ -112,7 +112,7 @@ struct EngineBench: AsyncParsableCommand {
             }
             let created = clock.now - start
             while true {
-                let live = try await database.client.query(
+                let live = try await database.query(
                     "SELECT count(*)::int8 FROM runs WHERE tenant_id = \(tenant.id) AND status NOT IN ('succeeded', 'failed', 'cancelled')"
                 ).decode(Int.self).first { _ in true } ?? 0
                 if live == 0 { break }

@@ -33,6 +33,9 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// The most steps of one tenant running at once across all servers, for tenants
     /// without their own cap; nil: no cap.
     public var maxRunningStepsPerTenant: Int?
+    /// The most live event streams (`GET …/events`) one tenant may hold open on this
+    /// server.
+    public var maxEventStreamsPerTenant: Int = 64
     /// How long a graceful shutdown lets running steps finish. After it their leases
     /// are let go (any server runs them again) and the process stops.
     public var shutdownGrace: Duration = .seconds(30)
@@ -67,6 +70,8 @@ public final class Engine: Service, Sendable {
     let cancellations = RunCancellations()
     /// Live model deltas for followers of `GET …/events?deltas=1`.
     public let deltas: DeltaHub
+    /// Wakes this process's live event streams when their runs change.
+    public let events: RunEventFeed
     /// The steps this process is running, by run and step: their leases are the ones
     /// the heartbeat renews, and their count is what the dispatcher has in use.
     private let running = Mutex<[String: RunningStep]>([:])
@@ -97,6 +102,7 @@ public final class Engine: Service, Sendable {
         self.logger = logger
         let deltas = DeltaHub(owner: queue.owner, database: database, logger: logger)
         self.deltas = deltas
+        self.events = RunEventFeed(owner: queue.owner, database: database, maxStreamsPerTenant: configuration.maxEventStreamsPerTenant, logger: logger)
         let toolbox = Toolbox(
             resources: resources, secrets: SecretRepository(database: database), tenants: tenants, queue: queue, environment: tools, logger: logger)
         let metering = MeteringRepository(database: database)
@@ -389,6 +395,7 @@ public final class Engine: Service, Sendable {
     /// interval here.
     private func maintain() async {
         var lastAnnouncement = ContinuousClock.now
+        var lastRenewal = ContinuousClock.now
         let failures = FailureLog("maintenance", logger: logger)
         while !Task.isCancelled {
             do {
@@ -400,6 +407,10 @@ public final class Engine: Service, Sendable {
                 if ContinuousClock.now - lastAnnouncement >= DeltaHub.announceInterval {
                     lastAnnouncement = .now
                     await deltas.announceFollowedRuns()
+                }
+                if ContinuousClock.now - lastRenewal >= RunEventFeed.renewInterval {
+                    lastRenewal = .now
+                    await events.renew()
                 }
                 let due = try await queue.maintenanceDue()
                 var reclaimed = 0, woken = 0
@@ -436,36 +447,34 @@ public final class Engine: Service, Sendable {
         }
     }
 
-    /// Listens for `work` (wake the dispatcher) and `cancel` (stop a run's steps) on a
-    /// dedicated connection, reconnecting after errors.
+    /// Listens for `work` (wake the dispatcher), `cancel` (stop a run's steps), delta
+    /// relays and run events (wake streams) on a dedicated connection, reconnecting
+    /// after errors.
     private func listen() async {
+        let handlers: [String: @Sendable (String) -> Void] = [
+            NotificationChannel.work: { _ in self.wakeup.signal() },
+            NotificationChannel.cancel: { payload in
+                if let run = UUID(uuidString: payload) { self.cancellations.cancel(run) }
+            },
+            DeltaHub.watchChannel: { payload in self.deltas.noteRemoteWatch(payload) },
+            DeltaHub.deltaChannel: { payload in self.deltas.receive(payload) },
+            EventFollowers.channel: { payload in self.events.received(payload) },
+        ]
         let failures = FailureLog("listening for notifications", logger: logger)
         while !Task.isCancelled {
             do {
                 try await database.client.withConnection { connection in
-                    try await connection.listen(on: NotificationChannel.work) { work in
-                        try await connection.listen(on: NotificationChannel.cancel) { cancel in
-                            try await connection.listen(on: DeltaHub.watchChannel) { watches in
-                                try await connection.listen(on: DeltaHub.deltaChannel) { deltas in
-                                    failures.succeeded()
-                                    // Notifications sent while nobody listened are lost: look for work now.
-                                    self.wakeup.signal()
-                                    try await withThrowingDiscardingTaskGroup { group in
-                                        group.addTask {
-                                            for try await notification in watches { self.deltas.noteRemoteWatch(notification.payload) }
-                                        }
-                                        group.addTask {
-                                            for try await notification in deltas { self.deltas.receive(notification.payload) }
-                                        }
-                                        group.addTask {
-                                            for try await _ in work { self.wakeup.signal() }
-                                        }
-                                        group.addTask {
-                                            for try await notification in cancel {
-                                                if let run = UUID(uuidString: notification.payload) { self.cancellations.cancel(run) }
-                                            }
-                                        }
-                                    }
+                    try await Self.listen(on: handlers.keys.sorted()[...], connection: connection) { sequences in
+                        failures.succeeded()
+                        // Notifications sent while nobody listened are lost: look for work
+                        // now, and let every stream read.
+                        self.wakeup.signal()
+                        self.events.wakeAll()
+                        try await withThrowingDiscardingTaskGroup { group in
+                            for (channel, notifications) in sequences {
+                                guard let handle = handlers[channel] else { continue }
+                                group.addTask {
+                                    for try await notification in notifications { handle(notification.payload) }
                                 }
                             }
                         }
@@ -476,6 +485,20 @@ public final class Engine: Service, Sendable {
                 failures.failed(error)
                 try? await Task.sleep(for: .seconds(1))
             }
+        }
+    }
+
+    /// Runs `body` with a notification sequence for each channel, all listening on
+    /// `connection` (each `listen(on:)` unlistens when its scope ends).
+    private static func listen(
+        on channels: ArraySlice<String>, connection: PostgresConnection, listening: [String: PostgresNotificationSequence] = [:],
+        _ body: @Sendable ([String: PostgresNotificationSequence]) async throws -> Void
+    ) async throws {
+        guard let channel = channels.first else { return try await body(listening) }
+        try await connection.listen(on: channel) { notifications in
+            var listening = listening
+            listening[channel] = notifications
+            try await listen(on: channels.dropFirst(), connection: connection, listening: listening, body)
         }
     }
 }

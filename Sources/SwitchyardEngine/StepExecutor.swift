@@ -91,6 +91,11 @@ struct StepExecutor: Sendable {
             return .abandon
         case .databaseUnavailable(let error):
             return .waitForDatabase(error)
+        case .failed(let failure, let expert) where failure.error.code == StepFailure.unavailableCode:
+            // The database went away after the attempt had spent something: it runs
+            // again once the database is back, and that retry is the engine's, not
+            // the step's (a restart of PostgreSQL must not fail a run).
+            return .commit(.retry(failure.error, delay: TimeSpan(milliseconds: 1_000), expert: expert, owed: true))
         case .failed(let failure, let expert):
             if failure.retryable && claim.attempt < claim.maxAttempts {
                 let delay = step.retry.delay(afterAttempt: claim.attempt, unitRandom: Double.random(in: 0..<1))

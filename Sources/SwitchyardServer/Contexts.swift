@@ -79,6 +79,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
 /// Turns Hummingbird's own errors (unknown route, body too large) and unexpected
 /// errors into the API's error format, so every error a client sees has one shape.
 struct ErrorFormatMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// What `Retry-After` says when the database is unavailable.
+    static var retryAfterSeconds: Int { 2 }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
@@ -96,6 +99,13 @@ struct ErrorFormatMiddleware<Context: RequestContext>: RouterMiddleware {
             throw APIError(error.status, code: code, error.body ?? error.status.reasonPhrase)
         } catch let error as DatabaseError where error.code == .conflict {
             throw APIError(.conflict, code: "conflict", error.message)
+        } catch where Database.isUnavailable(error) {
+            // PostgreSQL is down, restarting, stalled or saturated: the request changed
+            // nothing it could not roll back, and the same request may succeed shortly.
+            context.logger.warning("request failed: the database is unavailable", metadata: ["error": "\(Database.describe(error))", "path": "\(request.uri.path)"])
+            var unavailable = APIError(.serviceUnavailable, code: "database_unavailable", "the database cannot be reached right now; retry after \(Self.retryAfterSeconds) s")
+            unavailable.headers = [.retryAfter: String(Self.retryAfterSeconds)]
+            throw unavailable
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(Database.describe(error))", "path": "\(request.uri.path)"])
             throw APIError(.internalServerError, code: "internal", "the server failed to answer; the error is in its log")

@@ -23,6 +23,11 @@ public struct APIDependencies: Sendable {
     public var secretBox: SecretBox?
     /// Live model deltas, for `GET …/events?deltas=1`; nil without a local engine.
     public var deltas: DeltaHub?
+    /// Wakes live event streams when their runs change (the engine's).
+    public var events: RunEventFeed
+    /// How often an event stream writes a keep-alive comment (and so notices a client
+    /// that went away) when its run is quiet.
+    public var eventHeartbeat: Duration = .seconds(5)
     /// What this server's engine does, for estimates (`POST …/plan`): the experts'
     /// models, the gate's default threshold and the default completion cap.
     public var engineFacts = EngineFacts()
@@ -33,7 +38,7 @@ public struct APIDependencies: Sendable {
     public var shouldWakeOthers: @Sendable () -> Bool
 
     public init(
-        database: Database, loader: ResourceLoader = ResourceLoader(), secretBox: SecretBox? = nil, deltas: DeltaHub? = nil,
+        database: Database, events: RunEventFeed, loader: ResourceLoader = ResourceLoader(), secretBox: SecretBox? = nil, deltas: DeltaHub? = nil,
         runRate: (perSecond: Double?, burst: Int?) = (nil, nil),
         onRunCreated: @escaping @Sendable () -> Void = {}, shouldWakeOthers: @escaping @Sendable () -> Bool = { true }
     ) {
@@ -48,6 +53,7 @@ public struct APIDependencies: Sendable {
         self.loader = loader
         self.secretBox = secretBox
         self.deltas = deltas
+        self.events = events
         self.onRunCreated = onRunCreated
         self.shouldWakeOthers = shouldWakeOthers
     }
@@ -303,72 +309,34 @@ struct RunRoutes {
                 }
                 lastID = max(lastID, seq)
             }
-            let runs = api.runs
-            let resumeAfter = lastID
+            let subscription: RunEventFeed.Subscription
+            do {
+                subscription = try await api.events.subscribe(run: id, tenant: tenant)
+            } catch RunEventFeed.SubscribeError.tooManyStreams(let limit) {
+                var error = APIError(
+                    .tooManyRequests, code: "too_many_streams",
+                    "this tenant already has \(limit) event streams open on this server; close one, or retry after \(Self.streamRetrySeconds) s")
+                error.headers = [.retryAfter: String(Self.streamRetrySeconds)]
+                throw error
+            }
             let followed = Self.wantsDeltas(request) ? api.deltas : nil
             let deltas = followed?.subscribe(run: id)
             if let followed { await followed.announce(run: id) }
+            let stream = EventStream(
+                run: id, tenant: tenant, after: lastID, runs: api.runs, subscription: subscription, deltas: deltas, heartbeat: api.eventHeartbeat)
             let body = ResponseBody { writer in
-                let (output, sink) = AsyncStream.makeStream(of: ByteBuffer.self)
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        defer { sink.finish() }
-                        try await Self.streamEvents(of: id, tenant: tenant, after: resumeAfter, runs: runs) { sink.yield($0) }
-                    }
-                    if let deltas {
-                        group.addTask {
-                            for await delta in deltas {
-                                var buffer = ByteBuffer()
-                                buffer.writeString("event: model.delta\ndata: \(delta.json.compactJSON)\n\n")
-                                sink.yield(buffer)
-                            }
-                        }
-                    }
-                    for await buffer in output { try await writer.write(buffer) }
-                    group.cancelAll()
-                }
-                try await writer.finish(nil)
+                try await stream.write(to: &writer)
             }
             return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
         }
     }
 
-    static let finalEvents: Set<String> = ["run.succeeded", "run.failed", "run.cancelled"]
+    /// What `Retry-After` says when a tenant has too many streams open.
+    static let streamRetrySeconds = 5
 
     static func wantsDeltas(_ request: Request) -> Bool {
         guard let value = request.uri.queryParameters.get("deltas") else { return false }
         return ["1", "true", "yes"].contains(value.lowercased())
-    }
-
-    /// Stored events after `after`, as SSE, until the run's final event: polled, with
-    /// the interval growing while the run is quiet.
-    static func streamEvents(
-        of id: UUID, tenant: UUID, after start: Int64, runs: RunRepository, write: (ByteBuffer) -> Void
-    ) async throws {
-        var after = start
-        var idle = Duration.milliseconds(20)
-        while !Task.isCancelled {
-            let events = try await runs.events(of: id, tenant: tenant, after: after)
-            var buffer = ByteBuffer()
-            var ended = false
-            for event in events {
-                buffer.writeString("id: \(event.seq)\nevent: \(event.type)\ndata: \(Render.event(event).compactJSON)\n\n")
-                after = event.seq
-                if finalEvents.contains(event.type) { ended = true }
-            }
-            if buffer.readableBytes > 0 { write(buffer) }
-            if ended { return }
-            if events.isEmpty {
-                if let status = try await runs.status(of: id, tenant: tenant), status.isFinal,
-                   try await runs.events(of: id, tenant: tenant, after: after).isEmpty {
-                    return
-                }
-                try await Task.sleep(for: idle)
-                idle = min(idle * 2, .milliseconds(250))
-            } else {
-                idle = .milliseconds(20)
-            }
-        }
     }
 
     static func runID(_ context: TenantRequestContext) throws -> UUID {

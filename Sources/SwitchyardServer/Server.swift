@@ -28,7 +28,7 @@ public struct SwitchyardServer: Sendable {
         }
         self.configuration = configuration
         self.logger = logger
-        self.database = Database(configuration: database, logger: logger)
+        self.database = Database(configuration: configuration.databasePool.applied(to: database), logger: logger)
         // Without a key the server runs, but refuses to store secrets (and tools that
         // read one fail with a message naming the variable).
         var secretBox = configuration.secretKey.map { SecretBox(current: $0) }
@@ -44,7 +44,7 @@ public struct SwitchyardServer: Sendable {
         let engine = Engine(database: self.database, experts: experts, tools: tools, configuration: configuration.engine, logger: logger)
         self.engine = engine
         self.api = APIDependencies(
-            database: self.database, secretBox: secretBox, deltas: engine.deltas,
+            database: self.database, events: engine.events, secretBox: secretBox, deltas: engine.deltas,
             runRate: (configuration.runsPerSecond, configuration.runBurst), onRunCreated: { engine.poke() },
             shouldWakeOthers: { engine.isSaturated })
         self.api.engineFacts = EngineFacts(

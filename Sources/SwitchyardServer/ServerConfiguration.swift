@@ -3,6 +3,7 @@ import LocalInference
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
+import SwitchyardStore
 import SwitchyardTools
 import Yams
 
@@ -40,6 +41,9 @@ public struct ServerConfiguration: Sendable {
     public var runBurst: Int?
     /// Where relative paths in the file (scripts) are resolved first.
     public var baseDirectory: String?
+    /// The connection pool's size and deadlines (`database:`), applied to whichever
+    /// database the server uses.
+    public var databasePool = DatabasePoolSettings()
 
     public init() {}
 
@@ -100,15 +104,22 @@ public struct ServerConfiguration: Sendable {
             var gate: RawGate?
             var egress: RawEgress?
             var limits: RawLimits?
+            var database: RawDatabase?
 
             enum CodingKeys: String, CodingKey, CaseIterable {
-                case host, port, database_url, admin_key, engine, experts, gate, egress, limits
+                case host, port, database_url, admin_key, engine, experts, gate, egress, limits, database
             }
         }
         struct RawLimits: Decodable {
             var runs_per_second: Double?
             var run_burst: Int?
             var max_running_steps: Int?
+            var event_streams: Int?
+        }
+        struct RawDatabase: Decodable {
+            var max_connections: Int?
+            var acquire_timeout: String?
+            var statement_timeout: String?
         }
         struct RawGate: Decodable {
             var threshold: Double?
@@ -123,17 +134,24 @@ public struct ServerConfiguration: Sendable {
             var poll: String?
             var max_fan_out: Int?
             var default_max_tokens: Int?
+            var shutdown_grace: String?
+            var max_step_runtime: String?
         }
         do {
             if let node = try Yams.compose(yaml: text) {
                 try checkKeys(node, allowed: Raw.CodingKeys.allCases.map(\.rawValue), path: "", file: file)
                 if let engine = node["engine"] {
-                    try checkKeys(engine, allowed: ["concurrency", "lease", "heartbeat", "poll", "max_fan_out", "default_max_tokens"], path: "engine.", file: file)
+                    try checkKeys(
+                        engine, allowed: ["concurrency", "lease", "heartbeat", "poll", "max_fan_out", "default_max_tokens", "shutdown_grace", "max_step_runtime"],
+                        path: "engine.", file: file)
                 }
                 if let gate = node["gate"] { try checkKeys(gate, allowed: ["threshold"], path: "gate.", file: file) }
                 if let egress = node["egress"] { try checkKeys(egress, allowed: ["allow"], path: "egress.", file: file) }
                 if let limits = node["limits"] {
-                    try checkKeys(limits, allowed: ["runs_per_second", "run_burst", "max_running_steps"], path: "limits.", file: file)
+                    try checkKeys(limits, allowed: ["runs_per_second", "run_burst", "max_running_steps", "event_streams"], path: "limits.", file: file)
+                }
+                if let database = node["database"] {
+                    try checkKeys(database, allowed: ["max_connections", "acquire_timeout", "statement_timeout"], path: "database.", file: file)
                 }
                 if let experts = node["experts"]?.mapping {
                     for (name, entry) in experts {
@@ -177,6 +195,28 @@ public struct ServerConfiguration: Sendable {
                     guard steps >= 1 else { throw ConfigurationError("\(file): limits.max_running_steps must be at least 1") }
                     configuration.engine.maxRunningStepsPerTenant = steps
                 }
+                if let streams = limits.event_streams {
+                    guard (1...100_000).contains(streams) else { throw ConfigurationError("\(file): limits.event_streams must be 1 to 100000") }
+                    configuration.engine.maxEventStreamsPerTenant = streams
+                }
+            }
+            if let database = raw.database {
+                if let connections = database.max_connections {
+                    guard (2...10_000).contains(connections) else { throw ConfigurationError("\(file): database.max_connections must be 2 to 10000") }
+                    configuration.databasePool.maxConnections = connections
+                }
+                if let text = database.acquire_timeout {
+                    guard let span = TimeSpan.parse(text), span.milliseconds >= 100, span.milliseconds <= 600_000 else {
+                        throw ConfigurationError("\(file): database.acquire_timeout must be a duration from 100ms to 10m, like 5s")
+                    }
+                    configuration.databasePool.acquireTimeout = span.duration
+                }
+                if let text = database.statement_timeout {
+                    guard let span = TimeSpan.parse(text), span.milliseconds >= 100, span.milliseconds <= 3_600_000 else {
+                        throw ConfigurationError("\(file): database.statement_timeout must be a duration from 100ms to 1h, like 10s")
+                    }
+                    configuration.databasePool.statementTimeout = span.duration
+                }
             }
             if let allow = raw.egress?.allow {
                 do {
@@ -213,6 +253,18 @@ public struct ServerConfiguration: Sendable {
                     guard (1...1_000_000).contains(fanOut) else { throw ConfigurationError("\(file): engine.max_fan_out must be 1 to 1000000") }
                     configuration.engine.maxFanOut = fanOut
                 }
+                if let text = engine.shutdown_grace {
+                    guard let span = TimeSpan.parse(text), span.milliseconds <= 3_600_000 else {
+                        throw ConfigurationError("\(file): engine.shutdown_grace must be a duration of at most 1h, like 30s")
+                    }
+                    configuration.engine.shutdownGrace = span.duration
+                }
+                if let text = engine.max_step_runtime {
+                    guard let span = TimeSpan.parse(text), span.milliseconds >= 1_000 else {
+                        throw ConfigurationError("\(file): engine.max_step_runtime must be a duration of at least 1s, like 1h")
+                    }
+                    configuration.engine.maxStepRuntime = span.duration
+                }
                 if let maxTokens = engine.default_max_tokens {
                     guard (1...1_000_000).contains(maxTokens) else { throw ConfigurationError("\(file): engine.default_max_tokens must be 1 to 1000000") }
                     configuration.engine.defaultMaxTokens = maxTokens
@@ -224,6 +276,24 @@ public struct ServerConfiguration: Sendable {
         } catch {
             throw ConfigurationError("\(file): \(error)")
         }
+    }
+}
+
+/// The connection pool's size and deadlines (`database:` in the config file).
+public struct DatabasePoolSettings: Sendable, Hashable {
+    public var maxConnections: Int?
+    public var acquireTimeout: Duration?
+    public var statementTimeout: Duration?
+
+    public init() {}
+
+    /// `database` with these settings applied where set.
+    public func applied(to database: DatabaseConfiguration) -> DatabaseConfiguration {
+        var database = database
+        if let maxConnections { database.maxConnections = maxConnections }
+        if let acquireTimeout { database.acquireTimeout = acquireTimeout }
+        if let statementTimeout { database.statementTimeout = statementTimeout }
+        return database
     }
 }
 

@@ -202,8 +202,14 @@ public struct MeteringRepository: Sendable {
     /// whose reservation was already turned into an estimate (its step stopped running
     /// first) replaces that estimate with what is now known. Returns the budget
     /// thresholds (50, 80, 100 %) this call's spend crossed first this month.
-    public func settle(_ call: ModelCallRecord) async throws -> [BudgetAlert] {
-        try await database.retryingDeadlocks {
+    public func settle(_ record: ModelCallRecord) async throws -> [BudgetAlert] {
+        // The billed model and the error come from the provider: text columns cannot
+        // hold U+0000, and a ledger row must never be lost to one.
+        var sanitized = record
+        sanitized.model = StoredJSON.plainText(record.model)
+        sanitized.error = record.error.map(StoredJSON.plainText)
+        let call = sanitized
+        return try await database.retryingDeadlocks {
             try await database.transaction { connection in
                 try await connection.query(
                     """

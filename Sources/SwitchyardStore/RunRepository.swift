@@ -237,8 +237,11 @@ public struct RunRepository: Sendable {
         return (runs, next)
     }
 
+    /// The default page of ``events(of:tenant:after:limit:)``.
+    public static let eventPage = 500
+
     /// Events after `seq`, in order.
-    public func events(of run: UUID, tenant: UUID, after seq: Int64 = 0, limit: Int = 500) async throws -> [RunEvent] {
+    public func events(of run: UUID, tenant: UUID, after seq: Int64 = 0, limit: Int = eventPage) async throws -> [RunEvent] {
         var events: [RunEvent] = []
         for try await (seq, type, stepID, data, createdAt) in try await database.query(
             """
@@ -421,7 +424,7 @@ public struct RunRepository: Sendable {
         let live = whileLive ? ["queued", "running", "waiting"] : RunStatus.allCases.map(\.rawValue)
         let types = events.map(\.type)
         let steps = events.map { $0.stepID ?? "" }
-        let data = events.map { $0.data.compactJSON }
+        let data = events.map { StoredJSON.text(of: $0.data) }
         var last: Int64 = 0
         for try await seq in try await connection.query(
             """

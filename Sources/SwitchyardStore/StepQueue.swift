@@ -29,8 +29,10 @@ public enum StepTransition: Sendable, Hashable {
     /// The last attempt failed. With `continueRun` (`on_error: continue`) dependents go
     /// on; otherwise the run fails and its other steps are cancelled.
     case failed(ErrorRecord, continueRun: Bool, expert: String?)
-    /// Try again after `delay`.
-    case retry(ErrorRecord, delay: TimeSpan, expert: String?)
+    /// Try again after `delay`. An `owed` retry is the engine's, not the step's: the
+    /// attempt was stopped by the database being unreachable, so it does not count
+    /// against the step's `max_attempts`.
+    case retry(ErrorRecord, delay: TimeSpan, expert: String?, owed: Bool = false)
     /// Park the step until the named signal arrives (or the deadline passes).
     case wait(signal: String, timeout: TimeSpan?)
 }
@@ -368,6 +370,7 @@ public struct StepQueue: Sendable {
         var error: ErrorRecord?
         var expert: String?
         var readyDelay: Int64?
+        var owedAttempt = false
         var waitSignal: String?
         var waitTimeout: Int64?
         var events: [NewEvent] = []
@@ -386,11 +389,12 @@ public struct StepQueue: Sendable {
             error = e
             expert = ex
             events.append(NewEvent("step.failed", step: step.stepID, data: ["attempt": attempt, "error": e.json]))
-        case .retry(let e, let delay, let ex):
+        case .retry(let e, let delay, let ex, let owed):
             status = .ready
             error = e
             expert = ex
             readyDelay = delay.milliseconds
+            owedAttempt = owed
             events.append(
                 NewEvent("step.retrying", step: step.stepID, data: ["attempt": attempt, "error": e.json, "delay_ms": .int(Int(delay.milliseconds))]))
         case .wait(let signal, let timeout):
@@ -408,7 +412,8 @@ public struct StepQueue: Sendable {
                    wait_signal = \(waitSignal),
                    wait_deadline = CASE WHEN \(waitTimeout)::int8 IS NULL THEN NULL
                                         ELSE coalesce(wait_deadline, now() + \(waitTimeout) * interval '1 millisecond') END,
-                   finished_at = CASE WHEN \(status.isFinal) THEN now() END
+                   finished_at = CASE WHEN \(status.isFinal) THEN now() END,
+                   max_attempts = max_attempts + CASE WHEN \(owedAttempt) THEN 1 ELSE 0 END
             WHERE tenant_id = \(tenant) AND run_id = \(run) AND step_id = \(step.stepID)
               AND attempt = \(step.attempt) AND lease_owner = \(owner) AND status = 'running'
             RETURNING 1

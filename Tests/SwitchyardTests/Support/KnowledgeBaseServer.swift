@@ -5,7 +5,8 @@ import NIOCore
 import Synchronization
 
 /// A real HTTP service on 127.0.0.1 for agent and tool tests: a tiny knowledge base
-/// (`/search?q=`), a slow endpoint, and one that wants a bearer token. It records
+/// (`/search?q=`), a slow endpoint, one that wants a bearer token, and one whose JSON
+/// holds U+0000 (`/nul`). It records
 /// every request, so tests can prove a refused call never left the process.
 struct KnowledgeBase: Sendable {
     struct Request: Sendable {
@@ -45,6 +46,10 @@ struct KnowledgeBase: Sendable {
             record(request)
             let query = request.uri.queryParameters.get("q") ?? ""
             return json(#"{"query":"\#(query)","articles":[{"id":"kb-42","title":"Refunds arrive within 5 working days"}]}"#)
+        }
+        router.get("/nul") { request, _ -> Response in
+            record(request)
+            return json(#"{"text":"before\u0000after","\u0000key":1}"#)
         }
         router.get("/slow") { request, _ -> Response in
             record(request)

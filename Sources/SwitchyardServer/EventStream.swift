@@ -1,0 +1,132 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import SwitchyardCore
+import SwitchyardEngine
+import SwitchyardStore
+
+/// The body of `GET /v1/runs/{id}/events`: the run's stored events after a position,
+/// then new ones as they are appended, as server-sent events, until the run's final
+/// event.
+///
+/// The stream reads the database when the run's events change (woken through
+/// ``RunEventFeed``), and on its heartbeat: every `heartbeat` it writes an SSE comment,
+/// which is how a client that went away is noticed (a write to a closed connection
+/// fails), and reads once more in case a wake-up was lost. It ends on the run's final
+/// event, when the client goes, and when the server shuts down.
+struct EventStream: Sendable {
+    let run: UUID
+    let tenant: UUID
+    let after: Int64
+    let runs: RunRepository
+    let subscription: RunEventFeed.Subscription
+    let deltas: AsyncStream<ModelDeltaEvent>?
+    let heartbeat: Duration
+
+    static let finalEvents: Set<String> = ["run.succeeded", "run.failed", "run.cancelled"]
+
+    /// What the writing loop reacts to.
+    private enum Signal: Sendable {
+        /// The run may have new events.
+        case wake
+        /// Time to write a keep-alive and look again.
+        case heartbeat
+        case delta(ModelDeltaEvent)
+        /// The subscription ended (server shutdown).
+        case closed
+    }
+
+    func write(to writer: inout some ResponseBodyWriter) async throws {
+        let subscription = self.subscription
+        defer { subscription.cancel() }
+        try await withGracefulShutdownHandler {
+            try await stream(to: &writer)
+        } onGracefulShutdown: {
+            subscription.cancel()
+        }
+        try await writer.finish(nil)
+    }
+
+    private func stream(to writer: inout some ResponseBodyWriter) async throws {
+        var position = after
+        if try await sendNew(after: &position, to: &writer) { return }
+        if try await runs.status(of: run, tenant: tenant)?.isFinal ?? true {
+            return
+        }
+        let (signals, signal) = AsyncStream.makeStream(of: Signal.self)
+        // Wakes coalesce: one pending at a time, cleared when the loop reads.
+        let wakePending = PendingFlag()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in subscription.wakes {
+                    if wakePending.set() { signal.yield(.wake) }
+                }
+                signal.yield(.closed)
+            }
+            group.addTask {
+                while true {
+                    try await Task.sleep(for: heartbeat)
+                    signal.yield(.heartbeat)
+                }
+            }
+            if let deltas {
+                group.addTask {
+                    for await delta in deltas { signal.yield(.delta(delta)) }
+                }
+            }
+            loop: for await next in signals {
+                switch next {
+                case .wake:
+                    wakePending.clear()
+                    if try await sendNew(after: &position, to: &writer) { break loop }
+                case .heartbeat:
+                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    if try await sendNew(after: &position, to: &writer) { break loop }
+                    if try await runs.status(of: run, tenant: tenant)?.isFinal ?? true { break loop }
+                case .delta(let delta):
+                    try await writer.write(ByteBuffer(string: "event: model.delta\ndata: \(delta.json.compactJSON)\n\n"))
+                case .closed:
+                    break loop
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// Writes the events after `position`; true once the run's final event is written.
+    private func sendNew(after position: inout Int64, to writer: inout some ResponseBodyWriter) async throws -> Bool {
+        while true {
+            let events = try await runs.events(of: run, tenant: tenant, after: position)
+            guard !events.isEmpty else { return false }
+            var buffer = ByteBuffer()
+            var ended = false
+            for event in events {
+                buffer.writeString("id: \(event.seq)\nevent: \(event.type)\ndata: \(Render.event(event).compactJSON)\n\n")
+                position = event.seq
+                if Self.finalEvents.contains(event.type) { ended = true }
+            }
+            try await writer.write(buffer)
+            if ended { return true }
+            // A full page may have more behind it.
+            if events.count < RunRepository.eventPage { return false }
+        }
+    }
+}
+
+/// A flag shared by two tasks: set by one (true when it was clear), cleared by the other.
+private final class PendingFlag: Sendable {
+    private let state = Mutex(false)
+
+    func set() -> Bool {
+        state.withLock { pending in
+            defer { pending = true }
+            return !pending
+        }
+    }
+
+    func clear() {
+        state.withLock { $0 = false }
+    }
+}

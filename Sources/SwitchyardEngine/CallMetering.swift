@@ -15,6 +15,9 @@ struct CallMetering: Sendable {
     let prices: PriceBookCache
     /// The completion cap sent when a step sets none, so that a reservation bounds it.
     let defaultMaxTokens: Int
+    /// How long settling keeps trying while the database is unreachable: the usage is
+    /// known, and a reservation left to the sweep would bill its upper bound instead.
+    let settleRetryWindow: Duration
     let logger: Logger
 
     /// The longest a call is assumed to take when choosing the rates to reserve at: a
@@ -186,8 +189,9 @@ struct CallMetering: Sendable {
     }
 
     private func settleNow(_ record: ModelCallRecord, event: NewEvent) async {
+        let deadline = ContinuousClock.now + settleRetryWindow
         do {
-            let alerts = try await repository.settle(record)
+            let alerts = try await Database.retryingWhileUnavailable(until: deadline) { try await repository.settle(record) }
             var events = [event]
             for alert in alerts {
                 events.append(NewEvent("budget.alert", data: [
@@ -196,7 +200,9 @@ struct CallMetering: Sendable {
                 ]))
                 logger.notice("budget alert", metadata: ["tenant": "\(record.tenantID)", "percent": "\(alert.percent)"])
             }
-            try await queue.appendEvents(events, run: record.runID, tenant: record.tenantID)
+            try await Database.retryingWhileUnavailable(until: deadline) {
+                try await queue.appendEvents(events, run: record.runID, tenant: record.tenantID)
+            }
         } catch {
             logger.error("could not settle a model call", metadata: ["run": "\(record.runID)", "step": "\(record.stepID)", "error": "\(Database.describe(error))"])
         }

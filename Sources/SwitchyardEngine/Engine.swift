@@ -108,7 +108,8 @@ public final class Engine: Service, Sendable {
         let metering = MeteringRepository(database: database)
         self.metering = metering
         let callMetering = CallMetering(
-            repository: metering, queue: queue, prices: PriceBookCache(), defaultMaxTokens: configuration.defaultMaxTokens, logger: logger)
+            repository: metering, queue: queue, prices: PriceBookCache(), defaultMaxTokens: configuration.defaultMaxTokens,
+            settleRetryWindow: configuration.lease, logger: logger)
         let models = ModelStepRunner(
             experts: experts, resources: resources, queue: queue, gate: gate, history: GateRepository(database: database), tenants: tenants,
             toolbox: toolbox, deltas: deltas, metering: callMetering, defaultThreshold: configuration.gateThreshold, logger: logger)

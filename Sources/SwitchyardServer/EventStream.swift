@@ -12,10 +12,12 @@ import SwitchyardStore
 /// event.
 ///
 /// The stream reads the database when the run's events change (woken through
-/// ``RunEventFeed``), and on its heartbeat: every `heartbeat` it writes an SSE comment,
-/// which is how a client that went away is noticed (a write to a closed connection
-/// fails), and reads once more in case a wake-up was lost. It ends on the run's final
-/// event, when the client goes, and when the server shuts down.
+/// ``RunEventFeed``). Every `heartbeat` it writes an SSE comment, which is how a client
+/// that went away is noticed (a write to a closed connection fails); every
+/// ``safetyReadEvery`` heartbeats it also reads, in case a wake-up was lost (one sent
+/// in the instant between subscribing and the first read). A quiet stream therefore
+/// costs the database one query per `heartbeat × safetyReadEvery`. It ends on the
+/// run's final event, when the client goes, and when the server shuts down.
 struct EventStream: Sendable {
     let run: UUID
     let tenant: UUID
@@ -26,6 +28,8 @@ struct EventStream: Sendable {
     let heartbeat: Duration
 
     static let finalEvents: Set<String> = ["run.succeeded", "run.failed", "run.cancelled"]
+    /// Heartbeats between two reads of a quiet stream.
+    static let safetyReadEvery = 6
 
     /// What the writing loop reacts to.
     private enum Signal: Sendable {
@@ -76,6 +80,7 @@ struct EventStream: Sendable {
                     for await delta in deltas { signal.yield(.delta(delta)) }
                 }
             }
+            var heartbeats = 0
             loop: for await next in signals {
                 switch next {
                 case .wake:
@@ -83,8 +88,8 @@ struct EventStream: Sendable {
                     if try await sendNew(after: &position, to: &writer) { break loop }
                 case .heartbeat:
                     try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                    if try await sendNew(after: &position, to: &writer) { break loop }
-                    if try await runs.status(of: run, tenant: tenant)?.isFinal ?? true { break loop }
+                    heartbeats += 1
+                    if heartbeats % Self.safetyReadEvery == 0, try await sendNew(after: &position, to: &writer) { break loop }
                 case .delta(let delta):
                     try await writer.write(ByteBuffer(string: "event: model.delta\ndata: \(delta.json.compactJSON)\n\n"))
                 case .closed:

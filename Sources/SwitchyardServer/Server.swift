@@ -47,6 +47,7 @@ public struct SwitchyardServer: Sendable {
             database: self.database, events: engine.events, secretBox: secretBox, deltas: engine.deltas,
             runRate: (configuration.runsPerSecond, configuration.runBurst), onRunCreated: { engine.poke() },
             shouldWakeOthers: { engine.isSaturated })
+        self.api.eventHeartbeat = configuration.eventHeartbeat
         self.api.engineFacts = EngineFacts(
             expertModels: experts.experts.mapValues(\.model), gateThreshold: configuration.engine.gateThreshold,
             defaultMaxTokens: configuration.engine.defaultMaxTokens)

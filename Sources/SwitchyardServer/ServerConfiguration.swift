@@ -44,6 +44,8 @@ public struct ServerConfiguration: Sendable {
     /// The connection pool's size and deadlines (`database:`), applied to whichever
     /// database the server uses.
     public var databasePool = DatabasePoolSettings()
+    /// How often a quiet event stream writes a keep-alive comment (see `EventStream`).
+    public var eventHeartbeat: Duration = .seconds(5)
 
     public init() {}
 

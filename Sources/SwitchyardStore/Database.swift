@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import PostgresNIO
 import SwitchyardCore
+import Synchronization
 
 /// Where the PostgreSQL server is, parsed from a `postgres://` URL or given by the
 /// embedded launcher.
@@ -111,6 +112,9 @@ public struct Database: Sendable {
     public let client: PostgresClient
     public let configuration: DatabaseConfiguration
     public let logger: Logger
+    /// Counts of this pool's calls, for tests and operators (an idle server must make
+    /// only a few calls per second).
+    public let statistics = DatabaseStatistics()
 
     public init(configuration: DatabaseConfiguration, logger: Logger = Logger(label: "switchyard.db")) {
         self.configuration = configuration
@@ -193,6 +197,7 @@ public struct Database: Sendable {
     public func withConnection<Result: Sendable>(
         timeout: Duration? = nil, file: String = #fileID, line: Int = #line, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
+        statistics.recordCall()
         let call = DeadlineCall<Result>(
             acquireTimeout: configuration.acquireTimeout, timeout: timeout ?? configuration.statementTimeout, site: "\(file):\(line)")
         let client = self.client
@@ -241,6 +246,20 @@ public struct Database: Sendable {
         }
     }
 
+    /// Runs `body` again, with backoff, while it fails because PostgreSQL is
+    /// unreachable, until `deadline`; any other error, or the last one, is thrown.
+    public static func retryingWhileUnavailable<T: Sendable>(until deadline: ContinuousClock.Instant, _ body: () async throws -> T) async throws -> T {
+        var pause = Duration.milliseconds(100)
+        while true {
+            do {
+                return try await body()
+            } catch where isUnavailable(error) && ContinuousClock.now + pause < deadline {
+                try await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(2))
+            }
+        }
+    }
+
     /// A readable text for PostgresNIO's errors, which hide the server's message in
     /// their default description.
     public static func describe(_ error: any Error) -> String {
@@ -257,6 +276,20 @@ public struct Database: Sendable {
     /// Whether `error` is PostgreSQL's unique violation (SQLSTATE 23505).
     public static func isUniqueViolation(_ error: any Error) -> Bool {
         (error as? PSQLError)?.serverInfo?[.sqlState] == "23505"
+    }
+}
+
+/// Counts of a pool's database calls.
+public final class DatabaseStatistics: Sendable {
+    private let calls = Atomic<Int>(0)
+
+    public init() {}
+
+    /// Calls made so far (statements and transactions, each counted once).
+    public var callCount: Int { calls.load(ordering: .relaxed) }
+
+    func recordCall() {
+        calls.add(1, ordering: .relaxed)
     }
 }
 

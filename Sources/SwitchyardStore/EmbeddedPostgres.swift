@@ -57,6 +57,45 @@ public struct EmbeddedPostgres: Sendable {
             guard startedHere else { return }
             _ = try? binaries.run(binaries.pgCtl, ["-D", dataDirectory, "-m", "fast", "-w", "stop"], asPostgresUser: binaries.asPostgresUser)
         }
+
+        /// How `pg_ctl` stops the server: `fast` disconnects sessions and shuts down
+        /// cleanly; `immediate` aborts every process, as a crash would, and the server
+        /// recovers from its WAL on the next start.
+        public enum ShutdownMode: String, Sendable {
+            case smart, fast, immediate
+        }
+
+        /// Restarts the server with the options it was started with, waiting until it
+        /// accepts connections again. For operators and fault tests.
+        public func restart(_ mode: ShutdownMode) throws(EmbeddedPostgresError) {
+            try binaries.run(
+                binaries.pgCtl, ["-D", dataDirectory, "-l", dataDirectory + "/server.log", "-m", mode.rawValue, "-w", "-t", "60", "restart"],
+                asPostgresUser: binaries.asPostgresUser)
+        }
+
+        /// The server's processes: the postmaster and every process it started
+        /// (backends, background workers), read from `/proc`.
+        public func processIDs() -> [pid_t] {
+            guard let text = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8),
+                  let first = text.split(separator: "\n").first, let postmaster = pid_t(first)
+            else { return [] }
+            var result = [postmaster]
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+                guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                      let close = stat.lastIndex(of: ")")
+                else { continue }
+                // After "pid (name) state" comes the parent's pid.
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                if fields.count > 1, pid_t(fields[1]) == postmaster { result.append(pid) }
+            }
+            return result
+        }
+
+        /// Sends `signal` to every process of the server: SIGSTOP stalls it (open
+        /// connections stay up but nothing answers), SIGCONT resumes it.
+        public func signalAll(_ signal: Int32) {
+            for pid in processIDs() { kill(pid, signal) }
+        }
     }
 
     /// Initializes the cluster if needed, starts it unless it is already running,

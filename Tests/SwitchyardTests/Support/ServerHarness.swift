@@ -15,6 +15,9 @@ struct LiveServer: Sendable {
     let url: String
     let adminKey: String
     let store: TestStore
+    /// The server's engine when it runs in this process, to look inside (open event
+    /// streams, running steps); nil for a `yard serve` process.
+    var engine: Engine? = nil
 
     struct Reply: Sendable {
         var status: Int
@@ -57,9 +60,21 @@ struct LiveServer: Sendable {
 /// pointed at a `FakeDeepSeek`); scripted entries read `script.yaml`, written from `script`.
 func withLiveServer<T: Sendable>(
     script: String = "[]", engine: EngineConfiguration = fastEngineConfiguration(), egress: [String] = [],
-    experts: [String: ExpertConfiguration]? = nil, _ body: @Sendable (LiveServer) async throws -> T
+    experts: [String: ExpertConfiguration]? = nil, configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
+    _ body: @Sendable (LiveServer) async throws -> T
 ) async throws -> T {
     try await withTestStore { store in
+        try await withLiveServer(on: store, script: script, engine: engine, egress: egress, experts: experts, configure: configure, body)
+    }
+}
+
+/// Runs `body` against a live server on an existing store (a private cluster's, say).
+func withLiveServer<T: Sendable>(
+    on store: TestStore, script: String = "[]", engine: EngineConfiguration = fastEngineConfiguration(), egress: [String] = [],
+    experts: [String: ExpertConfiguration]? = nil, configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
+    _ body: @Sendable (LiveServer) async throws -> T
+) async throws -> T {
+    do {
         let directory = NSTemporaryDirectory() + "switchyard-test-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -75,6 +90,7 @@ func withLiveServer<T: Sendable>(
             "flash": ExpertConfiguration(provider: "scripted", script: "script.yaml", model: "scripted-flash"),
             "pro": ExpertConfiguration(provider: "scripted", script: "script.yaml", model: "scripted-pro"),
         ]
+        configure(&configuration)
         let server = try SwitchyardServer(configuration: configuration, database: store.database.configuration, logger: testLogger("test.server"))
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let (done, doneContinuation) = AsyncStream<Void>.makeStream()
@@ -89,7 +105,7 @@ func withLiveServer<T: Sendable>(
                 try await group.next()
                 throw TestFailure("the server stopped before listening")
             }
-            let live = LiveServer(url: "http://127.0.0.1:\(port)", adminKey: adminKey, store: store)
+            let live = LiveServer(url: "http://127.0.0.1:\(port)", adminKey: adminKey, store: store, engine: server.engine)
             do {
                 let result = try await body(live)
                 doneContinuation.finish()

@@ -63,6 +63,9 @@ actor TestCluster {
         }
         var configuration = server.with(database: name)
         configuration.maxConnections = 6
+        // Tests run many engines at once on two cores: a busy pool is not an outage.
+        configuration.acquireTimeout = .seconds(30)
+        configuration.statementTimeout = .seconds(30)
         return configuration
     }
 

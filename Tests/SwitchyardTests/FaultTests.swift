@@ -1,0 +1,170 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import ServiceLifecycle
+import SwitchyardCore
+import SwitchyardEngine
+import SwitchyardExperts
+import SwitchyardServer
+import SwitchyardStore
+import Testing
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// The engine under faults, in bounded, seeded loops: PostgreSQL restarted (fast and
+/// immediate) and stalled under load, servers killed mid-step, clients that hang up,
+/// upstreams that never answer. After each: every run final, no step committed twice,
+/// one ledger row per call, no reservation left, no step left running.
+/// (`Scripts/fault-soak.sh` runs the same loops longer and prints figures.)
+@Suite("Faults: restarts, stalls, kills and hang-ups", .serialized)
+struct FaultTests {
+    static let chain = """
+        kind: Workflow
+        name: chain
+        steps:
+          - id: prepare
+            transform: "go"
+          - id: think
+            needs: [prepare]
+            model: flash
+            prompt: "think about {{ steps.prepare.output }}"
+          - id: answer
+            needs: [think]
+            model: pro
+            prompt: "answer after {{ steps.think.output }}"
+          - id: done
+            needs: [answer]
+            transform: "{{ steps.answer.output }}!"
+        outputs:
+          result: "{{ steps.done.output }}"
+        """
+    static let script = """
+        - match: "think about"
+          reply: "thought"
+          delay: 120ms
+        - match: "answer after"
+          reply: "answered"
+          delay: 80ms
+        """
+
+    static func engineConfiguration(lease: Duration = .seconds(3)) -> EngineConfiguration {
+        var configuration = EngineConfiguration()
+        configuration.concurrency = 24
+        configuration.lease = lease
+        configuration.heartbeatInterval = .milliseconds(500)
+        configuration.idlePoll = .milliseconds(200)
+        configuration.maintenanceInterval = .milliseconds(200)
+        configuration.shutdownGrace = .seconds(2)
+        return configuration
+    }
+
+    @Test("PostgreSQL restarted (fast and immediate, four times) under load on two engines: every run succeeds within lease + poll, none twice")
+    func postgresRestartsUnderLoad() async throws {
+        try await PrivateCluster.withStore("restart") { cluster, store in
+            try await store.apply(Self.chain)
+            let configuration = Self.engineConfiguration()
+            let engines = try (0..<2).map { _ in try makeEngine(on: store, script: Self.script, configuration: configuration) }
+            var random = SeededRandom(seed: 10)
+            let modes: [EmbeddedPostgres.Running.ShutdownMode] = [.fast, .immediate, .fast, .immediate]
+            let report = try await withThrowingTaskGroup(of: Void.self) { group in
+                for engine in engines { group.addTask { try await engine.run() } }
+                defer { group.cancelAll() }
+                var runs: [UUID] = []
+                for mode in modes {
+                    runs += try await startRuns(store, workflow: "chain", count: 30)
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 100...500, using: &random)))
+                    try cluster.restart(mode)
+                }
+                // Lease + poll is how long a step can wait for a dead owner; the work
+                // itself and the restart's own reconnects get the rest.
+                return try await FaultInvariants.check(store, runs: runs, within: configuration.lease + configuration.idlePoll + .seconds(20))
+            }
+            print("fault suite: PostgreSQL restarted 4 times (fast, immediate) under load on 2 engines: \(report)")
+            #expect(report.runs == 120)
+            #expect(report.secondsToFinal < 3.2 + 10, "runs took \(report.secondsToFinal) s to end after the last restart")
+        }
+    }
+
+    @Test("PostgreSQL stalled (SIGSTOP) for longer than the lease: the API answers 503 with Retry-After meanwhile, /healthz at once; afterwards every run succeeds, none twice")
+    func stalledDatabase() async throws {
+        try await PrivateCluster.withStore(
+            "stall",
+            configure: { database in
+                database.acquireTimeout = .seconds(1)
+                database.statementTimeout = .seconds(2)
+            }
+        ) { cluster, store in
+            try await store.apply(Self.chain)
+            let lease = Duration.seconds(2)
+            try await withLiveServer(on: store, script: Self.script, engine: Self.engineConfiguration(lease: lease)) { server in
+                let runs = try await startRuns(store, workflow: "chain", count: 24)
+                try await Task.sleep(for: .milliseconds(150))
+                cluster.pause()
+                let stalledAt = ContinuousClock.now
+                // While PostgreSQL answers nothing: the API fails fast and says when to retry.
+                let clock = ContinuousClock()
+                var reply = try await server.request(.GET, "/v1/runs", key: store.apiKey)
+                let health = try await server.request(.GET, "/healthz", key: nil)
+                let waited = clock.now - stalledAt
+                #expect(reply.status == 503)
+                #expect(reply.errorCode == "database_unavailable")
+                #expect(reply.headers.first(name: "Retry-After") != nil)
+                #expect(waited < .seconds(6), "the API took \(waited) to answer while the database was stalled")
+                #expect(health.status == 200)
+                // Stalled past the lease: the engine must not have given its steps up for good.
+                let left = lease + .seconds(2) - (clock.now - stalledAt)
+                if left > .zero { try await Task.sleep(for: left) }
+                cluster.resume()
+                let report = try await FaultInvariants.check(store, runs: runs, within: lease + .seconds(25))
+                print("fault suite: PostgreSQL stalled \(lease + .seconds(2)) with 24 runs in flight: \(report)")
+                reply = try await server.request(.GET, "/v1/runs?limit=1", key: store.apiKey)
+                #expect(reply.status == 200)
+            }
+        }
+    }
+
+    @Test("two yard serve processes, one of them killed with SIGKILL four times mid-step and restarted: every run succeeds, no step committed twice, one ledger row per call")
+    func sigkillOnTwoServers() async throws {
+        try await withTestStore { store in
+            try await store.apply(Self.chain)
+            let directory = NSTemporaryDirectory() + "switchyard-kill-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            try Self.script.write(toFile: directory + "/script.yaml", atomically: true, encoding: .utf8)
+            try """
+                port: 0
+                admin_key: kill-test
+                engine: { lease: 2s, heartbeat: 500ms, poll: 200ms, concurrency: 16, shutdown_grace: 1s }
+                experts:
+                  flash: { provider: scripted, script: script.yaml }
+                  pro: { provider: scripted, script: script.yaml }
+                """.write(toFile: directory + "/config.yaml", atomically: true, encoding: .utf8)
+            let log = directory + "/server.log"
+            func start() throws -> Process {
+                try CrashRecoveryTests.startServer(config: directory + "/config.yaml", database: store.database.configuration, log: log)
+            }
+            var servers = [try start(), try start()]
+            defer {
+                for server in servers where server.isRunning {
+                    kill(server.processIdentifier, SIGKILL)
+                    server.waitUntilExit()
+                }
+            }
+            var random = SeededRandom(seed: 7)
+            var runs: [UUID] = []
+            for _ in 0..<4 {
+                runs += try await startRuns(store, workflow: "chain", count: 15)
+                try await Task.sleep(for: .milliseconds(Int.random(in: 200...700, using: &random)))
+                let victim = Int.random(in: 0..<servers.count, using: &random)
+                kill(servers[victim].processIdentifier, SIGKILL)
+                servers[victim].waitUntilExit()
+                servers[victim] = try start()
+            }
+            let report = try await FaultInvariants.check(store, runs: runs, within: .seconds(40))
+            print("fault suite: 2 yard serve processes, 4 SIGKILLs mid-step: \(report)")
+            #expect(report.runs == 60, "server log: \((try? String(contentsOfFile: log, encoding: .utf8))?.suffix(2000) ?? "")")
+        }
+    }
+}

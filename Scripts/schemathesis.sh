@@ -33,7 +33,14 @@ if [ ! -x "$venv/bin/st" ] || ! "$venv/bin/st" --version 2>/dev/null | grep -q "
     echo "schemathesis: installing schemathesis==$version into $venv"
     rm -rf "$venv"
     mkdir -p "$(dirname "$venv")"
-    if ! python3 -m venv "$venv" || ! "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"; then
+    # Debian's python3 needs python3-venv for `python3 -m venv`.
+    if ! python3 -m venv "$venv" >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+        rm -rf "$venv"
+        sudo_cmd=""
+        [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+        { $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq python3-venv; } >&2 || true
+    fi
+    if ! { [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"; } || ! "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"; then
         echo "schemathesis: could not install schemathesis==$version with pip" >&2
         rm -rf "$venv"
         exit 3

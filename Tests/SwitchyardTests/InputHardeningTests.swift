@@ -22,10 +22,11 @@ import Testing
         try await withLiveServer { server in
             let started = ContinuousClock.now
             let reply = try await server.request(.POST, "/v1/apply", key: server.tenantKey, text: Self.laughs(key: key), headers: [("X-Yard-File", "laughs.yaml")])
-            #expect(ContinuousClock.now - started < .seconds(2))
+            // Under the whole suite's load on two cores; unrefused, it takes minutes.
+            #expect(ContinuousClock.now - started < .seconds(5))
             #expect(reply.status == 422, "\(reply.text)")
             #expect(reply.errorCode == "invalid_resource")
-            let issue = reply.json["error"]?["details"]?[0]
+            let issue = reply.json["error"]?["details"]?.arrayValue?.first
             #expect(issue?["file"]?.stringValue == "laughs.yaml")
             #expect(issue?["line"] == 9 && issue?["column"] == 1, "\(reply.text)")
             #expect(reply.json["error"]?["message"]?.stringValue?.hasPrefix("laughs.yaml:9:1: ") == true)
@@ -54,14 +55,14 @@ import Testing
                     let health = try await server.request(.GET, "/healthz", key: nil)
                     let other = try await server.request(.GET, "/v1/workflows", key: otherKey)
                     #expect(health.status == 200 && other.status == 200)
-                    #expect(ContinuousClock.now - probe < .milliseconds(500), "probes took \(ContinuousClock.now - probe)")
+                    #expect(ContinuousClock.now - probe < .seconds(2), "probes took \(ContinuousClock.now - probe)")
                     try await Task.sleep(for: .milliseconds(100))
                 }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
             for (status, code, elapsed) in replies {
                 #expect((status, code) == (422, "yaml_timeout") || (status, code) == (503, "parse_busy"), "\(status) \(code ?? "")")
-                #expect(elapsed < .seconds(2), "answered after \(elapsed)")
+                #expect(elapsed < .seconds(5), "answered after \(elapsed)")
             }
             #expect(replies.contains { $0.0 == 422 })
             // Nothing was stored.
@@ -79,7 +80,7 @@ import Testing
                 let reply = try await server.request(.POST, "/v1/workflows/greet/runs", key: server.tenantKey, text: body, contentType: "application/json")
                 #expect(reply.status == 400, "\(reply.text)")
                 #expect(reply.errorCode == "invalid_json")
-                #expect(reply.json["error"]?["details"]?[0]?["path"]?.stringValue == path, "\(reply.text)")
+                #expect(reply.json["error"]?["details"]?.arrayValue?.first?["path"]?.stringValue == path, "\(reply.text)")
             }
             let runs = try await server.request(.GET, "/v1/runs", key: server.tenantKey)
             #expect(runs.json["runs"]?.arrayValue?.isEmpty == true)
@@ -94,7 +95,7 @@ import Testing
                 .POST, "/v1/runs/\(id)/signals/approval", key: server.tenantKey, text: #"{"data": {"note": ["ok", "\u0000"]}}"#,
                 contentType: "application/json")
             #expect(reply.status == 400, "\(reply.text)")
-            #expect(reply.json["error"]?["details"]?[0]?["path"]?.stringValue == "data.note[1]")
+            #expect(reply.json["error"]?["details"]?.arrayValue?.first?["path"]?.stringValue == "data.note[1]")
         }
     }
 
@@ -103,7 +104,7 @@ import Testing
         try await withLiveServer { server in
             let reply = try await server.request(.POST, "/v1/apply", key: server.tenantKey, text: "kind: Agent\nname: a\n" + line3)
             #expect(reply.status == 422, "\(reply.text)")
-            let issue = reply.json["error"]?["details"]?[0]
+            let issue = reply.json["error"]?["details"]?.arrayValue?.first
             #expect(issue?["line"]?.intValue == line && issue?["column"]?.intValue == column, "\(reply.text)")
             #expect(reply.text.contains("U+0000"))
         }
@@ -206,6 +207,28 @@ import Testing
             #expect(secrets.status == 405 && secrets.headers.first(name: "Allow") == "DELETE, PUT", "\(secrets.headers)")
             let unknown = try await server.request(.GET, "/v1/nothing-here", key: server.tenantKey)
             #expect(unknown.status == 404 && unknown.errorCode == "not_found")
+        }
+    }
+
+    /// Hummingbird 2.28's HTTP/1 decoder refuses a header section over 80 KiB itself,
+    /// before any route or middleware: it answers 400 with an empty body and
+    /// `Connection: close` and closes the connection (a 431 in the API's error shape would
+    /// need a channel handler in the server's setup). This pins that the connection ends
+    /// promptly and the server goes on answering.
+    @Test func aHugeRequestHeaderEndsTheConnectionAndTheServerGoesOn() async throws {
+        try await withLiveServer { server in
+            let started = ContinuousClock.now
+            do {
+                let reply = try await server.request(
+                    .GET, "/v1/workflows", key: server.tenantKey, headers: [("X-Big", String(repeating: "a", count: 1 << 20))])
+                #expect(reply.status == 400 && reply.text.isEmpty, "\(reply.status) \(reply.text)")
+                #expect(reply.headers.first(name: "Connection")?.lowercased() == "close")
+            } catch {
+                // The server may close the connection while the client is still sending.
+            }
+            #expect(ContinuousClock.now - started < .seconds(10))
+            let health = try await server.request(.GET, "/healthz", key: nil)
+            #expect(health.status == 200)
         }
     }
 

@@ -88,7 +88,7 @@ public final class YAMLParseGuard: Sendable {
             switch job.expire() {
             case .queued: reply.resume(.failure(.busy(slots: slots)))
             case .running: reply.resume(.failure(.timedOut(deadline: limit)))
-            case .finished: break
+            case .finished, .expired: break
             }
         }
         let result = await reply.value()

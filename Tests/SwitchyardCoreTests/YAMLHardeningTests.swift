@@ -78,25 +78,26 @@ import Testing
 /// Parsing runs on a few dedicated low-priority threads with a deadline, so that no
 /// parse, however slow the YAML library is on it, holds a request or a server thread.
 @Suite struct YAMLParseGuardTests {
+    /// The parse sleeps 20 s; the answer comes at the deadline (the bound is loose only
+    /// because the whole suite may be saturating both cores meanwhile).
     @Test func aParseOverTheDeadlineIsAnsweredAtTheDeadline() async throws {
         let parsing = YAMLParseGuard(slots: 1, deadline: .milliseconds(200))
         let started = ContinuousClock.now
         await #expect(throws: YAMLParseGuard.Refusal.timedOut(deadline: .milliseconds(200))) {
-            _ = try await parsing.run { Thread.sleep(forTimeInterval: 2); return 1 }
+            _ = try await parsing.run { Thread.sleep(forTimeInterval: 20); return 1 }
         }
-        #expect(ContinuousClock.now - started < .seconds(1))
+        #expect(ContinuousClock.now - started < .seconds(10))
     }
 
     @Test func whenEverySlotHoldsARunawayParseTheNextIsRefusedAtOnce() async throws {
         let parsing = YAMLParseGuard(slots: 1, deadline: .milliseconds(100))
         await #expect(throws: YAMLParseGuard.Refusal.timedOut(deadline: .milliseconds(100))) {
-            _ = try await parsing.run { Thread.sleep(forTimeInterval: 2); return 1 }
+            _ = try await parsing.run { Thread.sleep(forTimeInterval: 20); return 1 }
         }
-        let started = ContinuousClock.now
+        // Refused without waiting for a slot: the only one holds a parse past its deadline.
         await #expect(throws: YAMLParseGuard.Refusal.busy(slots: 1)) {
             _ = try await parsing.run { 2 }
         }
-        #expect(ContinuousClock.now - started < .milliseconds(50))
     }
 
     @Test func parsesWithinTheDeadlineReturnTheirResults() async throws {

@@ -39,6 +39,13 @@ public final class YAMLParseGuard: Sendable {
         }
     }
 
+    private static let timers = DispatchQueue(label: "yaml-parse-deadlines")
+
+    static func nanoseconds(_ duration: Duration) -> Int {
+        let (seconds, attoseconds) = duration.components
+        return Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+    }
+
     /// The guard every server route shares, so the bound holds server-wide.
     public static let shared = YAMLParseGuard()
 
@@ -67,9 +74,8 @@ public final class YAMLParseGuard: Sendable {
 
     /// Runs `work` on a parse thread and returns its result, or throws at the deadline.
     public func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws(Refusal) -> T {
-        let deadline = ContinuousClock.now + self.deadline
         let reply = Reply<T>()
-        let job = Job(deadline: deadline) { reply.resume(.success(work())) }
+        let job = Job(deadline: ContinuousClock.now + self.deadline) { reply.resume(.success(work())) }
         let refusedNow: Bool = state.withLock { state in
             let now = ContinuousClock.now
             if state.running.allSatisfy({ $0.map { $0 < now } ?? false }) { return true }
@@ -80,9 +86,11 @@ public final class YAMLParseGuard: Sendable {
         startWorkersOnce()
         available.signal()
         let slots = self.slots, limit = self.deadline
-        let timer = Task {
-            try? await Task.sleep(until: deadline, clock: .continuous)
-            guard !Task.isCancelled else { return }
+        // The deadline fires on a Dispatch timer, not a task: when the cooperative pool
+        // is saturated the refusal is still decided on time, and the late result dropped.
+        let timer = DispatchSource.makeTimerSource(queue: Self.timers)
+        timer.schedule(deadline: .now() + .nanoseconds(Self.nanoseconds(limit)))
+        timer.setEventHandler {
             // A job still queued is dropped (its worker will skip it); one running
             // goes on, but its caller is answered now.
             switch job.expire() {
@@ -91,6 +99,7 @@ public final class YAMLParseGuard: Sendable {
             case .finished, .expired: break
             }
         }
+        timer.activate()
         let result = await reply.value()
         timer.cancel()
         return try result.get()

@@ -121,7 +121,7 @@ SY_TENANT_KEY=$tenant_key SY_ADMIN_KEY=$admin_key "$venv/bin/st" --config-file "
     --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
     --phases examples,coverage,fuzzing \
     --max-examples "$max_examples" --seed "$seed" --generation-deterministic \
-    --workers 2 --request-timeout 30 --no-color \
+    --workers 1 --request-timeout 30 --no-color \
     --report junit --report-junit-path "$work/junit.xml" 2>&1 | tee "$work/st.log"
 status=${PIPESTATUS[0]}
 set -e

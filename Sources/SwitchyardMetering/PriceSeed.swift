@@ -94,6 +94,13 @@ enum SeedReader {
         guard text.utf8.count <= 1 << 20 else {
             throw MeteringError(.invalidSeed, "price text is over 1 MiB; split it")
         }
+        // The same pre-scan as resource files: no NUL, no non-scalar keys (whose hashing
+        // can take exponential time in the YAML library), bounded aliases and depth.
+        do {
+            try YAMLPreScan(limits: .default).scan(text)
+        } catch {
+            throw MeteringError(.invalidSeed, error.message, line: error.line, column: error.column)
+        }
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)
@@ -149,6 +156,9 @@ enum SeedReader {
     static func scalar(_ node: Node, context: String) throws(MeteringError) -> (text: String, quoted: Bool) {
         guard case .scalar(let scalar) = node else {
             throw error(node, "\(context) must be a single value, not a list or mapping")
+        }
+        guard !scalar.string.unicodeScalars.contains("\0") else {
+            throw error(node, "\(context) contains the NUL character (U+0000), which no stored text may hold")
         }
         return (scalar.string, scalar.style != .plain && scalar.style != .any)
     }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Hummingbird
+import Synchronization
 import SwitchyardStore
 
 /// The context of every request: who is calling, once `AuthenticationMiddleware` knows.
@@ -45,7 +46,8 @@ public struct AdminRequestContext: ChildRequestContext {
 }
 
 /// Reads `Authorization: Bearer <key>` and records who the caller is: the admin (the
-/// key equals the configured admin key) or a tenant (the key's digest is stored).
+/// key equals the configured admin key) or a tenant (the key's digest is stored). The
+/// scheme is matched case-insensitively (`bearer`, `BEARER`), as RFC 9110 §11.1 says.
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
 
@@ -60,8 +62,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         if let header = request.headers[.authorization] {
-            guard header.hasPrefix("Bearer ") else { throw APIError.unauthorized }
-            let key = String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
+            let scheme = header.prefix { $0 != " " }
+            guard scheme.lowercased() == "bearer", scheme.count < header.count else { throw APIError.unauthorized }
+            let key = String(header.dropFirst(scheme.count)).trimmingCharacters(in: .whitespaces)
             // Digests are compared, not keys, so the comparison takes the same time
             // however many leading characters match.
             if let adminKeyDigest, Array(SHA256.hash(data: Data(key.utf8))) == adminKeyDigest {
@@ -76,17 +79,79 @@ struct AuthenticationMiddleware: RouterMiddleware {
     }
 }
 
+/// The methods each route pattern answers, filled once the router is built, so that a
+/// known path asked with another method answers 405 with `Allow` instead of 404.
+final class RouteMethods: Sendable {
+    private let table = Mutex<[(pattern: RouterPath, methods: [String])]>([])
+
+    /// Records the router's routes (`/v1/runs/{id}` → GET).
+    func record(_ routes: [(path: RouterPath, method: String)]) {
+        var byPattern: [String: (RouterPath, [String])] = [:]
+        for route in routes { byPattern[route.path.description, default: (route.path, [])].1.append(route.method) }
+        let entries = byPattern.values.map { (pattern: $0.0, methods: $0.1.sorted()) }
+        table.withLock { $0 = entries }
+    }
+
+    /// The methods of every route whose pattern matches `path`, sorted.
+    func allowed(for path: String) -> [String] {
+        let segments = path.split(separator: "/")
+        let methods = table.withLock { table in
+            table.filter { entry in
+                entry.pattern.count == segments.count && zip(entry.pattern, segments).allSatisfy { $0 ~= $1 }
+            }.flatMap(\.methods)
+        }
+        return Array(Set(methods)).sorted()
+    }
+}
+
+/// Refuses request targets that no route may use: a path or query parameter holding the
+/// NUL character (`%00`, which PostgreSQL's `text` cannot hold) or percent-encoding that
+/// is not UTF-8. Checked once here, so that every route sees clean text.
+struct RequestTargetMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let path = request.uri.path.removingPercentEncoding else {
+            throw APIError.badRequest("the path is not valid percent-encoded UTF-8")
+        }
+        if path.unicodeScalars.contains("\0") {
+            throw APIError.badRequest("the path contains the NUL character (%00)")
+        }
+        for pair in (request.uri.query ?? "").split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let rawName = String(parts[0]).replacingOccurrences(of: "+", with: " ")
+            let name = rawName.removingPercentEncoding ?? rawName
+            let value = parts.count > 1 ? String(parts[1]).replacingOccurrences(of: "+", with: " ") : ""
+            guard let decoded = value.removingPercentEncoding, rawName.removingPercentEncoding != nil else {
+                throw APIError.badRequest("query parameter `\(name)` is not valid percent-encoded UTF-8")
+            }
+            if decoded.unicodeScalars.contains("\0") || name.unicodeScalars.contains("\0") {
+                throw APIError.badRequest("query parameter `\(name.replacingOccurrences(of: "\0", with: "%00"))` contains the NUL character (%00)")
+            }
+        }
+        return try await next(request, context)
+    }
+}
+
 /// Turns Hummingbird's own errors (unknown route, body too large) and unexpected
 /// errors into the API's error format, so every error a client sees has one shape.
+/// A known path asked with a method it does not answer is 405 with `Allow`.
 struct ErrorFormatMiddleware<Context: RequestContext>: RouterMiddleware {
     /// What `Retry-After` says when the database is unavailable.
     static var retryAfterSeconds: Int { 2 }
+    var routes = RouteMethods()
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as APIError {
             throw error
+        } catch let error as HTTPError where error.status == .notFound {
+            let allowed = routes.allowed(for: request.uri.path)
+            guard !allowed.isEmpty else { throw APIError(.notFound, code: "not_found", error.body ?? "no route \(request.uri.path)") }
+            var refusal = APIError(
+                .methodNotAllowed, code: "method_not_allowed",
+                "\(request.method.rawValue) is not allowed on \(request.uri.path); allowed: \(allowed.joined(separator: ", "))")
+            refusal.headers = [.allow: allowed.joined(separator: ", ")]
+            throw refusal
         } catch let error as HTTPError {
             let code: String
             switch error.status {

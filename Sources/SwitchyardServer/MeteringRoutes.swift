@@ -27,7 +27,7 @@ struct MeteringRoutes {
                 limit = parsed
             }
             var cursor: LedgerCursor?
-            if let text = query.get("cursor") {
+            if let text = query.get("cursor"), !text.isEmpty {
                 guard let parsed = LedgerCursor(token: text) else { throw APIError.badRequest("cursor is not one this server gave out") }
                 cursor = parsed
             }
@@ -127,9 +127,12 @@ struct MeteringRoutes {
         }
         group.post("prices") { request, _ in
             let text = try await JSONBody.text(of: request)
+            let parsed = try await ResourceRoutes.parse(api.yamlParsing) {
+                Result { () throws(MeteringError) in try PriceBook.parseRow(text) }
+            }
             let row: PriceRow
             do throws(MeteringError) {
-                row = try PriceBook.parseRow(text)
+                row = try parsed.get()
             } catch {
                 throw APIError(.unprocessableContent, code: "invalid_price", error.description)
             }

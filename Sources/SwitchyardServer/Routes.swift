@@ -19,6 +19,9 @@ public struct APIDependencies: Sendable {
     /// The token bucket on run creation.
     public var runLimiter: RunRateLimiter
     public var loader: ResourceLoader
+    /// Where YAML from requests is parsed: off the request threads, with a deadline
+    /// (see ``YAMLParseGuard``). One server-wide guard unless a test gives its own.
+    public var yamlParsing: YAMLParseGuard = .shared
     /// Seals tenant secrets; nil when the server has no secret key (secrets are refused).
     public var secretBox: SecretBox?
     /// Live model deltas, for `GET …/events?deltas=1`; nil without a local engine.
@@ -119,9 +122,13 @@ struct ResourceRoutes {
             let text = try await JSONBody.text(of: request)
             let files = try Self.files(in: text, request: request)
             let catalog = try await api.resources.catalog(tenant: context.tenant.id)
+            let loader = api.loader
+            let loaded = try await Self.parse(api.yamlParsing) {
+                Result { () throws(ResourceValidationError) in try loader.loadAndValidate(files: files, catalog: catalog) }
+            }
             let documents: [ResourceDocument]
             do throws(ResourceValidationError) {
-                documents = try api.loader.loadAndValidate(files: files, catalog: catalog)
+                documents = try loaded.get()
             } catch {
                 throw APIError(.unprocessableContent, code: error.code.rawValue, error.message, details: .array(error.issues.map(Self.issue)))
             }
@@ -140,7 +147,9 @@ struct ResourceRoutes {
             let name = context.parameters.get("name") ?? ""
             var version: Int?
             if let text = request.uri.queryParameters.get("version") {
-                guard let parsed = Int(text), parsed >= 1 else { throw APIError.badRequest("version must be a positive integer") }
+                guard let parsed = Int(text), (1...Int(Int32.max)).contains(parsed) else {
+                    throw APIError.badRequest("version must be an integer from 1 to \(Int32.max)")
+                }
                 version = parsed
             }
             guard let stored = try await api.resources.find(kind: .workflow, name: name, version: version, tenant: context.tenant.id) else {
@@ -167,6 +176,25 @@ struct ResourceRoutes {
         }
     }
 
+    /// Runs a parse of request YAML through `parsing`, answering its refusals: 422
+    /// `yaml_timeout` past the deadline, 503 `parse_busy` (with `Retry-After`) when every
+    /// parse slot holds a runaway parse.
+    static func parse<T: Sendable>(_ parsing: YAMLParseGuard, _ work: @escaping @Sendable () -> T) async throws -> T {
+        do throws(YAMLParseGuard.Refusal) {
+            return try await parsing.run(work)
+        } catch {
+            switch error {
+            case .timedOut:
+                throw APIError(.unprocessableContent, code: "yaml_timeout", error.description)
+            case .busy:
+                var refusal = APIError(.serviceUnavailable, code: "parse_busy", error.description)
+                let seconds = max(1, Int(parsing.deadline.components.seconds))
+                refusal.headers = [.retryAfter: String(seconds)]
+                throw refusal
+            }
+        }
+    }
+
     /// The files of an apply request: a YAML body is one file (named by the
     /// `X-Yard-File` header); a JSON body `{"files": [{"name", "content"}]}` is a batch
     /// applied all or nothing, so that files may refer to each other.
@@ -175,7 +203,7 @@ struct ResourceRoutes {
         guard contentType.hasPrefix("application/json") else {
             return [(request.headers[.init("X-Yard-File")!] ?? "request", text)]
         }
-        guard let body = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)), let items = body["files"]?.arrayValue, !items.isEmpty else {
+        guard let items = try JSONBody.decode(text)["files"]?.arrayValue, !items.isEmpty else {
             throw APIError(.badRequest, code: "invalid_json", "a JSON apply body is {\"files\": [{\"name\": \"…\", \"content\": \"<YAML>\"}]}")
         }
         return try items.enumerated().map { index, item in
@@ -232,10 +260,12 @@ struct RunRoutes {
                 notify: api.shouldWakeOthers())
             if created { api.onRunCreated() }
             if let wait, !run.status.isFinal {
-                let finished = try await waitForFinish(run.id, tenant: tenant, seconds: wait)
-                if let finished, finished.status.isFinal {
-                    return JSONBody.response(["run": Render.run(finished)], status: .ok)
+                // The run as it is when the wait ends: finished (200), or as far as it got.
+                let now = try await waitForFinish(run.id, tenant: tenant, seconds: wait) ?? run
+                if now.status.isFinal {
+                    return JSONBody.response(["run": Render.run(now)], status: .ok)
                 }
+                return JSONBody.response(["run": Render.run(now)], status: created ? .accepted : .ok)
             }
             return JSONBody.response(["run": Render.run(run)], status: created ? .accepted : .ok)
         }
@@ -254,7 +284,7 @@ struct RunRoutes {
                 limit = parsed
             }
             var cursor: RunCursor?
-            if let text = query.get("cursor") {
+            if let text = query.get("cursor"), !text.isEmpty {
                 guard let parsed = RunCursor(token: text) else { throw APIError.badRequest("cursor is not one this server gave out") }
                 cursor = parsed
             }
@@ -396,7 +426,9 @@ struct HealthRoutes {
 /// Builds the router of the whole API.
 public func buildRouter(_ api: APIDependencies, adminKey: String?) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
-    router.add(middleware: ErrorFormatMiddleware())
+    let errors = ErrorFormatMiddleware<AppRequestContext>()
+    router.add(middleware: errors)
+    router.add(middleware: RequestTargetMiddleware())
     HealthRoutes(api: api).add(to: router)
     router.add(middleware: AuthenticationMiddleware(tenants: api.tenants, adminKey: adminKey))
     let v1 = router.group("v1")
@@ -414,5 +446,6 @@ public func buildRouter(_ api: APIDependencies, adminKey: String?) -> Router<App
     PlanRoutes(api: api).add(to: tenantRoutes)
     FeedbackRoutes(api: api).add(to: tenantRoutes)
     SecretRoutes(api: api).add(to: tenantRoutes)
+    errors.routes.record(router.routes.map { (path: $0.path, method: $0.method.rawValue) })
     return router
 }

@@ -165,8 +165,13 @@ struct TenantSettingsRoutes {
                 switch body[name] {
                 case nil: return .none
                 case .null?: return .some(nil)
-                case .int(let n)? where n >= 1: return .some(n)
-                default: throw APIError(.unprocessableContent, code: "invalid_request", "\(name) must be a whole number of at least 1, or null for the server's default")
+                // Stored as a PostgreSQL integer (int4).
+                case .int(let n)? where (1...Int(Int32.max)).contains(n): return .some(n)
+                default:
+                    throw APIError(
+                        .unprocessableContent, code: "invalid_request",
+                        "\(name) must be a whole number from 1 to \(Int32.max), or null for the server's default",
+                        details: [["path": .string(name), "message": .string("expected a whole number from 1 to \(Int32.max), or null")]])
                 }
             }
             let steps = try count("max_running_steps"), burst = try count("run_burst")

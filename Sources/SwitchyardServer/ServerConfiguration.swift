@@ -95,6 +95,11 @@ public struct ServerConfiguration: Sendable {
         return configuration
     }
 
+    ///
+    /// Operator-only input: the file is read once at start-up from a path the operator
+    /// gives, never from a request, so it does not go through ``YAMLParseGuard`` (which
+    /// bounds parses of request bodies); it still gets the same pre-scan as request YAML,
+    /// so a hostile or broken file is refused with its line and column instead of hanging.
     public static func parse(_ text: String, file: String) throws(ConfigurationError) -> ServerConfiguration {
         struct Raw: Decodable {
             var host: String?
@@ -138,6 +143,11 @@ public struct ServerConfiguration: Sendable {
             var default_max_tokens: Int?
             var shutdown_grace: String?
             var max_step_runtime: String?
+        }
+        do {
+            try YAMLPreScan(limits: .default).scan(text)
+        } catch {
+            throw ConfigurationError("\(file):\(error.line):\(error.column): \(error.message)")
         }
         do {
             if let node = try Yams.compose(yaml: text) {

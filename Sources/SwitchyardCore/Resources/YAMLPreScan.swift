@@ -1,35 +1,52 @@
 /// A cheap pass over the raw YAML text that runs before the YAML parser, so that
 /// hostile input is refused in linear time and before any tree is built:
 ///
+/// - the NUL character (U+0000) anywhere: the YAML library reads its input as a C
+///   string, and no stored text may hold it;
 /// - more alias tokens (`*name`) than ``ResourceLimits/maxAliases``;
-/// - an alias used as a mapping key (hashing an aliased key while checking for
-///   duplicates can take exponential time in the YAML library);
+/// - any key that is not a scalar: an alias used as a key, an explicit `?` key, or a
+///   flow sequence or mapping used as a key (`[*a]: v`). The YAML library hashes
+///   every key while checking for duplicates, before our alias-expansion limit
+///   applies, and hashing a key that holds an alias hashes the whole expanded tree:
+///   430 bytes took minutes of CPU. Switchyard's documents only need scalar keys;
 /// - nesting deeper than ``ResourceLimits/maxDepth`` (the YAML library composes
 ///   recursively, so a very deep document could exhaust the stack).
 ///
 /// It follows YAML's lexical structure closely enough for these counts (comments,
 /// quoted and block scalars are skipped; `*` counts only where a node may start) but
 /// is not a parser: the tree walk that follows re-checks depth and aliases exactly.
-struct YAMLPreScan {
-    struct Violation: Error {
-        var line: Int
-        var column: Int
-        var message: String
+public struct YAMLPreScan: Sendable {
+    public struct Violation: Error, Sendable {
+        public var line: Int
+        public var column: Int
+        public var message: String
     }
 
-    let limits: ResourceLimits
+    public let limits: ResourceLimits
+
+    public init(limits: ResourceLimits) { self.limits = limits }
 
     static func isAnchorCharacter(_ c: Unicode.Scalar) -> Bool {
         ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c) || c == "-" || c == "_"
     }
 
-    func scan(_ text: String) throws(Violation) {
+    public func scan(_ text: String) throws(Violation) {
         let scalars = Array(text.unicodeScalars)
         var lineStarts: [Int] = [0]
-        for (i, c) in scalars.enumerated() where c == "\n" { lineStarts.append(i + 1) }
+        for (i, c) in scalars.enumerated() {
+            if c == "\n" {
+                lineStarts.append(i + 1)
+            } else if c == "\0" {
+                throw Violation(
+                    line: lineStarts.count, column: i - lineStarts[lineStarts.count - 1] + 1,
+                    message: "the NUL character (U+0000) is not allowed in YAML text")
+            }
+        }
 
         var aliases = 0
         var flowDepth = 0
+        /// Where each open flow collection started, to name it if it turns out to be a key.
+        var flowStarts: [(line: Int, column: Int)] = []
         var indentStack: [Int] = []
         var blockScalarParentIndent: Int?
         var quote: Unicode.Scalar?
@@ -52,7 +69,6 @@ struct YAMLPreScan {
             }
             var p = contentStart
             var nodeStart = true
-            var explicitKey = false
             var inlineDepth = 0
             var base = indentStack.count
 
@@ -108,9 +124,7 @@ struct YAMLPreScan {
                         continue
                     }
                     if c == "?" && isBreakOrBlank(p + 1) {
-                        explicitKey = true
-                        p += 1
-                        continue
+                        throw Violation(line: lineNumber, column: column(p), message: complexKeyMessage("explicit `?` keys are not supported"))
                     }
                     if c == "*" {
                         let aliasColumn = column(p)
@@ -124,9 +138,7 @@ struct YAMLPreScan {
                         }
                         var q = p
                         while q < end, isBlank(scalars[q]) { q += 1 }
-                        let usedAsKey = explicitKey
-                            || (q < end && scalars[q] == ":" && (isBreakOrBlank(q + 1) || flowDepth > 0))
-                        if usedAsKey {
+                        if q < end && scalars[q] == ":" && (isBreakOrBlank(q + 1) || flowDepth > 0) {
                             throw Violation(line: lineNumber, column: aliasColumn, message: "an alias cannot be used as a mapping key")
                         }
                         nodeStart = false
@@ -149,12 +161,23 @@ struct YAMLPreScan {
                 }
                 if c == "[" || c == "{", flowDepth > 0 || nodeStart {
                     flowDepth += 1
+                    flowStarts.append((lineNumber, column(p)))
                     if base + inlineDepth + flowDepth > limits.maxDepth {
                         throw Violation(line: lineNumber, column: column(p), message: depthMessage)
                     }
                     nodeStart = true
                 } else if (c == "]" || c == "}") && flowDepth > 0 {
                     flowDepth -= 1
+                    let opened = flowStarts.removeLast()
+                    // An implicit key ends on its own line, so the rest of this line says
+                    // whether the collection just closed is a key.
+                    var q = p + 1
+                    while q < end, isBlank(scalars[q]) { q += 1 }
+                    if q < end && scalars[q] == ":" && (isBreakOrBlank(q + 1) || flowDepth > 0) {
+                        throw Violation(
+                            line: opened.line, column: opened.column,
+                            message: complexKeyMessage("a flow \(c == "]" ? "sequence" : "mapping") cannot be a key"))
+                    }
                     nodeStart = false
                 } else if c == "," && flowDepth > 0 {
                     nodeStart = true
@@ -162,13 +185,16 @@ struct YAMLPreScan {
                     || (flowDepth > 0 && p + 1 < end && [",", "]", "}"].contains(scalars[p + 1])))
                 {
                     nodeStart = true
-                    explicitKey = false
                 } else {
                     nodeStart = false
                 }
                 p += 1
             }
         }
+    }
+
+    func complexKeyMessage(_ what: String) -> String {
+        "\(what): a mapping key must be a plain scalar (a name such as `model` or `\"my key\"`)"
     }
 
     var depthMessage: String { "nesting is deeper than \(limits.maxDepth) levels" }

@@ -170,6 +170,7 @@ struct YAMLTreeBuilder {
         let line = node.mark?.line ?? 1
         let column = node.mark?.column ?? 1
         nodes += 1
+        checkNoNUL(s.string, line: line, column: column)
         let style: YNode.Style = s.style == .plain || s.style == .any ? .plain : .doubleQuoted
         return YNode(line: line, column: column, value: .scalar(.init(text: s.string, style: style, value: .string(s.string))))
     }
@@ -185,6 +186,7 @@ struct YAMLTreeBuilder {
         }
         let tag = s.tag.description
         let text = s.string
+        checkNoNUL(text, line: line, column: column)
         switch tag {
         case "", "?":
             return .init(text: text, style: style, value: style == .plain ? Self.resolvePlain(text) : .string(text))
@@ -207,6 +209,15 @@ struct YAMLTreeBuilder {
         default:
             problems.append((line, column, "unsupported tag '\(tag)' (only the standard !!str, !!int, !!float, !!bool and !!null tags are allowed)"))
             return .init(text: text, style: style, value: .string(text))
+        }
+    }
+
+    /// Refuses U+0000 written as an escape (`"\0"`, `"\x00"`, `"\u0000"`): the raw
+    /// character is refused by the pre-scan, and no stored text (PostgreSQL's `text`,
+    /// the JSON of a spec) may hold it.
+    private mutating func checkNoNUL(_ text: String, line: Int, column: Int) {
+        if text.unicodeScalars.contains("\0") {
+            problems.append((line, column, "a string cannot contain the NUL character (U+0000)"))
         }
     }
 

@@ -30,7 +30,10 @@ enum YardCLI {
             }
         }
         candidates.append(Bundle.main.bundleURL.appendingPathComponent("yard"))
-        candidates.append(URL(fileURLWithPath: "/work/main/.build/debug/yard"))
+        // This package's own `.build/debug`, found from this file's place in it.
+        let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        candidates.append(package.appendingPathComponent(".build/debug/yard"))
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates.last!
     }()
 

@@ -1,5 +1,7 @@
 import AsyncHTTPClient
 import Foundation
+import Hummingbird
+import ServiceLifecycle
 import NIOCore
 import NIOHTTP1
 import SwitchyardCore
@@ -29,10 +31,10 @@ struct LiveServer: Sendable {
     }
 
     /// Sends a request. `key` is the bearer key (nil sends none); `body` is sent as JSON
-    /// unless `text` is given.
+    /// unless `text` (or `bytes`, sent as they are, e.g. not UTF-8) is given.
     func request(
         _ method: HTTPMethod, _ path: String, key: String?, json body: JSONValue? = nil, text: String? = nil,
-        contentType: String? = nil, headers: [(String, String)] = []
+        bytes: [UInt8]? = nil, contentType: String? = nil, headers: [(String, String)] = []
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: url + path)
         request.method = method
@@ -41,6 +43,9 @@ struct LiveServer: Sendable {
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: body.compactJSON))
+        } else if let bytes {
+            request.headers.add(name: "Content-Type", value: contentType ?? "application/json")
+            request.body = .bytes(ByteBuffer(bytes: bytes))
         } else if let text {
             request.headers.add(name: "Content-Type", value: contentType ?? "application/yaml")
             request.body = .bytes(ByteBuffer(string: text))
@@ -113,6 +118,46 @@ func withLiveServer<T: Sendable>(
                 return result
             } catch {
                 doneContinuation.finish()
+                try? await group.waitForAll()
+                throw error
+            }
+        }
+    }
+}
+
+/// Runs `body` against the HTTP API alone (no engine) on a free loopback port, with a
+/// fresh database and `yamlParsing` as the server's YAML parse guard: for tests that
+/// need a guard with a short deadline, which `yard serve` does not let one configure.
+func withAPIServer<T: Sendable>(yamlParsing: YAMLParseGuard, _ body: @Sendable (LiveServer) async throws -> T) async throws -> T {
+    try await withTestStore { store in
+        var api = APIDependencies(database: store.database)
+        api.yamlParsing = yamlParsing
+        let adminKey = "admin-\(UUID().uuidString)"
+        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+        let app = Application(
+            router: buildRouter(api, adminKey: adminKey),
+            configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0), serverName: "switchyard"),
+            onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) },
+            logger: testLogger("test.api"))
+        let services = ServiceGroup(configuration: ServiceGroupConfiguration(services: [app], logger: testLogger("test.api")))
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                defer { portContinuation.finish() }
+                try await services.run()
+            }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else {
+                try await group.next()
+                throw TestFailure("the server stopped before listening")
+            }
+            let live = LiveServer(url: "http://127.0.0.1:\(port)", adminKey: adminKey, store: store)
+            do {
+                let result = try await body(live)
+                await services.triggerGracefulShutdown()
+                try await group.waitForAll()
+                return result
+            } catch {
+                await services.triggerGracefulShutdown()
                 try? await group.waitForAll()
                 throw error
             }

@@ -48,6 +48,7 @@ public struct SwitchyardServer: Sendable {
             runRate: (configuration.runsPerSecond, configuration.runBurst), onRunCreated: { engine.poke() },
             shouldWakeOthers: { engine.isSaturated })
         self.api.eventHeartbeat = configuration.eventHeartbeat
+        self.api.yamlParsing = configuration.yamlParsing
         self.api.engineFacts = EngineFacts(
             expertModels: experts.experts.mapValues(\.model), gateThreshold: configuration.engine.gateThreshold,
             defaultMaxTokens: configuration.engine.defaultMaxTokens)

@@ -46,6 +46,8 @@ public struct ServerConfiguration: Sendable {
     public var databasePool = DatabasePoolSettings()
     /// How often a quiet event stream writes a keep-alive comment (see `EventStream`).
     public var eventHeartbeat: Duration = .seconds(5)
+    /// Where tenant YAML is parsed, and its deadline (see ``YAMLParseGuard``).
+    public var yamlParsing: YAMLParseGuard = .shared
 
     public init() {}
 

@@ -65,12 +65,9 @@ struct FaultTests {
         try await PrivateCluster.withStore("restart") { cluster, store in
             try await store.apply(Self.chain)
             let configuration = Self.engineConfiguration()
-            let engines = try (0..<2).map { _ in try makeEngine(on: store, script: Self.script, configuration: configuration) }
-            var random = SeededRandom(seed: 10)
             let modes: [EmbeddedPostgres.Running.ShutdownMode] = [.fast, .immediate, .fast, .immediate]
-            let report = try await withThrowingTaskGroup(of: Void.self) { group in
-                for engine in engines { group.addTask { try await engine.run() } }
-                defer { group.cancelAll() }
+            let report = try await withEngines(2, on: store, script: Self.script, configuration: configuration) { engines in
+                var random = SeededRandom(seed: 10)
                 var runs: [UUID] = []
                 for mode in modes {
                     runs += try await startRuns(store, workflow: "chain", count: 30)
@@ -79,7 +76,9 @@ struct FaultTests {
                 }
                 // Lease + poll is how long a step can wait for a dead owner; the work
                 // itself and the restart's own reconnects get the rest.
-                return try await FaultInvariants.check(store, runs: runs, within: configuration.lease + configuration.idlePoll + .seconds(20))
+                let report = try await FaultInvariants.check(store, runs: runs, within: configuration.lease + configuration.idlePoll + .seconds(20))
+                #expect(engines.allSatisfy { $0.runningSteps == 0 })
+                return report
             }
             print("fault suite: PostgreSQL restarted 4 times (fast, immediate) under load on 2 engines: \(report)")
             #expect(report.runs == 120)

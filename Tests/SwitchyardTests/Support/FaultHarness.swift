@@ -104,7 +104,12 @@ enum FaultInvariants {
         }
         let elapsed = ContinuousClock.now - start
         report.secondsToFinal = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        #expect(live == 0, "\(live) of \(runs.count) runs are not final after \(within)")
+        if live != 0 {
+            let steps = try await database.query(
+                "SELECT status, count(*)::int8 FROM steps WHERE tenant_id = \(tenant) AND run_id = ANY(\(runs)) GROUP BY status ORDER BY status"
+            ).decode((String, Int).self).reduce(into: "") { $0 += "\($1.0): \($1.1) " }
+            Issue.record("\(live) of \(runs.count) runs are not final after \(within); their steps: \(steps)")
+        }
         report.succeeded = try await scalar(
             database, "SELECT count(*)::int8 FROM runs WHERE tenant_id = \(tenant) AND id = ANY(\(runs)) AND status = 'succeeded'")
         if expectAllSucceeded {
@@ -191,9 +196,23 @@ func startRuns(_ store: TestStore, workflow: String, count: Int, input: JSONValu
     }
 }
 
-/// An engine on `store` whose experts answer from `script`, for fault loops that run
-/// several engines (servers) on one database.
-func makeEngine(on store: TestStore, script: String, configuration: EngineConfiguration) throws -> Engine {
+/// Runs `body` with `count` engines on `store`'s database, each with a pool of its own
+/// (as separate servers have), whose experts answer from `script`.
+func withEngines<T: Sendable>(
+    _ count: Int, on store: TestStore, script: String, configuration: EngineConfiguration, _ body: @Sendable ([Engine]) async throws -> T
+) async throws -> T {
+    let databases = (0..<count).map { _ in Database(configuration: store.database.configuration, logger: testLogger("fault.db")) }
+    let engines = try databases.map { try makeEngine(on: $0, script: script, configuration: configuration) }
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        for database in databases { group.addTask { await database.run() } }
+        for engine in engines { group.addTask { try await engine.run() } }
+        defer { group.cancelAll() }
+        return try await body(engines)
+    }
+}
+
+/// An engine on `database` whose experts answer from `script`.
+func makeEngine(on database: Database, script: String, configuration: EngineConfiguration) throws -> Engine {
     let rules = try ScriptedExpert.parseRules(script, file: "fault-script.yaml")
     let experts = ExpertPool([
         ScriptedExpert(name: "flash", model: "scripted-flash", rules: rules),
@@ -201,5 +220,5 @@ func makeEngine(on store: TestStore, script: String, configuration: EngineConfig
     ])
     let logger = testLogger("fault.engine")
     let tools = ToolEnvironment(runner: ToolRunner(logger: logger), secretBox: SecretBox(current: testSecretKey), egress: try EgressPolicy(allowing: ["127.0.0.1"]))
-    return Engine(database: store.database, experts: experts, tools: tools, configuration: configuration, logger: logger)
+    return Engine(database: database, experts: experts, tools: tools, configuration: configuration, logger: logger)
 }

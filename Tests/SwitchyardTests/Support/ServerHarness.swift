@@ -125,42 +125,8 @@ func withLiveServer<T: Sendable>(
     }
 }
 
-/// Runs `body` against the HTTP API alone (no engine) on a free loopback port, with a
-/// fresh database and `yamlParsing` as the server's YAML parse guard: for tests that
-/// need a guard with a short deadline, which `yard serve` does not let one configure.
+/// Runs `body` against a live server whose YAML parse guard is `yamlParsing`: for
+/// tests that need a guard with a short deadline, which the config file does not set.
 func withAPIServer<T: Sendable>(yamlParsing: YAMLParseGuard, _ body: @Sendable (LiveServer) async throws -> T) async throws -> T {
-    try await withTestStore { store in
-        var api = APIDependencies(database: store.database)
-        api.yamlParsing = yamlParsing
-        let adminKey = "admin-\(UUID().uuidString)"
-        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
-        let app = Application(
-            router: buildRouter(api, adminKey: adminKey),
-            configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0), serverName: "switchyard"),
-            onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) },
-            logger: testLogger("test.api"))
-        let services = ServiceGroup(configuration: ServiceGroupConfiguration(services: [app], logger: testLogger("test.api")))
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                defer { portContinuation.finish() }
-                try await services.run()
-            }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else {
-                try await group.next()
-                throw TestFailure("the server stopped before listening")
-            }
-            let live = LiveServer(url: "http://127.0.0.1:\(port)", adminKey: adminKey, store: store)
-            do {
-                let result = try await body(live)
-                await services.triggerGracefulShutdown()
-                try await group.waitForAll()
-                return result
-            } catch {
-                await services.triggerGracefulShutdown()
-                try? await group.waitForAll()
-                throw error
-            }
-        }
-    }
+    try await withLiveServer(configure: { $0.yamlParsing = yamlParsing }, body)
 }

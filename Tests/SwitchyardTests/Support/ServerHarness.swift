@@ -20,6 +20,8 @@ struct LiveServer: Sendable {
     /// The server's engine when it runs in this process, to look inside (open event
     /// streams, running steps); nil for a `yard serve` process.
     var engine: Engine? = nil
+    /// The server's connection pool when it runs in this process (its call counts).
+    var database: Database? = nil
 
     struct Reply: Sendable {
         var status: Int
@@ -110,7 +112,7 @@ func withLiveServer<T: Sendable>(
                 try await group.next()
                 throw TestFailure("the server stopped before listening")
             }
-            let live = LiveServer(url: "http://127.0.0.1:\(port)", adminKey: adminKey, store: store, engine: server.engine)
+            let live = LiveServer(url: "http://127.0.0.1:\(port)", adminKey: adminKey, store: store, engine: server.engine, database: server.database)
             do {
                 let result = try await body(live)
                 doneContinuation.finish()

@@ -49,6 +49,11 @@ struct FaultTests {
           delay: 80ms
         """
 
+    /// Rounds of each fault loop, and their seed: small in the suite, larger in
+    /// `Scripts/fault-soak.sh` (`SWITCHYARD_FAULT_ROUNDS`, `SWITCHYARD_FAULT_SEED`).
+    static let rounds = max(1, Int(ProcessInfo.processInfo.environment["SWITCHYARD_FAULT_ROUNDS"] ?? "") ?? 4)
+    static let seed = UInt64(ProcessInfo.processInfo.environment["SWITCHYARD_FAULT_SEED"] ?? "") ?? 10
+
     static func engineConfiguration(lease: Duration = .seconds(3)) -> EngineConfiguration {
         var configuration = EngineConfiguration()
         configuration.concurrency = 24
@@ -60,14 +65,14 @@ struct FaultTests {
         return configuration
     }
 
-    @Test("PostgreSQL restarted (fast and immediate, four times) under load on two engines: every run succeeds within lease + poll, none twice")
+    @Test("PostgreSQL restarted (fast and immediate, alternately, four times) under load on two engines: every run succeeds within lease + poll, none twice")
     func postgresRestartsUnderLoad() async throws {
         try await PrivateCluster.withStore("restart") { cluster, store in
             try await store.apply(Self.chain)
             let configuration = Self.engineConfiguration()
-            let modes: [EmbeddedPostgres.Running.ShutdownMode] = [.fast, .immediate, .fast, .immediate]
+            let modes: [EmbeddedPostgres.Running.ShutdownMode] = (0..<Self.rounds).map { $0.isMultiple(of: 2) ? .fast : .immediate }
             let report = try await withEngines(2, on: store, script: Self.script, configuration: configuration) { engines in
-                var random = SeededRandom(seed: 10)
+                var random = SeededRandom(seed: Self.seed)
                 var runs: [UUID] = []
                 for mode in modes {
                     runs += try await startRuns(store, workflow: "chain", count: 30)
@@ -80,8 +85,8 @@ struct FaultTests {
                 #expect(engines.allSatisfy { $0.runningSteps == 0 })
                 return report
             }
-            print("fault suite: PostgreSQL restarted 4 times (fast, immediate) under load on 2 engines: \(report)")
-            #expect(report.runs == 120)
+            print("fault suite: PostgreSQL restarted \(Self.rounds) times (fast, immediate) under load on 2 engines: \(report)")
+            #expect(report.runs == 30 * Self.rounds)
             #expect(report.secondsToFinal < 3.2 + 10, "runs took \(report.secondsToFinal) s to end after the last restart")
         }
     }
@@ -151,9 +156,9 @@ struct FaultTests {
                     server.waitUntilExit()
                 }
             }
-            var random = SeededRandom(seed: 7)
+            var random = SeededRandom(seed: Self.seed &+ 7)
             var runs: [UUID] = []
-            for _ in 0..<4 {
+            for _ in 0..<Self.rounds {
                 runs += try await startRuns(store, workflow: "chain", count: 15)
                 try await Task.sleep(for: .milliseconds(Int.random(in: 200...700, using: &random)))
                 let victim = Int.random(in: 0..<servers.count, using: &random)
@@ -161,9 +166,117 @@ struct FaultTests {
                 servers[victim].waitUntilExit()
                 servers[victim] = try start()
             }
-            let report = try await FaultInvariants.check(store, runs: runs, within: .seconds(40))
-            print("fault suite: 2 yard serve processes, 4 SIGKILLs mid-step: \(report)")
-            #expect(report.runs == 60, "server log: \((try? String(contentsOfFile: log, encoding: .utf8))?.suffix(2000) ?? "")")
+            let report = try await FaultInvariants.check(store, runs: runs, within: .seconds(40) + .seconds(5 * Self.rounds))
+            print("fault suite: 2 yard serve processes, \(Self.rounds) SIGKILLs mid-step: \(report)")
+            #expect(report.runs == 15 * Self.rounds, "server log: \((try? String(contentsOfFile: log, encoding: .utf8))?.suffix(2000) ?? "")")
+        }
+    }
+
+    @Test("a provider and a tool that accept the request and never answer: the steps fail at their timeouts, the runs end, nothing is left reserved or running")
+    func silentUpstreams() async throws {
+        let upstream = try SilentUpstream()
+        let silent = ExpertConfiguration(
+            provider: "openai", model: "deepseek-v4-flash", baseURL: upstream.url, connectTimeout: TimeSpan(milliseconds: 500),
+            readTimeout: TimeSpan(milliseconds: 800), maxRetries: 0)
+        try await withLiveServer(engine: Self.engineConfiguration(), egress: ["127.0.0.1"], experts: ["flash": silent, "pro": silent]) { server in
+            let store = server.store
+            try await store.apply(
+                """
+                kind: Tool
+                name: hangs
+                description: Never answers.
+                http: { method: GET, url: "\(upstream.url)/lookup", timeout: 600ms }
+                ---
+                kind: Workflow
+                name: ask
+                steps:
+                  - id: ask
+                    model: flash
+                    prompt: "anyone there?"
+                ---
+                kind: Workflow
+                name: look
+                steps:
+                  - id: look
+                    tool: hangs
+                """)
+            let clock = ContinuousClock()
+            let started = clock.now
+            let runs = try await startRuns(store, workflow: "ask", count: 4) + startRuns(store, workflow: "look", count: 4)
+            let report = try await FaultInvariants.check(store, runs: runs, within: .seconds(20), expectAllSucceeded: false)
+            #expect(report.succeeded == 0)
+            #expect(clock.now - started < .seconds(15), "the runs took \(clock.now - started) to end")
+            for id in runs {
+                let run = try #require(try await store.runs.run(id, tenant: store.tenant.id))
+                #expect(run.status == .failed)
+                let code = run.steps.first?.error?.code
+                #expect(code == "model_error" || code == "timeout" || code == "tool_error", "\(String(describing: run.steps.first?.error))")
+            }
+            print("fault suite: silent provider and tool: \(report)")
+        }
+    }
+
+    @Test("an engine cancelled (as `yard bench engine` ends) with steps in flight stops within a second, every time in a seeded loop")
+    func cancellationEndsTheEngine() async throws {
+        try await withTestStore { store in
+            try await store.apply(Self.chain)
+            var random = SeededRandom(seed: Self.seed &+ 3)
+            let slow = """
+                - match: "think about"
+                  reply: "thought"
+                  delay: 5s
+                """
+            for round in 0..<(Self.rounds * 5 / 2) {
+                let engine = try makeEngine(on: store.database, script: round.isMultiple(of: 2) ? slow : Self.script, configuration: Self.engineConfiguration())
+                _ = try await startRuns(store, workflow: "chain", count: 6)
+                let wait = Duration.milliseconds(Int.random(in: 20...400, using: &random))
+                let clock = ContinuousClock()
+                let stopped = try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await engine.run() }
+                    try await Task.sleep(for: wait)
+                    let cancelledAt = clock.now
+                    group.cancelAll()
+                    try await group.waitForAll()
+                    return clock.now - cancelledAt
+                }
+                #expect(stopped < .seconds(1), "round \(round): the engine took \(stopped) to stop")
+            }
+        }
+    }
+
+    @Test("a graceful shutdown waits for running steps only for the grace: then their leases are let go, and another engine runs them at once")
+    func shutdownGraceReleasesLeases() async throws {
+        try await withTestStore { store in
+            try await store.apply(Self.chain)
+            var configuration = Self.engineConfiguration(lease: .seconds(30))
+            configuration.shutdownGrace = .seconds(1)
+            let stuck = """
+                - match: "think about"
+                  reply: "thought"
+                  delay: 10m
+                """
+            let engine = try makeEngine(on: store.database, script: stuck, configuration: configuration)
+            let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [engine], logger: testLogger("fault.group")))
+            let run = try await startRuns(store, workflow: "chain", count: 1)[0]
+            let clock = ContinuousClock()
+            let stoppedAfter = try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                _ = try await store.wait(forStep: "think", of: run, until: [.running])
+                try await Task.sleep(for: .milliseconds(300))
+                let asked = clock.now
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                return clock.now - asked
+            }
+            #expect(stoppedAfter < .seconds(4), "the engine took \(stoppedAfter) to stop with a stuck step (grace 1 s)")
+            // The lease was let go, not left for its 30 s: another engine takes the step now.
+            let started = clock.now
+            try await withEngines(1, on: store, script: Self.script, configuration: Self.engineConfiguration(lease: .seconds(30))) { _ in
+                let finished = try await store.wait(for: run, timeout: .seconds(15))
+                #expect(finished.status == .succeeded)
+                #expect(finished.steps.first { $0.id == "think" }?.attempts == 2)
+            }
+            #expect(clock.now - started < .seconds(10), "the step waited \(clock.now - started) for its released lease")
         }
     }
 }

@@ -222,3 +222,33 @@ func makeEngine(on database: Database, script: String, configuration: EngineConf
     let tools = ToolEnvironment(runner: ToolRunner(logger: logger), secretBox: SecretBox(current: testSecretKey), egress: try EgressPolicy(allowing: ["127.0.0.1"]))
     return Engine(database: database, experts: experts, tools: tools, configuration: configuration, logger: logger)
 }
+
+/// An upstream that accepts connections (the kernel completes them from the listen
+/// backlog) and never reads a byte or answers: a provider or tool that hangs.
+final class SilentUpstream: Sendable {
+    let port: Int
+    private let descriptor: Int32
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket() failed") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound, listen(fd, 128) == 0 else {
+            close(fd)
+            throw TestFailure("cannot listen on loopback")
+        }
+        descriptor = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    deinit { close(descriptor) }
+}

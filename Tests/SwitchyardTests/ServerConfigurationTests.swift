@@ -1,4 +1,5 @@
 import SwitchyardServer
+import SwitchyardStore
 import SwitchyardTools
 import Testing
 
@@ -60,10 +61,29 @@ struct ServerConfigurationTests {
         #expect(configuration.engine.maxRunningStepsPerTenant == 3)
     }
 
+    @Test("the database pool's deadlines, the shutdown grace, the step runtime bound and the event stream cap are read and applied")
+    func robustnessKeys() throws {
+        let configuration = try ServerConfiguration.parse(
+            """
+            engine: { shutdown_grace: 5s, max_step_runtime: 20m }
+            database: { max_connections: 40, acquire_timeout: 2s, statement_timeout: 15s }
+            limits: { event_streams: 8 }
+            """, file: "c.yaml")
+        #expect(configuration.engine.shutdownGrace == .seconds(5))
+        #expect(configuration.engine.maxStepRuntime == .seconds(1200))
+        #expect(configuration.engine.maxEventStreamsPerTenant == 8)
+        let database = configuration.databasePool.applied(to: DatabaseConfiguration(host: "db", username: "u", password: nil, database: "sy"))
+        #expect(database.maxConnections == 40)
+        #expect(database.acquireTimeout == .seconds(2))
+        #expect(database.statementTimeout == .seconds(15))
+    }
+
     @Test("bad values are refused", arguments: [
         "port: 70000\n", "engine: { lease: 10ms }\n", "engine: { concurrency: 0 }\n", "engine: { poll: soon }\n",
         "gate: { threshold: 2 }\n", "egress: { allow: [\"10.0.0.0/99\"] }\n", "limits: { runs_per_second: 0 }\n", "limits: { max_running_steps: 0 }\n",
         "engine: { default_max_tokens: 0 }\n", "gate: { treshold: 0.1 }\n",
+        "database: { acquire_timeout: 1ms }\n", "database: { statement_timeout: 2h }\n", "database: { max_connections: 1 }\n",
+        "database: { pool: 3 }\n", "limits: { event_streams: 0 }\n", "engine: { max_step_runtime: 10ms }\n", "engine: { shutdown_grace: never }\n",
     ])
     func badValues(yaml: String) {
         #expect(throws: ConfigurationError.self) { try ServerConfiguration.parse(yaml, file: "c.yaml") }

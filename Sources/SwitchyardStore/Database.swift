@@ -198,17 +198,31 @@ public struct Database: Sendable {
         timeout: Duration? = nil, file: String = #fileID, line: Int = #line, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         statistics.recordCall()
-        let call = DeadlineCall<Result>(
-            acquireTimeout: configuration.acquireTimeout, timeout: timeout ?? configuration.statementTimeout, site: "\(file):\(line)")
+        // While PostgreSQL is known to be unreachable, a call waits for a connection only
+        // briefly: long enough to get one as soon as the server is back, not so long
+        // that every caller (an API request) hangs through the outage.
+        let acquire = statistics.isUnreachable ? min(configuration.acquireTimeout, Self.acquireTimeoutWhileDown) : configuration.acquireTimeout
+        let call = DeadlineCall<Result>(acquireTimeout: acquire, timeout: timeout ?? configuration.statementTimeout, site: "\(file):\(line)")
         let client = self.client
-        return try await call.run { call in
-            try await client.withConnection { connection in
-                try call.attach(connection)
-                defer { call.detach(connection) }
-                return try await body(connection)
+        let statistics = self.statistics
+        do {
+            let result = try await call.run { call in
+                try await client.withConnection { connection in
+                    try call.attach(connection)
+                    defer { call.detach(connection) }
+                    return try await body(connection)
+                }
             }
+            statistics.recordReachable()
+            return result
+        } catch {
+            if Self.isUnavailable(error) { statistics.recordUnreachable() } else if !(error is CancellationError) { statistics.recordReachable() }
+            throw error
         }
     }
+
+    /// How long a call waits for a connection while the database is known to be down.
+    static let acquireTimeoutWhileDown: Duration = .seconds(1)
 
     /// Runs `body` again when PostgreSQL broke a deadlock by aborting it (SQLSTATE 40P01)
     /// or a serialisation failed (40001); both leave nothing behind.
@@ -279,17 +293,34 @@ public struct Database: Sendable {
     }
 }
 
-/// Counts of a pool's database calls.
+/// Counts of a pool's database calls, and whether the database answered the last one.
 public final class DatabaseStatistics: Sendable {
     private let calls = Atomic<Int>(0)
+    private let unavailable = Atomic<Int>(0)
+    private let unreachable = Atomic<Bool>(false)
 
     public init() {}
 
     /// Calls made so far (statements and transactions, each counted once).
     public var callCount: Int { calls.load(ordering: .relaxed) }
 
+    /// Calls that failed because the database could not be reached or did not answer.
+    public var unavailableCount: Int { unavailable.load(ordering: .relaxed) }
+
+    /// Whether the last call that ended failed for want of the database.
+    public var isUnreachable: Bool { unreachable.load(ordering: .relaxed) }
+
     func recordCall() {
         calls.add(1, ordering: .relaxed)
+    }
+
+    func recordReachable() {
+        if unreachable.load(ordering: .relaxed) { unreachable.store(false, ordering: .relaxed) }
+    }
+
+    func recordUnreachable() {
+        unavailable.add(1, ordering: .relaxed)
+        unreachable.store(true, ordering: .relaxed)
     }
 }
 

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOHTTP1
 import ServiceLifecycle
 import SwitchyardCore
 import SwitchyardEngine
@@ -65,29 +66,57 @@ struct FaultTests {
         return configuration
     }
 
-    @Test("PostgreSQL restarted (fast and immediate, alternately, four times) under load on two engines: every run succeeds within lease + poll, none twice")
+    @Test("PostgreSQL restarted (fast and immediate, alternately, four times) under load on two servers: every run succeeds within lease + poll, none twice, and the API answers 503 (never 500) meanwhile")
     func postgresRestartsUnderLoad() async throws {
         try await PrivateCluster.withStore("restart") { cluster, store in
             try await store.apply(Self.chain)
             let configuration = Self.engineConfiguration()
             let modes: [EmbeddedPostgres.Running.ShutdownMode] = (0..<Self.rounds).map { $0.isMultiple(of: 2) ? .fast : .immediate }
-            let report = try await withEngines(2, on: store, script: Self.script, configuration: configuration) { engines in
-                var random = SeededRandom(seed: Self.seed)
-                var runs: [UUID] = []
-                for mode in modes {
-                    runs += try await startRuns(store, workflow: "chain", count: 30)
-                    try await Task.sleep(for: .milliseconds(Int.random(in: 100...500, using: &random)))
-                    try cluster.restart(mode)
+            // Two servers: one with the HTTP API (and its engine), one engine alone.
+            let (report, statuses) = try await withLiveServer(on: store, script: Self.script, engine: configuration) { server in
+                try await withEngines(1, on: store, script: Self.script, configuration: configuration) { engines in
+                    let statuses = StatusTally()
+                    return try await withThrowingTaskGroup(of: Void.self) { clients in
+                        // A client reading and starting runs all along, as users would.
+                        clients.addTask {
+                            let clock = ContinuousClock()
+                            while !Task.isCancelled {
+                                for (method, path) in [(HTTPMethod.GET, "/v1/runs?limit=5"), (.POST, "/v1/workflows/chain/runs")] {
+                                    let started = clock.now
+                                    do {
+                                        let reply = try await server.request(method, path, key: store.apiKey, json: method == .POST ? [:] : nil)
+                                        statuses.record(reply.status, took: clock.now - started)
+                                    } catch {
+                                        if Task.isCancelled { return }
+                                        Issue.record("an API request failed outright during the restarts: \(error)")
+                                        statuses.record(0, took: clock.now - started)
+                                    }
+                                }
+                                try await Task.sleep(for: .milliseconds(20))
+                            }
+                        }
+                        var random = SeededRandom(seed: Self.seed)
+                        var runs: [UUID] = []
+                        for mode in modes {
+                            runs += try await startRuns(store, workflow: "chain", count: 30)
+                            try await Task.sleep(for: .milliseconds(Int.random(in: 100...500, using: &random)))
+                            try await cluster.restart(mode)
+                        }
+                        try await Task.sleep(for: .milliseconds(500))
+                        clients.cancelAll()
+                        // Lease + poll is how long a step can wait for a dead owner; the work
+                        // itself and the restart's own reconnects get the rest.
+                        let report = try await FaultInvariants.check(store, runs: runs, within: configuration.lease + configuration.idlePoll + .seconds(20))
+                        #expect(engines.allSatisfy { $0.runningSteps == 0 })
+                        return (report, statuses)
+                    }
                 }
-                // Lease + poll is how long a step can wait for a dead owner; the work
-                // itself and the restart's own reconnects get the rest.
-                let report = try await FaultInvariants.check(store, runs: runs, within: configuration.lease + configuration.idlePoll + .seconds(20))
-                #expect(engines.allSatisfy { $0.runningSteps == 0 })
-                return report
             }
-            print("fault suite: PostgreSQL restarted \(Self.rounds) times (fast, immediate) under load on 2 engines: \(report)")
+            print("fault suite: PostgreSQL restarted \(Self.rounds) times (fast, immediate) under load on 2 servers: \(report); API statuses meanwhile: \(statuses.counts.sorted { $0.key < $1.key }), slowest answer \(statuses.slowest)")
             #expect(report.runs == 30 * Self.rounds)
             #expect(report.secondsToFinal < 3.2 + 10, "runs took \(report.secondsToFinal) s to end after the last restart")
+            #expect(statuses.counts.keys.allSatisfy { [200, 202, 503].contains($0) }, "API statuses during the restarts: \(statuses.counts)")
+            #expect(statuses.slowest < .seconds(8), "an API request took \(statuses.slowest) during the restarts")
         }
     }
 

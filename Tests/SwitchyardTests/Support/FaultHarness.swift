@@ -6,6 +6,7 @@ import SwitchyardEngine
 import SwitchyardExperts
 import SwitchyardStore
 import SwitchyardTools
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -46,8 +47,21 @@ struct PrivateCluster: Sendable {
         }
     }
 
-    func restart(_ mode: EmbeddedPostgres.Running.ShutdownMode) throws {
-        try running.restart(mode)
+    /// Restarts the server, on a thread of its own: `pg_ctl` takes a second or two,
+    /// which must not hold one of the few threads the engines under test run on.
+    func restart(_ mode: EmbeddedPostgres.Running.ShutdownMode) async throws {
+        let running = self.running
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let thread = Thread {
+                do {
+                    try running.restart(mode)
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+            thread.start()
+        }
     }
 
     /// Stalls every PostgreSQL process (connections stay open; nothing answers).
@@ -251,4 +265,20 @@ final class SilentUpstream: Sendable {
     var url: String { "http://127.0.0.1:\(port)" }
 
     deinit { close(descriptor) }
+}
+
+/// Counts HTTP statuses seen by a client running beside a fault.
+final class StatusTally: Sendable {
+    private let tally = Mutex<(counts: [Int: Int], slowest: Duration)>(([:], .zero))
+
+    func record(_ status: Int, took: Duration) {
+        tally.withLock {
+            $0.counts[status, default: 0] += 1
+            $0.slowest = max($0.slowest, took)
+        }
+    }
+
+    var counts: [Int: Int] { tally.withLock { $0.counts } }
+    /// The longest any request took.
+    var slowest: Duration { tally.withLock { $0.slowest } }
 }

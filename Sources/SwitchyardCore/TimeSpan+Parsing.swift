@@ -54,3 +54,23 @@ extension TimeSpan: CustomStringConvertible, LosslessStringConvertible {
         return out
     }
 }
+
+extension Duration {
+    /// The whole milliseconds of this duration (rounded toward zero): what SQL
+    /// intervals, log fields and `TimeSpan` take.
+    public var inMilliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+
+    /// The whole nanoseconds of this duration, for timers that count them.
+    public var inNanoseconds: Int64 {
+        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
+    }
+}
+
+extension TimeSpan {
+    /// The span of a duration, to the millisecond.
+    public init(_ duration: Duration) {
+        self.init(milliseconds: duration.inMilliseconds)
+    }
+}

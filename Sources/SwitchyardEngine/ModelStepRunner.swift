@@ -292,7 +292,7 @@ struct ModelStepRunner: Sendable {
             }
         }
         let elapsed = clock.now - start
-        let latency = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        let latency = Int(elapsed.inMilliseconds)
         let record = metering.ledgerRow(
             for: result, expert: expert, reservation: reservation, claim: claim, callIndex: index, startedAt: startedAt, latency: latency)
         var event: [String: JSONValue] = [

@@ -132,7 +132,7 @@ struct Toolbox: Sendable {
             outcome = .failure(error)
         }
         let elapsed = clock.now - start
-        let latency = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        let latency = Int(elapsed.inMilliseconds)
         await recordEvent(tool: tool.definition.name, callID: callID, turn: turn, outcome: outcome, latency: latency, context: context)
         return outcome
     }

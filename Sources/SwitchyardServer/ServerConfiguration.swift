@@ -151,6 +151,15 @@ public struct ServerConfiguration: Sendable {
         } catch {
             throw ConfigurationError("\(file):\(error.line):\(error.column): \(error.message)")
         }
+        /// A duration key's value within its bounds, or nil when the key is absent.
+        func duration(_ text: String?, _ key: String, from low: Duration = .zero, to high: Duration? = nil, like example: String) throws(ConfigurationError) -> Duration? {
+            guard let text else { return nil }
+            guard let span = TimeSpan.parse(text), span.duration >= low, high.map({ span.duration <= $0 }) ?? true else {
+                let range = high.map { " from \(TimeSpan(low)) to \(TimeSpan($0))" } ?? " of at least \(TimeSpan(low))"
+                throw ConfigurationError("\(file): \(key) must be a duration\(range), like \(example)")
+            }
+            return span.duration
+        }
         do {
             if let node = try Yams.compose(yaml: text) {
                 try checkKeys(node, allowed: Raw.CodingKeys.allCases.map(\.rawValue), path: "", file: file)
@@ -219,17 +228,11 @@ public struct ServerConfiguration: Sendable {
                     guard (2...10_000).contains(connections) else { throw ConfigurationError("\(file): database.max_connections must be 2 to 10000") }
                     configuration.databasePool.maxConnections = connections
                 }
-                if let text = database.acquire_timeout {
-                    guard let span = TimeSpan.parse(text), span.milliseconds >= 100, span.milliseconds <= 600_000 else {
-                        throw ConfigurationError("\(file): database.acquire_timeout must be a duration from 100ms to 10m, like 5s")
-                    }
-                    configuration.databasePool.acquireTimeout = span.duration
+                if let span = try duration(database.acquire_timeout, "database.acquire_timeout", from: .milliseconds(100), to: .seconds(600), like: "5s") {
+                    configuration.databasePool.acquireTimeout = span
                 }
-                if let text = database.statement_timeout {
-                    guard let span = TimeSpan.parse(text), span.milliseconds >= 100, span.milliseconds <= 3_600_000 else {
-                        throw ConfigurationError("\(file): database.statement_timeout must be a duration from 100ms to 1h, like 10s")
-                    }
-                    configuration.databasePool.statementTimeout = span.duration
+                if let span = try duration(database.statement_timeout, "database.statement_timeout", from: .milliseconds(100), to: .seconds(3600), like: "10s") {
+                    configuration.databasePool.statementTimeout = span
                 }
             }
             if let allow = raw.egress?.allow {
@@ -244,40 +247,25 @@ public struct ServerConfiguration: Sendable {
                     guard concurrency > 0 else { throw ConfigurationError("\(file): engine.concurrency must be positive") }
                     configuration.engine.concurrency = concurrency
                 }
-                if let lease = engine.lease {
-                    guard let span = TimeSpan.parse(lease), span.milliseconds >= 500 else {
-                        throw ConfigurationError("\(file): engine.lease must be a duration of at least 500ms, like 30s")
-                    }
-                    configuration.engine.lease = span.duration
+                if let span = try duration(engine.lease, "engine.lease", from: .milliseconds(500), like: "30s") {
+                    configuration.engine.lease = span
                 }
-                if let heartbeat = engine.heartbeat {
-                    guard let span = TimeSpan.parse(heartbeat), span.milliseconds >= 100 else {
-                        throw ConfigurationError("\(file): engine.heartbeat must be a duration of at least 100ms")
-                    }
-                    configuration.engine.heartbeatInterval = span.duration
+                if let span = try duration(engine.heartbeat, "engine.heartbeat", from: .milliseconds(100), like: "10s") {
+                    configuration.engine.heartbeatInterval = span
                 }
-                if let poll = engine.poll {
-                    guard let span = TimeSpan.parse(poll), span.milliseconds >= 10 else {
-                        throw ConfigurationError("\(file): engine.poll must be a duration of at least 10ms")
-                    }
-                    configuration.engine.idlePoll = span.duration
-                    configuration.engine.maintenanceInterval = span.duration
+                if let span = try duration(engine.poll, "engine.poll", from: .milliseconds(10), like: "1s") {
+                    configuration.engine.idlePoll = span
+                    configuration.engine.maintenanceInterval = span
                 }
                 if let fanOut = engine.max_fan_out {
                     guard (1...1_000_000).contains(fanOut) else { throw ConfigurationError("\(file): engine.max_fan_out must be 1 to 1000000") }
                     configuration.engine.maxFanOut = fanOut
                 }
-                if let text = engine.shutdown_grace {
-                    guard let span = TimeSpan.parse(text), span.milliseconds <= 3_600_000 else {
-                        throw ConfigurationError("\(file): engine.shutdown_grace must be a duration of at most 1h, like 30s")
-                    }
-                    configuration.engine.shutdownGrace = span.duration
+                if let span = try duration(engine.shutdown_grace, "engine.shutdown_grace", to: .seconds(3600), like: "30s") {
+                    configuration.engine.shutdownGrace = span
                 }
-                if let text = engine.max_step_runtime {
-                    guard let span = TimeSpan.parse(text), span.milliseconds >= 1_000 else {
-                        throw ConfigurationError("\(file): engine.max_step_runtime must be a duration of at least 1s, like 1h")
-                    }
-                    configuration.engine.maxStepRuntime = span.duration
+                if let span = try duration(engine.max_step_runtime, "engine.max_step_runtime", from: .seconds(1), like: "1h") {
+                    configuration.engine.maxStepRuntime = span
                 }
                 if let maxTokens = engine.default_max_tokens {
                     guard (1...1_000_000).contains(maxTokens) else { throw ConfigurationError("\(file): engine.default_max_tokens must be 1 to 1000000") }

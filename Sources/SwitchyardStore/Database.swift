@@ -51,10 +51,6 @@ public struct DatabaseConfiguration: Sendable, Hashable {
         requireTLS = sslmode == "require" || sslmode == "verify-full"
     }
 
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-    }
-
     /// The same server, another database.
     public func with(database: String) -> DatabaseConfiguration {
         var copy = self
@@ -73,7 +69,7 @@ public struct DatabaseConfiguration: Sendable, Hashable {
             tls: requireTLS ? .require(.makeClientConfiguration()) : .disable)
         configuration.options.maximumConnections = maxConnections
         configuration.options.connectTimeout = min(acquireTimeout, .seconds(5))
-        let milliseconds = Self.milliseconds(statementTimeout)
+        let milliseconds = statementTimeout.inMilliseconds
         configuration.options.additionalStartupParameters = [
             ("application_name", "switchyard"),
             ("statement_timeout", "\(milliseconds)"),
@@ -156,7 +152,7 @@ public struct Database: Sendable {
         let logger = logger ?? self.logger
         if let timeout, timeout > configuration.statementTimeout {
             // PostgreSQL's own bound is the configured one: raise it for this statement.
-            let milliseconds = DatabaseConfiguration.milliseconds(timeout)
+            let milliseconds = timeout.inMilliseconds
             return try await transaction(timeout: timeout, file: file, line: line) { connection in
                 try await connection.query("SELECT set_config('statement_timeout', \(String(milliseconds)), true)", logger: logger)
                 return PostgresRows(try await connection.query(query, logger: logger, file: file, line: line).collect())

@@ -1,5 +1,6 @@
 import NIOCore
 import PostgresNIO
+import SwitchyardCore
 import Synchronization
 
 /// One database call raced against its deadlines: a connection within
@@ -54,7 +55,7 @@ final class DeadlineCall<Value: Sendable>: AbortableCall {
                     return
                 }
                 // Until the work attaches a connection, only the acquire deadline runs.
-                let acquireBy = started + .nanoseconds(Self.nanoseconds(min(acquireTimeout, timeout)))
+                let acquireBy = started + .nanoseconds(min(acquireTimeout, timeout).inNanoseconds)
                 let timer = eventLoop.scheduleTask(deadline: acquireBy) {
                     self.expire(
                         DatabaseError(.unavailable, "no database connection within \(self.acquireTimeout) (\(self.site)): PostgreSQL is unreachable or every connection is busy"))
@@ -94,7 +95,7 @@ final class DeadlineCall<Value: Sendable>: AbortableCall {
             guard !state.ended else { throw DatabaseError(.unavailable, "the call was abandoned before its connection arrived (\(site))") }
             state.connection = connection
             let previous = state.timer
-            state.timer = eventLoop.scheduleTask(in: .nanoseconds(Self.nanoseconds(remaining))) {
+            state.timer = eventLoop.scheduleTask(in: .nanoseconds(remaining.inNanoseconds)) {
                 self.expire(DatabaseError(.unavailable, "PostgreSQL did not answer within \(remaining) (\(self.site))"))
             }
             return previous
@@ -136,11 +137,6 @@ final class DeadlineCall<Value: Sendable>: AbortableCall {
         timer?.cancel()
         if case .failure = result { work?.cancel() }
         continuation?.resume(with: result)
-    }
-
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }
 

@@ -23,7 +23,7 @@ public struct EventFollowers: Sendable {
         try await database.query(
             """
             INSERT INTO event_followers (run_id, follower, expires_at)
-            SELECT run, \(follower), now() + \(DatabaseConfiguration.milliseconds(lifetime)) * interval '1 millisecond'
+            SELECT run, \(follower), now() + \(lifetime.inMilliseconds) * interval '1 millisecond'
             FROM unnest(\(runs)::uuid[]) AS r(run)
             ON CONFLICT (run_id, follower) DO UPDATE SET expires_at = EXCLUDED.expires_at
             """)

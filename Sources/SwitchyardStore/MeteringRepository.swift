@@ -281,7 +281,7 @@ public struct MeteringRepository: Sendable {
     /// and the reservation is a true upper bound. Returns how many.
     @discardableResult
     public func settleAbandonedReservations(olderThan grace: Duration = .seconds(2)) async throws -> Int {
-        let graceMilliseconds = grace.components.seconds * 1000 + grace.components.attoseconds / 1_000_000_000_000_000
+        let graceMilliseconds = grace.inMilliseconds
         var count = 0
         for try await _ in try await database.query(
             """

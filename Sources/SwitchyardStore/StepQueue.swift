@@ -85,7 +85,7 @@ public struct StepQueue: Sendable {
     public func claim(limit: Int, lease: Duration, tenantCap: Int? = nil) async throws -> [ClaimedStep] {
         guard limit > 0 else { return [] }
         let defaultCap = tenantCap ?? Int(Int32.max)
-        let leaseMilliseconds = Self.milliseconds(lease)
+        let leaseMilliseconds = lease.inMilliseconds
         var claimed: [ClaimedStep] = []
         for try await row in try await database.query(
             """
@@ -166,7 +166,7 @@ public struct StepQueue: Sendable {
     @discardableResult
     public func heartbeat(_ steps: [ClaimedStep], lease: Duration) async throws -> [ClaimedStep] {
         guard !steps.isEmpty else { return [] }
-        let milliseconds = Self.milliseconds(lease)
+        let milliseconds = lease.inMilliseconds
         var renewed = Set<StepKey>()
         for try await (run, step) in try await database.query(
             """
@@ -200,10 +200,6 @@ public struct StepQueue: Sendable {
             WHERE s.tenant_id = k.tenant_id AND s.run_id = k.run_id AND s.step_id = k.step_id AND s.attempt = k.attempt
               AND s.lease_owner = \(owner) AND s.status = 'running'
             """, logger: database.logger)
-    }
-
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 
     /// The data of a signal delivered to the run, if any.

@@ -164,7 +164,7 @@ public struct ToolRunner: ToolRunning {
                     metadata: [
                         "tool": "\(tool)", "tenant": "\(context.tenant)", "method": "\(request.method)",
                         "host": "\(request.url.host ?? "")", "status": "\(received.status)", "bytes": "\(received.body.count)",
-                        "redirects": "\(hops)", "ms": "\(Self.milliseconds(ContinuousClock.now - started))",
+                        "redirects": "\(hops)", "ms": "\((ContinuousClock.now - started).inMilliseconds)",
                     ])
                 return try interpret(received, redactor: redactor)
             case .redirect(let next, let status):
@@ -307,10 +307,6 @@ public struct ToolRunner: ToolRunning {
             return ToolError(.cancelled, "the call to \(describe(url)) was cancelled", retryable: true)
         }
         return ToolError(.connectionFailed, "the call to \(describe(url)) failed: \(error)", retryable: true)
-    }
-
-    static func milliseconds(_ d: Duration) -> Int64 {
-        d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
     }
 
     /// Scheme, host and path only: queries may carry arguments and are left out of messages.

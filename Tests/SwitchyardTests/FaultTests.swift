@@ -6,6 +6,7 @@ import ServiceLifecycle
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
+import SwitchyardGate
 import SwitchyardServer
 import SwitchyardStore
 import Testing
@@ -95,7 +96,7 @@ struct FaultTests {
                                 try await Task.sleep(for: .milliseconds(20))
                             }
                         }
-                        var random = SeededRandom(seed: Self.seed)
+                        var random = SplitMix64(seed: Self.seed)
                         var runs: [UUID] = []
                         for mode in modes {
                             runs += try await startRuns(store, workflow: "chain", count: 30)
@@ -185,7 +186,7 @@ struct FaultTests {
                     server.waitUntilExit()
                 }
             }
-            var random = SeededRandom(seed: Self.seed &+ 7)
+            var random = SplitMix64(seed: Self.seed &+ 7)
             var runs: [UUID] = []
             for _ in 0..<Self.rounds {
                 runs += try await startRuns(store, workflow: "chain", count: 15)
@@ -249,7 +250,7 @@ struct FaultTests {
     func cancellationEndsTheEngine() async throws {
         try await withTestStore { store in
             try await store.apply(Self.chain)
-            var random = SeededRandom(seed: Self.seed &+ 3)
+            var random = SplitMix64(seed: Self.seed &+ 3)
             let slow = """
                 - match: "think about"
                   reply: "thought"

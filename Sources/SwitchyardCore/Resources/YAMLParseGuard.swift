@@ -34,17 +34,12 @@ public final class YAMLParseGuard: Sendable {
         }
 
         static func seconds(_ duration: Duration) -> String {
-            let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+            let ms = duration.inMilliseconds
             return ms % 1000 == 0 ? "\(ms / 1000)" : String(format: "%.3g", Double(ms) / 1000)
         }
     }
 
     private static let timers = DispatchQueue(label: "yaml-parse-deadlines")
-
-    static func nanoseconds(_ duration: Duration) -> Int {
-        let (seconds, attoseconds) = duration.components
-        return Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
-    }
 
     /// The guard every server route shares, so the bound holds server-wide.
     public static let shared = YAMLParseGuard()
@@ -89,7 +84,7 @@ public final class YAMLParseGuard: Sendable {
         // The deadline fires on a Dispatch timer, not a task: when the cooperative pool
         // is saturated the refusal is still decided on time, and the late result dropped.
         let timer = DispatchSource.makeTimerSource(queue: Self.timers)
-        timer.schedule(deadline: .now() + .nanoseconds(Self.nanoseconds(limit)))
+        timer.schedule(deadline: .now() + .nanoseconds(Int(limit.inNanoseconds)))
         timer.setEventHandler {
             // A job still queued is dropped (its worker will skip it); one running
             // goes on, but its caller is answered now.

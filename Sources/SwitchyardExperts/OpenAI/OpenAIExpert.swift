@@ -524,7 +524,6 @@ struct AnswerReader {
 extension Duration {
     /// The duration as the config file spells it (`30s`, `1m30s`, `250ms`).
     var spelled: String {
-        let (seconds, attoseconds) = components
-        return TimeSpan(milliseconds: seconds * 1000 + attoseconds / 1_000_000_000_000_000).description
+        TimeSpan(self).description
     }
 }

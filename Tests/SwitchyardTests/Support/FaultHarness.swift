@@ -4,6 +4,7 @@ import PostgresNIO
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
+import SwitchyardGate
 import SwitchyardStore
 import SwitchyardTools
 import Synchronization
@@ -67,22 +68,6 @@ struct PrivateCluster: Sendable {
     /// Stalls every PostgreSQL process (connections stay open; nothing answers).
     func pause() { running.signalAll(SIGSTOP) }
     func resume() { running.signalAll(SIGCONT) }
-}
-
-/// A small deterministic generator (SplitMix64), so that a fault loop's timings are
-/// the same in every run of the suite.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// What must hold after any fault: every run final (and, for these workloads,

@@ -85,6 +85,8 @@ public final class Engine: Service, Sendable {
         /// When the lease expires as far as this process knows: claim or last renewal,
         /// plus the lease. An outcome is written only while this may still hold.
         var leaseValidUntil: ContinuousClock.Instant
+        /// The step outran its bound and its lease was let go: it is no longer renewed.
+        var abandoned = false
     }
 
     public init(
@@ -343,8 +345,10 @@ public final class Engine: Service, Sendable {
     }
 
     /// Renews the leases of running steps until cancelled: only of steps within their
-    /// runtime bound. A step past it is presumed stuck; its lease is let go so that
-    /// another attempt takes over, and its slot is freed.
+    /// runtime bound. A step past it is presumed stuck: its lease is let go, so that
+    /// another server runs it as a new attempt (this attempt's late outcome is fenced
+    /// out). It keeps its slot here until its task ends, for it still holds whatever
+    /// it is stuck on.
     private func renewLeases() async {
         let failures = FailureLog("renewing leases", logger: logger)
         while !Task.isCancelled {
@@ -357,12 +361,12 @@ public final class Engine: Service, Sendable {
             let (alive, stuck) = running.withLock { running -> ([ClaimedStep], [ClaimedStep]) in
                 var alive: [ClaimedStep] = []
                 var stuck: [ClaimedStep] = []
-                for (key, step) in running {
+                for (key, step) in running where !step.abandoned {
                     if now < step.renewUntil {
                         alive.append(step.claim)
                     } else {
                         stuck.append(step.claim)
-                        running[key] = nil
+                        running[key]?.abandoned = true
                     }
                 }
                 return (alive, stuck)
@@ -374,7 +378,6 @@ public final class Engine: Service, Sendable {
                     ])
                 }
                 try? await queue.release(stuck)
-                wakeup.signal()
             }
             do {
                 let renewed = try await queue.heartbeat(alive, lease: configuration.lease)

@@ -309,4 +309,43 @@ struct FaultTests {
             #expect(clock.now - started < .seconds(10), "the step waited \(clock.now - started) for its released lease")
         }
     }
+
+    @Test("a step stuck past its runtime bound is no longer kept alive by the heartbeat: its lease lapses and another server runs it; the stuck attempt's late outcome is fenced out")
+    func stuckStepsLoseTheirLease() async throws {
+        try await withTestStore { store in
+            try await store.apply(Self.chain)
+            var bounded = Self.engineConfiguration(lease: .seconds(2))
+            bounded.maxStepRuntime = .seconds(1)
+            // One slot: the stuck step keeps it, so this server cannot take the step back.
+            bounded.concurrency = 1
+            let stuck = """
+                - match: "think about"
+                  reply: "late thought"
+                  delay: 6s
+                """
+            let run = try await startRuns(store, workflow: "chain", count: 1)[0]
+            let stuckEngine = try makeEngine(on: store.database, script: stuck, configuration: bounded)
+            let clock = ContinuousClock()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await stuckEngine.run() }
+                defer { group.cancelAll() }
+                _ = try await store.wait(forStep: "think", of: run, until: [.running])
+                let started = clock.now
+                // Without the bound the heartbeat would renew the stuck step's lease for
+                // as long as its process lives; with it, a healthy server takes over.
+                try await withEngines(1, on: store, script: Self.script, configuration: Self.engineConfiguration(lease: .seconds(2))) { _ in
+                    let finished = try await store.wait(for: run, timeout: .seconds(20))
+                    #expect(finished.status == .succeeded)
+                    #expect(finished.output == ["result": "answered!"])
+                    #expect(finished.steps.first { $0.id == "think" }?.attempts == 2)
+                    #expect(clock.now - started < .seconds(5), "the stuck step held its lease for \(clock.now - started)")
+                    // The stuck attempt answers later; its completion changes nothing.
+                    try await Task.sleep(for: .seconds(5))
+                    let events = try await store.events(of: run)
+                    #expect(events.filter { $0.type == "step.succeeded" && $0.stepID == "think" }.count == 1)
+                    #expect(try await store.runs.run(run, tenant: store.tenant.id)?.output == ["result": "answered!"])
+                }
+            }
+        }
+    }
 }

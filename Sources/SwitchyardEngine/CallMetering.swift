@@ -19,6 +19,8 @@ struct CallMetering: Sendable {
     /// known, and a reservation left to the sweep would bill its upper bound instead.
     let settleRetryWindow: Duration
     let logger: Logger
+    /// Settlements waiting for their step's commit.
+    let held = HeldSettlements()
 
     /// The longest a call is assumed to take when choosing the rates to reserve at: a
     /// call reserved off-peak may run into peak hours, or into a new price row.
@@ -179,33 +181,106 @@ struct CallMetering: Sendable {
 
     /// Writes the ledger row in place of the reservation, and the call's events
     /// (`model.called`, and `budget.alert` when this call crossed 50, 80 or 100% of the
-    /// month's budget). A failed write leaves the reservation, which the maintenance
-    /// sweep turns into an upper-bound row.
+    /// month's budget). While the database is unreachable it keeps trying for the
+    /// retry window; a settlement still not written then is held for the step's
+    /// commit, which writes it first (`settleHeld`), so that a step never succeeds
+    /// with its calls billed at their reservation's estimate. A call whose step is
+    /// never committed is left to the maintenance sweep, which bills its upper bound.
     func settle(_ record: ModelCallRecord, event: NewEvent) async {
         // In a task of its own: a call ended by the run's cancellation (or the step's
         // timeout) runs in a cancelled task, where the pool refuses every query at once,
         // which left the call's row to the sweep's estimate even when its usage was known.
-        await Task { await settleNow(record, event: event) }.value
+        let settlement = Settlement(record: record, event: event)
+        await Task {
+            do {
+                try await Database.retryingWhileUnavailable(until: .now + settleRetryWindow) { try await write(settlement) }
+            } catch where Database.isUnavailable(error) {
+                logger.notice("a model call's ledger row waits for the database; the step's commit writes it", metadata: [
+                    "run": "\(record.runID)", "step": "\(record.stepID)", "error": "\(Database.describe(error))",
+                ])
+                held.hold(settlement)
+            } catch {
+                logger.error("could not settle a model call", metadata: ["run": "\(record.runID)", "step": "\(record.stepID)", "error": "\(Database.describe(error))"])
+            }
+        }.value
     }
 
-    private func settleNow(_ record: ModelCallRecord, event: NewEvent) async {
-        let deadline = ContinuousClock.now + settleRetryWindow
-        do {
-            let alerts = try await Database.retryingWhileUnavailable(until: deadline) { try await repository.settle(record) }
-            var events = [event]
-            for alert in alerts {
-                events.append(NewEvent("budget.alert", data: [
-                    "percent": .int(alert.percent), "spent_usd": .string(alert.spent.formatted(decimals: 6)),
-                    "limit_usd": .string(alert.limit.formatted(decimals: 2)),
-                ]))
-                logger.notice("budget alert", metadata: ["tenant": "\(record.tenantID)", "percent": "\(alert.percent)"])
+    /// Writes the settlements held for a step attempt (see `settle`); throws while the
+    /// database is unreachable, leaving them held, so the commit's retry loop retries.
+    func settleHeld(for attempt: StepAttemptKey) async throws {
+        for settlement in held.settlements(of: attempt) {
+            do {
+                try await write(settlement)
+                held.release(settlement)
+            } catch where Database.isUnavailable(error) {
+                throw error
+            } catch {
+                logger.error("could not settle a model call", metadata: [
+                    "run": "\(attempt.runID)", "step": "\(attempt.stepID)", "error": "\(Database.describe(error))",
+                ])
+                held.release(settlement)
             }
-            try await Database.retryingWhileUnavailable(until: deadline) {
+        }
+    }
+
+    /// Forgets what is held for an attempt that will not be committed: its
+    /// reservations stay, and the sweep bills them at their upper bound.
+    func dropHeld(for attempt: StepAttemptKey) {
+        held.drop(attempt)
+    }
+
+    private func write(_ settlement: Settlement) async throws {
+        let record = settlement.record
+        let alerts = try await repository.settle(record)
+        var events = [settlement.event]
+        for alert in alerts {
+            events.append(NewEvent("budget.alert", data: [
+                "percent": .int(alert.percent), "spent_usd": .string(alert.spent.formatted(decimals: 6)),
+                "limit_usd": .string(alert.limit.formatted(decimals: 2)),
+            ]))
+            logger.notice("budget alert", metadata: ["tenant": "\(record.tenantID)", "percent": "\(alert.percent)"])
+        }
+        // The ledger row is written: from here a failure loses only the events, which
+        // the retry must not duplicate by settling again.
+        do {
+            try await Database.retryingWhileUnavailable(until: .now + settleRetryWindow) {
                 try await queue.appendEvents(events, run: record.runID, tenant: record.tenantID)
             }
         } catch {
-            logger.error("could not settle a model call", metadata: ["run": "\(record.runID)", "step": "\(record.stepID)", "error": "\(Database.describe(error))"])
+            logger.warning("a model call's events were not recorded", metadata: ["run": "\(record.runID)", "error": "\(Database.describe(error))"])
         }
+    }
+}
+
+/// A model call's ledger row and event, ready to be written.
+struct Settlement: Sendable {
+    var record: ModelCallRecord
+    var event: NewEvent
+    var key: StepAttemptKey { StepAttemptKey(runID: record.runID, stepID: record.stepID, attempt: record.attempt) }
+}
+
+/// Settlements that could not be written while the database was unreachable, by step
+/// attempt, until the attempt's commit writes them or gives up.
+final class HeldSettlements: Sendable {
+    private let state = Mutex<[StepAttemptKey: [Int: Settlement]]>([:])
+
+    func hold(_ settlement: Settlement) {
+        state.withLock { $0[settlement.key, default: [:]][settlement.record.callIndex] = settlement }
+    }
+
+    func settlements(of attempt: StepAttemptKey) -> [Settlement] {
+        state.withLock { ($0[attempt] ?? [:]).sorted { $0.key < $1.key }.map(\.value) }
+    }
+
+    func release(_ settlement: Settlement) {
+        state.withLock { held in
+            held[settlement.key]?[settlement.record.callIndex] = nil
+            if held[settlement.key]?.isEmpty == true { held[settlement.key] = nil }
+        }
+    }
+
+    func drop(_ attempt: StepAttemptKey) {
+        _ = state.withLock { $0.removeValue(forKey: attempt) }
     }
 }
 

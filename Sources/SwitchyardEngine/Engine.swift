@@ -63,6 +63,7 @@ public final class Engine: Service, Sendable {
     let queue: StepQueue
     let runs: RunRepository
     let metering: MeteringRepository
+    let calls: CallMetering
     let executor: StepExecutor
     let workflows: WorkflowCache
     let logger: Logger
@@ -74,7 +75,7 @@ public final class Engine: Service, Sendable {
     public let events: RunEventFeed
     /// The steps this process is running, by run and step: their leases are the ones
     /// the heartbeat renews, and their count is what the dispatcher has in use.
-    private let running = Mutex<[String: RunningStep]>([:])
+    private let running = Mutex<[StepAttemptKey: RunningStep]>([:])
     private let stopping = Mutex(false)
 
     /// A step this process runs, with what its lease needs.
@@ -112,6 +113,7 @@ public final class Engine: Service, Sendable {
         let callMetering = CallMetering(
             repository: metering, queue: queue, prices: PriceBookCache(), defaultMaxTokens: configuration.defaultMaxTokens,
             settleRetryWindow: configuration.lease, logger: logger)
+        self.calls = callMetering
         let models = ModelStepRunner(
             experts: experts, resources: resources, queue: queue, gate: gate, history: GateRepository(database: database), tenants: tenants,
             toolbox: toolbox, deltas: deltas, metering: callMetering, defaultThreshold: configuration.gateThreshold, logger: logger)
@@ -169,6 +171,9 @@ public final class Engine: Service, Sendable {
             while !isStopping {
                 let free = configuration.concurrency - running.withLock { $0.count }
                 var claimed: [ClaimedStep] = []
+                // The database starts a lease at its `now()`, before the answer reaches
+                // here: the estimate of when it ends starts from before the claim.
+                let claimedAt = ContinuousClock.now
                 if free > 0 {
                     do {
                         claimed = try await queue.claim(limit: free, lease: configuration.lease, tenantCap: configuration.maxRunningStepsPerTenant)
@@ -185,17 +190,16 @@ public final class Engine: Service, Sendable {
                     await wakeup.wait(upTo: idle)
                     continue
                 }
-                let now = ContinuousClock.now
                 running.withLock { running in
                     for step in claimed {
-                        running[Self.key(step)] = RunningStep(
-                            claim: step, renewUntil: now + configuration.maxStepRuntime, leaseValidUntil: now + configuration.lease)
+                        running[step.attemptKey] = RunningStep(
+                            claim: step, renewUntil: claimedAt + configuration.maxStepRuntime, leaseValidUntil: claimedAt + configuration.lease)
                     }
                 }
                 for step in claimed {
                     group.addTask {
                         await self.process(step)
-                        _ = self.running.withLock { $0.removeValue(forKey: Self.key(step)) }
+                        _ = self.running.withLock { $0.removeValue(forKey: step.attemptKey) }
                         self.wakeup.signal()
                     }
                 }
@@ -213,8 +217,19 @@ public final class Engine: Service, Sendable {
         while runningSteps > 0, ContinuousClock.now < deadline {
             await wakeup.wait(upTo: deadline - ContinuousClock.now)
         }
-        let left = running.withLock { Array($0.values.map(\.claim)) }
-        guard !left.isEmpty else { return }
+        // Marked abandoned first, so that the heartbeat no longer renews them.
+        let left = running.withLock { running -> [ClaimedStep] in
+            var left: [ClaimedStep] = []
+            for (key, step) in running where !step.abandoned {
+                left.append(step.claim)
+                running[key]?.abandoned = true
+            }
+            return left
+        }
+        guard !left.isEmpty else {
+            group.cancelAll()
+            return
+        }
         logger.warning("steps still running after the shutdown grace; letting their leases go", metadata: [
             "steps": "\(left.count)", "grace": "\(configuration.shutdownGrace)",
         ])
@@ -226,12 +241,11 @@ public final class Engine: Service, Sendable {
         group.cancelAll()
     }
 
-    static func key(_ step: ClaimedStep) -> String {
-        "\(step.runID)/\(step.stepID)"
-    }
-
     /// Runs one claimed step and commits its outcome.
     func process(_ claim: ClaimedStep) async {
+        // Settlements still held when the attempt ends without committing are the
+        // sweep's to bill (at their upper bound).
+        defer { calls.dropHeld(for: claim.attemptKey) }
         let workflow: CompiledWorkflow
         do {
             workflow = try await workflows.workflow(tenant: claim.tenantID, name: claim.workflow, version: claim.version)
@@ -241,7 +255,8 @@ public final class Engine: Service, Sendable {
             return
         }
         if let timeout = workflow.steps[claim.stepID]?.timeout {
-            // The step's own timeout ends it; a lease of slack lets its outcome be written.
+            // The step's own timeout ends it (longer or shorter than the engine's bound);
+            // a lease of slack lets its outcome be written.
             boundRuntime(of: claim, to: timeout.duration + configuration.lease)
         }
         var pause = Duration.milliseconds(100)
@@ -282,6 +297,8 @@ public final class Engine: Service, Sendable {
         while true {
             let saturated = running.withLock { $0.count } >= configuration.concurrency
             do {
+                // The step's calls are billed exactly before it can succeed.
+                try await calls.settleHeld(for: claim.attemptKey)
                 let result = try await queue.complete(
                     claim, transition, dependents: workflow.dependents[claim.stepID] ?? [], notifyOthers: saturated,
                     finalize: { finished in workflow.finalize(input: claim.input, run: runInfo, finished: finished) })
@@ -303,6 +320,9 @@ public final class Engine: Service, Sendable {
                         }
                     }
                 }
+                return
+            } catch is CancellationError {
+                // The engine is being torn down: the lease lapses and the step runs again.
                 return
             } catch where Database.isUnavailable(error) {
                 guard !Task.isCancelled, ContinuousClock.now + pause < leaseValidUntil(claim) + configuration.lease else {
@@ -328,14 +348,12 @@ public final class Engine: Service, Sendable {
     }
 
     private func leaseValidUntil(_ claim: ClaimedStep) -> ContinuousClock.Instant {
-        running.withLock { $0[Self.key(claim)]?.leaseValidUntil } ?? .now
+        running.withLock { $0[claim.attemptKey]?.leaseValidUntil } ?? .now
     }
 
     private func boundRuntime(of claim: ClaimedStep, to limit: Duration) {
         running.withLock { running in
-            guard var step = running[Self.key(claim)] else { return }
-            step.renewUntil = min(step.renewUntil, .now + limit)
-            running[Self.key(claim)] = step
+            running[claim.attemptKey]?.renewUntil = .now + limit
         }
     }
 
@@ -385,7 +403,7 @@ public final class Engine: Service, Sendable {
                 let validUntil = now + configuration.lease
                 running.withLock { running in
                     for claim in renewed {
-                        running[Self.key(claim)]?.leaseValidUntil = validUntil
+                        running[claim.attemptKey]?.leaseValidUntil = validUntil
                     }
                 }
             } catch {

@@ -80,24 +80,23 @@ public final class RunEventFeed: Sendable {
     /// then on wakes the stream.
     public func subscribe(run: UUID, tenant: UUID) async throws -> Subscription {
         let (wakes, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let registered = state.withLock { state -> (id: Int, first: Bool)? in
+        let registered = state.withLock { state -> Int? in
             guard state.perTenant[tenant, default: 0] < maxStreamsPerTenant else { return nil }
             let id = state.nextID
             state.nextID += 1
             state.subscribers[id] = Subscriber(run: run, tenant: tenant, continuation: continuation)
             state.perTenant[tenant, default: 0] += 1
-            let first = state.byRun[run] == nil
             state.byRun[run, default: []].insert(id)
-            return (id, first)
+            return id
         }
         guard let registered else {
             continuation.finish()
             throw SubscribeError.tooManyStreams(limit: maxStreamsPerTenant)
         }
-        let subscription = Subscription(wakes: wakes, feed: self, id: registered.id)
-        if registered.first {
-            try await followers.follow([run], lifetime: Self.followLifetime)
-        }
+        let subscription = Subscription(wakes: wakes, feed: self, id: registered)
+        // On every subscription, not only a run's first: a renewal pruning at the same
+        // moment may have dropped the row just as the run's last stream ended.
+        try await followers.follow([run], lifetime: Self.followLifetime)
         return subscription
     }
 
@@ -131,12 +130,17 @@ public final class RunEventFeed: Sendable {
         for continuation in continuations { continuation.yield() }
     }
 
+    private var followedRuns: [UUID] {
+        state.withLock { Array($0.byRun.keys) }
+    }
+
     /// Renews this process's follower rows and drops stale ones.
     func renew() async {
-        let runs = state.withLock { Array($0.byRun.keys) }
         do {
-            try await followers.follow(runs, lifetime: Self.followLifetime)
-            try await followers.prune(keeping: runs)
+            try await followers.follow(followedRuns, lifetime: Self.followLifetime)
+            // The runs followed now, not before the renewal: a stream opened meanwhile
+            // keeps its row.
+            try await followers.prune(keeping: followedRuns)
         } catch {
             logger.debug("could not renew event followers", metadata: ["error": "\(Database.describe(error))"])
         }

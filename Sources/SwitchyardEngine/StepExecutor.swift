@@ -65,7 +65,9 @@ struct StepExecutor: Sendable {
     let configuration: EngineConfiguration
     let logger: Logger
 
-    /// How many times a step may lose its lease beyond its retry budget.
+    /// How many attempts the engine may add beyond a step's retry budget when the
+    /// step's own work is not to blame: its process stopped or stalled (the lease was
+    /// lost), or the database went away after the attempt had spent something.
     static let lostLeaseAllowance = 2
 
     func execute(_ claim: ClaimedStep, workflow: CompiledWorkflow) async -> AttemptVerdict {
@@ -76,7 +78,9 @@ struct StepExecutor: Sendable {
         // losing its process (it may be what crashes it). Stop it rather than let it
         // take down one server after another.
         if claim.attempt > claim.maxAttempts + Self.lostLeaseAllowance {
-            let error = ErrorRecord(code: "lease_lost", message: "the step lost its lease \(claim.attempt - claim.maxAttempts) times (its process stopped or stalled each time)")
+            let error = ErrorRecord(
+                code: "lease_lost",
+                message: "the step was interrupted \(claim.attempt - claim.maxAttempts) times beyond its retries (its process stopped or stalled, or the database was unreachable, each time)")
             return .commit(.failed(error, continueRun: step.onError == .continue, expert: nil))
         }
         let outcome = await attempt(claim, step: step, workflow: workflow)
@@ -91,11 +95,12 @@ struct StepExecutor: Sendable {
             return .abandon
         case .databaseUnavailable(let error):
             return .waitForDatabase(error)
-        case .failed(let failure, let expert) where failure.error.code == StepFailure.unavailableCode:
+        case .failed(let failure, let expert)
+        where failure.error.code == StepFailure.unavailableCode && claim.attempt < claim.maxAttempts + Self.lostLeaseAllowance:
             // The database went away after the attempt had spent something: it runs
-            // again once the database is back, and that retry is the engine's, not
-            // the step's (a restart of PostgreSQL must not fail a run).
-            return .commit(.retry(failure.error, delay: TimeSpan(milliseconds: 1_000), expert: expert, owed: true))
+            // again once the database is back, within the engine's allowance beyond
+            // the step's own retries (a restart of PostgreSQL must not fail a run).
+            return .commit(.retry(failure.error, delay: TimeSpan(milliseconds: 1_000), expert: expert))
         case .failed(let failure, let expert):
             if failure.retryable && claim.attempt < claim.maxAttempts {
                 let delay = step.retry.delay(afterAttempt: claim.attempt, unitRandom: Double.random(in: 0..<1))

@@ -165,8 +165,10 @@ struct ErrorFormatMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as DatabaseError where error.code == .conflict {
             throw APIError(.conflict, code: "conflict", error.message)
         } catch where Database.isUnavailable(error) {
-            // PostgreSQL is down, restarting, stalled or saturated: the request changed
-            // nothing it could not roll back, and the same request may succeed shortly.
+            // PostgreSQL is down, restarting, stalled or saturated: the same request may
+            // succeed shortly. Whether a write landed before the connection was lost is
+            // unknown (a commit may be lost in flight), which is why run creation takes an
+            // idempotency key; a run created before the loss is answered, not 503'd.
             context.logger.warning("request failed: the database is unavailable", metadata: ["error": "\(Database.describe(error))", "path": "\(request.uri.path)"])
             var unavailable = APIError(.serviceUnavailable, code: "database_unavailable", "the database cannot be reached right now; retry after \(Self.retryAfterSeconds) s")
             unavailable.headers = [.retryAfter: String(Self.retryAfterSeconds)]

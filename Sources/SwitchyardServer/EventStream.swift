@@ -57,9 +57,14 @@ struct EventStream: Sendable {
         var position = after
         if try await sendNew(after: &position, to: &writer) { return }
         if try await runs.status(of: run, tenant: tenant)?.isFinal ?? true {
+            // The run may have ended between the read and the status: its last events
+            // were written after the read.
+            _ = try await sendNew(after: &position, to: &writer)
             return
         }
-        let (signals, signal) = AsyncStream.makeStream(of: Signal.self)
+        // Bounded: a client reading slower than a model streams loses the oldest
+        // deltas (they are a preview; the stored events are complete), not memory.
+        let (signals, signal) = AsyncStream.makeStream(of: Signal.self, bufferingPolicy: .bufferingNewest(1024))
         // Wakes coalesce: one pending at a time, cleared when the loop reads.
         let wakePending = PendingFlag()
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -261,7 +261,14 @@ struct RunRoutes {
             if created { api.onRunCreated() }
             if let wait, !run.status.isFinal {
                 // The run as it is when the wait ends: finished (200), or as far as it got.
-                let now = try await waitForFinish(run.id, tenant: tenant, seconds: wait) ?? run
+                // The run exists from here: a database lost during the wait must not turn
+                // the answer into a 503 that invites a retry (without a key, a second run).
+                let now: RunRecord
+                do {
+                    now = try await waitForFinish(run.id, tenant: tenant, seconds: wait) ?? run
+                } catch where Database.isUnavailable(error) {
+                    now = run
+                }
                 if now.status.isFinal {
                     return JSONBody.response(["run": Render.run(now)], status: .ok)
                 }

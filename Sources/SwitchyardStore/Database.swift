@@ -81,6 +81,10 @@ public struct DatabaseConfiguration: Sendable, Hashable {
 
 /// A database failure, with a code a caller can branch on and a message a user can act on.
 public struct DatabaseError: Error, CustomStringConvertible, Sendable {
+    /// For `unavailable`: the call found no connection or lost it (an outage), rather
+    /// than ran out of time on a working one (a stall, an overload).
+    var isConnectionFailure = false
+
     public enum Code: String, Sendable {
         case configuration, unreachable, migration, conflict, notFound = "not_found", query
         /// The call did not get a connection or an answer in time, or its connection
@@ -127,16 +131,8 @@ public struct Database: Sendable {
     /// letting the pool retry for a minute.
     public func checkReachable(timeout: Duration = .seconds(10)) async throws(DatabaseError) {
         do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    try await client.query("SELECT 1", logger: logger)
-                }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    throw DatabaseError(.unreachable, "no answer within \(timeout)")
-                }
-                try await group.next()
-                group.cancelAll()
+            try await withConnection(timeout: timeout, acquireTimeout: timeout) { connection in
+                try await connection.query("SELECT 1", logger: logger)
             }
         } catch {
             throw DatabaseError(.unreachable, "cannot reach PostgreSQL at \(configuration.host):\(configuration.port)/\(configuration.database): \(Self.describe(error))")
@@ -165,18 +161,28 @@ public struct Database: Sendable {
 
     /// Runs `body` in one transaction on one connection, within the configured
     /// deadlines (see ``withConnection(timeout:file:line:_:)``).
+    ///
+    /// BEGIN, COMMIT and ROLLBACK are sent here rather than by PostgresNIO's
+    /// `withTransaction`, so that no ROLLBACK is written to a connection that broke (or
+    /// that a deadline closed): PostgreSQL rolls such a transaction back by itself, and
+    /// a statement written to a closed connection is never answered.
     public func transaction<Result: Sendable>(
         timeout: Duration? = nil, file: String = #fileID, line: Int = #line, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         let logger = self.logger
         return try await withConnection(timeout: timeout, file: file, line: line) { connection in
+            try await connection.query("BEGIN", logger: logger)
+            let value: Result
             do {
-                return try await connection.withTransaction(logger: logger) { connection in
-                    try await body(connection)
+                value = try await body(connection)
+            } catch {
+                if !connection.isClosed && !Self.isUnavailable(error) {
+                    try? await connection.query("ROLLBACK", logger: logger)
                 }
-            } catch let error as PostgresTransactionError {
-                throw error.closureError ?? error.commitError ?? error.beginError ?? error
+                throw error
             }
+            try await connection.query("COMMIT", logger: logger)
+            return value
         }
     }
 
@@ -191,13 +197,15 @@ public struct Database: Sendable {
     /// therefore runs `body` in a task of its own and stops waiting for it when the
     /// deadline passes (see `DeadlineCall`), rather than await it forever.
     public func withConnection<Result: Sendable>(
-        timeout: Duration? = nil, file: String = #fileID, line: Int = #line, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+        timeout: Duration? = nil, acquireTimeout: Duration? = nil, file: String = #fileID, line: Int = #line,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         statistics.recordCall()
         // While PostgreSQL is known to be unreachable, a call waits for a connection only
         // briefly: long enough to get one as soon as the server is back, not so long
         // that every caller (an API request) hangs through the outage.
-        let acquire = statistics.isUnreachable ? min(configuration.acquireTimeout, Self.acquireTimeoutWhileDown) : configuration.acquireTimeout
+        var acquire = acquireTimeout ?? configuration.acquireTimeout
+        if statistics.isUnreachable { acquire = min(acquire, Self.acquireTimeoutWhileDown) }
         let call = DeadlineCall<Result>(acquireTimeout: acquire, timeout: timeout ?? configuration.statementTimeout, site: "\(file):\(line)")
         let client = self.client
         let statistics = self.statistics
@@ -205,14 +213,26 @@ public struct Database: Sendable {
             let result = try await call.run { call in
                 try await client.withConnection { connection in
                     try call.attach(connection)
-                    defer { call.detach(connection) }
-                    return try await body(connection)
+                    let outcome: Swift.Result<Result, any Error>
+                    do {
+                        outcome = .success(try await body(connection))
+                    } catch {
+                        outcome = .failure(error)
+                    }
+                    // The caller learns the outcome while the connection is still this
+                    // call's: a deadline passing from now on closes nothing.
+                    call.finish(outcome, on: connection)
+                    return try outcome.get()
                 }
             }
             statistics.recordReachable()
             return result
         } catch {
-            if Self.isUnavailable(error) { statistics.recordUnreachable() } else if !(error is CancellationError) { statistics.recordReachable() }
+            if Self.isConnectionFailure(error) {
+                statistics.recordUnreachable()
+            } else if !(error is CancellationError) {
+                statistics.recordReachable()
+            }
             throw error
         }
     }
@@ -249,8 +269,9 @@ public struct Database: Sendable {
         case .server:
             let state = error.serverInfo?[.sqlState] ?? ""
             // 08: connection exception; 57P01-57P03: shutdown, crash, not accepting
-            // connections yet; 53300: too many connections; 57014: a statement timeout.
-            return state.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300", "57014"].contains(state)
+            // connections yet; 53300: too many connections; 57014: a statement timeout;
+            // 25P03: the session idled in a transaction past its limit (a stalled client).
+            return state.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300", "57014", "25P03"].contains(state)
         default:
             return false
         }
@@ -268,6 +289,19 @@ public struct Database: Sendable {
                 pause = min(pause * 2, .seconds(2))
             }
         }
+    }
+
+    /// Whether `error` says the database could not be reached at all (no connection, a
+    /// broken one, a server shutting down), as opposed to slow: only these make
+    /// calls wait briefly for a connection (see ``DatabaseStatistics/isUnreachable``),
+    /// so that an overloaded pool is not mistaken for an outage.
+    static func isConnectionFailure(_ error: any Error) -> Bool {
+        if let error = error as? DatabaseError { return error.code == .unavailable && error.isConnectionFailure }
+        if let error = error as? PSQLError, error.code == .server {
+            let state = error.serverInfo?[.sqlState] ?? ""
+            return state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state)
+        }
+        return isUnavailable(error)
     }
 
     /// A readable text for PostgresNIO's errors, which hide the server's message in

@@ -15,8 +15,12 @@ import Synchronization
 /// connection is closed, which fails whatever it was waiting for and makes PostgreSQL
 /// roll its transaction back; the work task is cancelled and ends on its own.
 ///
-/// The work task is the one unstructured task here, and it is bounded: it can outlive
-/// its caller only while the driver holds it, and it holds nothing the caller needs.
+/// The work task is the one unstructured task here. It ends when the driver answers or
+/// fails, which it does for every statement but one written in the instant its
+/// connection closes: none is written to a connection known to be closed (``attach``
+/// refuses one, and a transaction sends no ROLLBACK to a broken one), so only that
+/// instant is left, and a task caught in it stays suspended holding nothing but its
+/// own captures.
 final class DeadlineCall<Value: Sendable>: AbortableCall {
     private struct State {
         var continuation: CheckedContinuation<Value, any Error>?
@@ -57,8 +61,10 @@ final class DeadlineCall<Value: Sendable>: AbortableCall {
                 // Until the work attaches a connection, only the acquire deadline runs.
                 let acquireBy = started + .nanoseconds(min(acquireTimeout, timeout).inNanoseconds)
                 let timer = eventLoop.scheduleTask(deadline: acquireBy) {
-                    self.expire(
-                        DatabaseError(.unavailable, "no database connection within \(self.acquireTimeout) (\(self.site)): PostgreSQL is unreachable or every connection is busy"))
+                    var error = DatabaseError(
+                        .unavailable, "no database connection within \(self.acquireTimeout) (\(self.site)): PostgreSQL is unreachable or every connection is busy")
+                    error.isConnectionFailure = true
+                    self.expire(error)
                 }
                 let task = Task {
                     let result: Result<Value, any Error>
@@ -87,10 +93,16 @@ final class DeadlineCall<Value: Sendable>: AbortableCall {
 
     /// Called by the work once it holds its connection: from now on the whole call's
     /// deadline applies, and passing it closes this connection. Throws when the call has
-    /// already ended (its caller stopped waiting), so that no statement is sent.
+    /// already ended (its caller stopped waiting) or the connection is closed, so that
+    /// no statement is sent that could never be answered.
     func attach(_ connection: PostgresConnection) throws {
         let remaining = timeout
         let eventLoop = connection.eventLoop
+        if connection.isClosed {
+            var error = DatabaseError(.unavailable, "the database connection was closed (\(site))")
+            error.isConnectionFailure = true
+            throw error
+        }
         let previous = try state.withLock { state -> Scheduled<Void>? in
             guard !state.ended else { throw DatabaseError(.unavailable, "the call was abandoned before its connection arrived (\(site))") }
             state.connection = connection
@@ -104,9 +116,12 @@ final class DeadlineCall<Value: Sendable>: AbortableCall {
         ConnectionWatch.shared.attach(self, to: connection)
     }
 
-    /// Called by the work when it no longer uses its connection.
-    func detach(_ connection: PostgresConnection) {
+    /// Called by the work when it is done with its connection, before the connection
+    /// goes back to the pool: the caller is answered with `outcome` now, and nothing
+    /// that happens later (a deadline, the connection closing) can touch it.
+    func finish(_ outcome: Result<Value, any Error>, on connection: PostgresConnection) {
         ConnectionWatch.shared.detach(connection)
+        end(outcome)
     }
 
     /// The connection closed under the call: whatever it waits for will not come.
@@ -175,13 +190,13 @@ final class ConnectionWatch: Sendable {
                     state.watched.remove(id)
                     return state.attached.removeValue(forKey: id)
                 }
-                call?.abort(DatabaseError(.unavailable, "the database connection closed during the call (\(call?.site ?? "?"))"))
+                var error = DatabaseError(.unavailable, "the database connection closed during the call (\(call?.site ?? "?"))")
+                error.isConnectionFailure = true
+                call?.abort(error)
             }
         }
-        if connection.isClosed {
-            detach(connection)
-            call.abort(DatabaseError(.unavailable, "the database connection was closed (\(call.site))"))
-        }
+        // Closed between the caller's check and here: the callback above has fired
+        // already, or fires now, and ends the call.
     }
 
     func detach(_ connection: PostgresConnection) {

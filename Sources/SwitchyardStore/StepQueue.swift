@@ -15,6 +15,23 @@ public struct ClaimedStep: Sendable, Hashable {
     public var input: JSONValue
     /// The run's steps that have finished so far, with their status and output.
     public var finished: [String: FinishedStep]
+
+    /// This attempt's identity: one step may be claimed again (a new attempt) while an
+    /// earlier attempt's task is still running, so the attempt is part of it.
+    public var attemptKey: StepAttemptKey { StepAttemptKey(runID: runID, stepID: stepID, attempt: attempt) }
+}
+
+/// One attempt of one step of a run.
+public struct StepAttemptKey: Sendable, Hashable {
+    public var runID: UUID
+    public var stepID: String
+    public var attempt: Int
+
+    public init(runID: UUID, stepID: String, attempt: Int) {
+        self.runID = runID
+        self.stepID = stepID
+        self.attempt = attempt
+    }
 }
 
 public struct FinishedStep: Sendable, Hashable {
@@ -29,10 +46,8 @@ public enum StepTransition: Sendable, Hashable {
     /// The last attempt failed. With `continueRun` (`on_error: continue`) dependents go
     /// on; otherwise the run fails and its other steps are cancelled.
     case failed(ErrorRecord, continueRun: Bool, expert: String?)
-    /// Try again after `delay`. An `owed` retry is the engine's, not the step's: the
-    /// attempt was stopped by the database being unreachable, so it does not count
-    /// against the step's `max_attempts`.
-    case retry(ErrorRecord, delay: TimeSpan, expert: String?, owed: Bool = false)
+    /// Try again after `delay`.
+    case retry(ErrorRecord, delay: TimeSpan, expert: String?)
     /// Park the step until the named signal arrives (or the deadline passes).
     case wait(signal: String, timeout: TimeSpan?)
 }
@@ -189,12 +204,14 @@ public struct StepQueue: Sendable {
     }
 
     /// Lets go of claimed steps this process will not finish, so that they expire now
-    /// and any process may run them again, instead of after the whole lease.
+    /// and any process may run them again, instead of after the whole lease. The owner
+    /// is cleared too: a late outcome of these attempts is fenced out, and a heartbeat
+    /// already on its way renews nothing.
     public func release(_ steps: [ClaimedStep]) async throws {
         guard !steps.isEmpty else { return }
         try await database.query(
             """
-            UPDATE steps s SET lease_expires_at = now()
+            UPDATE steps s SET lease_expires_at = now(), lease_owner = NULL
             FROM unnest(\(steps.map(\.tenantID)), \(steps.map(\.runID)), \(steps.map(\.stepID)), \(steps.map(\.attempt)))
                  AS k(tenant_id, run_id, step_id, attempt)
             WHERE s.tenant_id = k.tenant_id AND s.run_id = k.run_id AND s.step_id = k.step_id AND s.attempt = k.attempt
@@ -366,7 +383,6 @@ public struct StepQueue: Sendable {
         var error: ErrorRecord?
         var expert: String?
         var readyDelay: Int64?
-        var owedAttempt = false
         var waitSignal: String?
         var waitTimeout: Int64?
         var events: [NewEvent] = []
@@ -385,12 +401,11 @@ public struct StepQueue: Sendable {
             error = e
             expert = ex
             events.append(NewEvent("step.failed", step: step.stepID, data: ["attempt": attempt, "error": e.json]))
-        case .retry(let e, let delay, let ex, let owed):
+        case .retry(let e, let delay, let ex):
             status = .ready
             error = e
             expert = ex
             readyDelay = delay.milliseconds
-            owedAttempt = owed
             events.append(
                 NewEvent("step.retrying", step: step.stepID, data: ["attempt": attempt, "error": e.json, "delay_ms": .int(Int(delay.milliseconds))]))
         case .wait(let signal, let timeout):
@@ -408,8 +423,7 @@ public struct StepQueue: Sendable {
                    wait_signal = \(waitSignal),
                    wait_deadline = CASE WHEN \(waitTimeout)::int8 IS NULL THEN NULL
                                         ELSE coalesce(wait_deadline, now() + \(waitTimeout) * interval '1 millisecond') END,
-                   finished_at = CASE WHEN \(status.isFinal) THEN now() END,
-                   max_attempts = max_attempts + CASE WHEN \(owedAttempt) THEN 1 ELSE 0 END
+                   finished_at = CASE WHEN \(status.isFinal) THEN now() END
             WHERE tenant_id = \(tenant) AND run_id = \(run) AND step_id = \(step.stepID)
               AND attempt = \(step.attempt) AND lease_owner = \(owner) AND status = 'running'
             RETURNING 1

@@ -117,18 +117,31 @@ struct APIClient: Sendable {
                 broken = error
             }
             if ended { return }
-            if broken == nil && !progressed {
-                // The server ended the stream with nothing new: there is nothing more.
+            if broken == nil, try await runIsFinal(run) {
+                // The server ended the stream and the run is over: there is nothing more.
                 return
             }
+            // A stream ended before the run's final event: the server shut down (it ends
+            // its streams then) or the connection broke; resume on this or another server.
             failures = progressed ? 0 : failures + 1
             guard failures <= Self.reconnectAttempts else {
                 throw CLIError("the event stream of run \(run) broke off and could not be resumed: \(broken.map { "\($0)" } ?? "no events")")
             }
-            if broken != nil {
-                FileHandle.standardError.write(Data("event stream interrupted; resuming after event \(position)…\n".utf8))
-                try await Task.sleep(for: .milliseconds(250 << min(failures, 3)))
-            }
+            FileHandle.standardError.write(Data("event stream interrupted; resuming after event \(position)…\n".utf8))
+            try await Task.sleep(for: .milliseconds(250 << min(failures, 3)))
+        }
+    }
+
+    /// Whether the run has finished, asked when its stream ended without its final
+    /// event; a server that cannot be asked (restarting) counts as not finished.
+    private func runIsFinal(_ run: String) async throws -> Bool {
+        do {
+            let status = try await send(.GET, "/v1/runs/\(run)", timeout: .seconds(10)).body["run"]?["status"]?.stringValue
+            return status.map { ["succeeded", "failed", "cancelled"].contains($0) } ?? true
+        } catch let error as CLIError where error.message.hasPrefix("not_found") {
+            throw error
+        } catch {
+            return false
         }
     }
 

@@ -1,4 +1,4 @@
-/// The compiled, validated form of the YAML resources (DESIGN §2). These are pure
+/// The compiled, validated form of the YAML resources (README, "Workflows in YAML"). These are pure
 /// values: the loader builds them, the store keeps them as JSON, the engine runs them.
 
 /// A length of time as written in YAML (`500ms`, `30s`, `2m`, `1h`), kept in

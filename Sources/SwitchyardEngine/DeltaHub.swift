@@ -33,8 +33,6 @@ public struct ModelDeltaEvent: Sendable, Hashable, Codable {
 /// notification (repeated while it follows), and deltas then travel to it through
 /// `switchyard_deltas` notifications, coalesced to about ten per second per call.
 public final class DeltaHub: Sendable {
-    static let watchChannel = "switchyard_watch"
-    static let deltaChannel = "switchyard_deltas"
     /// A remote watch lapses unless announced again within this time.
     static let watchLifetime: Duration = .seconds(45)
     static let announceInterval: Duration = .seconds(15)
@@ -80,7 +78,7 @@ public final class DeltaHub: Sendable {
     /// Tells every engine that `run` is followed from this process.
     public func announce(run: UUID) async {
         do {
-            try await database.query("SELECT pg_notify(\(Self.watchChannel), \(run.uuidString))", logger: logger)
+            try await database.notify(.deltaWatch, payload: run.uuidString)
         } catch {
             logger.warning("could not announce a delta watch", metadata: ["run": "\(run)", "error": "\(Database.describe(error))"])
         }
@@ -174,7 +172,7 @@ public final class DeltaHub: Sendable {
             guard let data = try? JSONEncoder().encode(RelayedDelta(owner: owner, event: event)) else { continue }
             let payload = String(decoding: data, as: UTF8.self)
             do {
-                try await database.query("SELECT pg_notify(\(Self.deltaChannel), \(payload))", logger: logger)
+                try await database.notify(.deltas, payload: payload)
             } catch {
                 logger.debug("could not relay a delta", metadata: ["error": "\(Database.describe(error))"])
                 return

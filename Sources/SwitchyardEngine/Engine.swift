@@ -51,7 +51,7 @@ public struct EngineConfiguration: Sendable, Hashable {
 
 /// The durable scheduler of one `yard serve` process: it claims ready steps from
 /// PostgreSQL, runs them, and commits their results, together with every other
-/// process sharing the database (DESIGN §4). It runs as a `Service`.
+/// process sharing the database (docs/ARCHITECTURE.md, "Failure model"). It runs as a `Service`.
 ///
 /// Every database call it makes has a deadline (see ``Database``), so nothing here
 /// waits on PostgreSQL forever: while the database is down the engine keeps its
@@ -473,31 +473,29 @@ public final class Engine: Service, Sendable {
     /// relays and run events (wake streams) on a dedicated connection, reconnecting
     /// after errors.
     private func listen() async {
-        let handlers: [String: @Sendable (String) -> Void] = [
-            NotificationChannel.work: { _ in self.wakeup.signal() },
-            NotificationChannel.cancel: { payload in
+        let handlers: [NotificationChannel: @Sendable (String) -> Void] = [
+            .work: { _ in self.wakeup.signal() },
+            .cancel: { payload in
                 if let run = UUID(uuidString: payload) { self.cancellations.cancel(run) }
             },
-            DeltaHub.watchChannel: { payload in self.deltas.noteRemoteWatch(payload) },
-            DeltaHub.deltaChannel: { payload in self.deltas.receive(payload) },
-            EventFollowers.channel: { payload in self.events.received(payload) },
+            .deltaWatch: { payload in self.deltas.noteRemoteWatch(payload) },
+            .deltas: { payload in self.deltas.receive(payload) },
+            .runEvents: { payload in self.events.received(payload) },
         ]
         let failures = FailureLog("listening for notifications", logger: logger)
         while !Task.isCancelled {
             do {
-                try await database.client.withConnection { connection in
-                    try await Self.listen(on: handlers.keys.sorted()[...], connection: connection) { sequences in
-                        failures.succeeded()
-                        // Notifications sent while nobody listened are lost: look for work
-                        // now, and let every stream read.
-                        self.wakeup.signal()
-                        self.events.wakeAll()
-                        try await withThrowingDiscardingTaskGroup { group in
-                            for (channel, notifications) in sequences {
-                                guard let handle = handlers[channel] else { continue }
-                                group.addTask {
-                                    for try await notification in notifications { handle(notification.payload) }
-                                }
+                try await database.listen(to: Array(handlers.keys)) { sequences in
+                    failures.succeeded()
+                    // Notifications sent while nobody listened are lost: look for work
+                    // now, and let every stream read.
+                    self.wakeup.signal()
+                    self.events.wakeAll()
+                    try await withThrowingDiscardingTaskGroup { group in
+                        for (channel, notifications) in sequences {
+                            guard let handle = handlers[channel] else { continue }
+                            group.addTask {
+                                for try await notification in notifications { handle(notification.payload) }
                             }
                         }
                     }
@@ -507,20 +505,6 @@ public final class Engine: Service, Sendable {
                 failures.failed(error)
                 try? await Task.sleep(for: .seconds(1))
             }
-        }
-    }
-
-    /// Runs `body` with a notification sequence for each channel, all listening on
-    /// `connection` (each `listen(on:)` unlistens when its scope ends).
-    private static func listen(
-        on channels: ArraySlice<String>, connection: PostgresConnection, listening: [String: PostgresNotificationSequence] = [:],
-        _ body: @Sendable ([String: PostgresNotificationSequence]) async throws -> Void
-    ) async throws {
-        guard let channel = channels.first else { return try await body(listening) }
-        try await connection.listen(on: channel) { notifications in
-            var listening = listening
-            listening[channel] = notifications
-            try await listen(on: channels.dropFirst(), connection: connection, listening: listening, body)
         }
     }
 }

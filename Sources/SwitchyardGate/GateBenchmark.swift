@@ -143,7 +143,7 @@ public struct GateDataset: Sendable {
 
 /// Prices in micro-USD per million tokens: integers, so money is never parsed into floating
 /// point. Defaults are DeepSeek V4's off-peak prices from 2026-08-16 (cache-miss input and
-/// output; /work/shared/DEEPSEEK.md): flash 0.22/0.66, pro 0.66/1.98 USD per 1M tokens.
+/// output, as in the seeded price book, `Deploy/config.example.yaml`): flash 0.22/0.66, pro 0.66/1.98 USD per 1M tokens.
 public struct GatePrices: Sendable, Hashable {
     public var flashInput: Int
     public var flashOutput: Int

@@ -77,19 +77,20 @@ public struct SwitchyardServer: Sendable {
         let database = self.database
         // The pool runs outside the service group so that it outlives the engine's
         // graceful shutdown, and migrations finish before anything claims work.
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await database.run() }
+        try await database.withRunningPool {
             try await database.checkReachable()
             let applied = try await ProjectFiles.prepare(database)
             if !applied.isEmpty { logger.info("applied migrations", metadata: ["versions": "\(applied)"]) }
             let services = ServiceGroup(
                 configuration: ServiceGroupConfiguration(services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            group.addTask {
-                await stop()
-                if !Task.isCancelled { await services.triggerGracefulShutdown() }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    await stop()
+                    if !Task.isCancelled { await services.triggerGracefulShutdown() }
+                }
+                try await services.run()
+                group.cancelAll()
             }
-            try await services.run()
-            group.cancelAll()
         }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
+import ServiceLifecycle
 import SwitchyardCore
 import Synchronization
 
@@ -108,7 +109,7 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable {
 ///
 /// `Database` is a `Service`-like value: `run()` must be running (in a task group or a
 /// service group) for queries to make progress, as with PostgresNIO's client.
-public struct Database: Sendable {
+public struct Database: Service, Sendable {
     public let client: PostgresClient
     public let configuration: DatabaseConfiguration
     public let logger: Logger
@@ -122,16 +123,27 @@ public struct Database: Sendable {
         self.client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
     }
 
-    /// Runs the pool until the surrounding task is cancelled.
+    /// Runs the pool until the surrounding task is cancelled (the `Service`
+    /// requirement: a process may run its database beside its other services).
     public func run() async {
         await client.run()
+    }
+
+    /// Runs the pool while `body` runs, and stops it when `body` returns or throws:
+    /// the shape of every command and harness that needs the database for one job.
+    public func withRunningPool<Result: Sendable>(_ body: () async throws -> Result) async throws -> Result {
+        try await withThrowingTaskGroup(of: Void.self, returning: Result.self) { group in
+            group.addTask { await self.run() }
+            defer { group.cancelAll() }
+            return try await body()
+        }
     }
 
     /// Fails fast with a plain message when the server cannot be reached, rather than
     /// letting the pool retry for a minute.
     public func checkReachable(timeout: Duration = .seconds(10)) async throws(DatabaseError) {
         do {
-            try await withConnection(timeout: timeout, acquireTimeout: timeout) { connection in
+            _ = try await withConnection(timeout: timeout, acquireTimeout: timeout) { connection in
                 try await connection.query("SELECT 1", logger: logger)
             }
         } catch {
@@ -177,7 +189,7 @@ public struct Database: Sendable {
                 value = try await body(connection)
             } catch {
                 if !connection.isClosed && !Self.isUnavailable(error) {
-                    try? await connection.query("ROLLBACK", logger: logger)
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
                 }
                 throw error
             }

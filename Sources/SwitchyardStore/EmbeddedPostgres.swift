@@ -2,7 +2,7 @@ import Foundation
 import Logging
 
 /// A private PostgreSQL cluster run from the system's PostgreSQL binaries, so that
-/// `yard serve`, `yard demo` and the test suite need nothing started by hand (DESIGN §9).
+/// `yard serve`, `yard demo` and the test suite need nothing started by hand.
 ///
 /// The cluster lives in `dataDirectory` (created with `initdb` on first use and reused
 /// after), listens on loopback TCP only, and requires a password that is generated at

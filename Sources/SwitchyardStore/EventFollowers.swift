@@ -2,12 +2,9 @@ import Foundation
 import PostgresNIO
 
 /// The `event_followers` table: which server processes have live event streams open
-/// on which runs, so that appending a followed run's events sends a NOTIFY (see
+/// on which runs, so that appending a followed run's events notifies `NotificationChannel.runEvents` (see
 /// `Migrations/0007_event_followers.sql`).
 public struct EventFollowers: Sendable {
-    /// The channel the database notifies, with the run id as payload.
-    public static let channel = "switchyard_events"
-
     public let database: Database
     /// The following process.
     public let follower: UUID

@@ -100,9 +100,9 @@ public struct MeteringRepository: Sendable {
 
     /// The tenant's monthly budget, or nil when it has none.
     public func budget(tenant: UUID) async throws -> Budget? {
-        for try await (limit, onBudget) in try await database.query(
+        if case let (limit, onBudget)? = try await database.query(
             "SELECT monthly_limit_pusd, on_budget FROM budgets WHERE tenant_id = \(tenant)", logger: database.logger
-        ).decode((Int64, String).self) {
+        ).first(decoding: (Int64, String).self) {
             return Budget(monthlyLimit: Money(picoUSD: limit), onBudget: BudgetPolicy(rawValue: onBudget) ?? .fail)
         }
         return nil

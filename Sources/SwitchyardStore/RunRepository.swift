@@ -4,13 +4,6 @@ import PostgresNIO
 import SwitchyardCore
 import SwitchyardMetering
 
-/// Notification channels. `work` wakes idle dispatchers when steps become ready;
-/// `cancel` carries a run id whose running steps must stop.
-public enum NotificationChannel {
-    public static let work = "switchyard_work"
-    public static let cancel = "switchyard_cancel"
-}
-
 /// An event to append to a run's log.
 public struct NewEvent: Sendable, Hashable {
     public var type: String
@@ -99,7 +92,7 @@ public struct RunRepository: Sendable {
                 INSERT INTO run_events (tenant_id, run_id, seq, type, data)
                 SELECT \(tenant), \(runID), 1, 'run.created', \(created) FROM run
             ), notified AS (
-                SELECT pg_notify(\(NotificationChannel.work), '') FROM run WHERE \(notify)
+                SELECT pg_notify(\(NotificationChannel.work.rawValue), '') FROM run WHERE \(notify)
             )
             SELECT (SELECT created_at FROM run), (SELECT depth FROM parent), (SELECT count(*) FROM notified)
             """, logger: database.logger
@@ -195,9 +188,9 @@ public struct RunRepository: Sendable {
 
     /// The status of a run, cheaply, for waiting loops.
     public func status(of id: UUID, tenant: UUID) async throws -> RunStatus? {
-        for try await status in try await database.query(
+        if let status = try await database.query(
             "SELECT status FROM runs WHERE tenant_id = \(tenant) AND id = \(id)", logger: database.logger
-        ).decode(String.self) {
+        ).first(decoding: String.self) {
             return RunStatus(rawValue: status)
         }
         return nil
@@ -268,23 +261,8 @@ public struct RunRepository: Sendable {
         let logger = database.logger
         let outcome: RunStatus? = try await database.retryingDeadlocks { try await database.transaction { connection in
             // Steps first, then the run: the same lock order as step completion.
-            var cancelledSteps: [String] = []
-            for try await stepID in try await connection.query(
-                """
-                UPDATE steps SET status = 'cancelled', lease_owner = NULL, finished_at = now()
-                WHERE tenant_id = \(tenant) AND run_id = \(id) AND status IN ('pending', 'ready', 'running', 'waiting')
-                RETURNING step_id
-                """, logger: logger
-            ).decode(String.self) {
-                cancelledSteps.append(stepID)
-            }
-            var current: RunStatus?
-            for try await value in try await connection.query(
-                "SELECT status FROM runs WHERE tenant_id = \(tenant) AND id = \(id) FOR UPDATE", logger: logger
-            ).decode(String.self) {
-                current = RunStatus(rawValue: value)
-            }
-            guard let current else { return nil }
+            let cancelledSteps = try await RunStatements.cancelUnfinishedSteps(of: id, tenant: tenant, connection: connection, logger: logger)
+            guard let current = try await RunStatements.lockRun(id, tenant: tenant, connection: connection, logger: logger) else { return nil }
             guard !current.isFinal else { return current }
             try await connection.query(
                 """
@@ -292,9 +270,9 @@ public struct RunRepository: Sendable {
                 WHERE tenant_id = \(tenant) AND id = \(id)
                 """, logger: logger)
             try await Self.appendEvents(
-                [NewEvent("run.\(status.rawValue)", data: ["error": error.json, "cancelled_steps": .array(cancelledSteps.sorted().map { .string($0) })])],
+                [NewEvent("run.\(status.rawValue)", data: ["error": error.json, "cancelled_steps": .array(cancelledSteps.map { .string($0) })])],
                 run: id, tenant: tenant, connection: connection, logger: logger)
-            try await connection.query("SELECT pg_notify(\(NotificationChannel.cancel), \(id.uuidString))", logger: logger)
+            try await connection.query("SELECT pg_notify(\(NotificationChannel.cancel.rawValue), \(id.uuidString))", logger: logger)
             try await Self.resumeParent(of: id, tenant: tenant, status: status, output: nil, error: error, connection: connection, logger: logger)
             return status
         } }
@@ -319,13 +297,7 @@ public struct RunRepository: Sendable {
     static func deliver(
         signal name: String, data: JSONValue, run id: UUID, tenant: UUID, connection: PostgresConnection, logger: Logger
     ) async throws -> SignalDelivery? {
-        var current: RunStatus?
-        for try await value in try await connection.query(
-            "SELECT status FROM runs WHERE tenant_id = \(tenant) AND id = \(id) FOR UPDATE", logger: logger
-        ).decode(String.self) {
-            current = RunStatus(rawValue: value)
-        }
-        guard let current else { return nil }
+        guard let current = try await RunStatements.lockRun(id, tenant: tenant, connection: connection, logger: logger) else { return nil }
         guard !current.isFinal else { return .runFinished(current) }
         let inserted = try await connection.query(
             """
@@ -348,7 +320,7 @@ public struct RunRepository: Sendable {
             [NewEvent("run.signalled", data: ["signal": .string(name), "data": data, "resumed_steps": .array(resumed.map { .string($0) })])],
             run: id, tenant: tenant, connection: connection, logger: logger)
         if !resumed.isEmpty {
-            try await connection.query("SELECT pg_notify(\(NotificationChannel.work), '')", logger: logger)
+            try await connection.query("SELECT pg_notify(\(NotificationChannel.work.rawValue), '')", logger: logger)
         }
         return .delivered(resumedSteps: resumed)
     }

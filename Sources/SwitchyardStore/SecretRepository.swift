@@ -14,13 +14,13 @@ public struct SecretRepository: Sendable {
     /// Creates or replaces a secret; true when it was created.
     @discardableResult
     public func put(tenant: UUID, name: String, ciphertext: Data) async throws -> Bool {
-        for try await (inserted) in try await database.query(
+        if let inserted = try await database.query(
             """
             INSERT INTO secrets (tenant_id, name, ciphertext) VALUES (\(tenant), \(name), \(ciphertext))
             ON CONFLICT (tenant_id, name) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, updated_at = now()
             RETURNING (xmax = 0)
             """, logger: database.logger
-        ).decode(Bool.self) {
+        ).first(decoding: Bool.self) {
             return inserted
         }
         return false
@@ -28,9 +28,9 @@ public struct SecretRepository: Sendable {
 
     /// True when a secret was deleted.
     public func delete(tenant: UUID, name: String) async throws -> Bool {
-        for try await _ in try await database.query(
+        if try await database.query(
             "DELETE FROM secrets WHERE tenant_id = \(tenant) AND name = \(name) RETURNING name", logger: database.logger
-        ).decode(String.self) {
+        ).first(decoding: String.self) != nil {
             return true
         }
         return false

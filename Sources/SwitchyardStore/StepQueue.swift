@@ -221,9 +221,9 @@ public struct StepQueue: Sendable {
 
     /// The data of a signal delivered to the run, if any.
     public func signal(named name: String, run: UUID, tenant: UUID) async throws -> JSONValue? {
-        for try await data in try await database.query(
+        if let data = try await database.query(
             "SELECT data FROM signals WHERE tenant_id = \(tenant) AND run_id = \(run) AND name = \(name)", logger: database.logger
-        ).decode(JSONValue.self) {
+        ).first(decoding: JSONValue.self) {
             return data
         }
         return nil
@@ -292,7 +292,7 @@ public struct StepQueue: Sendable {
             ), ready AS (
                 SELECT coalesce(array_agg(step_id), '{}') AS ids FROM successors WHERE status = 'ready'
             ), notified AS (
-                SELECT pg_notify(\(NotificationChannel.work), '') FROM ready WHERE \(notifyOthers) AND cardinality(ready.ids) > 0
+                SELECT pg_notify(\(NotificationChannel.work.rawValue), '') FROM ready WHERE \(notifyOthers) AND cardinality(ready.ids) > 0
             )
             SELECT EXISTS (SELECT 1 FROM fenced), (SELECT ids FROM ready), coalesce((SELECT remaining_steps FROM counted), -1),
                    coalesce((SELECT status FROM counted), ''), (SELECT count(*) FROM notified)
@@ -342,13 +342,9 @@ public struct StepQueue: Sendable {
         _ run: UUID, tenant: UUID, finalize: @escaping RunFinalizer, connection: PostgresConnection
     ) async throws -> (RunStatus?, [NewEvent]) {
         let logger = database.logger
-        var current: RunStatus?
-        for try await value in try await connection.query(
-            "SELECT status FROM runs WHERE tenant_id = \(tenant) AND id = \(run) FOR UPDATE", logger: logger
-        ).decode(String.self) {
-            current = RunStatus(rawValue: value)
+        guard let current = try await RunStatements.lockRun(run, tenant: tenant, connection: connection, logger: logger), !current.isFinal else {
+            return (nil, [])
         }
-        guard let current, !current.isFinal else { return (nil, []) }
         var outputs: [String: FinishedStep] = [:]
         for try await (id, value, output) in try await connection.query(
             "SELECT step_id, status, output FROM steps WHERE tenant_id = \(tenant) AND run_id = \(run)", logger: logger
@@ -452,18 +448,9 @@ public struct StepQueue: Sendable {
             }
         case .failed(let e, continueRun: false, _):
             failsRun = ErrorRecord(code: "step_failed", message: "step \(step.stepID) failed: \(e.message)")
-            var cancelled: [String] = []
-            for try await id in try await connection.query(
-                """
-                UPDATE steps SET status = 'cancelled', lease_owner = NULL, finished_at = now()
-                WHERE tenant_id = \(tenant) AND run_id = \(run) AND status IN ('pending', 'ready', 'running', 'waiting')
-                RETURNING step_id
-                """, logger: logger
-            ).decode(String.self) {
-                cancelled.append(id)
-            }
+            let cancelled = try await RunStatements.cancelUnfinishedSteps(of: run, tenant: tenant, connection: connection, logger: logger)
             if !cancelled.isEmpty {
-                events.append(NewEvent("steps.cancelled", data: ["steps": .array(cancelled.sorted().map { .string($0) })]))
+                events.append(NewEvent("steps.cancelled", data: ["steps": .array(cancelled.map { .string($0) })]))
             }
         case .retry, .wait:
             break
@@ -490,7 +477,7 @@ public struct StepQueue: Sendable {
                     "UPDATE runs SET status = 'failed', error = \(failsRun.json), finished_at = now() WHERE tenant_id = \(tenant) AND id = \(run)",
                     logger: logger)
                 events.append(NewEvent("run.failed", data: ["error": failsRun.json]))
-                try await connection.query("SELECT pg_notify(\(NotificationChannel.cancel), \(run.uuidString))", logger: logger)
+                try await connection.query("SELECT pg_notify(\(NotificationChannel.cancel.rawValue), \(run.uuidString))", logger: logger)
                 try await RunRepository.resumeParent(of: run, tenant: tenant, status: .failed, output: nil, error: failsRun, connection: connection, logger: logger)
             } else if remaining == 0 {
                 let (status, finalEvents) = try await finishRun(run, tenant: tenant, finalize: finalize, connection: connection)
@@ -521,7 +508,7 @@ public struct StepQueue: Sendable {
         }
         try await RunRepository.appendEvents(events, run: run, tenant: tenant, connection: connection, logger: logger)
         if notifyOthers && (!newlyReady.isEmpty || readyDelay != nil) {
-            try await connection.query("SELECT pg_notify(\(NotificationChannel.work), '')", logger: logger)
+            try await connection.query("SELECT pg_notify(\(NotificationChannel.work.rawValue), '')", logger: logger)
         }
         return .committed(newlyReady: newlyReady, runFinished: finishedAs)
     }
@@ -588,12 +575,12 @@ public struct StepQueue: Sendable {
 
     /// Whether the wait deadline of a step has passed.
     public func waitDeadlinePassed(_ step: ClaimedStep) async throws -> Bool {
-        for try await passed in try await database.query(
+        if let passed = try await database.query(
             """
             SELECT coalesce(wait_deadline < now(), false) FROM steps
             WHERE tenant_id = \(step.tenantID) AND run_id = \(step.runID) AND step_id = \(step.stepID)
             """, logger: database.logger
-        ).decode(Bool.self) {
+        ).first(decoding: Bool.self) {
             return passed
         }
         return false
@@ -603,11 +590,11 @@ public struct StepQueue: Sendable {
     /// no step is ready. (NULL must stay NULL here: `greatest(0, NULL)` is 0, which once
     /// made an idle dispatcher poll every millisecond.)
     public func nextReadyDelay() async throws -> Duration? {
-        for try await milliseconds in try await database.query(
+        if let milliseconds = try await database.query(
             """
             SELECT (extract(epoch FROM (min(ready_at) - now())) * 1000)::int8 FROM steps WHERE status = 'ready'
             """, logger: database.logger
-        ).decode(Int64?.self) {
+        ).first(decoding: Int64?.self) {
             return milliseconds.map { .milliseconds(max(0, $0)) }
         }
         return nil

@@ -39,9 +39,9 @@ public struct TenantRepository: Sendable {
     }
 
     public func tenant(id: UUID) async throws -> Tenant? {
-        for try await (id, name) in try await database.query(
+        if case let (id, name)? = try await database.query(
             "SELECT id, name FROM tenants WHERE id = \(id)", logger: database.logger
-        ).decode((UUID, String).self) {
+        ).first(decoding: (UUID, String).self) {
             return Tenant(id: id, name: name)
         }
         return nil
@@ -59,10 +59,10 @@ public struct TenantRepository: Sendable {
 
     /// The tenant's own settings for the gate and for tool egress; nil for no such tenant.
     public func settings(tenant id: UUID) async throws -> TenantSettings? {
-        for try await (threshold, egress, steps, rate, burst) in try await database.query(
+        if case let (threshold, egress, steps, rate, burst)? = try await database.query(
             "SELECT gate_threshold, egress_allow, max_concurrent_steps, runs_per_second, run_burst FROM tenants WHERE id = \(id)",
             logger: database.logger
-        ).decode((Double?, [String], Int?, Double?, Int?).self) {
+        ).first(decoding: (Double?, [String], Int?, Double?, Int?).self) {
             return TenantSettings(gateThreshold: threshold, egressAllow: egress, maxRunningSteps: steps, runsPerSecond: rate, runBurst: burst)
         }
         return nil
@@ -70,13 +70,13 @@ public struct TenantRepository: Sendable {
 
     /// Replaces the tenant's settings; false when there is no such tenant.
     public func updateSettings(tenant id: UUID, _ settings: TenantSettings) async throws -> Bool {
-        for try await _ in try await database.query(
+        if try await database.query(
             """
             UPDATE tenants SET gate_threshold = \(settings.gateThreshold), egress_allow = \(settings.egressAllow),
                 max_concurrent_steps = \(settings.maxRunningSteps), runs_per_second = \(settings.runsPerSecond), run_burst = \(settings.runBurst)
             WHERE id = \(id) RETURNING id
             """, logger: database.logger
-        ).decode(UUID.self) {
+        ).first(decoding: UUID.self) != nil {
             return true
         }
         return false
@@ -86,12 +86,12 @@ public struct TenantRepository: Sendable {
     public func authenticate(key text: String) async throws -> Tenant? {
         guard let tenantID = APIKey.tenant(in: text) else { return nil }
         let digest = APIKey.digest(text)
-        for try await (id, name) in try await database.query(
+        if case let (id, name)? = try await database.query(
             """
             SELECT t.id, t.name FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
             WHERE k.tenant_id = \(tenantID) AND k.digest = \(digest) AND k.revoked_at IS NULL
             """, logger: database.logger
-        ).decode((UUID, String).self) {
+        ).first(decoding: (UUID, String).self) {
             return Tenant(id: id, name: name)
         }
         return nil

@@ -5,7 +5,7 @@ import NIOCore
 import NIOHTTP1
 import SwitchyardCore
 
-/// Bounds on every tool call (DESIGN §10).
+/// Bounds on every tool call.
 public struct ToolLimits: Sendable, Hashable {
     /// For tools that declare no `timeout`.
     public var defaultTimeout: Duration

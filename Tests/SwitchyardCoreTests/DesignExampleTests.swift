@@ -2,7 +2,8 @@ import Foundation
 import Testing
 @testable import SwitchyardCore
 
-/// The example of DESIGN §2, verbatim.
+/// The original design's example workflow set (a tool, an agent and a workflow that uses
+/// both), verbatim: it exercises most of the language at once.
 let designExample = """
         kind: Tool
         name: search_kb

@@ -6,7 +6,7 @@ import SwitchyardMetering
 import SwitchyardStore
 import Testing
 
-/// DeepSeek's prices since 2026-08-16 (../shared/DEEPSEEK.md), written out by hand in
+/// DeepSeek's published prices since 2026-08-16, written out by hand in
 /// pico-USD per token (= µUSD per million tokens), and its peak hours: 01–04 and 06–10
 /// UTC, Monday to Friday. Independent of the implementation's price book on purpose.
 enum HandTariff {
@@ -597,7 +597,7 @@ struct MeteringBudgetTests {
 
 @Suite("Metering: fair use between tenants")
 struct MeteringFairUseTests {
-    @Test("with 0.5 runs/s and a burst of 2, the third immediate POST answers 429 with Retry-After ≥ 1 and creates no run; other tenants are not limited")
+    @Test("with 0.05 runs/s and a burst of 2, the third immediate POST answers 429 with Retry-After ≥ 1 and creates no run; other tenants are not limited")
     func runRateLimit() async throws {
         try await withMeteredServer { server in
             let workflow = """
@@ -609,7 +609,8 @@ struct MeteringFairUseTests {
                 """
             try await server.store.apply(workflow)
             let id = server.store.tenant.id.uuidString.lowercased()
-            let limits = try await server.request(.PUT, "/v1/admin/tenants/\(id)/limits", key: server.adminKey, json: ["runs_per_second": 0.5, "run_burst": 2])
+            let limits = try await server.request(.PUT, "/v1/admin/tenants/\(id)/limits", key: server.adminKey, json: ["runs_per_second": 0.05, "run_burst": 2])
+            // A token every 20 s: a loaded machine cannot refill the bucket between the posts.
             #expect(limits.status == 200, "\(limits.text)")
             let (_, otherKey) = try await server.store.tenants.createTenant(name: "other-\(UUID().uuidString.prefix(6).lowercased())")
             try await server.apply(workflow, key: otherKey)

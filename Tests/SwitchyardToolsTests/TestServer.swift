@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 
 /// A real HTTP server on 127.0.0.1 (port 0) for the HTTP tool tests, recording
@@ -105,25 +106,35 @@ struct TestServer {
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{not json")))
         }
 
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         var logger = Logger(label: "tools-test-server")
         logger.logLevel = .warning
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(
             router: router,
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) },
             logger: logger)
+        // Stopped by a graceful shutdown, never by cancellation: cancelling a server that
+        // has just accepted a connection drops it unserved, which trips NIO's check that
+        // every channel writer is finished and kills the test process
+        // (apple/swift-nio#2813). (The same as SwitchyardTests' `withTestApplication`.)
+        let services = ServiceGroup(configuration: ServiceGroupConfiguration(services: [.init(service: app)], gracefulShutdownSignals: [], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.run() }
+            group.addTask {
+                defer { continuation.finish() }
+                try? await services.run()
+            }
             var iterator = ports.makeAsyncIterator()
             let port = await iterator.next() ?? 0
+            let result: Result<Void, any Error>
             do {
-                try await body(TestServer(port: port, log: log))
+                result = .success(try await body(TestServer(port: port, log: log)))
             } catch {
-                group.cancelAll()
-                throw error
+                result = .failure(error)
             }
-            group.cancelAll()
+            await services.triggerGracefulShutdown()
+            try await group.waitForAll()
+            try result.get()
         }
     }
 }

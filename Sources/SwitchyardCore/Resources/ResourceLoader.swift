@@ -1,6 +1,6 @@
 import Yams
 
-/// Bounds on what one YAML file may cost to load (DESIGN §10), so that a hostile
+/// Bounds on what one YAML file may cost to load, so that a hostile
 /// file is refused quickly and without using much memory.
 public struct ResourceLimits: Sendable, Hashable {
     /// The largest file, in UTF-8 bytes.
@@ -119,7 +119,7 @@ public struct ResourceCatalog: Sendable {
     public static let empty = ResourceCatalog()
 }
 
-/// Loads and validates YAML resource files (DESIGN §2).
+/// Loads and validates YAML resource files.
 ///
 /// `load` checks one file on its own: YAML syntax, limits, kinds, keys, types,
 /// step graphs and templates. `validate` checks references between documents and

@@ -1,4 +1,4 @@
-/// A parsed template string (DESIGN §2): literal text with `{{ expression }}` holes.
+/// A parsed template string: literal text with `{{ expression }}` holes.
 ///
 /// Templates are parsed once, when a resource is loaded, so that syntax errors are
 /// reported at apply time with a location, and evaluated many times by the engine.
@@ -242,7 +242,7 @@ public struct TemplateScope: Sendable {
 }
 
 /// Bounds on template work, so that a hostile or careless template cannot take
-/// unbounded time or memory (DESIGN §10).
+/// unbounded time or memory.
 public struct TemplateLimits: Sendable, Hashable {
     /// The largest string a template may produce, in UTF-8 bytes.
     public var maxOutputBytes: Int

@@ -1,4 +1,4 @@
-/// Which destinations tool calls may reach (DESIGN §10): the server's allow list
+/// Which destinations tool calls may reach: the server's allow list
 /// united with the tenant's.
 ///
 /// Why this exists: an HTTP tool's URL is written by a tenant and its arguments by

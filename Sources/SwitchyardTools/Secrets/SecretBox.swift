@@ -89,7 +89,7 @@ public struct SecretKeyError: Error, Sendable, Hashable, CustomStringConvertible
     public var description: String { message }
 }
 
-/// Encrypts tenant secrets at rest (DESIGN §10) with AES-256-GCM.
+/// Encrypts tenant secrets at rest with AES-256-GCM.
 ///
 /// Sealed format: `[key id: 1 byte][nonce: 12][ciphertext][tag: 16]`, i.e. the key id
 /// followed by CryptoKit's combined representation. The associated data binds each

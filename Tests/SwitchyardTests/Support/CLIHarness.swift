@@ -182,18 +182,10 @@ struct BreakingEventServer: Sendable {
             }
             return Response(status: .ok, headers: [.contentType: "text/event-stream"], body: body)
         }
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         var logger = Logger(label: "breaking-events")
         logger.logLevel = .critical
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.run() }
-            defer { group.cancelAll() }
-            var iterator = ports.makeAsyncIterator()
-            let port = await iterator.next() ?? 0
-            return try await body(BreakingEventServer(port: port, log: log))
+        return try await withTestApplication(router: router, logger: logger) { port in
+            try await body(BreakingEventServer(port: port, log: log))
         }
     }
 }

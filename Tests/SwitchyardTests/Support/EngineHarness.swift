@@ -136,9 +136,7 @@ private func withTestStoreSlot<T: Sendable>(_ body: @Sendable (TestStore) async 
     let configuration = try await TestCluster.shared.makeDatabase()
     let database = Database(configuration: configuration, logger: testLogger("test.db"))
     do {
-        let result = try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await database.run() }
-            defer { group.cancelAll() }
+        let result = try await database.withRunningPool {
             let (tenant, key) = try await TenantRepository(database: database).createTenant(name: "tenant-\(UUID().uuidString.prefix(8).lowercased())")
             return try await body(TestStore(database: database, tenant: tenant, apiKey: key))
         }

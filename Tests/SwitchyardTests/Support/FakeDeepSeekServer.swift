@@ -53,42 +53,16 @@ final class FakeDeepSeek: Sendable {
 
     /// Runs `body` with a fake serving `replies` on a free loopback port.
     static func with<T: Sendable>(_ replies: [Reply], _ body: @Sendable (FakeDeepSeek) async throws -> T) async throws -> T {
-        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let box = Mutex<FakeDeepSeek?>(nil)
         let router = Router()
         router.post("/chat/completions") { request, context -> Response in
             guard let fake = box.withLock({ $0 }) else { return Response(status: .serviceUnavailable) }
             return try await fake.respond(to: request, context: context)
         }
-        let app = Application(
-            router: router,
-            configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0), serverName: nil),
-            onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) },
-            logger: testLogger("test.fake-deepseek"))
-        // Stopped by a graceful shutdown, never by cancellation: cancelling a
-        // Hummingbird server with connections still open can trip NIO's writer checks.
-        let services = ServiceGroup(
-            configuration: ServiceGroupConfiguration(services: [.init(service: app)], gracefulShutdownSignals: [], logger: testLogger("test.fake-deepseek")))
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                defer { portContinuation.finish() }
-                try? await services.run()
-            }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next(), port > 0 else {
-                throw TestFailure("the fake DeepSeek server did not start")
-            }
+        return try await withTestApplication(router: router, logger: testLogger("test.fake-deepseek")) { port in
             let fake = FakeDeepSeek(replies: replies, port: port)
             box.withLock { $0 = fake }
-            let result: Result<T, any Error>
-            do {
-                result = .success(try await body(fake))
-            } catch {
-                result = .failure(error)
-            }
-            await services.triggerGracefulShutdown()
-            try await group.waitForAll()
-            return try result.get()
+            return try await body(fake)
         }
     }
 

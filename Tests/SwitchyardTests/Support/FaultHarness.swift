@@ -39,9 +39,7 @@ struct PrivateCluster: Sendable {
         configuration.maxConnections = 16
         configure(&configuration)
         let database = Database(configuration: configuration, logger: testLogger("fault.db"))
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await database.run() }
-            defer { group.cancelAll() }
+        return try await database.withRunningPool {
             try await ProjectFiles.prepare(database)
             let (tenant, key) = try await TenantRepository(database: database).createTenant(name: "fault-\(name.lowercased())")
             return try await body(cluster, TestStore(database: database, tenant: tenant, apiKey: key))

@@ -61,18 +61,10 @@ struct KnowledgeBase: Sendable {
             guard request.headers[.authorization] == "Bearer \(token)" else { return json(#"{"error":"unauthorized"}"#, status: .unauthorized) }
             return json(#"{"ok":true,"orders":3}"#)
         }
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         var logger = Logger(label: "knowledge-base")
         logger.logLevel = .warning
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.run() }
-            defer { group.cancelAll() }
-            var iterator = ports.makeAsyncIterator()
-            let port = await iterator.next() ?? 0
-            return try await body(KnowledgeBase(port: port, log: log))
+        return try await withTestApplication(router: router, logger: logger) { port in
+            try await body(KnowledgeBase(port: port, log: log))
         }
     }
 }

@@ -40,10 +40,8 @@ actor TestCluster {
             try await Self.admin(server, "DROP DATABASE IF EXISTS \(Self.template) WITH (FORCE)")
             try await Self.admin(server, "CREATE DATABASE \(Self.template)")
             let database = Database(configuration: server.with(database: Self.template), logger: Logger(label: "test.template"))
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await database.run() }
+            _ = try await database.withRunningPool {
                 try await ProjectFiles.prepare(database)
-                group.cancelAll()
             }
         }
         self.template = template

@@ -234,7 +234,7 @@ struct CallMetering: Sendable {
         let alerts = try await repository.settle(record)
         var events = [settlement.event]
         for alert in alerts {
-            events.append(NewEvent("budget.alert", data: [
+            events.append(NewEvent(.budgetAlert, data: [
                 "percent": .int(alert.percent), "spent_usd": .string(alert.spent.formatted(decimals: 6)),
                 "limit_usd": .string(alert.limit.formatted(decimals: 2)),
             ]))

@@ -113,7 +113,7 @@ struct ModelStepRunner: Sendable {
         // A map's items routed alike write once: each write takes the step's row lock.
         guard context.noteRoute(route, expert: decision.expert) else { return }
         do {
-            try await queue.recordRoute(context.claim, route: route, event: NewEvent("model.routed", step: context.claim.stepID, data: route))
+            try await queue.recordRoute(context.claim, route: route, event: NewEvent(.modelRouted, step: context.claim.stepID, data: route))
         } catch {
             logger.error("could not record a route", metadata: ["run": "\(context.claim.runID)", "error": "\(Database.describe(error))"])
         }
@@ -306,7 +306,7 @@ struct ModelStepRunner: Sendable {
         }
         if let error = record.error { event["error"] = .string(error) }
         // Settled even when the run was cancelled mid-call: the provider may have billed it.
-        await metering.settle(record, event: NewEvent("model.called", step: claim.stepID, data: .object(event)))
+        await metering.settle(record, event: NewEvent(.modelCalled, step: claim.stepID, data: .object(event)))
         if Task.isCancelled, case .failure = result {
             throw StepFailure("cancelled", "the call was cancelled", retryable: false)
         }

@@ -229,7 +229,7 @@ struct StepExecutor: Sendable {
                 idempotencyKey: ChildRuns.idempotencyKey(parent: claim.runID, step: claim.stepID), parent: (claim.runID, claim.stepID))
             if created {
                 try await queue.appendEvents(
-                    [NewEvent("child.started", step: claim.stepID, data: ["run": .string(childRun.id.uuidString.lowercased()), "workflow": .string(child.workflow)])],
+                    [NewEvent(.childStarted, step: claim.stepID, data: ["run": .string(childRun.id.uuidString.lowercased()), "workflow": .string(child.workflow)])],
                     run: claim.runID, tenant: claim.tenantID)
             }
         } catch let error as DatabaseError where error.code == .conflict {

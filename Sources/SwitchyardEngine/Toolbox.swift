@@ -188,7 +188,7 @@ struct Toolbox: Sendable {
             data["error"] = ["code": .string(error.code.rawValue), "message": .string(error.message)]
         }
         do {
-            try await queue.appendEvents([NewEvent("tool.called", step: context.claim.stepID, data: .object(data))], run: context.claim.runID, tenant: context.claim.tenantID)
+            try await queue.appendEvents([NewEvent(.toolCalled, step: context.claim.stepID, data: .object(data))], run: context.claim.runID, tenant: context.claim.tenantID)
         } catch {
             logger.error("could not record a tool call", metadata: ["run": "\(context.claim.runID)", "error": "\(Database.describe(error))"])
         }

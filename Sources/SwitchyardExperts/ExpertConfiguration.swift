@@ -8,8 +8,17 @@ import SwitchyardCore
 /// something for one provider are refused on another, so that a typo'd provider does
 /// not silently ignore half of its entry.
 public struct ExpertConfiguration: Sendable, Hashable, Codable {
-    /// `scripted`, `openai` or `local` (the in-process GGUF engine).
-    public var provider: String
+    /// Where the expert's answers come from.
+    public enum Provider: String, Sendable, Hashable, Codable, CaseIterable {
+        /// Answers from a rules file: deterministic, for workflow tests and the demo.
+        case scripted
+        /// An OpenAI-compatible chat-completions API (DeepSeek's by default).
+        case openai
+        /// The in-process GGUF engine.
+        case local
+    }
+
+    public var provider: Provider
     /// For `scripted`: the rules file, relative to the config file's folder or the
     /// working directory.
     public var script: String?
@@ -33,7 +42,7 @@ public struct ExpertConfiguration: Sendable, Hashable, Codable {
     public var maxTokens: Int?
 
     public init(
-        provider: String, script: String? = nil, model: String? = nil, baseURL: String? = nil, apiKeyEnv: String? = nil,
+        provider: Provider, script: String? = nil, model: String? = nil, baseURL: String? = nil, apiKeyEnv: String? = nil,
         connectTimeout: TimeSpan? = nil, readTimeout: TimeSpan? = nil, concurrency: Int? = nil, queueTimeout: TimeSpan? = nil,
         maxRetries: Int? = nil, thinking: Bool? = nil, reasoningEffort: ReasoningEffort? = nil, maxTokens: Int? = nil
     ) {
@@ -77,7 +86,11 @@ public struct ExpertConfiguration: Sendable, Hashable, Codable {
             }
             return span
         }
-        provider = try container.decode(String.self, forKey: .provider)
+        let providerName = try container.decode(String.self, forKey: .provider)
+        guard let provider = Provider(rawValue: providerName) else {
+            throw ExpertConfigurationError("\(path.dropLast()): unknown provider \(providerName) (expected openai, scripted or local)")
+        }
+        self.provider = provider
         script = try container.decodeIfPresent(String.self, forKey: .script)
         model = try container.decodeIfPresent(String.self, forKey: .model)
         baseURL = try container.decodeIfPresent(String.self, forKey: .baseURL)
@@ -124,23 +137,21 @@ public struct ExpertConfiguration: Sendable, Hashable, Codable {
             ("max_retries", maxRetries != nil), ("thinking", thinking != nil), ("reasoning_effort", reasoningEffort != nil),
         ]
         switch provider {
-        case "scripted":
+        case .scripted:
             if let (field, _) = openAIOnly.first(where: \.1) {
                 let providers = field == "concurrency" ? "openai or local" : "openai"
                 throw ExpertConfigurationError("\(key).\(field) applies only to provider: \(providers) (this expert is scripted)")
             }
             if maxTokens != nil { throw ExpertConfigurationError("\(key).max_tokens applies only to provider: local (this expert is scripted)") }
             if script == nil { throw ExpertConfigurationError("\(key): the scripted provider needs `script: FILE`") }
-        case "openai":
+        case .openai:
             if script != nil { throw ExpertConfigurationError("\(key).script applies only to provider: scripted") }
             if maxTokens != nil {
                 throw ExpertConfigurationError("\(key).max_tokens applies only to provider: local (an openai expert's answers are capped by each step's max_tokens)")
             }
             _ = try openAIConfiguration(name: name)
-        case "local":
+        case .local:
             try validateLocal(name: name)
-        default:
-            throw ExpertConfigurationError("\(key): unknown provider \(provider) (expected openai, scripted or local)")
         }
     }
 
@@ -198,20 +209,17 @@ extension ExpertPool {
         for (name, entry) in configuration.sorted(by: { $0.key < $1.key }) {
             try entry.validate(name: name)
             switch entry.provider {
-            case "scripted":
+            case .scripted:
                 guard let script = entry.script else {
                     throw ExpertConfigurationError("experts.\(name): the scripted provider needs `script: FILE`")
                 }
                 let path = try resolve(script, baseDirectory: baseDirectory, key: "experts.\(name).script")
                 experts.append(ScriptedExpert(name: name, model: entry.model ?? "scripted", rules: try ScriptedExpert.loadRules(path: path)))
-            case "openai":
+            case .openai:
                 experts.append(try OpenAIExpert(name: name, configuration: try entry.openAIConfiguration(name: name), httpClient: httpClient))
-            case "local":
+            case .local:
                 // Cheap: the model loads on the first call, off the cooperative pool, once per file.
                 experts.append(LocalExpert(name: name, configuration: try entry.localConfiguration(name: name, baseDirectory: baseDirectory)))
-            default:
-                // `validate` refused every other provider.
-                throw ExpertConfigurationError("experts.\(name): unknown provider \(entry.provider) (expected openai, scripted or local)")
             }
         }
         let names = Set(experts.map(\.name))

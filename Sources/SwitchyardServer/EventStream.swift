@@ -27,7 +27,6 @@ struct EventStream: Sendable {
     let deltas: AsyncStream<ModelDeltaEvent>?
     let heartbeat: Duration
 
-    static let finalEvents: Set<String> = ["run.succeeded", "run.failed", "run.cancelled"]
     /// Heartbeats between two reads of a quiet stream.
     static let safetyReadEvery = 6
 
@@ -96,7 +95,7 @@ struct EventStream: Sendable {
                     heartbeats += 1
                     if heartbeats % Self.safetyReadEvery == 0, try await sendNew(after: &position, to: &writer) { break loop }
                 case .delta(let delta):
-                    try await writer.write(ByteBuffer(string: "event: model.delta\ndata: \(delta.json.compactJSON)\n\n"))
+                    try await writer.write(ByteBuffer(string: "event: \(RunEventType.modelDelta.rawValue)\ndata: \(delta.json.compactJSON)\n\n"))
                 case .closed:
                     break loop
                 }
@@ -115,7 +114,7 @@ struct EventStream: Sendable {
             for event in events {
                 buffer.writeString("id: \(event.seq)\nevent: \(event.type)\ndata: \(Render.event(event).compactJSON)\n\n")
                 position = event.seq
-                if Self.finalEvents.contains(event.type) { ended = true }
+                if RunEventType(rawValue: event.type)?.isFinal == true { ended = true }
             }
             try await writer.write(buffer)
             if ended { return true }

@@ -64,15 +64,15 @@ public struct ServerConfiguration: Sendable {
         if let key = environment["DEEPSEEK_API_KEY"], !key.isEmpty {
             return [
                 "flash": ExpertConfiguration(
-                    provider: "openai", model: "deepseek-v4-flash", baseURL: ExpertConfiguration.deepSeekBaseURL, apiKeyEnv: "DEEPSEEK_API_KEY"),
+                    provider: .openai, model: "deepseek-v4-flash", baseURL: ExpertConfiguration.deepSeekBaseURL, apiKeyEnv: "DEEPSEEK_API_KEY"),
                 "pro": ExpertConfiguration(
-                    provider: "openai", model: "deepseek-v4-pro", baseURL: ExpertConfiguration.deepSeekBaseURL, apiKeyEnv: "DEEPSEEK_API_KEY"),
+                    provider: .openai, model: "deepseek-v4-pro", baseURL: ExpertConfiguration.deepSeekBaseURL, apiKeyEnv: "DEEPSEEK_API_KEY"),
             ]
         }
         if let localModel {
             return [
-                "flash": ExpertConfiguration(provider: "local", model: localModel, maxTokens: 256),
-                "pro": ExpertConfiguration(provider: "local", model: localModel, maxTokens: 512),
+                "flash": ExpertConfiguration(provider: .local, model: localModel, maxTokens: 256),
+                "pro": ExpertConfiguration(provider: .local, model: localModel, maxTokens: 512),
             ]
         }
         return scriptedExperts(workflowsDirectory: workflowsDirectory)
@@ -82,8 +82,8 @@ public struct ServerConfiguration: Sendable {
     public static func scriptedExperts(workflowsDirectory: String?) -> [String: ExpertConfiguration] {
         let script = (workflowsDirectory ?? "Workflows") + "/demo-script.yaml"
         return [
-            "flash": ExpertConfiguration(provider: "scripted", script: script, model: "scripted-flash"),
-            "pro": ExpertConfiguration(provider: "scripted", script: script, model: "scripted-pro"),
+            "flash": ExpertConfiguration(provider: .scripted, script: script, model: "scripted-flash"),
+            "pro": ExpertConfiguration(provider: .scripted, script: script, model: "scripted-pro"),
         ]
     }
 

@@ -259,7 +259,7 @@ public struct Database: Service, Sendable {
         while true {
             do {
                 return try await body()
-            } catch let error as PSQLError where ["40P01", "40001"].contains(error.serverInfo?[.sqlState] ?? "") && attempt < 5 {
+            } catch where [.deadlockDetected, .serializationFailure].contains(Self.sqlState(of: error)) && attempt < 5 {
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(Int.random(in: 1...20) * attempt))
             }
@@ -279,11 +279,10 @@ public struct Database: Service, Sendable {
         case .connectionError, .serverClosedConnection, .uncleanShutdown, .clientClosedConnection, .poolClosed:
             return true
         case .server:
-            let state = error.serverInfo?[.sqlState] ?? ""
-            // 08: connection exception; 57P01-57P03: shutdown, crash, not accepting
-            // connections yet; 53300: too many connections; 57014: a statement timeout;
-            // 25P03: the session idled in a transaction past its limit (a stalled client).
-            return state.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300", "57014", "25P03"].contains(state)
+            // A statement timeout, or the session idled in a transaction past its limit
+            // (a stalled client), counts as unavailable too.
+            return isConnectionFailure(error)
+                || [.tooManyConnections, .queryCanceled, .idleInTransactionSessionTimeout].contains(sqlState(of: error))
         default:
             return false
         }
@@ -309,9 +308,10 @@ public struct Database: Service, Sendable {
     /// so that an overloaded pool is not mistaken for an outage.
     static func isConnectionFailure(_ error: any Error) -> Bool {
         if let error = error as? DatabaseError { return error.code == .unavailable && error.isConnectionFailure }
-        if let error = error as? PSQLError, error.code == .server {
-            let state = error.serverInfo?[.sqlState] ?? ""
-            return state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state)
+        if let state = sqlState(of: error) {
+            // Class 08 is "connection exception"; the rest: shutting down, crashed, not
+            // accepting connections yet.
+            return state.raw.hasPrefix("08") || [.adminShutdown, .crashShutdown, .cannotConnectNow].contains(state)
         }
         return isUnavailable(error)
     }
@@ -329,9 +329,15 @@ public struct Database: Service, Sendable {
         return "\(error)"
     }
 
-    /// Whether `error` is PostgreSQL's unique violation (SQLSTATE 23505).
+    /// Whether `error` is PostgreSQL's unique violation.
     public static func isUniqueViolation(_ error: any Error) -> Bool {
-        (error as? PSQLError)?.serverInfo?[.sqlState] == "23505"
+        sqlState(of: error) == .uniqueViolation
+    }
+
+    /// The SQLSTATE of an error the server sent; nil for any other error.
+    public static func sqlState(of error: any Error) -> PostgresError.Code? {
+        guard let error = error as? PSQLError, error.code == .server, let state = error.serverInfo?[.sqlState] else { return nil }
+        return PostgresError.Code(raw: state)
     }
 }
 

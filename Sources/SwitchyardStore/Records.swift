@@ -32,30 +32,6 @@ public struct AppliedResource: Sendable, Hashable, Codable {
     public var changed: Bool
 }
 
-/// The status of a run; the first three are live, the rest final.
-public enum RunStatus: String, Sendable, Hashable, Codable, CaseIterable {
-    case queued, running, waiting, succeeded, failed, cancelled
-
-    public var isFinal: Bool {
-        switch self {
-        case .succeeded, .failed, .cancelled: true
-        case .queued, .running, .waiting: false
-        }
-    }
-}
-
-/// The status of a step. `succeeded`, `failed`, `skipped` and `cancelled` are final.
-public enum StepStatus: String, Sendable, Hashable, Codable, CaseIterable {
-    case pending, ready, running, waiting, succeeded, failed, skipped, cancelled
-
-    public var isFinal: Bool {
-        switch self {
-        case .succeeded, .failed, .skipped, .cancelled: true
-        case .pending, .ready, .running, .waiting: false
-        }
-    }
-}
-
 /// An error as stored on a step or run and shown by the API: a stable code and a message.
 public struct ErrorRecord: Sendable, Hashable, Codable, Error, CustomStringConvertible {
     public var code: String

@@ -6,11 +6,11 @@ import SwitchyardMetering
 
 /// An event to append to a run's log.
 public struct NewEvent: Sendable, Hashable {
-    public var type: String
+    public var type: RunEventType
     public var stepID: String?
     public var data: JSONValue
 
-    public init(_ type: String, step: String? = nil, data: JSONValue = [:]) {
+    public init(_ type: RunEventType, step: String? = nil, data: JSONValue = [:]) {
         self.type = type
         self.stepID = step
         self.data = data
@@ -90,7 +90,7 @@ public struct RunRepository: Sendable {
                 FROM run, unnest(\(ids)::text[], \(positions)::int[], \(needs)::int[], \(attempts)::int[]) AS s(id, position, needs, attempts)
             ), event AS (
                 INSERT INTO run_events (tenant_id, run_id, seq, type, data)
-                SELECT \(tenant), \(runID), 1, 'run.created', \(created) FROM run
+                SELECT \(tenant), \(runID), 1, \(RunEventType.runCreated.rawValue), \(created) FROM run
             ), notified AS (
                 SELECT pg_notify(\(NotificationChannel.work.rawValue), '') FROM run WHERE \(notify)
             )
@@ -270,7 +270,7 @@ public struct RunRepository: Sendable {
                 WHERE tenant_id = \(tenant) AND id = \(id)
                 """, logger: logger)
             try await Self.appendEvents(
-                [NewEvent("run.\(status.rawValue)", data: ["error": error.json, "cancelled_steps": .array(cancelledSteps.map { .string($0) })])],
+                [NewEvent(status.finalEvent ?? .runFailed, data: ["error": error.json, "cancelled_steps": .array(cancelledSteps.map { .string($0) })])],
                 run: id, tenant: tenant, connection: connection, logger: logger)
             try await connection.query("SELECT pg_notify(\(NotificationChannel.cancel.rawValue), \(id.uuidString))", logger: logger)
             try await Self.resumeParent(of: id, tenant: tenant, status: status, output: nil, error: error, connection: connection, logger: logger)
@@ -317,7 +317,7 @@ public struct RunRepository: Sendable {
             resumed.append(stepID)
         }
         try await appendEvents(
-            [NewEvent("run.signalled", data: ["signal": .string(name), "data": data, "resumed_steps": .array(resumed.map { .string($0) })])],
+            [NewEvent(.runSignalled, data: ["signal": .string(name), "data": data, "resumed_steps": .array(resumed.map { .string($0) })])],
             run: id, tenant: tenant, connection: connection, logger: logger)
         if !resumed.isEmpty {
             try await connection.query("SELECT pg_notify(\(NotificationChannel.work.rawValue), '')", logger: logger)
@@ -394,7 +394,7 @@ public struct RunRepository: Sendable {
     ) async throws -> Int64 {
         guard !events.isEmpty else { return 0 }
         let live = whileLive ? ["queued", "running", "waiting"] : RunStatus.allCases.map(\.rawValue)
-        let types = events.map(\.type)
+        let types = events.map(\.type.rawValue)
         let steps = events.map { $0.stepID ?? "" }
         let data = events.map { StoredJSON.text(of: $0.data) }
         var last: Int64 = 0

@@ -152,7 +152,7 @@ public struct StepQueue: Sendable {
                 INSERT INTO run_events (tenant_id, run_id, seq, type, step_id, data)
                 SELECT c.tenant_id, c.run_id,
                        b.base_seq + row_number() OVER (PARTITION BY c.tenant_id, c.run_id ORDER BY c.step_id),
-                       'step.started', c.step_id, jsonb_build_object('attempt', c.attempt)
+                       \(RunEventType.stepStarted.rawValue), c.step_id, jsonb_build_object('attempt', c.attempt)
                 FROM claimed c JOIN bumped b ON b.tenant_id = c.tenant_id AND b.id = c.run_id
             )
             SELECT c.tenant_id, c.run_id, c.step_id, c.attempt, c.max_attempts, b.workflow, b.version, b.input,
@@ -242,11 +242,11 @@ public struct StepQueue: Sendable {
         try await database.retryingDeadlocks {
             switch transition {
             case .succeeded(let output, let expert):
-                let event = NewEvent("step.succeeded", step: step.stepID, data: ["attempt": .int(step.attempt)])
+                let event = NewEvent(.stepSucceeded, step: step.stepID, data: ["attempt": .int(step.attempt)])
                 return try await completeInOneStatement(
                     step, as: .succeeded, output: output, expert: expert, event: event, dependents: dependents, notifyOthers: notifyOthers, finalize: finalize)
             case .skipped(let reason):
-                let event = NewEvent("step.skipped", step: step.stepID, data: ["reason": .string(reason)])
+                let event = NewEvent(.stepSkipped, step: step.stepID, data: ["reason": .string(reason)])
                 return try await completeInOneStatement(
                     step, as: .skipped, output: nil, expert: nil, event: event, dependents: dependents, notifyOthers: notifyOthers, finalize: finalize)
             case .failed, .retry, .wait:
@@ -288,7 +288,7 @@ public struct StepQueue: Sendable {
                 RETURNING remaining_steps, status, event_seq
             ), logged AS (
                 INSERT INTO run_events (tenant_id, run_id, seq, type, step_id, data)
-                SELECT \(tenant), \(run), counted.event_seq, \(event.type), \(step.stepID), \(event.data) FROM counted
+                SELECT \(tenant), \(run), counted.event_seq, \(event.type.rawValue), \(step.stepID), \(event.data) FROM counted
             ), ready AS (
                 SELECT coalesce(array_agg(step_id), '{}') AS ids FROM successors WHERE status = 'ready'
             ), notified AS (
@@ -357,13 +357,13 @@ public struct StepQueue: Sendable {
                 "UPDATE runs SET status = 'succeeded', output = \(runOutput), finished_at = now() WHERE tenant_id = \(tenant) AND id = \(run)",
                 logger: logger)
             try await RunRepository.resumeParent(of: run, tenant: tenant, status: .succeeded, output: runOutput, error: nil, connection: connection, logger: logger)
-            return (.succeeded, [NewEvent("run.succeeded", data: ["output": runOutput])])
+            return (.succeeded, [NewEvent(.runSucceeded, data: ["output": runOutput])])
         case .failure(let e):
             try await connection.query(
                 "UPDATE runs SET status = 'failed', error = \(e.json), finished_at = now() WHERE tenant_id = \(tenant) AND id = \(run)",
                 logger: logger)
             try await RunRepository.resumeParent(of: run, tenant: tenant, status: .failed, output: nil, error: e, connection: connection, logger: logger)
-            return (.failed, [NewEvent("run.failed", data: ["error": e.json])])
+            return (.failed, [NewEvent(.runFailed, data: ["error": e.json])])
         }
     }
 
@@ -388,27 +388,27 @@ public struct StepQueue: Sendable {
             status = .succeeded
             output = value
             expert = e
-            events.append(NewEvent("step.succeeded", step: step.stepID, data: ["attempt": attempt]))
+            events.append(NewEvent(.stepSucceeded, step: step.stepID, data: ["attempt": attempt]))
         case .skipped(let reason):
             status = .skipped
-            events.append(NewEvent("step.skipped", step: step.stepID, data: ["reason": .string(reason)]))
+            events.append(NewEvent(.stepSkipped, step: step.stepID, data: ["reason": .string(reason)]))
         case .failed(let e, _, let ex):
             status = .failed
             error = e
             expert = ex
-            events.append(NewEvent("step.failed", step: step.stepID, data: ["attempt": attempt, "error": e.json]))
+            events.append(NewEvent(.stepFailed, step: step.stepID, data: ["attempt": attempt, "error": e.json]))
         case .retry(let e, let delay, let ex):
             status = .ready
             error = e
             expert = ex
             readyDelay = delay.milliseconds
             events.append(
-                NewEvent("step.retrying", step: step.stepID, data: ["attempt": attempt, "error": e.json, "delay_ms": .int(Int(delay.milliseconds))]))
+                NewEvent(.stepRetrying, step: step.stepID, data: ["attempt": attempt, "error": e.json, "delay_ms": .int(Int(delay.milliseconds))]))
         case .wait(let signal, let timeout):
             status = .waiting
             waitSignal = signal
             waitTimeout = timeout?.milliseconds
-            events.append(NewEvent("step.waiting", step: step.stepID, data: ["signal": .string(signal)]))
+            events.append(NewEvent(.stepWaiting, step: step.stepID, data: ["signal": .string(signal)]))
         }
 
         let fenced = try await connection.query(
@@ -450,7 +450,7 @@ public struct StepQueue: Sendable {
             failsRun = ErrorRecord(code: "step_failed", message: "step \(step.stepID) failed: \(e.message)")
             let cancelled = try await RunStatements.cancelUnfinishedSteps(of: run, tenant: tenant, connection: connection, logger: logger)
             if !cancelled.isEmpty {
-                events.append(NewEvent("steps.cancelled", data: ["steps": .array(cancelled.map { .string($0) })]))
+                events.append(NewEvent(.stepsCancelled, data: ["steps": .array(cancelled.map { .string($0) })]))
             }
         case .retry, .wait:
             break
@@ -476,7 +476,7 @@ public struct StepQueue: Sendable {
                 try await connection.query(
                     "UPDATE runs SET status = 'failed', error = \(failsRun.json), finished_at = now() WHERE tenant_id = \(tenant) AND id = \(run)",
                     logger: logger)
-                events.append(NewEvent("run.failed", data: ["error": failsRun.json]))
+                events.append(NewEvent(.runFailed, data: ["error": failsRun.json]))
                 try await connection.query("SELECT pg_notify(\(NotificationChannel.cancel.rawValue), \(run.uuidString))", logger: logger)
                 try await RunRepository.resumeParent(of: run, tenant: tenant, status: .failed, output: nil, error: failsRun, connection: connection, logger: logger)
             } else if remaining == 0 {
@@ -533,7 +533,7 @@ public struct StepQueue: Sendable {
             count += 1
             _ = try? await database.transaction { connection in
                 try await RunRepository.appendEvents(
-                    [NewEvent("step.lease_expired", step: step, data: ["attempt": .int(attempt)])], run: run, tenant: tenant,
+                    [NewEvent(.stepLeaseExpired, step: step, data: ["attempt": .int(attempt)])], run: run, tenant: tenant,
                     connection: connection, logger: database.logger)
             }
         }

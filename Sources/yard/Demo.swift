@@ -49,7 +49,7 @@ struct Demo: AsyncParsableCommand {
         }
         let experts = configuration.experts.isEmpty ? ServerConfiguration.defaultExperts(workflowsDirectory: workflowsDirectory) : configuration.experts
         // A small local base model cannot answer ticket-triage's JSON steps: it runs `story`.
-        let onLocalModel = experts["flash"]?.provider == "local"
+        let onLocalModel = experts["flash"]?.provider == .local
         let workflowName = workflow ?? (onLocalModel ? "story" : "ticket-triage")
         let inputText = input ?? (workflowName == "ticket-triage" ? Self.ticketInput : "{}")
         if onLocalModel { print("experts: the local model (\(experts["flash"]?.model ?? "installed")), in-process") }

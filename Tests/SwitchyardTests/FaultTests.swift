@@ -206,7 +206,7 @@ struct FaultTests {
     func silentUpstreams() async throws {
         let upstream = try SilentUpstream()
         let silent = ExpertConfiguration(
-            provider: "openai", model: "deepseek-v4-flash", baseURL: upstream.url, connectTimeout: TimeSpan(milliseconds: 500),
+            provider: .openai, model: "deepseek-v4-flash", baseURL: upstream.url, connectTimeout: TimeSpan(milliseconds: 500),
             readTimeout: TimeSpan(milliseconds: 800), maxRetries: 0)
         try await withLiveServer(engine: Self.engineConfiguration(), egress: ["127.0.0.1"], experts: ["flash": silent, "pro": silent]) { server in
             let store = server.store

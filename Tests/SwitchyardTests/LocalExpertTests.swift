@@ -247,14 +247,14 @@ struct LocalExpertTests {
                 return error.message
             }
         }
-        let missing = message(ExpertConfiguration(provider: "local", model: "no-such-model.gguf"))
+        let missing = message(ExpertConfiguration(provider: .local, model: "no-such-model.gguf"))
         #expect(missing.contains("experts.flash.model"))
         #expect(missing.contains("Scripts/setup-local-model.sh"))
-        #expect(message(ExpertConfiguration(provider: "local", baseURL: "http://x")).contains("base_url does not apply to provider: local"))
-        #expect(message(ExpertConfiguration(provider: "local", maxTokens: 0)).contains("max_tokens must be 1 to"))
-        #expect(message(ExpertConfiguration(provider: "local", concurrency: 100)).contains("concurrency must be 1 to 32"))
-        #expect(message(ExpertConfiguration(provider: "openai", model: "m", apiKeyEnv: "PATH", maxTokens: 10)).contains("max_tokens applies only to provider: local"))
-        #expect(message(ExpertConfiguration(provider: "scripted", script: "s.yaml", maxTokens: 10)).contains("max_tokens applies only to provider: local"))
+        #expect(message(ExpertConfiguration(provider: .local, baseURL: "http://x")).contains("base_url does not apply to provider: local"))
+        #expect(message(ExpertConfiguration(provider: .local, maxTokens: 0)).contains("max_tokens must be 1 to"))
+        #expect(message(ExpertConfiguration(provider: .local, concurrency: 100)).contains("concurrency must be 1 to 32"))
+        #expect(message(ExpertConfiguration(provider: .openai, model: "m", apiKeyEnv: "PATH", maxTokens: 10)).contains("max_tokens applies only to provider: local"))
+        #expect(message(ExpertConfiguration(provider: .scripted, script: "s.yaml", maxTokens: 10)).contains("max_tokens applies only to provider: local"))
         #expect(throws: ConfigurationError.self) {
             try ServerConfiguration.parse("experts:\n  flash: {provider: local, max_token: 3}\n", file: "bad.yaml")
         }
@@ -264,7 +264,7 @@ struct LocalExpertTests {
 
     @Test func aWorkflowStepRunsOnTheLocalModel() async throws {
         let path = try Self.modelPath()
-        let entry = ExpertConfiguration(provider: "local", model: path, concurrency: 8, maxTokens: 32)
+        let entry = ExpertConfiguration(provider: .local, model: path, concurrency: 8, maxTokens: 32)
         let experts = try ExpertPool.make(from: ["flash": entry, "pro": entry], baseDirectory: nil)
         let flash = try #require(try experts.expert(named: "flash") as? LocalExpert)
         let expected = try await flash.complete(Self.request("What is the capital of France?", maxTokens: 12))

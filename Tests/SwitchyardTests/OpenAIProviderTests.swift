@@ -573,7 +573,7 @@ struct OpenAIProviderConfigurationTests {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let text = try String(contentsOf: root.appendingPathComponent("Deploy/config.example.yaml"), encoding: .utf8)
         let shipped = try ServerConfiguration.parse(text, file: "config.example.yaml")
-        #expect(shipped.experts["flash"]?.provider == "scripted")
+        #expect(shipped.experts["flash"]?.provider == .scripted)
         // The commented block: lines starting with "  # " inside experts, uncommented.
         let lines = text.components(separatedBy: "\n")
         let start = try #require(lines.firstIndex(of: "  # flash:"))
@@ -591,22 +591,22 @@ struct OpenAIProviderConfigurationTests {
     @Test("with DEEPSEEK_API_KEY and no experts, flash and pro are DeepSeek's V4 models; without it, the installed local model, else scripted")
     func deepSeekDefaults() throws {
         let withKey = ServerConfiguration.defaultExperts(workflowsDirectory: "W", environment: ["DEEPSEEK_API_KEY": "sk-x"])
-        #expect(withKey["flash"]?.provider == "openai")
+        #expect(withKey["flash"]?.provider == .openai)
         #expect(try withKey["flash"]?.openAIConfiguration(name: "flash").model == "deepseek-v4-flash")
         #expect(try withKey["pro"]?.openAIConfiguration(name: "pro").model == "deepseek-v4-pro")
         #expect(withKey["pro"]?.baseURL == "https://api.deepseek.com")
         #expect(withKey["pro"]?.apiKeyEnv == "DEEPSEEK_API_KEY")
         let without = ServerConfiguration.defaultExperts(workflowsDirectory: "W", environment: [:], localModel: nil)
-        #expect(without["flash"] == ExpertConfiguration(provider: "scripted", script: "W/demo-script.yaml", model: "scripted-flash"))
+        #expect(without["flash"] == ExpertConfiguration(provider: .scripted, script: "W/demo-script.yaml", model: "scripted-flash"))
         let local = ServerConfiguration.defaultExperts(workflowsDirectory: "W", environment: [:], localModel: "/m/g.gguf")
-        #expect(local["flash"]?.provider == "local")
+        #expect(local["flash"]?.provider == .local)
         #expect(local["pro"]?.model == "/m/g.gguf")
-        #expect(ServerConfiguration.defaultExperts(workflowsDirectory: "W", environment: ["DEEPSEEK_API_KEY": "k"], localModel: "/m/g.gguf")["flash"]?.provider == "openai")
+        #expect(ServerConfiguration.defaultExperts(workflowsDirectory: "W", environment: ["DEEPSEEK_API_KEY": "k"], localModel: "/m/g.gguf")["flash"]?.provider == .openai)
     }
 
     @Test("the pool builds openai experts; a missing key variable stops it with a clear message")
     func poolBuildsOpenAIExperts() throws {
-        let entry = ExpertConfiguration(provider: "openai", model: "m", baseURL: "http://127.0.0.1:9", apiKeyEnv: apiKeyVariable)
+        let entry = ExpertConfiguration(provider: .openai, model: "m", baseURL: "http://127.0.0.1:9", apiKeyEnv: apiKeyVariable)
         let pool = try ExpertPool.make(from: ["flash": entry, "pro": entry], baseDirectory: nil)
         let flash = try pool.expert(named: "flash")
         #expect(flash is OpenAIExpert)

@@ -44,6 +44,16 @@ struct ServerConfigurationTests {
         }
     }
 
+    @Test("an unknown provider is an error naming the expert and the providers there are")
+    func unknownProvider() {
+        #expect {
+            try ServerConfiguration.parse("experts:\n  flash: { provider: scriptd, script: s.yaml }\n", file: "c.yaml")
+        } throws: { error in
+            let message = (error as? ConfigurationError)?.message ?? ""
+            return message.contains("experts.flash: unknown provider scriptd (expected openai, scripted or local)")
+        }
+    }
+
     @Test("the gate threshold, the egress allow list, fair-use limits and the default max_tokens are read")
     func runtimeKeys() throws {
         let configuration = try ServerConfiguration.parse(

@@ -25,7 +25,7 @@ func withMeteredServer<T: Sendable>(
 
 /// An `openai` expert entry pointed at a fake.
 func fakeExpert(_ fake: FakeDeepSeek, model: String, maxRetries: Int? = nil) -> ExpertConfiguration {
-    ExpertConfiguration(provider: "openai", model: model, baseURL: fake.url, readTimeout: .seconds(20), maxRetries: maxRetries)
+    ExpertConfiguration(provider: .openai, model: model, baseURL: fake.url, readTimeout: .seconds(20), maxRetries: maxRetries)
 }
 
 /// One ledger row as the `model_calls` table holds it.

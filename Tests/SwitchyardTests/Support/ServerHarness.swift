@@ -94,8 +94,8 @@ func withLiveServer<T: Sendable>(
         configuration.engine = engine
         configuration.baseDirectory = directory
         configuration.experts = experts ?? [
-            "flash": ExpertConfiguration(provider: "scripted", script: "script.yaml", model: "scripted-flash"),
-            "pro": ExpertConfiguration(provider: "scripted", script: "script.yaml", model: "scripted-pro"),
+            "flash": ExpertConfiguration(provider: .scripted, script: "script.yaml", model: "scripted-flash"),
+            "pro": ExpertConfiguration(provider: .scripted, script: "script.yaml", model: "scripted-pro"),
         ]
         configure(&configuration)
         let server = try SwitchyardServer(configuration: configuration, database: store.database.configuration, logger: testLogger("test.server"))

@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import PostgresNIO
 import ServiceLifecycle
 import Synchronization
 import SwitchyardCore
@@ -485,20 +484,12 @@ public final class Engine: Service, Sendable {
         let failures = FailureLog("listening for notifications", logger: logger)
         while !Task.isCancelled {
             do {
-                try await database.listen(to: Array(handlers.keys)) { sequences in
+                try await database.listen(dispatching: handlers) {
                     failures.succeeded()
                     // Notifications sent while nobody listened are lost: look for work
                     // now, and let every stream read.
                     self.wakeup.signal()
                     self.events.wakeAll()
-                    try await withThrowingDiscardingTaskGroup { group in
-                        for (channel, notifications) in sequences {
-                            guard let handle = handlers[channel] else { continue }
-                            group.addTask {
-                                for try await notification in notifications { handle(notification.payload) }
-                            }
-                        }
-                    }
                 }
             } catch {
                 if Task.isCancelled { return }

@@ -1,3 +1,4 @@
+import SwitchyardMetering
 import Foundation
 import Logging
 import SwitchyardCore

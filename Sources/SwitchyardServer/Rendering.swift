@@ -1,3 +1,4 @@
+import SwitchyardMetering
 import Foundation
 import SwitchyardCore
 import SwitchyardStore

@@ -1,5 +1,4 @@
 import Foundation
-import LocalInference
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
@@ -59,7 +58,7 @@ public struct ServerConfiguration: Sendable {
     /// script that ships in `Workflows/`, so that the demo still runs.
     public static func defaultExperts(
         workflowsDirectory: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
-        localModel: String? = LocalModelLocator.find()
+        localModel: String? = ExpertConfiguration.installedLocalModel()
     ) -> [String: ExpertConfiguration] {
         if let key = environment["DEEPSEEK_API_KEY"], !key.isEmpty {
             return [

@@ -1,5 +1,6 @@
 import Foundation
 import PostgresNIO
+import SwitchyardCore
 
 /// The `event_followers` table: which server processes have live event streams open
 /// on which runs, so that appending a followed run's events notifies `NotificationChannel.runEvents` (see

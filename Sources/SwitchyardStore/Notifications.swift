@@ -24,15 +24,26 @@ extension Database {
         try await query("SELECT pg_notify(\(channel.rawValue), \(payload))", logger: logger)
     }
 
-    /// Listens on `channels` on one connection of its own and runs `body` with a
-    /// notification sequence for each; stops listening when `body` returns. The
-    /// connection is held for as long as `body` runs, without a deadline: a listener
-    /// is meant to last (the engine's runs for the life of the process).
+    /// Listens on the handlers' channels on one connection of its own and hands each
+    /// notification's payload to its channel's handler, until the connection fails or
+    /// the task is cancelled. `onListening` runs once every channel is listened to
+    /// (notifications sent before were lost: the caller looks for what it missed). The
+    /// connection is held without a deadline: a listener is meant to last.
     public func listen(
-        to channels: [NotificationChannel], _ body: @Sendable ([NotificationChannel: PostgresNotificationSequence]) async throws -> Void
+        dispatching handlers: [NotificationChannel: @Sendable (String) -> Void], onListening: @Sendable () -> Void
     ) async throws {
         try await client.withConnection { connection in
-            try await Self.listen(on: channels[...], connection: connection, listening: [:], body)
+            try await Self.listen(on: handlers.keys.sorted { $0.rawValue < $1.rawValue }[...], connection: connection, listening: [:]) { sequences in
+                onListening()
+                try await withThrowingDiscardingTaskGroup { group in
+                    for (channel, notifications) in sequences {
+                        guard let handle = handlers[channel] else { continue }
+                        group.addTask {
+                            for try await notification in notifications { handle(notification.payload) }
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+import NIOFoundationCompat
 import AsyncHTTPClient
 import Foundation
 import NIOCore

@@ -1,3 +1,4 @@
+import PostgresNIO
 import ArgumentParser
 import Foundation
 import Logging

@@ -1,3 +1,5 @@
+import NIOHTTP1
+import SwitchyardExperts
 import ArgumentParser
 import Foundation
 import Logging

@@ -1,3 +1,5 @@
+import PostgresNIO
+import NIOHTTP1
 import Foundation
 import SwitchyardCore
 import SwitchyardMetering

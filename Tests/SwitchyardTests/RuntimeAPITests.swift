@@ -1,3 +1,7 @@
+import SwitchyardStore
+import SwitchyardEngine
+import PostgresNIO
+import NIOHTTP1
 import Foundation
 import SwitchyardCore
 import Testing

@@ -1,3 +1,5 @@
+import SwitchyardExperts
+import SwitchyardEngine
 import SwitchyardServer
 import SwitchyardStore
 import SwitchyardTools

@@ -45,6 +45,13 @@ public struct LocalExpertConfiguration: Sendable, Hashable {
 }
 
 extension ExpertConfiguration {
+    /// The installed local model's path, if there is one: where the default `flash`
+    /// and `pro` experts find it when no API key is set. (Callers need not know how
+    /// the local engine looks for its files.)
+    public static func installedLocalModel() -> String? {
+        LocalModelLocator.find()
+    }
+
     /// The `local` provider's checks that need neither the file system nor the environment.
     func validateLocal(name: String) throws(ExpertConfigurationError) {
         let key = "experts.\(name)"

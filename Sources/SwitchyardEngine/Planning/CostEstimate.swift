@@ -5,8 +5,11 @@ import SwitchyardMetering
 /// sequence, takes the wider of alternatives, and lowers the minimum of what may not
 /// happen, so that the range always contains what a finished run costs.
 public struct CostEstimate: Sendable {
+    /// The fewest and the most model calls (a call an expert may re-ask counts once;
+    /// its cost counts every billed answer).
     public var minCalls = 0
     public var maxCalls = 0
+    /// The cost range; meaningless while `unpriced` is not empty.
     public var minCost = Money.zero
     public var maxCost = Money.zero
     /// Experts the calls may go to, in the order first met.
@@ -68,6 +71,7 @@ public struct CostEstimate: Sendable {
 
 /// What one workflow step comes to.
 public struct StepPlan: Sendable {
+    /// The step's id.
     public var step: String
     public var estimate: CostEstimate
     /// The expert the gate expects to answer, for a step routed `auto`.
@@ -91,5 +95,6 @@ public struct StepPlan: Sendable {
 /// whole plan makes.
 public struct WorkflowPlan: Sendable {
     public var steps: [StepPlan]
+    /// The plan's assumptions (models not yet seen, default caps, rates used).
     public var notes: [String]
 }

@@ -66,7 +66,8 @@ public struct CostPlanner: Sendable {
     static let horizon: TimeInterval = 7 * 86_400
 
     /// A planner for one tenant: reads the price book, the models the tenant's calls
-    /// billed, and the tenant's gate threshold, and notes what it had to assume.
+    /// billed, and the tenant's gate threshold, and notes what it had to assume. The
+    /// rates are those of the 7 days from `now`.
     public static func make(
         database: Database, tenant: UUID, experts: ExpertPool, gateThreshold: Double, defaultMaxTokens: Int, now: Date = Date()
     ) async throws -> CostPlanner {

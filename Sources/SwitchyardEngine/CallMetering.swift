@@ -37,10 +37,13 @@ struct CallMetering: Sendable {
         var reserved = Reserved(amount: .zero, priceID: nil)
         let rates = book.upperBoundRates(forModel: expert.model, during: startedAt...startedAt.addingTimeInterval(Self.longestCall))
         if let rates {
+            // Every answer the call may be billed for: an expert that asks again on its
+            // own (JSON mode's blank answers) is billed for each, and settling must not
+            // take the tenant past its budget.
             do {
                 reserved.amount = try Reservation.worstCase(
                     promptUTF8Bytes: request.promptByteBound, maxTokens: request.maxTokens ?? defaultMaxTokens, rates: rates
-                ).multiplied(by: Self.billedAttempts(expert: expert, request: request))
+                ).multiplied(by: expert.billedAttempts(for: request))
             } catch {
                 throw StepFailure("metering_error", error.message, retryable: false)
             }
@@ -96,15 +99,6 @@ struct CallMetering: Sendable {
             reasons.append("peak-hour prices")
         }
         return towardsFlash == 0 ? .none : GateLean(towardsFlash: towardsFlash, reason: reasons.joined(separator: ", "))
-    }
-
-    /// How many billed requests one `complete` may make. An `openai` expert asks again,
-    /// up to `max_retries` times, when JSON mode answers blank content, and every one of
-    /// those answers is billed (its usage is the sum): the reservation must cover them all,
-    /// or settling could take the tenant past its budget.
-    static func billedAttempts(expert: any Expert, request: ModelRequest) -> Int {
-        guard request.wantsJSON, let openAI = expert as? OpenAIExpert else { return 1 }
-        return 1 + max(0, openAI.configuration.maxRetries)
     }
 
     private func priceBook() async throws(StepFailure) -> PriceBook {

@@ -43,37 +43,36 @@ struct ModelStepRunner: Sendable {
         let agent = try await loadAgent(step.agent, tenant: context.claim.tenantID)
         let tools = try await toolbox.resolve(agent?.tools ?? [], tenant: context.claim.tenantID)
         let requested = try step.model.map { template throws(StepFailure) in try evaluate(template, scope, field: "model") }?.stringValue
-        let choice = requested ?? agent?.model ?? "flash"
+        let choice = RoutingPolicy.choice(requested: requested, agent: agent)
         let stepKey = GateRepository.stepKey(workflow: context.claim.workflow, step: context.claim.stepID)
+        let requests = ModelStepRequest(
+            step: step, agent: agent, tools: tools.map(\.modelDefinition), tenant: context.claim.tenantID, defaultMaxTokens: metering.defaultMaxTokens)
 
         var decision: RouteDecision
-        switch choice {
-        case "auto":
-            let request = GateRequest(
-                prompt: prompt, system: agent?.instructions, stepKey: stepKey, difficulty: step.difficulty.flatMap(Difficulty.init(rawValue:)),
-                thinking: step.thinking ?? false, outputSchema: step.output, toolCount: tools.count)
+        switch RoutingPolicy(choice: choice) {
+        case .auto:
             let (learned, threshold) = try await gateInputs(tenant: context.claim.tenantID, stepKey: stepKey)
             let lean = await metering.lean(tenant: context.claim.tenantID, proModel: experts.experts["pro"]?.model)
-            decision = gate.decide(request, history: learned, threshold: threshold, lean: lean)
-        case "cascade":
+            decision = gate.decide(requests.gateRequest(prompt: prompt, stepKey: stepKey), history: learned, threshold: threshold, lean: lean)
+        case .cascade:
             decision = RouteDecision(
                 policy: "cascade", expert: ExpertTier.flash.rawValue,
                 reasons: ["cascade: flash answers first; pro answers if flash's answer fails its checks"])
-        default:
-            decision = Gate.fixed(choice)
+        case .fixed(let name):
+            decision = Gate.fixed(name)
         }
         await record(decision, context: context)
 
         let first: CheckedAnswer
         do {
-            first = try await answerChecked(decision.expert, step: step, agent: agent, prompt: prompt, tools: tools, scope: scope, context: context, choice: choice)
+            first = try await answerChecked(decision.expert, requests, prompt: prompt, tools: tools, scope: scope, context: context, choice: choice)
         } catch let failure where failure.error.code == "budget_exceeded" && decision.expert == ExpertTier.pro.rawValue
             && (step.onBudget.flatMap(BudgetPolicy.init(rawValue:)) ?? failure.budgetPolicy) == .downgrade {
             // The budget cannot take pro's worst case: the gate sends the step to flash.
             decision.expert = ExpertTier.flash.rawValue
             decision.reasons.append("budget: pro's worst case does not fit the remaining budget; downgraded to flash (on_budget: downgrade)")
             await record(decision, context: context)
-            first = try await answerChecked(decision.expert, step: step, agent: agent, prompt: prompt, tools: tools, scope: scope, context: context, choice: choice)
+            first = try await answerChecked(decision.expert, requests, prompt: prompt, tools: tools, scope: scope, context: context, choice: choice)
         }
         guard case .failure(let rejection) = first.outcome else {
             await learn(decision.expert, succeeded: true, stepKey: stepKey, context: context)
@@ -84,7 +83,7 @@ struct ModelStepRunner: Sendable {
 
         decision = Gate.cascade(escalated: true, reason: "\(rejection.code): \(rejection.message)")
         await record(decision, context: context)
-        let second = try await answerChecked(decision.expert, step: step, agent: agent, prompt: prompt, tools: tools, scope: scope, context: context, choice: choice)
+        let second = try await answerChecked(decision.expert, requests, prompt: prompt, tools: tools, scope: scope, context: context, choice: choice)
         switch second.outcome {
         case .success:
             await learn(decision.expert, succeeded: true, stepKey: stepKey, context: context)
@@ -140,16 +139,17 @@ struct ModelStepRunner: Sendable {
     /// validity, `check` and `verify`. Provider errors throw (they say nothing about the
     /// expert's quality); a failed check is an outcome.
     private func answerChecked(
-        _ expertName: String, step: ModelStepSpec, agent: AgentSpec?, prompt: String, tools: [ResolvedTool], scope: TemplateScope,
+        _ expertName: String, _ requests: ModelStepRequest, prompt: String, tools: [ResolvedTool], scope: TemplateScope,
         context: CallContext, choice: String
     ) async throws(StepFailure) -> CheckedAnswer {
+        let step = requests.step
         let answer: Answer
         do {
-            answer = try await self.answer(expertName, step: step, agent: agent, prompt: prompt, tools: tools, context: context, choice: choice)
+            answer = try await self.answer(expertName, requests, prompt: prompt, tools: tools, context: context, choice: choice)
         } catch let failure where failure.error.code == "max_turns" {
             return CheckedAnswer(value: .null, outcome: .failure(Rejection(code: "max_turns", problems: [failure.error.message])))
         }
-        if !answer.toolProblems.isEmpty, choice == "cascade" {
+        if !answer.toolProblems.isEmpty, RoutingPolicy(choice: choice) == .cascade {
             return CheckedAnswer(value: answer.value, outcome: .failure(Rejection(code: "invalid_tool_calls", problems: answer.toolProblems)))
         }
         var value = answer.value
@@ -184,12 +184,7 @@ struct ModelStepRunner: Sendable {
     /// Asks flash the step's `verify` question; nil when it says yes, else its answer.
     private func verify(_ question: String, context: CallContext) async throws(StepFailure) -> String? {
         let expert = try self.expert(named: ExpertTier.flash.rawValue)
-        let request = ModelRequest(
-            messages: [
-                ChatMessage(.system, "You check another model's answer. Reply with one word, yes or no, then optionally one sentence why."),
-                ChatMessage(.user, question),
-            ],
-            maxTokens: 64, tenant: context.claim.tenantID.uuidString.lowercased())
+        let request = ModelStepRequest.verification(question, tenant: context.claim.tenantID)
         let response = try await call(expert, request, context: context, choice: "verify")
         let verdict = response.text.trimmingCharacters(in: .whitespacesAndNewlines)
         let firstWord = verdict.prefix { $0.isLetter }.lowercased()
@@ -199,25 +194,14 @@ struct ModelStepRunner: Sendable {
     /// The conversation with one expert: a single call, or for an agent with tools the
     /// loop model → tool calls → results → … → final answer, at most `max_turns` calls.
     private func answer(
-        _ expertName: String, step: ModelStepSpec, agent: AgentSpec?, prompt: String, tools: [ResolvedTool], context: CallContext, choice: String
+        _ expertName: String, _ requests: ModelStepRequest, prompt: String, tools: [ResolvedTool], context: CallContext, choice: String
     ) async throws(StepFailure) -> Answer {
         let expert = try self.expert(named: expertName)
-        var system: [String] = []
-        if let agent { system.append(agent.instructions) }
-        if let schema = step.output {
-            system.append("Answer with a single JSON value (json) that satisfies this JSON Schema: \(schema.compactJSON)")
-        }
-        var messages: [ChatMessage] = []
-        if !system.isEmpty { messages.append(ChatMessage(.system, system.joined(separator: "\n\n"))) }
-        messages.append(ChatMessage(.user, prompt))
-        let definitions = tools.map(\.modelDefinition)
-        let turns = tools.isEmpty ? 1 : (agent?.maxTurns ?? 1)
+        var messages = requests.openingMessages(prompt: prompt)
+        let turns = requests.maxTurns
         var toolProblems: [String] = []
         for turn in 1...turns {
-            let request = ModelRequest(
-                messages: messages, tools: definitions, maxTokens: step.maxTokens, thinking: step.thinking, wantsJSON: step.output != nil,
-                tenant: context.claim.tenantID.uuidString.lowercased())
-            let response = try await call(expert, request, context: context, choice: choice)
+            let response = try await call(expert, requests.request(messages), context: context, choice: choice)
             guard !response.toolCalls.isEmpty else {
                 return Answer(text: response.text, value: .string(response.text), toolProblems: toolProblems)
             }
@@ -228,7 +212,7 @@ struct ModelStepRunner: Sendable {
                 messages.append(.toolResult(callID: toolCall.id, result.content))
             }
         }
-        let name = agent?.name ?? "the agent"
+        let name = requests.agent?.name ?? "the agent"
         throw StepFailure("max_turns", "\(name) was still calling tools after max_turns (\(turns)) model calls", retryable: false)
     }
 

@@ -69,6 +69,12 @@ struct Toolbox: Sendable {
         } catch {
             throw StepFailure.database(error)
         }
+        return try Self.resolve(name, stored: stored)
+    }
+
+    /// A tenant's stored tool (looked up by `name`) in both forms; the cost planner
+    /// resolves agents' tools with it too, so it prices the definitions a run sends.
+    static func resolve(_ name: String, stored: ResourceVersion?) throws(StepFailure) -> ResolvedTool {
         guard let stored, case .tool(let spec) = stored.resource else {
             throw StepFailure("tool_missing", "tool \(name) does not exist", retryable: false)
         }

@@ -257,12 +257,22 @@ public protocol Expert: Sendable {
     /// The same call, handing out the answer's text as it streams in (for live
     /// `model.delta` events). Experts that cannot stream answer in one piece.
     func complete(_ request: ModelRequest, onDelta: DeltaHandler?) async throws(ExpertError) -> ModelResponse
+    /// How many billed requests one `complete(request)` may send to the provider: an
+    /// expert that asks again on its own (and is billed for every answer) says so here,
+    /// so that a budget reservation and a cost plan bound the whole call, not only its
+    /// first answer. It never counts retries the provider does not bill.
+    func billedAttempts(for request: ModelRequest) -> Int
 }
 
 extension Expert {
     public func complete(_ request: ModelRequest, onDelta: DeltaHandler?) async throws(ExpertError) -> ModelResponse {
         try await complete(request)
     }
+
+    /// One: an expert that does not re-ask on its own (the local and scripted ones) is
+    /// billed for at most the one answer it returns. Experts that retry billed
+    /// answers must implement the requirement.
+    public func billedAttempts(for request: ModelRequest) -> Int { 1 }
 }
 
 /// A piece of an answer as it streams in.

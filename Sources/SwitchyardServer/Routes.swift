@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import SwitchyardCore
 import SwitchyardEngine
+import SwitchyardExperts
 import SwitchyardStore
 import SwitchyardTools
 
@@ -31,8 +32,8 @@ public struct APIDependencies: Sendable {
     /// How often an event stream writes a keep-alive comment (and so notices a client
     /// that went away) when its run is quiet.
     public var eventHeartbeat: Duration = .seconds(5)
-    /// What this server's engine does, for estimates (`POST …/plan`): the experts'
-    /// models, the gate's default threshold and the default completion cap.
+    /// What this server's engine does, for estimates (`POST …/plan`): the experts, the
+    /// gate's default threshold and the default completion cap.
     public var engineFacts = EngineFacts()
     /// Called after a run is created, so the local dispatcher starts at once.
     public var onRunCreated: @Sendable () -> Void
@@ -64,13 +65,14 @@ public struct APIDependencies: Sendable {
 
 /// The engine settings a cost estimate must use to bound what the engine will do.
 public struct EngineFacts: Sendable {
-    /// Expert name → configured model.
-    public var expertModels: [String: String] = [:]
+    /// The server's experts: the models they run, and how many billed answers one call
+    /// of theirs may take.
+    public var experts = ExpertPool([])
     public var gateThreshold: Double = EngineConfiguration().gateThreshold
     public var defaultMaxTokens: Int = EngineConfiguration().defaultMaxTokens
 
-    public init(expertModels: [String: String] = [:], gateThreshold: Double = EngineConfiguration().gateThreshold, defaultMaxTokens: Int = EngineConfiguration().defaultMaxTokens) {
-        self.expertModels = expertModels
+    public init(experts: ExpertPool = ExpertPool([]), gateThreshold: Double = EngineConfiguration().gateThreshold, defaultMaxTokens: Int = EngineConfiguration().defaultMaxTokens) {
+        self.experts = experts
         self.gateThreshold = gateThreshold
         self.defaultMaxTokens = defaultMaxTokens
     }

@@ -51,7 +51,7 @@ public struct SwitchyardServer: Sendable {
         self.api.eventHeartbeat = configuration.eventHeartbeat
         self.api.yamlParsing = configuration.yamlParsing
         self.api.engineFacts = EngineFacts(
-            expertModels: experts.experts.mapValues(\.model), gateThreshold: configuration.engine.gateThreshold,
+            experts: experts, gateThreshold: configuration.engine.gateThreshold,
             defaultMaxTokens: configuration.engine.defaultMaxTokens)
     }
 

@@ -125,6 +125,13 @@ public final class OpenAIExpert: Expert {
         try await complete(request, onDelta: nil)
     }
 
+    /// In JSON mode a blank answer is asked again, up to `max_retries` times, and every
+    /// one of those answers is billed (the usage returned is their sum). Transport
+    /// retries are not counted: a failed exchange is not billed.
+    public func billedAttempts(for request: ModelRequest) -> Int {
+        request.wantsJSON ? 1 + max(0, configuration.maxRetries) : 1
+    }
+
     public func complete(_ request: ModelRequest, onDelta: DeltaHandler?) async throws(ExpertError) -> ModelResponse {
         let body: Data
         do {

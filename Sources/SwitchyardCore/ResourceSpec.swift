@@ -316,7 +316,7 @@ public struct ModelStepSpec: Sendable, Hashable, Codable {
     /// JSON Schema the answer must satisfy; the answer is then parsed as JSON.
     public var output: JSONValue?
     /// A declared hint for the `auto` gate: `easy`, `medium` or `hard`.
-    public var difficulty: String?
+    public var difficulty: Difficulty?
     /// An expression over `output` (the answer) that must be truthy. Under `cascade`
     /// a false check escalates flash's answer to pro; otherwise it fails the attempt.
     public var check: Template?
@@ -325,11 +325,11 @@ public struct ModelStepSpec: Sendable, Hashable, Codable {
     public var verify: Template?
     /// `fail` or `downgrade`: what a call that does not fit the tenant's budget does
     /// (nil: the budget's own setting). `downgrade` lets the gate send pro's call to flash.
-    public var onBudget: String?
+    public var onBudget: BudgetPolicy?
 
     public init(
         prompt: Template, model: Template? = nil, agent: String? = nil, thinking: Bool? = nil, maxTokens: Int? = nil, output: JSONValue? = nil,
-        difficulty: String? = nil, check: Template? = nil, verify: Template? = nil, onBudget: String? = nil
+        difficulty: Difficulty? = nil, check: Template? = nil, verify: Template? = nil, onBudget: BudgetPolicy? = nil
     ) {
         self.prompt = prompt
         self.model = model

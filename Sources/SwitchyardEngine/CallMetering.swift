@@ -45,7 +45,7 @@ struct CallMetering: Sendable {
                     promptUTF8Bytes: request.promptByteBound, maxTokens: request.maxTokens ?? defaultMaxTokens, rates: rates
                 ).multiplied(by: expert.billedAttempts(for: request))
             } catch {
-                throw StepFailure("metering_error", error.message, retryable: false)
+                throw StepFailure(.meteringError, error.message, retryable: false)
             }
             reserved.priceID = book.row(forBilledModel: expert.model, at: startedAt)?.id
         }
@@ -64,14 +64,14 @@ struct CallMetering: Sendable {
             return reserved
         case .refused(let state):
             throw StepFailure(
-                "budget_exceeded",
+                .budgetExceeded,
                 "\(expert.name) could cost up to \(reserved.amount.formatted(decimals: 6)) USD, which does not fit this month's budget: "
                     + "\(state.spent.formatted(decimals: 6)) spent and \(state.reserved.formatted(decimals: 6)) reserved of \(state.limit.formatted(decimals: 2)) USD. "
                     + "Raise the budget, lower max_tokens, or allow on_budget: downgrade",
                 retryable: false, budgetPolicy: state.policy)
         case .unpriced(let state):
             throw StepFailure(
-                "budget_exceeded",
+                .budgetExceeded,
                 "\(expert.name) calls \(expert.model), which has no price in the price book, so its cost cannot be bounded under the tenant's budget; "
                     + "add a price row for it (yard prices set)",
                 retryable: false, budgetPolicy: state.policy)

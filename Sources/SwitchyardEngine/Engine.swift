@@ -336,11 +336,11 @@ public final class Engine: Service, Sendable {
                 logger.error("the database refused a step's outcome; recording the step as failed", metadata: [
                     "run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(Database.describe(error))",
                 ])
-                if case .failed(let record, _, _) = transition, record.code == "result_not_stored" {
+                if case .failed(let record, _, _) = transition, record.code == StepErrorCode.resultNotStored.rawValue {
                     // Even the failure could not be written: let the lease lapse.
                     return
                 }
-                let stored = ErrorRecord(code: "result_not_stored", message: "the step's result could not be stored: \(Database.describe(error))")
+                let stored = ErrorRecord(code: StepErrorCode.resultNotStored.rawValue, message: "the step's result could not be stored: \(Database.describe(error))")
                 transition = .failed(stored, continueRun: workflow.steps[claim.stepID]?.onError == .continue, expert: nil)
             }
         }
@@ -452,7 +452,7 @@ public final class Engine: Service, Sendable {
                     for overdue in try await queue.overdueRuns() {
                         _ = try await runs.finish(
                             overdue.run, tenant: overdue.tenant, status: .failed,
-                            error: ErrorRecord(code: "run_timeout", message: "the run did not finish before its timeout"))
+                            error: ErrorRecord(code: StepErrorCode.runTimeout.rawValue, message: "the run did not finish before its timeout"))
                     }
                 }
                 failures.succeeded()

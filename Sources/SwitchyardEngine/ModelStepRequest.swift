@@ -55,7 +55,7 @@ struct ModelStepRequest: Sendable {
     /// What the `auto` gate scores for this step.
     func gateRequest(prompt: String, stepKey: String) -> GateRequest {
         GateRequest(
-            prompt: prompt, system: agent?.instructions, stepKey: stepKey, difficulty: step.difficulty.flatMap(Difficulty.init(rawValue:)),
+            prompt: prompt, system: agent?.instructions, stepKey: stepKey, difficulty: step.difficulty,
             thinking: step.thinking ?? false, outputSchema: step.output, toolCount: tools.count)
     }
 

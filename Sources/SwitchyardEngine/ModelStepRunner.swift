@@ -32,7 +32,7 @@ struct ModelStepRunner: Sendable {
 
     /// Why an answer does not pass: the code the step fails with, and the problems.
     private struct Rejection: Error {
-        var code: String
+        var code: StepErrorCode
         var problems: [String]
         var message: String { problems.prefix(5).joined(separator: "; ") }
     }
@@ -52,11 +52,11 @@ struct ModelStepRunner: Sendable {
         switch RoutingPolicy(choice: choice) {
         case .auto:
             let (learned, threshold) = try await gateInputs(tenant: context.claim.tenantID, stepKey: stepKey)
-            let lean = await metering.lean(tenant: context.claim.tenantID, proModel: experts.experts["pro"]?.model)
+            let lean = await metering.lean(tenant: context.claim.tenantID, proModel: experts.experts[ExpertTier.pro.rawValue]?.model)
             decision = gate.decide(requests.gateRequest(prompt: prompt, stepKey: stepKey), history: learned, threshold: threshold, lean: lean)
         case .cascade:
             decision = RouteDecision(
-                policy: "cascade", expert: ExpertTier.flash.rawValue,
+                policy: .cascade, expert: ExpertTier.flash.rawValue,
                 reasons: ["cascade: flash answers first; pro answers if flash's answer fails its checks"])
         case .fixed(let name):
             decision = Gate.fixed(name)
@@ -66,8 +66,8 @@ struct ModelStepRunner: Sendable {
         let first: CheckedAnswer
         do {
             first = try await answerChecked(decision.expert, requests, prompt: prompt, tools: tools, scope: scope, context: context, choice: choice)
-        } catch let failure where failure.error.code == "budget_exceeded" && decision.expert == ExpertTier.pro.rawValue
-            && (step.onBudget.flatMap(BudgetPolicy.init(rawValue:)) ?? failure.budgetPolicy) == .downgrade {
+        } catch let failure where failure.error.code == StepErrorCode.budgetExceeded.rawValue && decision.expert == ExpertTier.pro.rawValue
+            && (step.onBudget ?? failure.budgetPolicy) == .downgrade {
             // The budget cannot take pro's worst case: the gate sends the step to flash.
             decision.expert = ExpertTier.flash.rawValue
             decision.reasons.append("budget: pro's worst case does not fit the remaining budget; downgraded to flash (on_budget: downgrade)")
@@ -79,7 +79,7 @@ struct ModelStepRunner: Sendable {
             return (first.value, decision.expert)
         }
         await learn(decision.expert, succeeded: false, stepKey: stepKey, context: context)
-        guard decision.policy == "cascade" else { throw StepFailure(rejection.code, rejection.message, retryable: true) }
+        guard decision.policy == .cascade else { throw StepFailure(rejection.code, rejection.message, retryable: true) }
 
         decision = Gate.cascade(escalated: true, reason: "\(rejection.code): \(rejection.message)")
         await record(decision, context: context)
@@ -146,36 +146,36 @@ struct ModelStepRunner: Sendable {
         let answer: Answer
         do {
             answer = try await self.answer(expertName, requests, prompt: prompt, tools: tools, context: context, choice: choice)
-        } catch let failure where failure.error.code == "max_turns" {
-            return CheckedAnswer(value: .null, outcome: .failure(Rejection(code: "max_turns", problems: [failure.error.message])))
+        } catch let failure where failure.error.code == StepErrorCode.maxTurns.rawValue {
+            return CheckedAnswer(value: .null, outcome: .failure(Rejection(code: .maxTurns, problems: [failure.error.message])))
         }
         if !answer.toolProblems.isEmpty, RoutingPolicy(choice: choice) == .cascade {
-            return CheckedAnswer(value: answer.value, outcome: .failure(Rejection(code: "invalid_tool_calls", problems: answer.toolProblems)))
+            return CheckedAnswer(value: answer.value, outcome: .failure(Rejection(code: .invalidToolCalls, problems: answer.toolProblems)))
         }
         var value = answer.value
         if let schema = step.output {
             guard let parsed = Self.parseJSONAnswer(answer.text) else {
-                return CheckedAnswer(value: .null, outcome: .failure(Rejection(code: "output_invalid", problems: ["the answer is not JSON: \(answer.text.prefix(200))"])))
+                return CheckedAnswer(value: .null, outcome: .failure(Rejection(code: .outputInvalid, problems: ["the answer is not JSON: \(answer.text.prefix(200))"])))
             }
             do {
                 let problems = try JSONSchema(schema).validate(parsed)
                 if !problems.isEmpty {
-                    return CheckedAnswer(value: parsed, outcome: .failure(Rejection(code: "output_invalid", problems: ["the answer does not match the output schema"] + problems)))
+                    return CheckedAnswer(value: parsed, outcome: .failure(Rejection(code: .outputInvalid, problems: ["the answer does not match the output schema"] + problems)))
                 }
             } catch {
-                throw StepFailure("output_invalid", "the output schema is invalid: \(error)", retryable: false)
+                throw StepFailure(.outputInvalid, "the output schema is invalid: \(error)", retryable: false)
             }
             value = parsed
         }
         var checkScope = scope
         checkScope.variables["output"] = value
         if let check = step.check, !(try evaluate(check, checkScope, field: "check").isTruthy) {
-            return CheckedAnswer(value: value, outcome: .failure(Rejection(code: "check_failed", problems: ["check `\(check.source)` is false for the answer"])))
+            return CheckedAnswer(value: value, outcome: .failure(Rejection(code: .checkFailed, problems: ["check `\(check.source)` is false for the answer"])))
         }
         if let verify = step.verify {
             let question = try evaluate(verify, checkScope, field: "verify")
             if let doubt = try await self.verify(question.stringValue ?? question.compactJSON, context: context) {
-                return CheckedAnswer(value: value, outcome: .failure(Rejection(code: "check_failed", problems: ["the verifier said no: \(doubt)"])))
+                return CheckedAnswer(value: value, outcome: .failure(Rejection(code: .checkFailed, problems: ["the verifier said no: \(doubt)"])))
             }
         }
         return CheckedAnswer(value: value, outcome: .success(()))
@@ -213,7 +213,7 @@ struct ModelStepRunner: Sendable {
             }
         }
         let name = requests.agent?.name ?? "the agent"
-        throw StepFailure("max_turns", "\(name) was still calling tools after max_turns (\(turns)) model calls", retryable: false)
+        throw StepFailure(.maxTurns, "\(name) was still calling tools after max_turns (\(turns)) model calls", retryable: false)
     }
 
     // MARK: - Calls
@@ -222,7 +222,7 @@ struct ModelStepRunner: Sendable {
         do {
             return try experts.expert(named: name)
         } catch {
-            throw StepFailure("unknown_expert", error.message, retryable: false)
+            throw StepFailure(.unknownExpert, error.message, retryable: false)
         }
     }
 
@@ -230,7 +230,7 @@ struct ModelStepRunner: Sendable {
         guard let name else { return nil }
         do {
             guard let stored = try await resources.find(kind: .agent, name: name, tenant: tenant), case .agent(let spec) = stored.resource else {
-                throw StepFailure("agent_missing", "agent \(name) does not exist", retryable: false)
+                throw StepFailure(.agentMissing, "agent \(name) does not exist", retryable: false)
             }
             return spec
         } catch let failure as StepFailure {
@@ -244,7 +244,7 @@ struct ModelStepRunner: Sendable {
         do {
             return try template.evaluate(scope)
         } catch {
-            throw StepFailure("template_error", "\(field): \(error.message)", retryable: false)
+            throw StepFailure(.templateError, "\(field): \(error.message)", retryable: false)
         }
     }
 
@@ -293,7 +293,7 @@ struct ModelStepRunner: Sendable {
         // Settled even when the run was cancelled mid-call: the provider may have billed it.
         await metering.settle(record, event: NewEvent(.modelCalled, step: claim.stepID, data: .object(event)))
         if Task.isCancelled, case .failure = result {
-            throw StepFailure("cancelled", "the call was cancelled", retryable: false)
+            throw StepFailure(.cancelled, "the call was cancelled", retryable: false)
         }
         switch result {
         case .success(let response):
@@ -301,7 +301,7 @@ struct ModelStepRunner: Sendable {
         case .failure(let error):
             // A step retry repeats the call: only where the same request may succeed
             // (a refused key or a malformed request fails the same way every time).
-            throw StepFailure("model_error", "\(expert.name): \(error.message)", retryable: error.isRetryable)
+            throw StepFailure(.modelError, "\(expert.name): \(error.message)", retryable: error.isRetryable)
         }
     }
 
@@ -320,7 +320,7 @@ extension RouteDecision {
     /// The API form stored on the step: `{"policy", "expert", "score", "threshold", "reasons", "escalated"}`.
     var json: JSONValue {
         [
-            "policy": .string(policy), "expert": .string(expert), "score": score.map(JSONValue.double) ?? .null,
+            "policy": .string(policy.rawValue), "expert": .string(expert), "score": score.map(JSONValue.double) ?? .null,
             "threshold": threshold.map(JSONValue.double) ?? .null, "reasons": .array(reasons.map(JSONValue.string)), "escalated": .bool(escalated),
         ]
     }

@@ -14,7 +14,7 @@ enum RoutingPolicy: Sendable, Hashable {
     case cascade
 
     /// The choices a workflow may name besides the configured experts.
-    static let keywords: Set<String> = [ExpertTier.flash.rawValue, ExpertTier.pro.rawValue, "auto", "cascade"]
+    static let keywords = Set(RoutingMode.builtInChoices)
 
     /// The step's `model` (rendered), else its agent's, else flash.
     static func choice(requested: String?, agent: AgentSpec?) -> String {
@@ -22,10 +22,10 @@ enum RoutingPolicy: Sendable, Hashable {
     }
 
     init(choice: String) {
-        switch choice {
-        case "auto": self = .auto
-        case "cascade": self = .cascade
-        default: self = .fixed(choice)
+        switch RoutingMode(rawValue: choice) {
+        case .auto: self = .auto
+        case .cascade: self = .cascade
+        case .fixed, nil: self = .fixed(choice)
         }
     }
 

@@ -13,8 +13,8 @@ struct StepFailure: Error, Sendable {
     /// For `budget_exceeded`: what the tenant's budget says to do about it.
     var budgetPolicy: BudgetPolicy?
 
-    init(_ code: String, _ message: String, retryable: Bool, budgetPolicy: BudgetPolicy? = nil) {
-        self.error = ErrorRecord(code: code, message: message)
+    init(_ code: StepErrorCode, _ message: String, retryable: Bool, budgetPolicy: BudgetPolicy? = nil) {
+        self.error = ErrorRecord(code: code.rawValue, message: message)
         self.retryable = retryable
         self.budgetPolicy = budgetPolicy
     }
@@ -23,10 +23,11 @@ struct StepFailure: Error, Sendable {
     /// could not be reached (the engine then waits and runs the attempt again, if it
     /// had done nothing yet), `database_error` when it refused the statement.
     static func database(_ error: any Error, _ prefix: String = "") -> StepFailure {
-        StepFailure(Database.isUnavailable(error) ? unavailableCode : "database_error", prefix + Database.describe(error), retryable: true)
+        StepFailure(Database.isUnavailable(error) ? .databaseUnavailable : .databaseError, prefix + Database.describe(error), retryable: true)
     }
 
-    static let unavailableCode = "database_unavailable"
+    /// Whether the attempt failed because PostgreSQL could not be reached.
+    var isDatabaseUnavailable: Bool { error.code == StepErrorCode.databaseUnavailable.rawValue }
 }
 
 /// What the engine does with an executed attempt.
@@ -72,14 +73,14 @@ struct StepExecutor: Sendable {
 
     func execute(_ claim: ClaimedStep, workflow: CompiledWorkflow) async -> AttemptVerdict {
         guard let step = workflow.steps[claim.stepID] else {
-            return .commit(.failed(ErrorRecord(code: "step_missing", message: "step \(claim.stepID) is not in \(claim.workflow) v\(claim.version)"), continueRun: false, expert: nil))
+            return .commit(.failed(ErrorRecord(code: StepErrorCode.stepMissing.rawValue, message: "step \(claim.stepID) is not in \(claim.workflow) v\(claim.version)"), continueRun: false, expert: nil))
         }
         // Attempts past the retry budget come only from expired leases: the step keeps
         // losing its process (it may be what crashes it). Stop it rather than let it
         // take down one server after another.
         if claim.attempt > claim.maxAttempts + Self.lostLeaseAllowance {
             let error = ErrorRecord(
-                code: "lease_lost",
+                code: StepErrorCode.leaseLost.rawValue,
                 message: "the step was interrupted \(claim.attempt - claim.maxAttempts) times beyond its retries (its process stopped or stalled, or the database was unreachable, each time)")
             return .commit(.failed(error, continueRun: step.onError == .continue, expert: nil))
         }
@@ -96,7 +97,7 @@ struct StepExecutor: Sendable {
         case .databaseUnavailable(let error):
             return .waitForDatabase(error)
         case .failed(let failure, let expert)
-        where failure.error.code == StepFailure.unavailableCode && claim.attempt < claim.maxAttempts + Self.lostLeaseAllowance:
+        where failure.isDatabaseUnavailable && claim.attempt < claim.maxAttempts + Self.lostLeaseAllowance:
             // The database went away after the attempt had spent something: it runs
             // again once the database is back, within the engine's allowance beyond
             // the step's own retries (a restart of PostgreSQL must not fail a run).
@@ -124,7 +125,7 @@ struct StepExecutor: Sendable {
             do {
                 guard try condition.evaluate(scope).isTruthy else { return .skipped("`if` was false") }
             } catch {
-                return .failed(StepFailure("template_error", "if: \(error.message)", retryable: false), expert: nil)
+                return .failed(StepFailure(.templateError, "if: \(error.message)", retryable: false), expert: nil)
             }
         }
         switch step.kind {
@@ -144,7 +145,7 @@ struct StepExecutor: Sendable {
                     return .succeeded(output, expert: expert)
                 } catch {
                     if Task.isCancelled { return nil }
-                    if error.error.code == StepFailure.unavailableCode && !context.hadSideEffects {
+                    if error.isDatabaseUnavailable && !context.hadSideEffects {
                         return .databaseUnavailable(error.error)
                     }
                     return .failed(error, expert: context.lastExpert)
@@ -157,7 +158,7 @@ struct StepExecutor: Sendable {
                     } catch {
                         return nil
                     }
-                    return .failed(StepFailure("timeout", "the step did not finish within \(timeout)", retryable: true), expert: context.lastExpert)
+                    return .failed(StepFailure(.timeout, "the step did not finish within \(timeout)", retryable: true), expert: context.lastExpert)
                 }
             }
             group.addTask {
@@ -183,7 +184,7 @@ struct StepExecutor: Sendable {
             }
             if try await queue.waitDeadlinePassed(claim) {
                 let limit = timeout.map { " within \($0)" } ?? ""
-                return .failed(StepFailure("wait_timeout", "no \(wait.signal) signal arrived\(limit)", retryable: false), expert: nil)
+                return .failed(StepFailure(.waitTimeout, "no \(wait.signal) signal arrived\(limit)", retryable: false), expert: nil)
             }
         } catch {
             return Self.databaseFailure(error)
@@ -202,27 +203,27 @@ struct StepExecutor: Sendable {
                 guard status == RunStatus.succeeded.rawValue else {
                     let reason = result["error"]?["message"]?.stringValue.map { ": \($0)" } ?? ""
                     let run = result["run"]?.stringValue ?? "?"
-                    return .failed(StepFailure("child_failed", "child run \(run) of \(child.workflow) \(status)\(reason)", retryable: false), expert: nil)
+                    return .failed(StepFailure(.childFailed, "child run \(run) of \(child.workflow) \(status)\(reason)", retryable: false), expert: nil)
                 }
                 return .succeeded(result["output"] ?? .null, expert: nil)
             }
             if try await queue.waitDeadlinePassed(claim) {
                 try await runs.cancelChildren(of: claim.runID, step: claim.stepID, tenant: claim.tenantID, reason: "the parent step timed out")
                 let limit = timeout.map { " within \($0)" } ?? ""
-                return .failed(StepFailure("child_timeout", "the child run of \(child.workflow) did not finish\(limit)", retryable: false), expert: nil)
+                return .failed(StepFailure(.childTimeout, "the child run of \(child.workflow) did not finish\(limit)", retryable: false), expert: nil)
             }
             guard let stored = try await resources.find(kind: .workflow, name: child.workflow, tenant: claim.tenantID),
                   case .workflow(let spec) = stored.resource
             else {
-                return .failed(StepFailure("workflow_missing", "workflow \(child.workflow) does not exist", retryable: false), expert: nil)
+                return .failed(StepFailure(.workflowMissing, "workflow \(child.workflow) does not exist", retryable: false), expert: nil)
             }
             let input: JSONValue
             do {
                 input = try spec.resolveInputs(try child.with.renderTemplates(scope))
             } catch let error as TemplateError {
-                return .failed(StepFailure("template_error", "with: \(error.message)", retryable: false), expert: nil)
+                return .failed(StepFailure(.templateError, "with: \(error.message)", retryable: false), expert: nil)
             } catch {
-                return .failed(StepFailure("invalid_input", "the input of \(child.workflow) is invalid: \(error)", retryable: false), expert: nil)
+                return .failed(StepFailure(.invalidInput, "the input of \(child.workflow) is invalid: \(error)", retryable: false), expert: nil)
             }
             let (childRun, created) = try await runs.createRun(
                 tenant: claim.tenantID, workflow: child.workflow, version: stored.version, spec: spec, input: input,
@@ -233,7 +234,7 @@ struct StepExecutor: Sendable {
                     run: claim.runID, tenant: claim.tenantID)
             }
         } catch let error as DatabaseError where error.code == .conflict {
-            return .failed(StepFailure("child_failed", error.message, retryable: false), expert: nil)
+            return .failed(StepFailure(.childFailed, error.message, retryable: false), expert: nil)
         } catch {
             return Self.databaseFailure(error)
         }
@@ -244,7 +245,7 @@ struct StepExecutor: Sendable {
     /// start their child idempotently, so an unreachable database never costs a retry.
     private static func databaseFailure(_ error: any Error) -> AttemptOutcome {
         let failure = StepFailure.database(error)
-        return failure.error.code == StepFailure.unavailableCode ? .databaseUnavailable(failure.error) : .failed(failure, expert: nil)
+        return failure.isDatabaseUnavailable ? .databaseUnavailable(failure.error) : .failed(failure, expert: nil)
     }
 
     /// Runs a step body of any kind but `wait_for` and `workflow`.
@@ -261,12 +262,12 @@ struct StepExecutor: Sendable {
             do {
                 arguments = try tool.with.renderTemplates(scope)
             } catch {
-                throw StepFailure("template_error", "with: \(error.message)", retryable: false)
+                throw StepFailure(.templateError, "with: \(error.message)", retryable: false)
             }
             return (try await toolbox.runStep(tool, arguments: arguments, context: context), nil)
         case .workflow, .waitFor:
             // The loader refuses both inside a map; at the top level `attempt` runs them.
-            throw StepFailure("not_supported", "\(kind.keyword) cannot run inside a map", retryable: false)
+            throw StepFailure(.notSupported, "\(kind.keyword) cannot run inside a map", retryable: false)
         }
     }
 
@@ -274,16 +275,16 @@ struct StepExecutor: Sendable {
         do {
             return try template.evaluate(scope)
         } catch {
-            throw StepFailure("template_error", "\(field): \(error.message)", retryable: false)
+            throw StepFailure(.templateError, "\(field): \(error.message)", retryable: false)
         }
     }
 
     private func runMap(_ map: MapStepSpec, scope: TemplateScope, context: CallContext) async throws(StepFailure) -> JSONValue {
         guard case .array(let items) = try evaluate(map.over, scope, field: "map.over") else {
-            throw StepFailure("template_error", "map.over must evaluate to a list", retryable: false)
+            throw StepFailure(.templateError, "map.over must evaluate to a list", retryable: false)
         }
         guard items.count <= configuration.maxFanOut else {
-            throw StepFailure("fan_out_limit", "map.over has \(items.count) items; the limit is \(configuration.maxFanOut)", retryable: false)
+            throw StepFailure(.fanOutLimit, "map.over has \(items.count) items; the limit is \(configuration.maxFanOut)", retryable: false)
         }
         guard !items.isEmpty else { return .array([]) }
         let width = max(1, min(map.concurrency, items.count))
@@ -312,7 +313,7 @@ struct StepExecutor: Sendable {
                     outputs[index] = value
                 case .failure(let failure):
                     group.cancelAll()
-                    return .failure(StepFailure(failure.error.code, "item \(index): \(failure.error.message)", retryable: failure.retryable))
+                    return .failure(StepFailure(StepErrorCode(rawValue: failure.error.code), "item \(index): \(failure.error.message)", retryable: failure.retryable))
                 }
                 if next < items.count {
                     start(next)

@@ -76,12 +76,12 @@ struct Toolbox: Sendable {
     /// resolves agents' tools with it too, so it prices the definitions a run sends.
     static func resolve(_ name: String, stored: ResourceVersion?) throws(StepFailure) -> ResolvedTool {
         guard let stored, case .tool(let spec) = stored.resource else {
-            throw StepFailure("tool_missing", "tool \(name) does not exist", retryable: false)
+            throw StepFailure(.toolMissing, "tool \(name) does not exist", retryable: false)
         }
         do throws(ToolError) {
             return ResolvedTool(definition: try SwitchyardTools.ToolDefinition(spec))
         } catch {
-            throw StepFailure(error.code.rawValue, error.message, retryable: false)
+            throw StepFailure(StepErrorCode(rawValue: error.code.rawValue), error.message, retryable: false)
         }
     }
 
@@ -92,7 +92,7 @@ struct Toolbox: Sendable {
         case .success(let value):
             return value
         case .failure(let error):
-            throw StepFailure(error.code.rawValue, "tool \(step.tool): \(error.message)", retryable: error.retryable)
+            throw StepFailure(StepErrorCode(rawValue: error.code.rawValue), "tool \(step.tool): \(error.message)", retryable: error.retryable)
         }
     }
 

@@ -1,17 +1,5 @@
 import SwitchyardCore
 
-/// A step's declared difficulty (`difficulty:` in the workflow). The author knows things
-/// the text does not show, so the hint moves the gate's score directly.
-public enum Difficulty: String, Sendable, Codable, CaseIterable {
-    case easy, medium, hard
-}
-
-/// The two expert tiers the gate chooses between. Other configured experts are only
-/// ever chosen by a fixed policy.
-public enum ExpertTier: String, Sendable, Codable, CaseIterable {
-    case flash, pro
-}
-
 /// What the gate sees of one model step: only what the engine has before the call, so the
 /// same code can run in production and in `yard bench gate`.
 public struct GateRequest: Sendable {
@@ -110,8 +98,7 @@ public struct GateLean: Sendable, Hashable {
 /// explained after the fact. Its JSON is always
 /// `{"policy","expert","score","threshold","reasons","escalated"}` (absent numbers are `null`).
 public struct RouteDecision: Sendable, Hashable, Codable {
-    /// "fixed" | "auto" | "cascade".
-    public var policy: String
+    public var policy: RoutingMode
     /// The expert chosen: "flash", "pro" or another configured name.
     public var expert: String
     /// auto: the estimated benefit of pro, on the threshold's scale (higher = more reason for pro).
@@ -123,7 +110,7 @@ public struct RouteDecision: Sendable, Hashable, Codable {
     /// cascade: flash's answer failed its check and pro ran.
     public var escalated: Bool
 
-    public init(policy: String, expert: String, score: Double? = nil, threshold: Double? = nil, reasons: [String] = [], escalated: Bool = false) {
+    public init(policy: RoutingMode, expert: String, score: Double? = nil, threshold: Double? = nil, reasons: [String] = [], escalated: Bool = false) {
         self.policy = policy
         self.expert = expert
         self.score = score
@@ -138,7 +125,7 @@ public struct RouteDecision: Sendable, Hashable, Codable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        policy = try container.decode(String.self, forKey: .policy)
+        policy = try container.decode(RoutingMode.self, forKey: .policy)
         expert = try container.decode(String.self, forKey: .expert)
         score = try container.decodeIfPresent(Double.self, forKey: .score)
         threshold = try container.decodeIfPresent(Double.self, forKey: .threshold)
@@ -193,7 +180,7 @@ public struct Gate: Sendable {
             allReasons.append("lean towards flash" + (lean.reason.map { ": \($0)" } ?? "") + " (threshold \(Format.signed(lean.towardsFlash)))")
         }
         let expert: ExpertTier = score >= bar ? .pro : .flash
-        return RouteDecision(policy: "auto", expert: expert.rawValue, score: score, threshold: bar, reasons: allReasons)
+        return RouteDecision(policy: .auto, expert: expert.rawValue, score: score, threshold: bar, reasons: allReasons)
     }
 
     /// The estimated benefit of pro for this call and why.
@@ -204,14 +191,14 @@ public struct Gate: Sendable {
 
     /// A fixed choice ("flash", "pro", any other expert name) recorded the same way.
     public static func fixed(_ expert: String) -> RouteDecision {
-        RouteDecision(policy: "fixed", expert: expert, reasons: ["fixed expert: \(expert)"])
+        RouteDecision(policy: .fixed, expert: expert, reasons: ["fixed expert: \(expert)"])
     }
 
     /// A cascade outcome: flash ran first; `escalated` when its answer failed the check and pro ran.
     public static func cascade(escalated: Bool, reason: String? = nil) -> RouteDecision {
         var reasons = [escalated ? "flash answer failed its check: escalated to pro" : "flash answer passed its check"]
         if let reason { reasons.append(reason) }
-        return RouteDecision(policy: "cascade", expert: escalated ? "pro" : "flash", reasons: reasons, escalated: escalated)
+        return RouteDecision(policy: .cascade, expert: (escalated ? ExpertTier.pro : .flash).rawValue, reasons: reasons, escalated: escalated)
     }
 
     /// Every part of the score, for reasons and for tests.

@@ -1,3 +1,5 @@
+import SwitchyardCore
+
 /// Errors of `yard bench gate`'s data, each saying what to fix.
 public enum GateBenchmarkError: Error, Sendable, Hashable, CustomStringConvertible {
     case csv(CSVError)

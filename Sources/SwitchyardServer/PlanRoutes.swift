@@ -1,3 +1,4 @@
+import SwitchyardStore
 import Foundation
 import Hummingbird
 import SwitchyardCore

@@ -400,13 +400,6 @@ public struct MeteringRepository: Sendable {
     }
 }
 
-/// What a budget does with a call that does not fit.
-public enum BudgetPolicy: String, Sendable, Hashable, Codable {
-    /// The step fails with `budget_exceeded`.
-    case fail
-    /// The gate sends the call to flash instead of pro, if that fits.
-    case downgrade
-}
 
 public struct Budget: Sendable, Hashable {
     public var monthlyLimit: Money

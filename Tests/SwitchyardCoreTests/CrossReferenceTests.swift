@@ -205,7 +205,7 @@ import Testing
             Issue.record("expected a model step")
             return
         }
-        #expect(m.difficulty == "hard")
+        #expect(m.difficulty == .hard)
         #expect(try m.check?.evaluate(TemplateScope(inputs: [:], extra: ["output": "yes"])) == .bool(true))
         #expect(m.verify != nil)
     }

@@ -169,7 +169,7 @@ private let mcLike = "Find the degree for the given field extension Q(sqrt(2), s
         let score = gate.score(request, history: .empty).score
         let atScore = gate.decide(request, history: .empty, threshold: score)
         #expect(atScore.expert == "pro")
-        #expect(atScore.policy == "auto")
+        #expect(atScore.policy == .auto)
         #expect(atScore.score == score)
         #expect(atScore.threshold == score)
         #expect(!atScore.escalated)
@@ -192,12 +192,12 @@ private let mcLike = "Find the degree for the given field extension Q(sqrt(2), s
 
     @Test func fixedAndCascadeDecisions() {
         let fixed = Gate.fixed("local-llama")
-        #expect(fixed.policy == "fixed")
+        #expect(fixed.policy == .fixed)
         #expect(fixed.expert == "local-llama")
         #expect(fixed.score == nil && fixed.threshold == nil && !fixed.escalated)
         #expect(!fixed.reasons.isEmpty)
         let escalated = Gate.cascade(escalated: true)
-        #expect(escalated.policy == "cascade" && escalated.expert == "pro" && escalated.escalated)
+        #expect(escalated.policy == .cascade && escalated.expert == "pro" && escalated.escalated)
         #expect(Gate.cascade(escalated: false).expert == "flash")
     }
 

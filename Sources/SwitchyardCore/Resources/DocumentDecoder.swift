@@ -23,13 +23,11 @@ final class DocumentDecoder {
     static let kindKeys = ["prompt", "tool", "map", "transform", "workflow", "wait_for"]
     static let commonStepKeys = ["id", "needs", "if", "retry", "timeout", "on_error"]
     static let modelCompanions = ["model", "agent", "thinking", "max_tokens", "output", "difficulty", "check", "verify", "on_budget"]
-    static let budgetPolicies = ["fail", "downgrade"]
-    static let difficulties = ["easy", "medium", "hard"]
     static let stepKeys = commonStepKeys + kindKeys + modelCompanions + ["with"]
     /// A map's inner step may be any kind but `map` (no nesting) and `wait_for` (a
     /// durable wait parks a whole step, not one item of it).
     static let innerStepKeys = kindKeys.filter { $0 != "map" && $0 != "wait_for" } + modelCompanions + ["with"]
-    static let builtInModels = ["flash", "pro", "auto", "cascade"]
+    static let builtInModels = RoutingMode.builtInChoices
     static let reservedVariables: Set<String> = ["inputs", "steps", "run", "secrets"]
     static let runFields = ["id", "tenant", "workflow"]
 
@@ -742,22 +740,22 @@ final class DocumentDecoder {
         let thinking = f["thinking"].flatMap { bool($0, Self.child(path, "thinking")) }
         let maxTokens = f["max_tokens"].flatMap { int($0, Self.child(path, "max_tokens"), range: 1...1_000_000) }
         let output = f["output"].flatMap { schema($0, Self.child(path, "output")) }
-        var difficulty: String?
+        var difficulty: Difficulty?
         if let node = f["difficulty"], let d = string(node, Self.child(path, "difficulty")) {
-            if Self.difficulties.contains(d) {
-                difficulty = d
+            if let known = Difficulty(rawValue: d) {
+                difficulty = known
             } else {
-                report(node, Self.child(path, "difficulty"), "unknown difficulty '\(d)': expected \(Self.difficulties.joined(separator: ", "))")
+                report(node, Self.child(path, "difficulty"), "unknown difficulty '\(d)': expected \(Difficulty.allCases.map(\.rawValue).joined(separator: ", "))")
                 ok = false
             }
         }
         // `check` and `verify` read the answer as `output`, besides what other templates read.
         let check = f["check"].flatMap { workflowTemplate($0, Self.child(path, "check"), step: step, item: item, what: "an expression", extraRoots: ["output"]) }
         let verify = f["verify"].flatMap { workflowTemplate($0, Self.child(path, "verify"), step: step, item: item, what: "a question", extraRoots: ["output"]) }
-        var onBudget: String?
+        var onBudget: BudgetPolicy?
         if let node = f["on_budget"], let policy = string(node, Self.child(path, "on_budget")) {
-            if Self.budgetPolicies.contains(policy) {
-                onBudget = policy
+            if let known = BudgetPolicy(rawValue: policy) {
+                onBudget = known
             } else {
                 report(node, Self.child(path, "on_budget"), "unknown on_budget '\(policy)': expected fail or downgrade")
                 ok = false

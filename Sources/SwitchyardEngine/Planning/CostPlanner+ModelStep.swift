@@ -120,7 +120,7 @@ extension CostPlanner {
         }
         let known = Set(expertModels.keys).union(RoutingPolicy.keywords)
         var choices = Self.stringLiterals(template.source).filter { known.contains($0) }
-        if choices.isEmpty { choices = [ExpertTier.flash.rawValue, ExpertTier.pro.rawValue, "cascade"] }
+        if choices.isEmpty { choices = [ExpertTier.flash.rawValue, ExpertTier.pro.rawValue, RoutingMode.cascade.rawValue] }
         notes.append("model `\(template.source)` reads other steps: the range covers \(choices.joined(separator: ", "))")
         return choices
     }

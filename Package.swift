@@ -45,6 +45,12 @@ let package = Package(
             dependencies: [.product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
+        // The HTTP API's request and response bodies, shared by the server and `yard`.
+        .target(
+            name: "SwitchyardAPI",
+            dependencies: ["SwitchyardCore"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "SwitchyardMetering",
             dependencies: ["SwitchyardCore", .product(name: "Yams", package: "Yams")],
@@ -104,6 +110,7 @@ let package = Package(
         .target(
             name: "SwitchyardServer",
             dependencies: [
+                "SwitchyardAPI",
                 "SwitchyardCore",
                 "SwitchyardStore",
                 "SwitchyardEngine",
@@ -128,6 +135,7 @@ let package = Package(
         .executableTarget(
             name: "yard",
             dependencies: [
+                "SwitchyardAPI",
                 "SwitchyardCore",
                 "SwitchyardStore",
                 "SwitchyardEngine",
@@ -161,7 +169,7 @@ let package = Package(
         .testTarget(
             name: "SwitchyardTests",
             dependencies: [
-                "SwitchyardCore", "SwitchyardStore", "SwitchyardEngine", "SwitchyardExperts", "SwitchyardServer", "SwitchyardGate", "SwitchyardTools", "yard",
+                "SwitchyardAPI", "SwitchyardCore", "SwitchyardStore", "SwitchyardEngine", "SwitchyardExperts", "SwitchyardServer", "SwitchyardGate", "SwitchyardTools", "yard",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

@@ -3,6 +3,7 @@ import Hummingbird
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+import SwitchyardAPI
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardStore
@@ -113,7 +114,7 @@ struct EventStream: Sendable {
             var buffer = ByteBuffer()
             var ended = false
             for event in events {
-                buffer.writeString("id: \(event.seq)\nevent: \(event.type)\ndata: \(Render.event(event).compactJSON)\n\n")
+                buffer.writeString("id: \(event.seq)\nevent: \(event.type)\ndata: \(try WireEncoder.text(Render.event(event)))\n\n")
                 position = event.seq
                 if Self.finalEvents.contains(event.type) { ended = true }
             }

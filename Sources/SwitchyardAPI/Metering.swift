@@ -83,10 +83,14 @@ public struct APICostFigures: Codable, Sendable, Equatable {
     public var costUSD: String
     public var unpricedCalls: Int
     public var estimatedCalls: Int
+    /// Of `calls`, those the `pro` expert answered; of `cost_usd`, what they cost. The
+    /// server sums them with the rest, so `yard costs` need not ask again by expert.
+    public var proCalls: Int
+    public var proCostUSD: String
 
     public init(
         key: [String: String]?, calls: Int, promptTokens: Int, cacheHitTokens: Int, cacheMissTokens: Int, completionTokens: Int,
-        reasoningTokens: Int, costUSD: String, unpricedCalls: Int, estimatedCalls: Int
+        reasoningTokens: Int, costUSD: String, unpricedCalls: Int, estimatedCalls: Int, proCalls: Int, proCostUSD: String
     ) {
         self.key = key
         self.calls = calls
@@ -98,6 +102,8 @@ public struct APICostFigures: Codable, Sendable, Equatable {
         self.costUSD = costUSD
         self.unpricedCalls = unpricedCalls
         self.estimatedCalls = estimatedCalls
+        self.proCalls = proCalls
+        self.proCostUSD = proCostUSD
     }
 
     private enum CodingKeys: String, CodingKey {
@@ -110,6 +116,8 @@ public struct APICostFigures: Codable, Sendable, Equatable {
         case costUSD = "cost_usd"
         case unpricedCalls = "unpriced_calls"
         case estimatedCalls = "estimated_calls"
+        case proCalls = "pro_calls"
+        case proCostUSD = "pro_cost_usd"
     }
 
     /// Every figure; `key` only in a group.
@@ -125,6 +133,8 @@ public struct APICostFigures: Codable, Sendable, Equatable {
         try container.encode(costUSD, forKey: .costUSD)
         try container.encode(unpricedCalls, forKey: .unpricedCalls)
         try container.encode(estimatedCalls, forKey: .estimatedCalls)
+        try container.encode(proCalls, forKey: .proCalls)
+        try container.encode(proCostUSD, forKey: .proCostUSD)
     }
 }
 

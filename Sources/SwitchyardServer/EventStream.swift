@@ -114,7 +114,8 @@ struct EventStream: Sendable {
             var buffer = ByteBuffer()
             var ended = false
             for event in events {
-                buffer.writeString("id: \(event.seq)\nevent: \(event.type)\ndata: \(try WireEncoder.text(Render.event(event)))\n\n")
+                let data = try WireEncoder.text(Render.event(event))
+                buffer.writeString("id: \(event.seq)\nevent: \(event.type)\ndata: \(data)\n\n")
                 position = event.seq
                 if Self.finalEvents.contains(event.type) { ended = true }
             }

@@ -11,12 +11,15 @@ struct HealthRoutes {
             try JSONBody.reply(APIHealth(status: "ok"))
         }
         router.get("readyz") { _, _ in
+            let failure: DatabaseError?
             do throws(DatabaseError) {
                 try await api.database.checkReachable(timeout: .seconds(2))
-                return try JSONBody.reply(APIHealth(status: "ready"))
+                failure = nil
             } catch {
-                return try JSONBody.reply(APIHealth(status: "unavailable", error: error.message), status: .serviceUnavailable)
+                failure = error
             }
+            guard let failure else { return try JSONBody.reply(APIHealth(status: "ready")) }
+            return try JSONBody.reply(APIHealth(status: "unavailable", error: failure.message), status: .serviceUnavailable)
         }
     }
 }

@@ -140,7 +140,8 @@ struct MeteringRoutes {
         APICostFigures(
             key: key, calls: group.calls, promptTokens: group.promptTokens, cacheHitTokens: group.cacheHitTokens,
             cacheMissTokens: group.cacheMissTokens, completionTokens: group.completionTokens, reasoningTokens: group.reasoningTokens,
-            costUSD: group.cost.decimalString, unpricedCalls: group.unpricedCalls, estimatedCalls: group.estimatedCalls)
+            costUSD: group.cost.decimalString, unpricedCalls: group.unpricedCalls, estimatedCalls: group.estimatedCalls,
+            proCalls: group.proCalls, proCostUSD: group.proCost.decimalString)
     }
 
     /// A price row in its seed shape (the metering module renders it; the wire type reads it).

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SwitchyardAPI
 import SwitchyardCore
 
 /// A failure the CLI reports as one line and exit status 1.
@@ -26,6 +27,15 @@ struct APIClient: Sendable {
 
     var baseURL: String
     var apiKey: String?
+
+    /// Where a client goes when neither `--url` nor `YARD_URL` says.
+    static let defaultURL = "http://127.0.0.1:8080"
+
+    /// The one client factory of the commands: the server is `url` (`--url`), else
+    /// `YARD_URL`, else ``defaultURL``; `key` is whichever key the command resolved.
+    static func make(url: String?, key: String?) -> APIClient {
+        APIClient(baseURL: url ?? ProcessInfo.processInfo.environment["YARD_URL"] ?? defaultURL, apiKey: key)
+    }
 
     struct Response {
         var status: Int
@@ -136,7 +146,7 @@ struct APIClient: Sendable {
     /// event; a server that cannot be asked (restarting) counts as not finished.
     private func runIsFinal(_ run: String) async throws -> Bool {
         do {
-            let status = try await send(.GET, "/v1/runs/\(run)", timeout: .seconds(10)).body["run"]?["status"]?.stringValue
+            let status = try await send(.GET, APIPath.v1("runs", run), timeout: .seconds(10)).body["run"]?["status"]?.stringValue
             return status.map { ["succeeded", "failed", "cancelled"].contains($0) } ?? true
         } catch let error as CLIError where error.message.hasPrefix("not_found") {
             throw error
@@ -158,7 +168,7 @@ struct APIClient: Sendable {
     private func streamOnce(
         run: String, after: Int64, deltas: Bool, onEvent: (ServerSentEventParser.Event) async throws -> Void
     ) async throws -> (any Error)? {
-        var request = HTTPClientRequest(url: baseURL.trimmingSuffix("/") + "/v1/runs/\(run)/events" + (deltas ? "?deltas=1" : ""))
+        var request = HTTPClientRequest(url: baseURL.trimmingSuffix("/") + APIPath.v1("runs", run, "events") + (deltas ? "?deltas=1" : ""))
         if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
         if after > 0 { request.headers.add(name: "Last-Event-ID", value: String(after)) }
         let response: HTTPClientResponse

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SwitchyardAPI
 import SwitchyardCore
 
 struct Apply: AsyncParsableCommand {
@@ -87,7 +88,7 @@ struct RunWorkflow: AsyncParsableCommand {
         let api = client.client()
         var headers: [(String, String)] = []
         if let idempotencyKey { headers.append(("Idempotency-Key", idempotencyKey)) }
-        let response = try await api.send(.POST, "/v1/workflows/\(workflow)/runs", json: ["input": value], headers: headers)
+        let response = try await api.send(.POST, APIPath.v1("workflows", workflow, "runs"), json: ["input": value], headers: headers)
         guard let run = response.body["run"], let id = run["id"]?.stringValue else { throw CLIError("the server answered without a run") }
         guard watch else {
             if client.output == .json { Print.json(response.body) } else { print("run \(id) \(run["status"]?.stringValue ?? "")") }
@@ -113,7 +114,7 @@ enum Watch {
             }
         }
         live.end()
-        let final = try await api.send(.GET, "/v1/runs/\(id)").body
+        let final = try await api.send(.GET, APIPath.v1("runs", id)).body
         if output == .json {
             Print.json(final)
         } else {
@@ -163,7 +164,7 @@ struct Runs: AsyncParsableCommand {
 
         func run() async throws {
             let api = client.client()
-            let body = try await api.send(.GET, "/v1/runs/\(id)").body
+            let body = try await api.send(.GET, APIPath.v1("runs", id)).body
             if client.output == .json { return Print.json(body) }
             Print.run(body["run"] ?? .null, calls: try await api.usage(run: id))
         }
@@ -205,7 +206,7 @@ struct Runs: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
-            let body = try await client.client().send(.POST, "/v1/runs/\(id)/cancel").body
+            let body = try await client.client().send(.POST, APIPath.v1("runs", id, "cancel")).body
             if client.output == .json { return Print.json(body) }
             print("run \(id) \(body["run"]?["status"]?.stringValue ?? "")")
         }
@@ -222,7 +223,7 @@ struct Runs: AsyncParsableCommand {
             guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(data.utf8)) else {
                 throw ValidationError("--data must be JSON")
             }
-            let body = try await client.client().send(.POST, "/v1/runs/\(id)/signals/\(name)", json: ["data": value]).body
+            let body = try await client.client().send(.POST, APIPath.v1("runs", id, "signals", name), json: ["data": value]).body
             if client.output == .json { return Print.json(body) }
             let resumed = body["resumed_steps"]?.arrayValue?.compactMap(\.stringValue) ?? []
             print("signal \(name) delivered" + (resumed.isEmpty ? "" : "; resumed \(resumed.joined(separator: ", "))"))
@@ -254,7 +255,7 @@ struct Workflows: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
-            let body = try await client.client().send(.GET, "/v1/workflows/\(name)").body
+            let body = try await client.client().send(.GET, APIPath.v1("workflows", name)).body
             if client.output == .json { return Print.json(body) }
             print("# \(name) v\(body["workflow"]?["version"]?.intValue ?? 0)")
             print(body["workflow"]?["source"]?.stringValue ?? "")
@@ -309,7 +310,7 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
-            let body = try await client.client(admin: true, adminKey: admin.adminKey).send(.POST, "/v1/admin/tenants/\(tenant)/keys").body
+            let body = try await client.client(admin: true, adminKey: admin.adminKey).send(.POST, APIPath.v1("admin", "tenants", tenant, "keys")).body
             if client.output == .json { return Print.json(body) }
             print("api key (shown once): \(body["api_key"]?.stringValue ?? "")")
         }

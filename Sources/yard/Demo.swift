@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SwitchyardAPI
 import SwitchyardCore
 import SwitchyardMetering
 import SwitchyardServer
@@ -78,13 +79,13 @@ struct Demo: AsyncParsableCommand {
             }
             let url = "http://127.0.0.1:\(boundPort)"
             print("server listening on \(url)")
-            let admin = APIClient(baseURL: url, apiKey: adminKey)
+            let admin = APIClient.make(url: url, key: adminKey)
             let tenantName = "demo-\(UUID().uuidString.prefix(8).lowercased())"
             let created = try await admin.send(.POST, "/v1/admin/tenants", json: ["name": .string(tenantName)]).body
             guard let key = created["api_key"]?.stringValue else { throw CLIError("creating the demo tenant failed") }
             print("created tenant \(tenantName)")
             try await Self.priceScriptedExperts(admin: admin)
-            let api = APIClient(baseURL: url, apiKey: key)
+            let api = APIClient.make(url: url, key: key)
             var files: [JSONValue] = []
             for path in try ResourceFiles.list(workflows) {
                 guard let text = try? String(contentsOfFile: path, encoding: .utf8), ResourceFiles.declaresResources(text) else { continue }
@@ -94,7 +95,7 @@ struct Demo: AsyncParsableCommand {
             let names = (applied["applied"]?.arrayValue ?? []).map { "\($0["kind"]?.stringValue ?? "") \($0["name"]?.stringValue ?? "")" }
             print("applied \(names.joined(separator: ", ")) from \(workflows)")
             guard let input = try? JSONDecoder().decode(JSONValue.self, from: Data(inputText.utf8)) else { throw ValidationError("--input must be JSON") }
-            let started = try await api.send(.POST, "/v1/workflows/\(workflowName)/runs", json: ["input": input]).body
+            let started = try await api.send(.POST, APIPath.v1("workflows", workflowName, "runs"), json: ["input": input]).body
             guard let runID = started["run"]?["id"]?.stringValue else { throw CLIError("the server answered without a run") }
             print("")
             var outcome: (any Error)?

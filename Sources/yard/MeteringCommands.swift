@@ -3,27 +3,13 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SwitchyardAPI
 import SwitchyardCore
 import SwitchyardMetering
 
 // `yard costs`, `yard prices`, `yard budgets`, `yard tenants limits`, `yard plan`, and
 // the cost figures of `yard runs show`. Money arrives as decimal strings and is parsed
 // with `Money`, so no figure passes through floating point.
-
-/// A name as one URL path segment.
-private func segment(_ name: String) -> String {
-    var allowed = CharacterSet.urlPathAllowed
-    allowed.remove(charactersIn: "/?#")
-    return name.addingPercentEncoding(withAllowedCharacters: allowed) ?? name
-}
-
-/// A query string from the items that have a value (`?a=1&b=2`, or "").
-private func queryString(_ items: [(String, String?)]) -> String {
-    var allowed = CharacterSet.alphanumerics
-    allowed.insert(charactersIn: "-._~:,")
-    let parts = items.compactMap { name, value in value.map { "\(name)=\($0.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0)" } }
-    return parts.isEmpty ? "" : "?" + parts.joined(separator: "&")
-}
 
 /// Money and percentages for tables.
 enum CostText {
@@ -98,7 +84,7 @@ struct ConnectionOptions: ParsableArguments {
     @Option(name: .customLong("api-key"), help: "Tenant API key (default: $YARD_API_KEY).")
     var apiKey: String?
 
-    var baseURL: String { url ?? ProcessInfo.processInfo.environment["YARD_URL"] ?? "http://127.0.0.1:8080" }
+    var baseURL: String { APIClient.make(url: url, key: nil).baseURL }
     var tenantKey: String? { apiKey ?? ProcessInfo.processInfo.environment["YARD_API_KEY"] }
 }
 
@@ -129,7 +115,7 @@ extension APIClient {
         var calls: [JSONValue] = []
         var cursor: String?
         repeat {
-            let body = try await send(.GET, "/v1/usage" + queryString([("run", id), ("limit", "1000"), ("cursor", cursor)])).body
+            let body = try await send(.GET, "/v1/usage" + APIPath.queryString([("run", id), ("limit", "1000"), ("cursor", cursor)])).body
             calls += body["calls"]?.arrayValue ?? []
             cursor = body["next_cursor"]?.stringValue
         } while cursor != nil
@@ -183,11 +169,11 @@ struct Costs: AsyncParsableCommand {
     func client() -> APIClient {
         let adminKey = admin.adminKey ?? ProcessInfo.processInfo.environment["YARD_ADMIN_KEY"]
         let needsAdmin = admin.adminKey != nil || tenant != nil || dimensions.contains("tenant") || connection.tenantKey == nil
-        return APIClient(baseURL: connection.baseURL, apiKey: needsAdmin ? (adminKey ?? connection.tenantKey) : connection.tenantKey)
+        return APIClient.make(url: connection.url, key: needsAdmin ? (adminKey ?? connection.tenantKey) : connection.tenantKey)
     }
 
     func path(groupBy: [String]) -> String {
-        "/v1/costs" + queryString([
+        "/v1/costs" + APIPath.queryString([
             ("group_by", groupBy.isEmpty ? nil : groupBy.joined(separator: ",")), ("from", since), ("to", until), ("tenant", tenant),
         ])
     }
@@ -295,7 +281,7 @@ struct Prices: AsyncParsableCommand {
         func run() async throws {
             let env = ProcessInfo.processInfo.environment
             let key = client.apiKey ?? env["YARD_API_KEY"] ?? env["YARD_ADMIN_KEY"]
-            let api = APIClient(baseURL: client.url ?? env["YARD_URL"] ?? "http://127.0.0.1:8080", apiKey: key)
+            let api = APIClient.make(url: client.url, key: key)
             let body = try await api.send(.GET, "/v1/prices").body
             if client.output == .json { return Print.json(body) }
             var table = Table(headers: ["ID", "MODEL", "FROM", "HIT", "MISS", "OUTPUT", "PEAK (UTC: HIT/MISS/OUTPUT)"])
@@ -381,7 +367,7 @@ struct Prices: AsyncParsableCommand {
                 ]
             }
             let key = admin.adminKey ?? ProcessInfo.processInfo.environment["YARD_ADMIN_KEY"]
-            let reply = try await APIClient(baseURL: connection.baseURL, apiKey: key).send(.POST, "/v1/admin/prices", json: .object(body)).body
+            let reply = try await APIClient.make(url: connection.url, key: key).send(.POST, "/v1/admin/prices", json: .object(body)).body
             if json { return Print.json(reply) }
             let row = reply["price"] ?? .null
             print("price \(row["id"]?.stringValue ?? "?") added: \(row["model"]?.stringValue ?? model) from \(row["effective_from"]?.stringValue ?? from)")
@@ -496,7 +482,7 @@ struct Budgets: AsyncParsableCommand {
             var body: [String: JSONValue] = ["monthly_usd": .string(monthly)]
             if let onBudget { body["on_budget"] = .string(onBudget) }
             let reply = try await client.client(admin: true, adminKey: admin.adminKey)
-                .send(.PUT, "/v1/admin/tenants/\(segment(tenant))/budget", json: .object(body)).body
+                .send(.PUT, APIPath.v1("admin", "tenants", tenant, "budget"), json: .object(body)).body
             if client.output == .json { return Print.json(reply) }
             Budgets.printBudget(reply["budget"] ?? .null)
         }
@@ -512,7 +498,7 @@ struct Budgets: AsyncParsableCommand {
         func run() async throws {
             let reply: JSONValue
             if let tenant {
-                reply = try await client.client(admin: true, adminKey: admin.adminKey).send(.GET, "/v1/admin/tenants/\(segment(tenant))/budget").body
+                reply = try await client.client(admin: true, adminKey: admin.adminKey).send(.GET, APIPath.v1("admin", "tenants", tenant, "budget")).body
             } else {
                 reply = try await client.client().send(.GET, "/v1/budget").body
             }
@@ -528,7 +514,7 @@ struct Budgets: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
-            _ = try await client.client(admin: true, adminKey: admin.adminKey).send(.DELETE, "/v1/admin/tenants/\(segment(tenant))/budget")
+            _ = try await client.client(admin: true, adminKey: admin.adminKey).send(.DELETE, APIPath.v1("admin", "tenants", tenant, "budget"))
             if client.output == .json { return Print.json(["budget": .null]) }
             print("budget of tenant \(tenant) removed")
         }
@@ -582,7 +568,7 @@ extension Tenants {
 
         func run() async throws {
             let reply = try await client.client(admin: true, adminKey: admin.adminKey)
-                .send(.PUT, "/v1/admin/tenants/\(segment(tenant))/limits", json: .object(try body())).body
+                .send(.PUT, APIPath.v1("admin", "tenants", tenant, "limits"), json: .object(try body())).body
             if client.output == .json { return Print.json(reply) }
             let settings = reply["settings"] ?? .null
             func shown(_ value: JSONValue?) -> String {
@@ -615,7 +601,7 @@ struct Plan: AsyncParsableCommand {
         guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(input.utf8)), case .object = value else {
             throw ValidationError("--input must be a JSON object, like '{\"ticket\": \"My invoice is wrong\"}'")
         }
-        let body = try await client.client().send(.POST, "/v1/workflows/\(segment(workflow))/plan", json: ["input": value]).body
+        let body = try await client.client().send(.POST, APIPath.v1("workflows", workflow, "plan"), json: ["input": value]).body
         if client.output == .json { return Print.json(body) }
         func range(_ low: JSONValue?, _ high: JSONValue?) -> (String, String) {
             guard let low = CostText.money(low), let high = CostText.money(high) else { return ("unpriced", "unpriced") }

@@ -1,13 +1,7 @@
 import ArgumentParser
 import Foundation
+import SwitchyardAPI
 import SwitchyardCore
-
-/// A name as one URL path segment.
-private func pathSegment(_ name: String) -> String {
-    var allowed = CharacterSet.urlPathAllowed
-    allowed.remove(charactersIn: "/?#")
-    return name.addingPercentEncoding(withAllowedCharacters: allowed) ?? name
-}
 
 // MARK: - Feedback
 
@@ -28,7 +22,7 @@ extension Runs {
 
         func run() async throws {
             let body = try await client.client().send(
-                .POST, "/v1/runs/\(pathSegment(id))/steps/\(pathSegment(step))/feedback", json: ["good": .bool(good)]
+                .POST, APIPath.v1("runs", id, "steps", step, "feedback"), json: ["good": .bool(good)]
             ).body
             if client.output == .json { return Print.json(body) }
             let feedback = body["feedback"] ?? .null
@@ -69,7 +63,7 @@ struct Secrets: AsyncParsableCommand {
         func run() async throws {
             let secret = try value ?? Self.readStandardInput()
             guard !secret.isEmpty else { throw CLIError("the secret value is empty; nothing was stored") }
-            let response = try await client.client().send(.PUT, "/v1/secrets/\(pathSegment(name))", json: ["value": .string(secret)])
+            let response = try await client.client().send(.PUT, APIPath.v1("secrets", name), json: ["value": .string(secret)])
             if client.output == .json { return Print.json(response.body) }
             print("secret \(name) \(response.body["secret"]?["created"]?.boolValue == false ? "replaced" : "created")")
         }
@@ -111,7 +105,7 @@ struct Secrets: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
-            _ = try await client.client().send(.DELETE, "/v1/secrets/\(pathSegment(name))")
+            _ = try await client.client().send(.DELETE, APIPath.v1("secrets", name))
             // The API answers 204 without a body.
             if client.output == .json { return Print.json(["secret": ["name": .string(name)], "deleted": true]) }
             print("secret \(name) deleted")
@@ -137,7 +131,7 @@ extension Tenants {
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
-            let body = try await client.client(admin: true, adminKey: admin.adminKey).send(.GET, "/v1/admin/tenants/\(pathSegment(tenant))").body
+            let body = try await client.client(admin: true, adminKey: admin.adminKey).send(.GET, APIPath.v1("admin", "tenants", tenant)).body
             if client.output == .json { return Print.json(body) }
             let found = body["tenant"] ?? .null
             print("tenant \(found["name"]?.stringValue ?? "") \(found["id"]?.stringValue ?? "")")
@@ -162,7 +156,7 @@ extension Tenants {
         func run() async throws {
             let value: JSONValue = threshold.map(JSONValue.double) ?? .null
             let body = try await client.client(admin: true, adminKey: admin.adminKey)
-                .send(.PUT, "/v1/admin/tenants/\(pathSegment(tenant))/gate", json: ["threshold": value]).body
+                .send(.PUT, APIPath.v1("admin", "tenants", tenant, "gate"), json: ["threshold": value]).body
             if client.output == .json { return Print.json(body) }
             Tenants.printSettings(body["settings"] ?? .null)
         }
@@ -189,7 +183,7 @@ extension Tenants {
 
         func run() async throws {
             let body = try await client.client(admin: true, adminKey: admin.adminKey)
-                .send(.PUT, "/v1/admin/tenants/\(pathSegment(tenant))/egress", json: ["allow": .array(entries.map(JSONValue.string))]).body
+                .send(.PUT, APIPath.v1("admin", "tenants", tenant, "egress"), json: ["allow": .array(entries.map(JSONValue.string))]).body
             if client.output == .json { return Print.json(body) }
             Tenants.printSettings(body["settings"] ?? .null)
         }

@@ -27,9 +27,7 @@ struct ClientOptions: ParsableArguments {
 
     func client(admin: Bool = false, adminKey: String? = nil) -> APIClient {
         let env = ProcessInfo.processInfo.environment
-        let base = url ?? env["YARD_URL"] ?? "http://127.0.0.1:8080"
-        let key = admin ? (adminKey ?? env["YARD_ADMIN_KEY"]) : (apiKey ?? env["YARD_API_KEY"])
-        return APIClient(baseURL: base, apiKey: key)
+        return APIClient.make(url: url, key: admin ? (adminKey ?? env["YARD_ADMIN_KEY"]) : (apiKey ?? env["YARD_API_KEY"]))
     }
 }
 

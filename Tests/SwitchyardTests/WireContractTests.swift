@@ -50,7 +50,7 @@ struct WireContractTests {
     }
     static let figures = APICostFigures(
         key: ["expert": "pro"], calls: 3, promptTokens: 300, cacheHitTokens: 100, cacheMissTokens: 200, completionTokens: 50,
-        reasoningTokens: 10, costUSD: "0.001200", unpricedCalls: 0, estimatedCalls: 1)
+        reasoningTokens: 10, costUSD: "0.001200", unpricedCalls: 0, estimatedCalls: 1, proCalls: 3, proCostUSD: "0.001200")
     static var total: APICostFigures {
         var total = figures
         total.key = nil

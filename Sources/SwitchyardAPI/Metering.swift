@@ -183,23 +183,16 @@ public struct APIBudgetEnvelope: Codable, Sendable, Equatable {
     public init(budget: APIBudget) { self.budget = budget }
 }
 
-/// What a budget does when spend reaches it: refuse further calls, or send them to
-/// the cheaper expert. `--on-budget` in `yard` parses it.
-public enum APIBudgetPolicy: String, Codable, Sendable, CaseIterable {
-    case fail
-    case downgrade
-}
-
 /// `PUT /v1/admin/tenants/{tenant}/budget {"monthly_usd", "on_budget"?}`. The amount
-/// is kept as sent (a decimal string) for the route to parse as money; `on_budget` is
-/// checked by ``policy()`` after the amount, so the first bad field is the one reported.
+/// is kept as sent (a decimal string) for the route to parse as money, and `on_budget`
+/// as sent for the route to check after the amount (the first bad field is reported).
 public struct APISetBudgetRequest: Codable, Sendable, Equatable {
     public var monthlyUSD: String
     public var onBudget: JSONValue?
 
-    public init(monthlyUSD: String, onBudget: APIBudgetPolicy?) {
+    public init(monthlyUSD: String, onBudget: String?) {
         self.monthlyUSD = monthlyUSD
-        self.onBudget = onBudget.map { .string($0.rawValue) }
+        self.onBudget = onBudget.map(JSONValue.string)
     }
 
     private enum CodingKeys: String, CodingKey {
@@ -216,15 +209,6 @@ public struct APISetBudgetRequest: Codable, Sendable, Equatable {
         default: throw RequestRefusal("monthly_usd (a decimal string such as \"25.00\") is required")
         }
         onBudget = try container.json(forKey: .onBudget)
-    }
-
-    /// The policy asked for; nil when `on_budget` is absent.
-    public func policy() throws(RequestRefusal) -> APIBudgetPolicy? {
-        guard let onBudget else { return nil }
-        guard let text = onBudget.stringValue, let policy = APIBudgetPolicy(rawValue: text) else {
-            throw RequestRefusal("on_budget must be fail or downgrade")
-        }
-        return policy
     }
 
     /// `on_budget` is sent only when chosen.

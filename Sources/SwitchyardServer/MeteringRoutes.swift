@@ -93,11 +93,12 @@ struct MeteringRoutes {
                 throw APIError(.unprocessableContent, code: "invalid_request", "monthly_usd: \(error.message)")
             }
             guard !limit.isNegative else { throw APIError(.unprocessableContent, code: "invalid_request", "monthly_usd must not be negative") }
-            let policy: BudgetPolicy
-            do throws(RequestRefusal) {
-                policy = try body.policy().flatMap { BudgetPolicy(rawValue: $0.rawValue) } ?? .fail
-            } catch {
-                throw APIError(.unprocessableContent, code: error.code, error.message)
+            var policy = BudgetPolicy.fail
+            if let value = body.onBudget {
+                guard let text = value.stringValue, let parsed = BudgetPolicy(rawValue: text) else {
+                    throw APIError(.unprocessableContent, code: "invalid_request", "on_budget must be fail or downgrade")
+                }
+                policy = parsed
             }
             guard try await api.metering.setBudget(tenant: id, Budget(monthlyLimit: limit, onBudget: policy)) else { throw APIError.notFound("tenant") }
             return try await Self.budgetResponse(api: api, tenant: id)

@@ -39,8 +39,46 @@ struct APIClient: Sendable {
 
     struct Response {
         var status: Int
+        /// The body as sent, for `--output json`, which prints what the server answered.
         var body: JSONValue
+        var data: Data
         var headers: HTTPHeaders
+
+        /// The body as the wire type `T` (see SwitchyardAPI).
+        func decode<T: Decodable>(_ type: T.Type) throws -> T {
+            do {
+                return try WireDecoder.decode(type, from: data)
+            } catch {
+                throw CLIError("the server's answer is not the \(T.self) this yard reads: \(error)")
+            }
+        }
+    }
+
+    /// Sends a wire-type body (see SwitchyardAPI), encoded as the server encodes its own.
+    func send(
+        _ method: HTTPMethod, _ path: String, body: some Encodable, headers extra: [(String, String)] = []
+    ) async throws -> Response {
+        try await send(method, path, json: try WireEncoder.json(body), headers: extra)
+    }
+
+    /// The message of an API error: `code: message`, with each of its details on a line
+    /// of its own (`file:line:column: path: message` for YAML, else `path: message`).
+    static func describe(_ body: APIErrorBody?, status: Int, text: String) -> String {
+        guard let error = body?.error else { return "http_\(status): \(text)" }
+        var message = error.message
+        if let details = error.details, !details.isEmpty {
+            // The details say it all; the message repeats the first of them.
+            if details.count == 1 { message = "" } else if !message.hasPrefix("\(details.count) ") { message = "\(details.count) problems" }
+            for detail in details {
+                if let file = detail.file, let line = detail.line, let column = detail.column {
+                    let path = detail.path.map { $0.isEmpty ? "" : " \($0):" } ?? ""
+                    message += "\n  \(file):\(line):\(column):\(path) \(detail.message)"
+                } else if let path = detail.path {
+                    message += "\n  \(path): \(detail.message)"
+                }
+            }
+        }
+        return "\(error.code): \(message)"
     }
 
     /// Sends a request and decodes the JSON answer; API errors become `CLIError`s that
@@ -66,27 +104,14 @@ struct APIClient: Sendable {
         } catch {
             throw CLIError("cannot reach the Switchyard server at \(baseURL): \(error) (start one with `yard serve`, or set --url / YARD_URL)")
         }
-        let buffer = try await response.body.collect(upTo: 64 << 20)
-        let body = (try? JSONDecoder().decode(JSONValue.self, from: Data(buffer: buffer))) ?? .null
+        let data = Data(buffer: try await response.body.collect(upTo: 64 << 20))
         let status = Int(response.status.code)
         guard (200..<300).contains(status) else {
-            let code = body["error"]?["code"]?.stringValue ?? "http_\(status)"
-            var message = body["error"]?["message"]?.stringValue ?? String(buffer: buffer)
-            if let details = body["error"]?["details"]?.arrayValue, !details.isEmpty {
-                // The details say it all; the message repeats the first of them.
-                if details.count == 1 { message = "" } else if !message.hasPrefix("\(details.count) ") { message = "\(details.count) problems" }
-                for detail in details {
-                    if let file = detail["file"]?.stringValue, let line = detail["line"]?.intValue, let column = detail["column"]?.intValue {
-                        let path = detail["path"]?.stringValue.map { $0.isEmpty ? "" : " \($0):" } ?? ""
-                        message += "\n  \(file):\(line):\(column):\(path) \(detail["message"]?.stringValue ?? "")"
-                    } else if let path = detail["path"]?.stringValue {
-                        message += "\n  \(path): \(detail["message"]?.stringValue ?? "")"
-                    }
-                }
-            }
-            throw CLIError("\(code): \(message)")
+            let error = try? WireDecoder.decode(APIErrorBody.self, from: data)
+            throw CLIError(Self.describe(error, status: status, text: String(decoding: data, as: UTF8.self)))
         }
-        return Response(status: status, body: body, headers: response.headers)
+        let body = (try? JSONDecoder().decode(JSONValue.self, from: data)) ?? .null
+        return Response(status: status, body: body, data: data, headers: response.headers)
     }
 
     /// The event types after which the server ends a run's event stream.
@@ -146,8 +171,8 @@ struct APIClient: Sendable {
     /// event; a server that cannot be asked (restarting) counts as not finished.
     private func runIsFinal(_ run: String) async throws -> Bool {
         do {
-            let status = try await send(.GET, APIPath.v1("runs", run), timeout: .seconds(10)).body["run"]?["status"]?.stringValue
-            return status.map { ["succeeded", "failed", "cancelled"].contains($0) } ?? true
+            let status = try await send(.GET, APIPath.v1("runs", run), timeout: .seconds(10)).decode(APIRunEnvelope.self).run.status
+            return ["succeeded", "failed", "cancelled"].contains(status)
         } catch let error as CLIError where error.message.hasPrefix("not_found") {
             throw error
         } catch {
@@ -166,7 +191,7 @@ struct APIClient: Sendable {
     /// One connection to the event stream. Returns the error that broke it off, or nil
     /// when the server ended it; errors of `onEvent` propagate.
     private func streamOnce(
-        run: String, after: Int64, deltas: Bool, onEvent: (ServerSentEventParser.Event) async throws -> Void
+        run: String, after: Int64, deltas: Bool, onEvent: (ServerSentEvent) async throws -> Void
     ) async throws -> (any Error)? {
         var request = HTTPClientRequest(url: baseURL.trimmingSuffix("/") + APIPath.v1("runs", run, "events") + (deltas ? "?deltas=1" : ""))
         if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
@@ -178,9 +203,9 @@ struct APIClient: Sendable {
             throw StreamConnectError(error: CLIError("cannot reach the Switchyard server at \(baseURL): \(error)"))
         }
         guard response.status == .ok else {
-            let buffer = try await response.body.collect(upTo: 1 << 20)
-            let body = (try? JSONDecoder().decode(JSONValue.self, from: Data(buffer: buffer))) ?? .null
-            throw CLIError("\(body["error"]?["code"]?.stringValue ?? "http_\(response.status.code)"): \(body["error"]?["message"]?.stringValue ?? "")")
+            let data = Data(buffer: try await response.body.collect(upTo: 1 << 20))
+            let error = try? WireDecoder.decode(APIErrorBody.self, from: data)
+            throw CLIError("\(error?.error.code ?? "http_\(response.status.code)"): \(error?.error.message ?? "")")
         }
         var parser = ServerSentEventParser()
         var chunks = response.body.makeAsyncIterator()
@@ -196,56 +221,6 @@ struct APIClient: Sendable {
                 try await onEvent(event)
             }
         }
-    }
-}
-
-/// Splits a Server-Sent Events byte stream into events. Bytes are buffered until an
-/// event's blank line, and only whole events are decoded as UTF-8: an event, or one
-/// character of it, may arrive split across network chunks.
-struct ServerSentEventParser {
-    struct Event: Equatable {
-        var id: String?
-        var type: String
-        var data: String
-    }
-
-    private var pending: [UInt8] = []
-
-    mutating func feed(_ bytes: [UInt8]) -> [Event] {
-        pending += bytes.filter { $0 != UInt8(ascii: "\r") }
-        var events: [Event] = []
-        var start = 0
-        var index = 0
-        while index + 1 < pending.count {
-            if pending[index] == UInt8(ascii: "\n") && pending[index + 1] == UInt8(ascii: "\n") {
-                if let event = Self.parse(String(decoding: pending[start..<index], as: UTF8.self)) { events.append(event) }
-                index += 2
-                start = index
-            } else {
-                index += 1
-            }
-        }
-        pending.removeFirst(start)
-        return events
-    }
-
-    private static func parse(_ block: String) -> Event? {
-        var event = Event(id: nil, type: "message", data: "")
-        var dataLines: [Substring] = []
-        for line in block.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.hasPrefix(":") { continue }
-            let parts = line.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-            var value = parts.count > 1 ? parts[1] : ""
-            if value.hasPrefix(" ") { value = value.dropFirst() }
-            switch parts[0] {
-            case "id": event.id = String(value)
-            case "event": event.type = String(value)
-            case "data": dataLines.append(value)
-            default: break
-            }
-        }
-        event.data = dataLines.joined(separator: "\n")
-        return dataLines.isEmpty && event.id == nil ? nil : event
     }
 }
 

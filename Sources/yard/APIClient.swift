@@ -224,6 +224,41 @@ struct APIClient: Sendable {
     }
 }
 
+extension APIClient {
+    /// A GET whose answer is text (CSV), not JSON; errors as `send` reports them.
+    func text(_ path: String, accept: String) async throws -> String {
+        var request = HTTPClientRequest(url: baseURL.trimmingSuffix("/") + path)
+        request.method = .GET
+        if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        request.headers.add(name: "Accept", value: accept)
+        let response: HTTPClientResponse
+        do {
+            response = try await Self.http.execute(request, timeout: .seconds(330))
+        } catch {
+            throw CLIError("cannot reach the Switchyard server at \(baseURL): \(error) (start one with `yard serve`, or set --url / YARD_URL)")
+        }
+        let buffer = try await response.body.collect(upTo: 64 << 20)
+        let text = String(buffer: buffer)
+        guard (200..<300).contains(Int(response.status.code)) else {
+            let error = try? WireDecoder.decode(APIErrorBody.self, from: Data(text.utf8))
+            throw CLIError("\(error?.error.code ?? "http_\(response.status.code)"): \(error?.error.message ?? text)")
+        }
+        return text
+    }
+
+    /// Every ledger row of a run (`GET /v1/usage?run=ID`, all pages), oldest first.
+    func usage(run id: String) async throws -> [APILedgerRow] {
+        var calls: [APILedgerRow] = []
+        var cursor: String?
+        repeat {
+            let page = try await send(.GET, APIPath.v1("usage", query: [("run", id), ("limit", "1000"), ("cursor", cursor)])).decode(APIUsagePage.self)
+            calls += page.calls
+            cursor = page.nextCursor
+        } while cursor != nil
+        return calls
+    }
+}
+
 extension String {
     func trimmingSuffix(_ suffix: String) -> String {
         hasSuffix(suffix) ? String(dropLast(suffix.count)) : self

@@ -81,22 +81,22 @@ struct Demo: AsyncParsableCommand {
             print("server listening on \(url)")
             let admin = APIClient.make(url: url, key: adminKey)
             let tenantName = "demo-\(UUID().uuidString.prefix(8).lowercased())"
-            let created = try await admin.send(.POST, "/v1/admin/tenants", json: ["name": .string(tenantName)]).body
-            guard let key = created["api_key"]?.stringValue else { throw CLIError("creating the demo tenant failed") }
+            let created = try await admin.send(.POST, APIPath.v1("admin", "tenants"), body: APICreateTenantRequest(name: tenantName))
+            guard let key = try? created.decode(APITenantCreated.self).apiKey else { throw CLIError("creating the demo tenant failed") }
             print("created tenant \(tenantName)")
             try await Self.priceScriptedExperts(admin: admin)
             let api = APIClient.make(url: url, key: key)
-            var files: [JSONValue] = []
+            var files: [APIApplyRequest.File] = []
             for path in try ResourceFiles.list(workflows) {
                 guard let text = try? String(contentsOfFile: path, encoding: .utf8), ResourceFiles.declaresResources(text) else { continue }
-                files.append(["name": .string(path), "content": .string(text)])
+                files.append(.init(name: path, content: text))
             }
-            let applied = try await api.send(.POST, "/v1/apply", json: ["files": .array(files)]).body
-            let names = (applied["applied"]?.arrayValue ?? []).map { "\($0["kind"]?.stringValue ?? "") \($0["name"]?.stringValue ?? "")" }
+            let applied = try await api.send(.POST, APIPath.v1("apply"), body: APIApplyRequest(files: files)).decode(APIApplyResult.self).applied
+            let names = applied.map { "\($0.kind) \($0.name)" }
             print("applied \(names.joined(separator: ", ")) from \(workflows)")
             guard let input = try? JSONDecoder().decode(JSONValue.self, from: Data(inputText.utf8)) else { throw ValidationError("--input must be JSON") }
-            let started = try await api.send(.POST, APIPath.v1("workflows", workflowName, "runs"), json: ["input": input]).body
-            guard let runID = started["run"]?["id"]?.stringValue else { throw CLIError("the server answered without a run") }
+            let started = try await api.send(.POST, APIPath.v1("workflows", workflowName, "runs"), json: ["input": input])
+            guard let runID = try? started.decode(APIRunEnvelope.self).run.id else { throw CLIError("the server answered without a run") }
             print("")
             var outcome: (any Error)?
             do {
@@ -126,9 +126,9 @@ struct Demo: AsyncParsableCommand {
         guard let directory = ProjectFiles.directory("Data", environmentVariable: "SWITCHYARD_DATA"),
               let text = try? String(contentsOfFile: directory + "/demo-prices.yaml", encoding: .utf8)
         else { return }
-        let existing = Set((try await admin.send(.GET, "/v1/prices").body["prices"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue })
+        let existing = Set(try await admin.send(.GET, APIPath.v1("prices")).decode(APIPriceList.self).prices.map(\.id))
         for row in try PriceBook.parseSeed(text) where !existing.contains(row.id) {
-            _ = try await admin.send(.POST, "/v1/admin/prices", json: row.seedJSON)
+            _ = try await admin.send(.POST, APIPath.v1("admin", "prices"), json: row.seedJSON)
         }
     }
 }

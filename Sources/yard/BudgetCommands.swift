@@ -8,7 +8,7 @@ import SwitchyardStore
 // `yard budgets …`: monthly budgets per tenant.
 
 /// `--on-budget fail|downgrade` takes the values the server knows (the store's own enum).
-extension BudgetPolicy: @retroactive ExpressibleByArgument {}
+extension BudgetPolicy: ExpressibleByArgument {}
 
 struct Budgets: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -8,7 +8,7 @@ import SwitchyardStore
 // and signalling runs, and feedback on their steps.
 
 /// `--status` takes the statuses the server knows (the store's own enum).
-extension RunStatus: @retroactive ExpressibleByArgument {
+extension RunStatus: ExpressibleByArgument {
     /// Refuses an unknown status as the server would have (`bad_request`, the same text),
     /// so a script that matched the server's refusal still does.
     static func parse(_ text: String) throws -> RunStatus {

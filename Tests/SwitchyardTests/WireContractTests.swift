@@ -142,7 +142,7 @@ struct WireContractTests {
 
     static func run(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("wire-contract-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: output) }
         let handle = try FileHandle(forWritingTo: output)
         let process = Process()
@@ -170,7 +170,7 @@ struct WireContractTests {
     @Test("every documented response is what its wire type encodes", .enabled(if: python != nil, "needs a Python with jsonschema and yaml (Scripts/schemathesis.sh --install-only brings one)"))
     func everyDocumentedResponseMatchesItsType() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("wire-cases-\(UUID().uuidString).json")
-        try casesJSON().write(to: file, atomically: true, encoding: .utf8)
+        try Self.casesJSON().write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
         let script = Self.package.appendingPathComponent("Scripts/check-wire-contract.py").path
         let document = Self.package.appendingPathComponent("docs/openapi.yaml").path

@@ -79,24 +79,8 @@ struct Demo: AsyncParsableCommand {
             }
             let url = "http://127.0.0.1:\(boundPort)"
             print("server listening on \(url)")
-            let admin = APIClient.make(url: url, key: adminKey)
-            let tenantName = "demo-\(UUID().uuidString.prefix(8).lowercased())"
-            let created = try await admin.send(.POST, APIPath.v1("admin", "tenants"), body: APICreateTenantRequest(name: tenantName))
-            guard let key = try? created.decode(APITenantCreated.self).apiKey else { throw CLIError("creating the demo tenant failed") }
-            print("created tenant \(tenantName)")
-            try await Self.priceScriptedExperts(admin: admin)
-            let api = APIClient.make(url: url, key: key)
-            var files: [APIApplyRequest.File] = []
-            for path in try ResourceFiles.list(workflows) {
-                guard let text = try? String(contentsOfFile: path, encoding: .utf8), ResourceFiles.declaresResources(text) else { continue }
-                files.append(.init(name: path, content: text))
-            }
-            let applied = try await api.send(.POST, APIPath.v1("apply"), body: APIApplyRequest(files: files)).decode(APIApplyResult.self).applied
-            let names = applied.map { "\($0.kind) \($0.name)" }
-            print("applied \(names.joined(separator: ", ")) from \(workflows)")
-            guard let input = try? JSONDecoder().decode(JSONValue.self, from: Data(inputText.utf8)) else { throw ValidationError("--input must be JSON") }
-            let started = try await api.send(.POST, APIPath.v1("workflows", workflowName, "runs"), json: ["input": input])
-            guard let runID = try? started.decode(APIRunEnvelope.self).run.id else { throw CLIError("the server answered without a run") }
+            let (api, key, runID) = try await Self.start(
+                url: url, adminKey: adminKey, workflows: workflows, workflowName: workflowName, inputText: inputText)
             print("")
             var outcome: (any Error)?
             do {
@@ -118,6 +102,32 @@ struct Demo: AsyncParsableCommand {
             try await group.waitForAll()
             if let outcome { throw outcome }
         }
+    }
+
+    /// Over HTTP, as a user would: creates a tenant, prices the scripted experts,
+    /// applies `workflows` and starts a run of `workflowName`; returns the tenant's
+    /// client, its key and the run's id.
+    static func start(
+        url: String, adminKey: String, workflows: String, workflowName: String, inputText: String
+    ) async throws -> (api: APIClient, key: String, runID: String) {
+        let admin = APIClient.make(url: url, key: adminKey)
+        let tenantName = "demo-\(UUID().uuidString.prefix(8).lowercased())"
+        let created = try await admin.send(.POST, APIPath.v1("admin", "tenants"), body: APICreateTenantRequest(name: tenantName))
+        guard let key = try? created.decode(APITenantCreated.self).apiKey else { throw CLIError("creating the demo tenant failed") }
+        print("created tenant \(tenantName)")
+        try await priceScriptedExperts(admin: admin)
+        let api = APIClient.make(url: url, key: key)
+        var files: [APIApplyRequest.File] = []
+        for path in try ResourceFiles.list(workflows) {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8), ResourceFiles.declaresResources(text) else { continue }
+            files.append(.init(name: path, content: text))
+        }
+        let applied = try await api.send(.POST, APIPath.v1("apply"), body: APIApplyRequest(files: files)).decode(APIApplyResult.self).applied
+        print("applied \(applied.map { "\($0.kind) \($0.name)" }.joined(separator: ", ")) from \(workflows)")
+        guard let input = try? JSONDecoder().decode(JSONValue.self, from: Data(inputText.utf8)) else { throw ValidationError("--input must be JSON") }
+        let started = try await api.send(.POST, APIPath.v1("workflows", workflowName, "runs"), json: ["input": input])
+        guard let runID = try? started.decode(APIRunEnvelope.self).run.id else { throw CLIError("the server answered without a run") }
+        return (api, key, runID)
     }
 
     /// Adds `Data/demo-prices.yaml` (the scripted experts billed as DeepSeek's) to the

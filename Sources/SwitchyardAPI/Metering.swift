@@ -302,6 +302,51 @@ public struct APIPrice: Codable, Sendable, Equatable {
     }
 }
 
+/// `POST /v1/admin/prices` as `yard prices set` sends it: a row in the seed's shape;
+/// without `id` the server names it `MODEL@DATE`, without `peak` it has no peak rates.
+public struct APIPriceRequest: Codable, Sendable, Equatable {
+    public var id: String?
+    public var model: String
+    public var effectiveFrom: String
+    public var inputCacheHit: String
+    public var inputCacheMiss: String
+    public var output: String
+    public var peak: APIPrice.Peak?
+
+    public init(
+        id: String?, model: String, effectiveFrom: String, inputCacheHit: String, inputCacheMiss: String, output: String,
+        peak: APIPrice.Peak?
+    ) {
+        self.id = id
+        self.model = model
+        self.effectiveFrom = effectiveFrom
+        self.inputCacheHit = inputCacheHit
+        self.inputCacheMiss = inputCacheMiss
+        self.output = output
+        self.peak = peak
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, model, output, peak
+        case effectiveFrom = "effective_from"
+        case inputCacheHit = "input_cache_hit"
+        case inputCacheMiss = "input_cache_miss"
+    }
+
+    /// `id` and `peak` are left out, not null, when not given: the price book's reader
+    /// takes only the keys a row may have.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        if let id { try container.encode(id, forKey: .id) }
+        try container.encode(model, forKey: .model)
+        try container.encode(effectiveFrom, forKey: .effectiveFrom)
+        try container.encode(inputCacheHit, forKey: .inputCacheHit)
+        try container.encode(inputCacheMiss, forKey: .inputCacheMiss)
+        try container.encode(output, forKey: .output)
+        if let peak { try container.encode(peak, forKey: .peak) }
+    }
+}
+
 /// `GET /v1/prices`: every row of the price book.
 public struct APIPriceList: Codable, Sendable, Equatable {
     public var prices: [APIPrice]

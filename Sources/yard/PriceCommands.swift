@@ -89,19 +89,12 @@ struct Prices: AsyncParsableCommand {
         }
 
         func run() async throws {
-            var body: [String: JSONValue] = [
-                "model": .string(model), "effective_from": .string(from),
-                "input_cache_hit": .string(hit), "input_cache_miss": .string(miss), "output": .string(output),
-            ]
-            if let id { body["id"] = .string(id) }
+            var body = APIPriceRequest(id: id, model: model, effectiveFrom: from, inputCacheHit: hit, inputCacheMiss: miss, output: output, peak: nil)
             if let peakHit, let peakMiss, let peakOutput, let peakWindows {
-                body["peak"] = [
-                    "windows": .array(try PeakWindows.parse(peakWindows)),
-                    "input_cache_hit": .string(peakHit), "input_cache_miss": .string(peakMiss), "output": .string(peakOutput),
-                ]
+                body.peak = APIPrice.Peak(windows: try PeakWindows.parse(peakWindows), inputCacheHit: peakHit, inputCacheMiss: peakMiss, output: peakOutput)
             }
             let key = admin.adminKey ?? ProcessInfo.processInfo.environment["YARD_ADMIN_KEY"]
-            let response = try await APIClient.make(url: connection.url, key: key).send(.POST, APIPath.v1("admin", "prices"), json: .object(body))
+            let response = try await APIClient.make(url: connection.url, key: key).send(.POST, APIPath.v1("admin", "prices"), body: body)
             let row = try response.decode(APIPriceEnvelope.self).price
             if json { return Print.json(response.body) }
             print("price \(row.id) added: \(row.model) from \(row.effectiveFrom)")
@@ -120,8 +113,8 @@ enum PeakWindows {
         names.firstIndex(of: name.lowercased()).map { $0 + 1 }
     }
 
-    static func parse(_ text: String) throws -> [JSONValue] {
-        var windows: [JSONValue] = []
+    static func parse(_ text: String) throws -> [APIPrice.Peak.Window] {
+        var windows: [APIPrice.Peak.Window] = []
         for item in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
             let parts = item.split(separator: " ", omittingEmptySubsequences: true)
             guard parts.count == 2 else { throw ValidationError("peak window '\(item)' must be DAYS HOURS, like 'mon-fri 01-04'") }
@@ -141,9 +134,7 @@ enum PeakWindows {
             guard hours.count == 2, let start = hours[0], let end = hours[1], (0...23).contains(start), (1...24).contains(end), start < end else {
                 throw ValidationError("peak window hours '\(parts[1])' must be START-END in UTC, 0 ≤ START < END ≤ 24, like 01-04")
             }
-            windows.append([
-                "weekdays": .array(Set(days).sorted().map { .string(names[$0 - 1]) }), "start_hour": .int(start), "end_hour": .int(end),
-            ])
+            windows.append(.init(weekdays: Set(days).sorted().map { names[$0 - 1] }, startHour: start, endHour: end))
         }
         guard !windows.isEmpty else { throw ValidationError("--peak-windows needs at least one window, like 'mon-fri 01-04'") }
         return windows

@@ -220,9 +220,10 @@ public struct APISetBudgetRequest: Codable, Sendable, Equatable {
 }
 
 /// A row of the price book, in the seed file's shape: USD per million tokens as
-/// decimal strings, and optionally the peak-hour rates.
+/// decimal strings, and optionally the peak-hour rates. The server always names a row;
+/// a row `yard prices set` sends may leave `id` out (the server then says `MODEL@DATE`).
 public struct APIPrice: Codable, Sendable, Equatable {
-    public var id: String
+    public var id: String?
     public var model: String
     public var effectiveFrom: String
     public var inputCacheHit: String
@@ -271,7 +272,7 @@ public struct APIPrice: Codable, Sendable, Equatable {
     }
 
     public init(
-        id: String, model: String, effectiveFrom: String, inputCacheHit: String, inputCacheMiss: String, output: String, peak: Peak?
+        id: String?, model: String, effectiveFrom: String, inputCacheHit: String, inputCacheMiss: String, output: String, peak: Peak?
     ) {
         self.id = id
         self.model = model
@@ -289,52 +290,8 @@ public struct APIPrice: Codable, Sendable, Equatable {
         case inputCacheMiss = "input_cache_miss"
     }
 
-    /// `peak` is absent, not null, for a row without peak rates.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(model, forKey: .model)
-        try container.encode(effectiveFrom, forKey: .effectiveFrom)
-        try container.encode(inputCacheHit, forKey: .inputCacheHit)
-        try container.encode(inputCacheMiss, forKey: .inputCacheMiss)
-        try container.encode(output, forKey: .output)
-        if let peak { try container.encode(peak, forKey: .peak) }
-    }
-}
-
-/// `POST /v1/admin/prices` as `yard prices set` sends it: a row in the seed's shape;
-/// without `id` the server names it `MODEL@DATE`, without `peak` it has no peak rates.
-public struct APIPriceRequest: Codable, Sendable, Equatable {
-    public var id: String?
-    public var model: String
-    public var effectiveFrom: String
-    public var inputCacheHit: String
-    public var inputCacheMiss: String
-    public var output: String
-    public var peak: APIPrice.Peak?
-
-    public init(
-        id: String?, model: String, effectiveFrom: String, inputCacheHit: String, inputCacheMiss: String, output: String,
-        peak: APIPrice.Peak?
-    ) {
-        self.id = id
-        self.model = model
-        self.effectiveFrom = effectiveFrom
-        self.inputCacheHit = inputCacheHit
-        self.inputCacheMiss = inputCacheMiss
-        self.output = output
-        self.peak = peak
-    }
-
-    private enum CodingKeys: String, CodingKey {
-        case id, model, output, peak
-        case effectiveFrom = "effective_from"
-        case inputCacheHit = "input_cache_hit"
-        case inputCacheMiss = "input_cache_miss"
-    }
-
-    /// `id` and `peak` are left out, not null, when not given: the price book's reader
-    /// takes only the keys a row may have.
+    /// `id` and `peak` are left out, not null, when a row has none: the price book's
+    /// reader takes only the keys a row may have.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         if let id { try container.encode(id, forKey: .id) }

@@ -136,7 +136,7 @@ struct Demo: AsyncParsableCommand {
         guard let directory = ProjectFiles.directory("Data", environmentVariable: "SWITCHYARD_DATA"),
               let text = try? String(contentsOfFile: directory + "/demo-prices.yaml", encoding: .utf8)
         else { return }
-        let existing = Set(try await admin.send(.GET, APIPath.v1("prices")).decode(APIPriceList.self).prices.map(\.id))
+        let existing = Set(try await admin.send(.GET, APIPath.v1("prices")).decode(APIPriceList.self).prices.compactMap(\.id))
         for row in try PriceBook.parseSeed(text) where !existing.contains(row.id) {
             _ = try await admin.send(.POST, APIPath.v1("admin", "prices"), json: row.seedJSON)
         }

@@ -24,7 +24,7 @@ struct Prices: AsyncParsableCommand {
             if client.output == .json { return Print.json(response.body) }
             var table = Table(headers: ["ID", "MODEL", "FROM", "HIT", "MISS", "OUTPUT", "PEAK (UTC: HIT/MISS/OUTPUT)"])
             for row in prices {
-                table.rows.append([row.id, row.model, row.effectiveFrom, row.inputCacheHit, row.inputCacheMiss, row.output, Self.peak(row.peak)])
+                table.rows.append([row.id ?? "", row.model, row.effectiveFrom, row.inputCacheHit, row.inputCacheMiss, row.output, Self.peak(row.peak)])
             }
             print(table.render())
             print("\nprices in USD per million tokens")
@@ -89,7 +89,7 @@ struct Prices: AsyncParsableCommand {
         }
 
         func run() async throws {
-            var body = APIPriceRequest(id: id, model: model, effectiveFrom: from, inputCacheHit: hit, inputCacheMiss: miss, output: output, peak: nil)
+            var body = APIPrice(id: id, model: model, effectiveFrom: from, inputCacheHit: hit, inputCacheMiss: miss, output: output, peak: nil)
             if let peakHit, let peakMiss, let peakOutput, let peakWindows {
                 body.peak = APIPrice.Peak(windows: try PeakWindows.parse(peakWindows), inputCacheHit: peakHit, inputCacheMiss: peakMiss, output: peakOutput)
             }
@@ -97,7 +97,7 @@ struct Prices: AsyncParsableCommand {
             let response = try await APIClient.make(url: connection.url, key: key).send(.POST, APIPath.v1("admin", "prices"), body: body)
             let row = try response.decode(APIPriceEnvelope.self).price
             if json { return Print.json(response.body) }
-            print("price \(row.id) added: \(row.model) from \(row.effectiveFrom)")
+            print("price \(row.id ?? "?") added: \(row.model) from \(row.effectiveFrom)")
             print("  hit \(row.inputCacheHit), miss \(row.inputCacheMiss), output \(row.output) USD per million tokens")
             if let peak = row.peak { print("  peak \(List.peak(peak))") }
         }

@@ -49,6 +49,12 @@ let package = Package(
             dependencies: [.product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
+        // The HTTP API's request and response bodies, shared by the server and `yard`.
+        .target(
+            name: "SwitchyardAPI",
+            dependencies: ["SwitchyardCore"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "SwitchyardMetering",
             dependencies: ["SwitchyardCore", .product(name: "Yams", package: "Yams")],
@@ -110,6 +116,7 @@ let package = Package(
         .target(
             name: "SwitchyardServer",
             dependencies: [
+                "SwitchyardAPI",
                 "SwitchyardCore",
                 "SwitchyardStore",
                 "SwitchyardEngine",
@@ -140,6 +147,7 @@ let package = Package(
         .executableTarget(
             name: "yard",
             dependencies: [
+                "SwitchyardAPI",
                 "SwitchyardCore",
                 "SwitchyardStore",
                 "SwitchyardEngine",
@@ -178,7 +186,7 @@ let package = Package(
         .testTarget(
             name: "SwitchyardTests",
             dependencies: [
-                "SwitchyardCore", "SwitchyardStore", "SwitchyardEngine", "SwitchyardExperts", "SwitchyardServer", "SwitchyardGate", "SwitchyardTools", "yard",
+                "SwitchyardAPI", "SwitchyardCore", "SwitchyardStore", "SwitchyardEngine", "SwitchyardExperts", "SwitchyardServer", "SwitchyardGate", "SwitchyardTools", "yard",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -16,6 +16,8 @@ public struct AppRequestContext: RequestContext {
     }
 
     public var maxUploadSize: Int { JSONBody.maxRequestBytes }
+    /// Request bodies decode into wire types with the API's refusals (see ``WireRequestDecoder``).
+    public var requestDecoder: WireRequestDecoder { WireRequestDecoder() }
 }
 
 /// The context of tenant routes: the tenant is always there (401 otherwise).
@@ -30,6 +32,8 @@ public struct TenantRequestContext: ChildRequestContext {
     }
 
     public var maxUploadSize: Int { JSONBody.maxRequestBytes }
+    /// Request bodies decode into wire types with the API's refusals (see ``WireRequestDecoder``).
+    public var requestDecoder: WireRequestDecoder { WireRequestDecoder() }
 }
 
 /// The context of admin routes: only the admin key gets in.
@@ -44,6 +48,8 @@ public struct AdminRequestContext: ChildRequestContext {
     }
 
     public var maxUploadSize: Int { JSONBody.maxRequestBytes }
+    /// Request bodies decode into wire types with the API's refusals (see ``WireRequestDecoder``).
+    public var requestDecoder: WireRequestDecoder { WireRequestDecoder() }
 }
 
 /// Reads `Authorization: Bearer <key>` and records who the caller is: the admin (the

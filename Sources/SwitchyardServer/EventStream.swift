@@ -3,6 +3,7 @@ import Hummingbird
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+import SwitchyardAPI
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardStore
@@ -112,7 +113,8 @@ struct EventStream: Sendable {
             var buffer = ByteBuffer()
             var ended = false
             for event in events {
-                buffer.writeString("id: \(event.seq)\nevent: \(event.type)\ndata: \(Render.event(event).compactJSON)\n\n")
+                let data = try WireEncoder.text(Render.event(event))
+                buffer.writeString("id: \(event.seq)\nevent: \(event.type)\ndata: \(data)\n\n")
                 position = event.seq
                 if RunEventType(rawValue: event.type)?.isFinal == true { ended = true }
             }

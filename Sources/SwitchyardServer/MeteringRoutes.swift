@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import SwitchyardAPI
 import SwitchyardCore
 import SwitchyardMetering
 import SwitchyardStore
@@ -32,10 +33,7 @@ struct MeteringRoutes {
                 cursor = parsed
             }
             let page = try await api.metering.calls(tenant: context.tenant.id, run: run, from: from, to: to, limit: limit, after: cursor)
-            return JSONBody.response([
-                "calls": .array(page.calls.map(Self.render)),
-                "next_cursor": page.next.map { .string($0.token) } ?? .null,
-            ])
+            return try JSONBody.reply(APIUsagePage(calls: page.calls.map(Self.render), nextCursor: page.next?.token))
         }
         group.get("budget") { _, context in
             try await Self.budgetResponse(api: api, tenant: context.tenant.id)
@@ -70,19 +68,12 @@ struct MeteringRoutes {
             if (request.headers[.accept] ?? "").contains("text/csv") {
                 return Self.csv(groups: groups, total: total, dimensions: dimensions)
             }
-            return JSONBody.response([
-                "groups": .array(groups.map { group in
-                    var object = Self.figures(group).objectValue ?? [:]
-                    object["key"] = .object(group.key.mapValues(JSONValue.string))
-                    return .object(object)
-                }),
-                "total": Self.figures(total),
-            ])
+            return try JSONBody.reply(APICostReport(groups: groups.map { Self.figures($0, key: $0.key) }, total: Self.figures(total, key: nil)))
         }
         group.get("prices") { _, context in
             guard context.isAdmin || context.tenant != nil else { throw APIError.unauthorized }
             let book = try await api.metering.priceBook()
-            return JSONBody.response(["prices": .array(book.rows.map(\.seedJSON))])
+            return try JSONBody.reply(APIPriceList(prices: try book.rows.map(Self.price)))
         }
     }
 
@@ -90,27 +81,20 @@ struct MeteringRoutes {
 
     func add(admin group: RouterGroup<AdminRequestContext>) {
         group.get("tenants/:tenant/budget") { _, context in
-            try await Self.budgetResponse(api: api, tenant: try TenantSettingsRoutes.tenantID(context))
+            try await Self.budgetResponse(api: api, tenant: try TenantRoutes.tenantID(context))
         }
         group.put("tenants/:tenant/budget") { request, context in
-            let id = try TenantSettingsRoutes.tenantID(context)
-            let body = try await JSONBody.object(of: request)
+            let id = try TenantRoutes.tenantID(context)
+            let body = try await request.decode(as: APISetBudgetRequest.self, context: context)
             let limit: Money
-            switch body["monthly_usd"] {
-            case .string(let text)?:
-                do throws(MeteringError) {
-                    limit = try Money(parsing: text)
-                } catch {
-                    throw APIError(.unprocessableContent, code: "invalid_request", "monthly_usd: \(error.message)")
-                }
-                guard !limit.isNegative else { throw APIError(.unprocessableContent, code: "invalid_request", "monthly_usd must not be negative") }
-            case .int?, .double?:
-                throw APIError(.unprocessableContent, code: "invalid_request", "monthly_usd must be a decimal string such as \"25.00\", not a JSON number (money is never floating point)")
-            default:
-                throw APIError(.unprocessableContent, code: "invalid_request", "monthly_usd (a decimal string such as \"25.00\") is required")
+            do throws(MeteringError) {
+                limit = try Money(parsing: body.monthlyUSD)
+            } catch {
+                throw APIError(.unprocessableContent, code: "invalid_request", "monthly_usd: \(error.message)")
             }
+            guard !limit.isNegative else { throw APIError(.unprocessableContent, code: "invalid_request", "monthly_usd must not be negative") }
             var policy = BudgetPolicy.fail
-            if let value = body["on_budget"] {
+            if let value = body.onBudget {
                 guard let text = value.stringValue, let parsed = BudgetPolicy(rawValue: text) else {
                     throw APIError(.unprocessableContent, code: "invalid_request", "on_budget must be fail or downgrade")
                 }
@@ -120,7 +104,7 @@ struct MeteringRoutes {
             return try await Self.budgetResponse(api: api, tenant: id)
         }
         group.delete("tenants/:tenant/budget") { _, context in
-            let id = try TenantSettingsRoutes.tenantID(context)
+            let id = try TenantRoutes.tenantID(context)
             guard try await api.tenants.tenant(id: id) != nil else { throw APIError.notFound("tenant") }
             _ = try await api.metering.setBudget(tenant: id, nil)
             return Response(status: .noContent)
@@ -137,32 +121,33 @@ struct MeteringRoutes {
                 throw APIError(.unprocessableContent, code: "invalid_price", error.description)
             }
             try await api.metering.addPrice(row)
-            return JSONBody.response(["price": row.seedJSON], status: .created)
+            return try JSONBody.reply(APIPriceEnvelope(price: try Self.price(row)), status: .created)
         }
     }
 
     // MARK: - Rendering and parsing
 
-    static func render(_ row: LedgerRow) -> JSONValue {
-        [
-            "run": Render.id(row.run), "step": .string(row.step), "attempt": .int(row.attempt), "call": .int(row.call),
-            "expert": .string(row.expert), "model": .string(row.model), "prompt_tokens": .int(row.promptTokens),
-            "cache_hit_tokens": .int(row.cacheHitTokens), "cache_miss_tokens": .int(row.cacheMissTokens),
-            "completion_tokens": .int(row.completionTokens), "reasoning_tokens": .int(row.reasoningTokens),
-            "cost_usd": row.cost.map { .string($0.decimalString) } ?? .null, "price_id": row.priceID.map(JSONValue.string) ?? .null,
-            "usage_known": .bool(row.usageKnown),
-        ]
+    static func render(_ row: LedgerRow) -> APILedgerRow {
+        APILedgerRow(
+            run: Render.id(row.run), step: row.step, attempt: row.attempt, call: row.call, expert: row.expert, model: row.model,
+            promptTokens: row.promptTokens, cacheHitTokens: row.cacheHitTokens, cacheMissTokens: row.cacheMissTokens,
+            completionTokens: row.completionTokens, reasoningTokens: row.reasoningTokens, costUSD: row.cost?.decimalString,
+            priceID: row.priceID, usageKnown: row.usageKnown)
     }
 
-    static func figures(_ group: CostGroup) -> JSONValue {
-        [
-            "calls": .int(group.calls), "prompt_tokens": .int(group.promptTokens), "cache_hit_tokens": .int(group.cacheHitTokens),
-            "cache_miss_tokens": .int(group.cacheMissTokens), "completion_tokens": .int(group.completionTokens),
-            "reasoning_tokens": .int(group.reasoningTokens), "cost_usd": .string(group.cost.decimalString),
-            // Shown apart: calls of unpriced models (cost unknown, not in cost_usd) and calls
-            // whose usage was never reported (in cost_usd at their upper-bound estimate).
-            "unpriced_calls": .int(group.unpricedCalls), "estimated_calls": .int(group.estimatedCalls),
-        ]
+    /// A group's figures. Shown apart: calls of unpriced models (cost unknown, not in
+    /// cost_usd) and calls whose usage was never reported (in cost_usd at their estimate).
+    static func figures(_ group: CostGroup, key: [String: String]?) -> APICostFigures {
+        APICostFigures(
+            key: key, calls: group.calls, promptTokens: group.promptTokens, cacheHitTokens: group.cacheHitTokens,
+            cacheMissTokens: group.cacheMissTokens, completionTokens: group.completionTokens, reasoningTokens: group.reasoningTokens,
+            costUSD: group.cost.decimalString, unpricedCalls: group.unpricedCalls, estimatedCalls: group.estimatedCalls,
+            proCalls: group.proCalls, proCostUSD: group.proCost.decimalString)
+    }
+
+    /// A price row in its seed shape (the metering module renders it; the wire type reads it).
+    static func price(_ row: PriceRow) throws -> APIPrice {
+        try WireDecoder.decode(APIPrice.self, from: row.seedJSON)
     }
 
     static let figureColumns = ["calls", "prompt_tokens", "cache_hit_tokens", "cache_miss_tokens", "completion_tokens", "reasoning_tokens", "cost_usd"]
@@ -206,13 +191,8 @@ struct MeteringRoutes {
         let budget = try await api.metering.budget(tenant: tenant)
         let (spent, reserved) = try await api.metering.spend(tenant: tenant)
         let alerts = try await api.metering.alertsThisMonth(tenant: tenant)
-        return JSONBody.response([
-            "budget": [
-                "monthly_usd": budget.map { .string($0.monthlyLimit.formatted(decimals: 2)) } ?? .null,
-                "on_budget": budget.map { .string($0.onBudget.rawValue) } ?? .null,
-                "spent_usd": .string(spent.decimalString), "reserved_usd": .string(reserved.decimalString),
-                "alerts": .array(alerts.map(JSONValue.int)),
-            ]
-        ])
+        return try JSONBody.reply(APIBudgetEnvelope(budget: APIBudget(
+            monthlyUSD: budget?.monthlyLimit.formatted(decimals: 2), onBudget: budget?.onBudget.rawValue,
+            spentUSD: spent.decimalString, reservedUSD: reserved.decimalString, alerts: alerts)))
     }
 }

@@ -1,88 +1,64 @@
 import SwitchyardMetering
 import Foundation
+import SwitchyardAPI
 import SwitchyardCore
 import SwitchyardStore
 
-/// The API's JSON shapes of stored records.
+/// Stored records as the API's wire types (see SwitchyardAPI).
 enum Render {
-    static func timestamp(_ date: Date?) -> JSONValue {
-        guard let date else { return .null }
-        return .string(date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted)))
+    static func timestamp(_ date: Date?) -> String? {
+        date?.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
     }
 
-    static func id(_ uuid: UUID) -> JSONValue {
-        .string(uuid.uuidString.lowercased())
+    static func id(_ uuid: UUID) -> String {
+        uuid.uuidString.lowercased()
     }
 
-    static func error(_ error: ErrorRecord?) -> JSONValue {
-        error?.json ?? .null
+    static func run(_ run: RunRecord, withSteps: Bool = true) -> APIRun {
+        APIRun(
+            id: id(run.id), workflow: run.workflow, version: run.version, status: run.status.rawValue, input: run.input,
+            output: run.output, error: run.error?.json, createdAt: timestamp(run.createdAt), startedAt: timestamp(run.startedAt),
+            finishedAt: timestamp(run.finishedAt), steps: withSteps ? run.steps.map(step) : nil,
+            usage: withSteps ? usage(run.usage) : nil)
     }
 
-    static func run(_ run: RunRecord, withSteps: Bool = true) -> JSONValue {
-        var object: [String: JSONValue] = [
-            "id": id(run.id),
-            "workflow": .string(run.workflow),
-            "version": .int(run.version),
-            "status": .string(run.status.rawValue),
-            "input": run.input,
-            "output": run.output ?? .null,
-            "error": error(run.error),
-            "created_at": timestamp(run.createdAt),
-            "started_at": timestamp(run.startedAt),
-            "finished_at": timestamp(run.finishedAt),
-        ]
-        if withSteps {
-            object["steps"] = .array(run.steps.map(step))
-            object["usage"] = [
-                "calls": .int(run.usage.calls), "prompt_tokens": .int(run.usage.promptTokens),
-                "completion_tokens": .int(run.usage.completionTokens), "cost_usd": .string(run.usage.cost.decimalString),
-                "unpriced_calls": .int(run.usage.unpricedCalls), "estimated_calls": .int(run.usage.estimatedCalls),
-            ]
-        }
-        return .object(object)
+    static func usage(_ usage: UsageSummary) -> APIUsage {
+        APIUsage(
+            calls: usage.calls, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens,
+            costUSD: usage.cost.decimalString, unpricedCalls: usage.unpricedCalls, estimatedCalls: usage.estimatedCalls)
     }
 
-    static func step(_ step: StepRecord) -> JSONValue {
-        [
-            "id": .string(step.id),
-            "status": .string(step.status.rawValue),
-            "attempts": .int(step.attempts),
-            "expert": step.expert.map { .string($0) } ?? .null,
-            "output": step.output ?? .null,
-            "error": error(step.error),
-            "started_at": timestamp(step.startedAt),
-            "finished_at": timestamp(step.finishedAt),
-            "route": step.route ?? .null,
-            "feedback": step.feedback.map(JSONValue.bool) ?? .null,
-            "cost_usd": step.cost.map { .string($0.decimalString) } ?? .null,
-        ]
+    static func step(_ step: StepRecord) -> APIStep {
+        APIStep(
+            id: step.id, status: step.status.rawValue, attempts: step.attempts, expert: step.expert, output: step.output,
+            error: step.error?.json, startedAt: timestamp(step.startedAt), finishedAt: timestamp(step.finishedAt), route: step.route,
+            feedback: step.feedback, costUSD: step.cost?.decimalString)
     }
 
-    static func event(_ event: RunEvent) -> JSONValue {
-        [
-            "seq": .int(Int(event.seq)),
-            "type": .string(event.type),
-            "step": event.stepID.map { .string($0) } ?? .null,
-            "data": event.data,
-            "at": timestamp(event.createdAt),
-        ]
+    static func event(_ event: RunEvent) -> APIRunEvent {
+        APIRunEvent(seq: Int(event.seq), type: event.type, step: event.stepID, data: event.data, at: timestamp(event.createdAt))
     }
 
-    static func workflowSummary(_ version: ResourceVersion) -> JSONValue {
-        var object: [String: JSONValue] = [
-            "name": .string(version.name),
-            "version": .int(version.version),
-            "created_at": timestamp(version.createdAt),
-        ]
+    static func workflowSummary(_ version: ResourceVersion) -> APIWorkflow {
+        var workflow = APIWorkflow(name: version.name, version: version.version, createdAt: timestamp(version.createdAt), isWorkflow: false)
         if case .workflow(let spec) = version.resource {
-            object["description"] = spec.description.map { .string($0) } ?? .null
-            object["steps"] = .int(spec.steps.count)
-            object["inputs"] = .object(Dictionary(uniqueKeysWithValues: spec.inputs.map { input in
-                var field: [String: JSONValue] = ["type": .string(input.type.rawValue), "required": .bool(input.required)]
-                if let value = input.defaultValue { field["default"] = value }
-                return (input.name, .object(field))
-            }))
+            workflow.isWorkflow = true
+            workflow.description = spec.description
+            workflow.steps = spec.steps.count
+            workflow.inputs = Dictionary(uniqueKeysWithValues: spec.inputs.map { input in
+                (input.name, APIWorkflowInput(type: input.type.rawValue, required: input.required, defaultValue: input.defaultValue))
+            })
         }
-        return .object(object)
+        return workflow
+    }
+
+    static func tenantSettings(_ settings: TenantSettings) -> APITenantSettings {
+        APITenantSettings(
+            gateThreshold: settings.gateThreshold, egressAllow: settings.egressAllow, maxRunningSteps: settings.maxRunningSteps,
+            runsPerSecond: settings.runsPerSecond, runBurst: settings.runBurst)
+    }
+
+    static func issue(_ issue: ValidationIssue) -> APIProblem {
+        APIProblem(path: issue.path, message: issue.message, file: issue.file, line: issue.line, column: issue.column)
     }
 }

@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SwitchyardAPI
 import SwitchyardCore
 
 /// A failure the CLI reports as one line and exit status 1.
@@ -28,10 +29,57 @@ struct APIClient: Sendable {
     var baseURL: String
     var apiKey: String?
 
+    /// Where a client goes when neither `--url` nor `YARD_URL` says.
+    static let defaultURL = "http://127.0.0.1:8080"
+
+    /// The one client factory of the commands: the server is `url` (`--url`), else
+    /// `YARD_URL`, else ``defaultURL``; `key` is whichever key the command resolved.
+    static func make(url: String?, key: String?) -> APIClient {
+        APIClient(baseURL: url ?? ProcessInfo.processInfo.environment["YARD_URL"] ?? defaultURL, apiKey: key)
+    }
+
     struct Response {
         var status: Int
+        /// The body as sent, for `--output json`, which prints what the server answered.
         var body: JSONValue
+        var data: Data
         var headers: HTTPHeaders
+
+        /// The body as the wire type `T` (see SwitchyardAPI).
+        func decode<T: Decodable>(_ type: T.Type) throws -> T {
+            do {
+                return try WireDecoder.decode(type, from: data)
+            } catch {
+                throw CLIError("the server's answer is not the \(T.self) this yard reads: \(error)")
+            }
+        }
+    }
+
+    /// Sends a wire-type body (see SwitchyardAPI), encoded as the server encodes its own.
+    func send(
+        _ method: HTTPMethod, _ path: String, body: some Encodable, headers extra: [(String, String)] = []
+    ) async throws -> Response {
+        try await send(method, path, json: try WireEncoder.json(body), headers: extra)
+    }
+
+    /// The message of an API error: `code: message`, with each of its details on a line
+    /// of its own (`file:line:column: path: message` for YAML, else `path: message`).
+    static func describe(_ body: APIErrorBody?, status: Int, text: String) -> String {
+        guard let error = body?.error else { return "http_\(status): \(text)" }
+        var message = error.message
+        if let details = error.details, !details.isEmpty {
+            // The details say it all; the message repeats the first of them.
+            if details.count == 1 { message = "" } else if !message.hasPrefix("\(details.count) ") { message = "\(details.count) problems" }
+            for detail in details {
+                if let file = detail.file, let line = detail.line, let column = detail.column {
+                    let path = detail.path.map { $0.isEmpty ? "" : " \($0):" } ?? ""
+                    message += "\n  \(file):\(line):\(column):\(path) \(detail.message)"
+                } else if let path = detail.path {
+                    message += "\n  \(path): \(detail.message)"
+                }
+            }
+        }
+        return "\(error.code): \(message)"
     }
 
     /// Sends a request and decodes the JSON answer; API errors become `CLIError`s that
@@ -57,27 +105,14 @@ struct APIClient: Sendable {
         } catch {
             throw CLIError("cannot reach the Switchyard server at \(baseURL): \(error) (start one with `yard serve`, or set --url / YARD_URL)")
         }
-        let buffer = try await response.body.collect(upTo: 64 << 20)
-        let body = (try? JSONDecoder().decode(JSONValue.self, from: Data(buffer: buffer))) ?? .null
+        let data = Data(buffer: try await response.body.collect(upTo: 64 << 20))
         let status = Int(response.status.code)
         guard (200..<300).contains(status) else {
-            let code = body["error"]?["code"]?.stringValue ?? "http_\(status)"
-            var message = body["error"]?["message"]?.stringValue ?? String(buffer: buffer)
-            if let details = body["error"]?["details"]?.arrayValue, !details.isEmpty {
-                // The details say it all; the message repeats the first of them.
-                if details.count == 1 { message = "" } else if !message.hasPrefix("\(details.count) ") { message = "\(details.count) problems" }
-                for detail in details {
-                    if let file = detail["file"]?.stringValue, let line = detail["line"]?.intValue, let column = detail["column"]?.intValue {
-                        let path = detail["path"]?.stringValue.map { $0.isEmpty ? "" : " \($0):" } ?? ""
-                        message += "\n  \(file):\(line):\(column):\(path) \(detail["message"]?.stringValue ?? "")"
-                    } else if let path = detail["path"]?.stringValue {
-                        message += "\n  \(path): \(detail["message"]?.stringValue ?? "")"
-                    }
-                }
-            }
-            throw CLIError("\(code): \(message)")
+            let error = try? WireDecoder.decode(APIErrorBody.self, from: data)
+            throw CLIError(Self.describe(error, status: status, text: String(decoding: data, as: UTF8.self)))
         }
-        return Response(status: status, body: body, headers: response.headers)
+        let body = (try? JSONDecoder().decode(JSONValue.self, from: data)) ?? .null
+        return Response(status: status, body: body, data: data, headers: response.headers)
     }
 
     /// The event types after which the server ends a run's event stream.
@@ -137,8 +172,8 @@ struct APIClient: Sendable {
     /// event; a server that cannot be asked (restarting) counts as not finished.
     private func runIsFinal(_ run: String) async throws -> Bool {
         do {
-            let status = try await send(.GET, "/v1/runs/\(run)", timeout: .seconds(10)).body["run"]?["status"]?.stringValue
-            return status.map { ["succeeded", "failed", "cancelled"].contains($0) } ?? true
+            let status = try await send(.GET, APIPath.v1("runs", run), timeout: .seconds(10)).decode(APIRunEnvelope.self).run.status
+            return ["succeeded", "failed", "cancelled"].contains(status)
         } catch let error as CLIError where error.message.hasPrefix("not_found") {
             throw error
         } catch {
@@ -157,9 +192,9 @@ struct APIClient: Sendable {
     /// One connection to the event stream. Returns the error that broke it off, or nil
     /// when the server ended it; errors of `onEvent` propagate.
     private func streamOnce(
-        run: String, after: Int64, deltas: Bool, onEvent: (ServerSentEventParser.Event) async throws -> Void
+        run: String, after: Int64, deltas: Bool, onEvent: (ServerSentEvent) async throws -> Void
     ) async throws -> (any Error)? {
-        var request = HTTPClientRequest(url: baseURL.trimmingSuffix("/") + "/v1/runs/\(run)/events" + (deltas ? "?deltas=1" : ""))
+        var request = HTTPClientRequest(url: baseURL.trimmingSuffix("/") + APIPath.v1("runs", run, "events") + (deltas ? "?deltas=1" : ""))
         if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
         if after > 0 { request.headers.add(name: "Last-Event-ID", value: String(after)) }
         let response: HTTPClientResponse
@@ -169,9 +204,9 @@ struct APIClient: Sendable {
             throw StreamConnectError(error: CLIError("cannot reach the Switchyard server at \(baseURL): \(error)"))
         }
         guard response.status == .ok else {
-            let buffer = try await response.body.collect(upTo: 1 << 20)
-            let body = (try? JSONDecoder().decode(JSONValue.self, from: Data(buffer: buffer))) ?? .null
-            throw CLIError("\(body["error"]?["code"]?.stringValue ?? "http_\(response.status.code)"): \(body["error"]?["message"]?.stringValue ?? "")")
+            let data = Data(buffer: try await response.body.collect(upTo: 1 << 20))
+            let error = try? WireDecoder.decode(APIErrorBody.self, from: data)
+            throw CLIError("\(error?.error.code ?? "http_\(response.status.code)"): \(error?.error.message ?? "")")
         }
         var parser = ServerSentEventParser()
         var chunks = response.body.makeAsyncIterator()
@@ -190,53 +225,38 @@ struct APIClient: Sendable {
     }
 }
 
-/// Splits a Server-Sent Events byte stream into events. Bytes are buffered until an
-/// event's blank line, and only whole events are decoded as UTF-8: an event, or one
-/// character of it, may arrive split across network chunks.
-struct ServerSentEventParser {
-    struct Event: Equatable {
-        var id: String?
-        var type: String
-        var data: String
+extension APIClient {
+    /// A GET whose answer is text (CSV), not JSON; errors as `send` reports them.
+    func text(_ path: String, accept: String) async throws -> String {
+        var request = HTTPClientRequest(url: baseURL.trimmingSuffix("/") + path)
+        request.method = .GET
+        if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        request.headers.add(name: "Accept", value: accept)
+        let response: HTTPClientResponse
+        do {
+            response = try await Self.http.execute(request, timeout: .seconds(330))
+        } catch {
+            throw CLIError("cannot reach the Switchyard server at \(baseURL): \(error) (start one with `yard serve`, or set --url / YARD_URL)")
+        }
+        let buffer = try await response.body.collect(upTo: 64 << 20)
+        let text = String(buffer: buffer)
+        guard (200..<300).contains(Int(response.status.code)) else {
+            let error = try? WireDecoder.decode(APIErrorBody.self, from: Data(text.utf8))
+            throw CLIError("\(error?.error.code ?? "http_\(response.status.code)"): \(error?.error.message ?? text)")
+        }
+        return text
     }
 
-    private var pending: [UInt8] = []
-
-    mutating func feed(_ bytes: [UInt8]) -> [Event] {
-        pending += bytes.filter { $0 != UInt8(ascii: "\r") }
-        var events: [Event] = []
-        var start = 0
-        var index = 0
-        while index + 1 < pending.count {
-            if pending[index] == UInt8(ascii: "\n") && pending[index + 1] == UInt8(ascii: "\n") {
-                if let event = Self.parse(String(decoding: pending[start..<index], as: UTF8.self)) { events.append(event) }
-                index += 2
-                start = index
-            } else {
-                index += 1
-            }
-        }
-        pending.removeFirst(start)
-        return events
-    }
-
-    private static func parse(_ block: String) -> Event? {
-        var event = Event(id: nil, type: "message", data: "")
-        var dataLines: [Substring] = []
-        for line in block.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.hasPrefix(":") { continue }
-            let parts = line.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-            var value = parts.count > 1 ? parts[1] : ""
-            if value.hasPrefix(" ") { value = value.dropFirst() }
-            switch parts[0] {
-            case "id": event.id = String(value)
-            case "event": event.type = String(value)
-            case "data": dataLines.append(value)
-            default: break
-            }
-        }
-        event.data = dataLines.joined(separator: "\n")
-        return dataLines.isEmpty && event.id == nil ? nil : event
+    /// Every ledger row of a run (`GET /v1/usage?run=ID`, all pages), oldest first.
+    func usage(run id: String) async throws -> [APILedgerRow] {
+        var calls: [APILedgerRow] = []
+        var cursor: String?
+        repeat {
+            let page = try await send(.GET, APIPath.v1("usage", query: [("run", id), ("limit", "1000"), ("cursor", cursor)])).decode(APIUsagePage.self)
+            calls += page.calls
+            cursor = page.nextCursor
+        } while cursor != nil
+        return calls
     }
 }
 

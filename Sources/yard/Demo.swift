@@ -3,6 +3,7 @@ import SwitchyardExperts
 import ArgumentParser
 import Foundation
 import Logging
+import SwitchyardAPI
 import SwitchyardCore
 import SwitchyardMetering
 import SwitchyardServer
@@ -80,24 +81,8 @@ struct Demo: AsyncParsableCommand {
             }
             let url = "http://127.0.0.1:\(boundPort)"
             print("server listening on \(url)")
-            let admin = APIClient(baseURL: url, apiKey: adminKey)
-            let tenantName = "demo-\(UUID().uuidString.prefix(8).lowercased())"
-            let created = try await admin.send(.POST, "/v1/admin/tenants", json: ["name": .string(tenantName)]).body
-            guard let key = created["api_key"]?.stringValue else { throw CLIError("creating the demo tenant failed") }
-            print("created tenant \(tenantName)")
-            try await Self.priceScriptedExperts(admin: admin)
-            let api = APIClient(baseURL: url, apiKey: key)
-            var files: [JSONValue] = []
-            for path in try ResourceFiles.list(workflows) {
-                guard let text = try? String(contentsOfFile: path, encoding: .utf8), ResourceFiles.declaresResources(text) else { continue }
-                files.append(["name": .string(path), "content": .string(text)])
-            }
-            let applied = try await api.send(.POST, "/v1/apply", json: ["files": .array(files)]).body
-            let names = (applied["applied"]?.arrayValue ?? []).map { "\($0["kind"]?.stringValue ?? "") \($0["name"]?.stringValue ?? "")" }
-            print("applied \(names.joined(separator: ", ")) from \(workflows)")
-            guard let input = try? JSONDecoder().decode(JSONValue.self, from: Data(inputText.utf8)) else { throw ValidationError("--input must be JSON") }
-            let started = try await api.send(.POST, "/v1/workflows/\(workflowName)/runs", json: ["input": input]).body
-            guard let runID = started["run"]?["id"]?.stringValue else { throw CLIError("the server answered without a run") }
+            let (api, key, runID) = try await Self.start(
+                url: url, adminKey: adminKey, workflows: workflows, workflowName: workflowName, inputText: inputText)
             print("")
             var outcome: (any Error)?
             do {
@@ -121,15 +106,41 @@ struct Demo: AsyncParsableCommand {
         }
     }
 
+    /// Over HTTP, as a user would: creates a tenant, prices the scripted experts,
+    /// applies `workflows` and starts a run of `workflowName`; returns the tenant's
+    /// client, its key and the run's id.
+    static func start(
+        url: String, adminKey: String, workflows: String, workflowName: String, inputText: String
+    ) async throws -> (api: APIClient, key: String, runID: String) {
+        let admin = APIClient.make(url: url, key: adminKey)
+        let tenantName = "demo-\(UUID().uuidString.prefix(8).lowercased())"
+        let created = try await admin.send(.POST, APIPath.v1("admin", "tenants"), body: APICreateTenantRequest(name: tenantName))
+        guard let key = try? created.decode(APITenantCreated.self).apiKey else { throw CLIError("creating the demo tenant failed") }
+        print("created tenant \(tenantName)")
+        try await priceScriptedExperts(admin: admin)
+        let api = APIClient.make(url: url, key: key)
+        var files: [APIApplyRequest.File] = []
+        for path in try ResourceFiles.list(workflows) {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8), ResourceFiles.declaresResources(text) else { continue }
+            files.append(.init(name: path, content: text))
+        }
+        let applied = try await api.send(.POST, APIPath.v1("apply"), body: APIApplyRequest(files: files)).decode(APIApplyResult.self).applied
+        print("applied \(applied.map { "\($0.kind) \($0.name)" }.joined(separator: ", ")) from \(workflows)")
+        guard let input = try? JSONDecoder().decode(JSONValue.self, from: Data(inputText.utf8)) else { throw ValidationError("--input must be JSON") }
+        let started = try await api.send(.POST, APIPath.v1("workflows", workflowName, "runs"), json: ["input": input])
+        guard let runID = try? started.decode(APIRunEnvelope.self).run.id else { throw CLIError("the server answered without a run") }
+        return (api, key, runID)
+    }
+
     /// Adds `Data/demo-prices.yaml` (the scripted experts billed as DeepSeek's) to the
     /// price book when missing, so that the demo's run has a cost.
     static func priceScriptedExperts(admin: APIClient) async throws {
         guard let directory = ProjectFiles.directory("Data", environmentVariable: "SWITCHYARD_DATA"),
               let text = try? String(contentsOfFile: directory + "/demo-prices.yaml", encoding: .utf8)
         else { return }
-        let existing = Set((try await admin.send(.GET, "/v1/prices").body["prices"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue })
+        let existing = Set(try await admin.send(.GET, APIPath.v1("prices")).decode(APIPriceList.self).prices.compactMap(\.id))
         for row in try PriceBook.parseSeed(text) where !existing.contains(row.id) {
-            _ = try await admin.send(.POST, "/v1/admin/prices", json: row.seedJSON)
+            _ = try await admin.send(.POST, APIPath.v1("admin", "prices"), json: row.seedJSON)
         }
     }
 }

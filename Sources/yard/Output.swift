@@ -1,4 +1,5 @@
 import Foundation
+import SwitchyardAPI
 import SwitchyardCore
 import SwitchyardMetering
 
@@ -36,36 +37,55 @@ enum Print {
         return flat.count > limit ? String(flat.prefix(limit - 1)) + "…" : flat
     }
 
+    /// A short one-line rendering of a text for table cells; "-" when there is none.
+    static func brief(_ text: String?, limit: Int = 60) -> String {
+        brief(text.map(JSONValue.string), limit: limit)
+    }
+
+    /// `yard runs events`: one stored event as `seq, at, type, step, data` (tab-separated).
+    static func eventLine(_ type: String, _ event: JSONValue) -> String {
+        guard let event = try? WireDecoder.decode(APIRunEvent.self, from: event) else { return type }
+        return "\(event.seq)\t\(event.at ?? "")\t\(type)\t\(event.step ?? "-")\t\(brief(event.data, limit: 100))"
+    }
+
     /// `yard runs show`: the run, its steps, and token usage; with the run's ledger rows
     /// (`calls`, from `GET /v1/usage?run=`), each step's cost, a table of its calls and
-    /// the run's total cost.
-    static func run(_ run: JSONValue, calls: [JSONValue]? = nil) {
-        let id = run["id"]?.stringValue ?? "?"
-        print("Run \(id)  \(run["workflow"]?.stringValue ?? "?") v\(run["version"]?.intValue ?? 0)  \(run["status"]?.stringValue ?? "?")")
-        print("created \(run["created_at"]?.stringValue ?? "-")  finished \(run["finished_at"]?.stringValue ?? "-")")
-        if let error = run["error"], error != .null {
+    /// the run's total cost (the server's sum, in the run's `usage`).
+    static func run(_ run: APIRun, calls: [APILedgerRow]? = nil) {
+        print("Run \(run.id)  \(run.workflow) v\(run.version)  \(run.status)")
+        print("created \(run.createdAt ?? "-")  finished \(run.finishedAt ?? "-")")
+        if let error = run.error, error != .null {
             print("error: \(error["code"]?.stringValue ?? "?"): \(error["message"]?.stringValue ?? "")")
         }
+        steps(run.steps ?? [], calls: calls)
+        if let calls, !calls.isEmpty { callTable(calls) }
+        if let usage = run.usage {
+            print("")
+            print("usage: \(usage.calls) model calls, \(usage.promptTokens) prompt tokens, \(usage.completionTokens) completion tokens")
+            if calls != nil { print(costLine(usage)) }
+        }
+        if let output = run.output, output != .null {
+            print("")
+            print("output: \(brief(output, limit: 400))")
+        }
+    }
+
+    /// The steps' table, then why each routed step went where it did and the verdicts on them.
+    static func steps(_ steps: [APIStep], calls: [APILedgerRow]?) {
         var table = Table(headers: ["STEP", "STATUS", "ATTEMPTS", "EXPERT", "ROUTE"] + (calls == nil ? [] : ["COST USD"]) + ["OUTPUT"])
         var explained: [String] = []
-        for step in run["steps"]?.arrayValue ?? [] {
-            let output = step["error"].flatMap { $0 == .null ? nil : "error: " + ($0["message"]?.stringValue ?? "") } ?? brief(step["output"])
-            let stepID = step["id"]?.stringValue ?? "?"
+        for step in steps {
+            let output = step.error.flatMap { $0 == .null ? nil : "error: " + ($0["message"]?.stringValue ?? "") } ?? brief(step.output)
             // (Not `flatMap`: JSONValue is nil-literal-expressible, so `nil` would be `.null`.)
-            var route: JSONValue? = step["route"]
+            var route: JSONValue? = step.route
             if route == .null { route = nil }
-            let cost = calls.map { all in [CostText.cell(all.filter { $0["step"]?.stringValue == stepID })] } ?? []
-            table.rows.append([
-                stepID, step["status"]?.stringValue ?? "?", String(step["attempts"]?.intValue ?? 0),
-                step["expert"]?.stringValue ?? "-", route.map(Self.route) ?? "-",
-            ] + cost + [output])
-            // Why each routed step went where it did, and the verdicts given on them.
+            let cost = calls.map { all in [CostText.cell(all.filter { $0.step == step.id })] } ?? []
+            table.rows.append([step.id, step.status, String(step.attempts), step.expert ?? "-", route.map(Self.route) ?? "-"] + cost + [output])
             let reasons = route?["reasons"]?.arrayValue?.compactMap(\.stringValue) ?? []
-            let feedback = step["feedback"]?.boolValue
-            guard !reasons.isEmpty || feedback != nil else { continue }
-            var heading = "  \(stepID)"
+            guard !reasons.isEmpty || step.feedback != nil else { continue }
+            var heading = "  \(step.id)"
             if let route { heading += ": \(Self.route(route))" }
-            if let feedback { heading += (route == nil ? ": " : "; ") + "feedback: \(feedback ? "good" : "bad")" }
+            if let feedback = step.feedback { heading += (route == nil ? ": " : "; ") + "feedback: \(feedback ? "good" : "bad")" }
             explained.append(heading)
             explained += reasons.map { "      \($0)" }
         }
@@ -76,46 +96,42 @@ enum Print {
             print("routes:")
             explained.forEach { print($0) }
         }
-        if let calls, !calls.isEmpty {
-            var callTable = Table(headers: ["STEP", "ATTEMPT", "CALL", "EXPERT", "MODEL", "PROMPT", "HIT", "MISS", "OUTPUT", "REASONING", "COST USD", "NOTE"])
-            for call in calls {
-                var notes: [String] = []
-                if call["usage_known"]?.boolValue == false { notes.append("estimated") }
-                if CostText.money(call["cost_usd"]) == nil { notes.append("unpriced") }
-                callTable.rows.append([
-                    call["step"]?.stringValue ?? "?", String(call["attempt"]?.intValue ?? 0), String(call["call"]?.intValue ?? 0),
-                    call["expert"]?.stringValue ?? "?", call["model"]?.stringValue ?? "?", String(call["prompt_tokens"]?.intValue ?? 0),
-                    String(call["cache_hit_tokens"]?.intValue ?? 0),
-                    String(call["cache_miss_tokens"]?.intValue ?? 0), String(call["completion_tokens"]?.intValue ?? 0),
-                    String(call["reasoning_tokens"]?.intValue ?? 0), CostText.money(call["cost_usd"]).map(CostText.usd) ?? "-",
-                    notes.isEmpty ? "" : notes.joined(separator: ", "),
-                ])
-            }
-            print("")
-            print("calls:")
-            print(callTable.render())
+    }
+
+    /// Every model call of a run, with its tokens and cost.
+    static func callTable(_ calls: [APILedgerRow]) {
+        var table = Table(headers: ["STEP", "ATTEMPT", "CALL", "EXPERT", "MODEL", "PROMPT", "HIT", "MISS", "OUTPUT", "REASONING", "COST USD", "NOTE"])
+        for call in calls {
+            var notes: [String] = []
+            if !call.usageKnown { notes.append("estimated") }
+            let cost = CostText.money(call.costUSD)
+            if cost == nil { notes.append("unpriced") }
+            table.rows.append([
+                call.step, String(call.attempt), String(call.call), call.expert, call.model, String(call.promptTokens),
+                String(call.cacheHitTokens), String(call.cacheMissTokens), String(call.completionTokens), String(call.reasoningTokens),
+                cost.map(CostText.usd) ?? "-", notes.isEmpty ? "" : notes.joined(separator: ", "),
+            ])
         }
-        if let usage = run["usage"] {
-            print("")
-            print("usage: \(usage["calls"]?.intValue ?? 0) model calls, \(usage["prompt_tokens"]?.intValue ?? 0) prompt tokens, \(usage["completion_tokens"]?.intValue ?? 0) completion tokens")
+        print("")
+        print("calls:")
+        print(table.render())
+    }
+
+    /// The run's cost from the server's sums: the priced calls' total, and the calls
+    /// without a price or with estimated usage.
+    static func costLine(_ usage: APIUsage) -> String {
+        let total = CostText.money(usage.costUSD) ?? .zero
+        let unpriced = usage.unpricedCalls, estimated = usage.estimatedCalls
+        var line = "cost: \(CostText.usd(total)) USD"
+        if usage.calls == 0 {
+            line = "cost: 0.000000 USD (no model calls)"
+        } else if unpriced == usage.calls {
+            line = "cost: unpriced (\(unpriced) call\(unpriced == 1 ? "" : "s") of models without a price)"
+        } else if unpriced > 0 {
+            line += " for the priced calls; \(unpriced) unpriced call\(unpriced == 1 ? "" : "s") not included"
         }
-        if let calls {
-            let (total, unpriced, estimated) = CostText.sum(calls)
-            var line = "cost: \(CostText.usd(total)) USD"
-            if calls.isEmpty {
-                line = "cost: 0.000000 USD (no model calls)"
-            } else if unpriced == calls.count {
-                line = "cost: unpriced (\(unpriced) call\(unpriced == 1 ? "" : "s") of models without a price)"
-            } else if unpriced > 0 {
-                line += " for the priced calls; \(unpriced) unpriced call\(unpriced == 1 ? "" : "s") not included"
-            }
-            if estimated > 0 { line += "; \(estimated) estimated (usage unknown, billed at the upper bound)" }
-            print(line)
-        }
-        if let output = run["output"], output != .null {
-            print("")
-            print("output: \(brief(output, limit: 400))")
-        }
+        if estimated > 0 { line += "; \(estimated) estimated (usage unknown, billed at the upper bound)" }
+        return line
     }
 
     /// A gate decision in a few words: `auto→pro (score 0.21 ≥ 0.06)`,

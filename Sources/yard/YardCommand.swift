@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// `yard`: the one executable of Switchyard, the server and its command-line client.
 @main
@@ -27,9 +28,7 @@ struct ClientOptions: ParsableArguments {
 
     func client(admin: Bool = false, adminKey: String? = nil) -> APIClient {
         let env = ProcessInfo.processInfo.environment
-        let base = url ?? env["YARD_URL"] ?? "http://127.0.0.1:8080"
-        let key = admin ? (adminKey ?? env["YARD_ADMIN_KEY"]) : (apiKey ?? env["YARD_API_KEY"])
-        return APIClient(baseURL: base, apiKey: key)
+        return APIClient.make(url: url, key: admin ? (adminKey ?? env["YARD_ADMIN_KEY"]) : (apiKey ?? env["YARD_API_KEY"]))
     }
 }
 
@@ -37,4 +36,20 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case table, json
 }
 
-import Foundation
+/// The admin key: `--admin-key`, else `YARD_ADMIN_KEY`.
+struct AdminOptions: ParsableArguments {
+    @Option(name: .customLong("admin-key"), help: "The admin key (default: $YARD_ADMIN_KEY).")
+    var adminKey: String?
+}
+
+/// Where the server is and the tenant key, for commands whose `--output` means something else.
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: "Server URL (default: $YARD_URL or http://127.0.0.1:8080).")
+    var url: String?
+
+    @Option(name: .customLong("api-key"), help: "Tenant API key (default: $YARD_API_KEY).")
+    var apiKey: String?
+
+    var baseURL: String { APIClient.make(url: url, key: nil).baseURL }
+    var tenantKey: String? { apiKey ?? ProcessInfo.processInfo.environment["YARD_API_KEY"] }
+}

@@ -630,10 +630,21 @@ struct ServerSentEventParserTests {
         let text = ": keep-alive\r\n\r\ndata: {\"a\":\"ü\"}\r\n\r\nevent: x\ndata: one\ndata: two\n\ndata:[DONE]\n\n"
         var whole = ServerSentEventParser()
         let expected = whole.feed(Array(text.utf8))
-        #expect(expected == [#"{"a":"ü"}"#, "one\ntwo", "[DONE]"])
+        #expect(expected.map(\.data) == [#"{"a":"ü"}"#, "one\ntwo", "[DONE]"])
+        #expect(expected.map(\.type) == ["message", "x", "message"])
         var bytewise = ServerSentEventParser()
-        var events: [String] = []
+        var events: [ServerSentEvent] = []
         for byte in text.utf8 { events += bytewise.feed([byte]) }
         #expect(events == expected)
+    }
+
+    @Test("an id belongs to its own event: a run's stored events carry one, its live deltas none")
+    func idsPerEvent() {
+        var parser = ServerSentEventParser()
+        let events = parser.feed(Array("id: 7\nevent: step.started\ndata: {}\n\nevent: model.delta\ndata: {\"text\":\"hi\"}\n\n".utf8))
+        #expect(events == [
+            ServerSentEvent(id: "7", type: "step.started", data: "{}"),
+            ServerSentEvent(id: nil, type: "model.delta", data: #"{"text":"hi"}"#),
+        ])
     }
 }

@@ -427,7 +427,7 @@ struct AnswerReader {
             return ExpertError(
                 .badResponse, "\(expert): the answer stream is larger than \(OpenAIExpert.maxBodyBytes >> 20) MiB", usage: partialUsage, billed: true)
         }
-        for event in parser.feed(buffer.readableBytesView) where !done {
+        for event in parser.feed(buffer.readableBytesView).map(\.data) where !done {
             if let error = take(event) { return error }
         }
         return nil
@@ -486,7 +486,7 @@ struct AnswerReader {
     /// The answer, once the body has ended.
     mutating func finish() -> Result<ModelResponse, ExpertError> {
         if streaming {
-            if !done, let event = parser.finish() {
+            if !done, let event = parser.finish()?.data {
                 // A last event without its blank line counts only if it is whole; a
                 // fragment of a cut event is dropped (and the cut reported below).
                 _ = take(event)

@@ -5,7 +5,7 @@ public struct APIRun: Codable, Sendable, Equatable {
     public var id: String
     public var workflow: String
     public var version: Int
-    public var status: String
+    public var status: RunStatus
     public var input: JSONValue
     public var output: JSONValue?
     public var error: JSONValue?
@@ -18,7 +18,7 @@ public struct APIRun: Codable, Sendable, Equatable {
     public var usage: APIUsage?
 
     public init(
-        id: String, workflow: String, version: Int, status: String, input: JSONValue, output: JSONValue?, error: JSONValue?,
+        id: String, workflow: String, version: Int, status: RunStatus, input: JSONValue, output: JSONValue?, error: JSONValue?,
         createdAt: String?, startedAt: String?, finishedAt: String?, steps: [APIStep]?, usage: APIUsage?
     ) {
         self.id = id
@@ -63,7 +63,7 @@ public struct APIRun: Codable, Sendable, Equatable {
 /// One step of a run.
 public struct APIStep: Codable, Sendable, Equatable {
     public var id: String
-    public var status: String
+    public var status: StepStatus
     public var attempts: Int
     public var expert: String?
     public var output: JSONValue?
@@ -76,7 +76,7 @@ public struct APIStep: Codable, Sendable, Equatable {
     public var costUSD: String?
 
     public init(
-        id: String, status: String, attempts: Int, expert: String?, output: JSONValue?, error: JSONValue?, startedAt: String?,
+        id: String, status: StepStatus, attempts: Int, expert: String?, output: JSONValue?, error: JSONValue?, startedAt: String?,
         finishedAt: String?, route: JSONValue?, feedback: Bool?, costUSD: String?
     ) {
         self.id = id
@@ -160,9 +160,9 @@ public struct APICancelResult: Codable, Sendable, Equatable {
     /// The cancelled run's id and status.
     public struct Run: Codable, Sendable, Equatable {
         public var id: String
-        public var status: String
+        public var status: RunStatus
 
-        public init(id: String, status: String) {
+        public init(id: String, status: RunStatus) {
             self.id = id
             self.status = status
         }

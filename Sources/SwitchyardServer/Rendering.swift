@@ -16,7 +16,7 @@ enum Render {
 
     static func run(_ run: RunRecord, withSteps: Bool = true) -> APIRun {
         APIRun(
-            id: id(run.id), workflow: run.workflow, version: run.version, status: run.status.rawValue, input: run.input,
+            id: id(run.id), workflow: run.workflow, version: run.version, status: run.status, input: run.input,
             output: run.output, error: run.error?.json, createdAt: timestamp(run.createdAt), startedAt: timestamp(run.startedAt),
             finishedAt: timestamp(run.finishedAt), steps: withSteps ? run.steps.map(step) : nil,
             usage: withSteps ? usage(run.usage) : nil)
@@ -30,7 +30,7 @@ enum Render {
 
     static func step(_ step: StepRecord) -> APIStep {
         APIStep(
-            id: step.id, status: step.status.rawValue, attempts: step.attempts, expert: step.expert, output: step.output,
+            id: step.id, status: step.status, attempts: step.attempts, expert: step.expert, output: step.output,
             error: step.error?.json, startedAt: timestamp(step.startedAt), finishedAt: timestamp(step.finishedAt), route: step.route,
             feedback: step.feedback, costUSD: step.cost?.decimalString)
     }

@@ -29,7 +29,7 @@ struct RunRoutes {
         group.post("runs/:id/cancel") { _, context in
             let id = try Self.runID(context)
             guard let status = try await api.runs.cancel(id, tenant: context.tenant.id) else { throw APIError.notFound("run") }
-            return try JSONBody.reply(APICancelResult(run: .init(id: Render.id(id), status: status.rawValue)), status: .accepted)
+            return try JSONBody.reply(APICancelResult(run: .init(id: Render.id(id), status: status)), status: .accepted)
         }
         group.post("runs/:id/signals/:signal") { request, context in
             try await signal(request, context: context)

@@ -115,9 +115,6 @@ struct APIClient: Sendable {
         return Response(status: status, body: body, data: data, headers: response.headers)
     }
 
-    /// The event types after which the server ends a run's event stream.
-    static let finalEventTypes: Set<String> = ["run.succeeded", "run.failed", "run.cancelled"]
-
     /// Streams a run's events (Server-Sent Events), calling `onEvent` with each type and
     /// JSON payload until the run's final event. With `deltas`, live `model.delta` events
     /// (the text of model answers as it streams, never stored) come in between.
@@ -142,7 +139,7 @@ struct APIClient: Sendable {
                         position = seq
                         progressed = true
                     }
-                    if event.id != nil, Self.finalEventTypes.contains(event.type) { ended = true }
+                    if event.id != nil, RunEventType(rawValue: event.type)?.isFinal == true { ended = true }
                     let data = (try? JSONDecoder().decode(JSONValue.self, from: Data(event.data.utf8))) ?? .null
                     try await onEvent(event.type, data)
                 }
@@ -173,7 +170,7 @@ struct APIClient: Sendable {
     private func runIsFinal(_ run: String) async throws -> Bool {
         do {
             let status = try await send(.GET, APIPath.v1("runs", run), timeout: .seconds(10)).decode(APIRunEnvelope.self).run.status
-            return ["succeeded", "failed", "cancelled"].contains(status)
+            return status.isFinal
         } catch let error as CLIError where error.message.hasPrefix("not_found") {
             throw error
         } catch {

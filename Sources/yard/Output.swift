@@ -80,7 +80,7 @@ enum Print {
             var route: JSONValue? = step.route
             if route == .null { route = nil }
             let cost = calls.map { all in [CostText.cell(all.filter { $0.step == step.id })] } ?? []
-            table.rows.append([step.id, step.status, String(step.attempts), step.expert ?? "-", route.map(Self.route) ?? "-"] + cost + [output])
+            table.rows.append([step.id, step.status.rawValue, String(step.attempts), step.expert ?? "-", route.map(Self.route) ?? "-"] + cost + [output])
             let reasons = route?["reasons"]?.arrayValue?.compactMap(\.stringValue) ?? []
             guard !reasons.isEmpty || step.feedback != nil else { continue }
             var heading = "  \(step.id)"
@@ -161,22 +161,22 @@ enum Print {
     static func progress(_ type: String, _ event: JSONValue) -> String? {
         let step = event["step"]?.stringValue ?? ""
         let data = event["data"] ?? .null
-        switch type {
-        case "run.created": return "run created"
-        case "step.started": return "  ▶ \(step) started (attempt \(data["attempt"]?.intValue ?? 1))"
-        case "step.succeeded": return "  ✔ \(step) succeeded"
-        case "step.failed": return "  ✘ \(step) failed: \(data["error"]?["message"]?.stringValue ?? "")"
-        case "step.retrying": return "  ↻ \(step) will retry in \(data["delay_ms"]?.intValue ?? 0) ms: \(data["error"]?["message"]?.stringValue ?? "")"
-        case "step.skipped": return "  ⤼ \(step) skipped: \(data["reason"]?.stringValue ?? "")"
-        case "step.waiting": return "  ⏸ \(step) waiting for signal \(data["signal"]?.stringValue ?? "")"
-        case "model.called":
+        switch RunEventType(rawValue: type) {
+        case .runCreated: return "run created"
+        case .stepStarted: return "  ▶ \(step) started (attempt \(data["attempt"]?.intValue ?? 1))"
+        case .stepSucceeded: return "  ✔ \(step) succeeded"
+        case .stepFailed: return "  ✘ \(step) failed: \(data["error"]?["message"]?.stringValue ?? "")"
+        case .stepRetrying: return "  ↻ \(step) will retry in \(data["delay_ms"]?.intValue ?? 0) ms: \(data["error"]?["message"]?.stringValue ?? "")"
+        case .stepSkipped: return "  ⤼ \(step) skipped: \(data["reason"]?.stringValue ?? "")"
+        case .stepWaiting: return "  ⏸ \(step) waiting for signal \(data["signal"]?.stringValue ?? "")"
+        case .modelCalled:
             var line = "    · \(step): \(data["expert"]?.stringValue ?? "?") (\(data["model"]?.stringValue ?? "?")) \(data["prompt_tokens"]?.intValue ?? 0)+\(data["completion_tokens"]?.intValue ?? 0) tokens, \(data["latency_ms"]?.intValue ?? 0) ms"
             if let tools = data["tool_calls"]?.arrayValue?.compactMap(\.stringValue), !tools.isEmpty { line += " → calls \(tools.joined(separator: ", "))" }
             if let error = data["error"]?.stringValue { line += ": failed: \(brief(.string(error), limit: 100))" }
             return line
-        case "model.routed":
+        case .modelRouted:
             return "    ⇢ \(step): \(route(data))"
-        case "tool.called":
+        case .toolCalled:
             let tool = data["tool"]?.stringValue ?? "?"
             let latency = "\(data["latency_ms"]?.intValue ?? 0) ms"
             if data["ok"]?.boolValue == false {
@@ -185,12 +185,12 @@ enum Print {
                 return "    ⚒ \(step): \(tool) failed, \(latency) (\(error["code"]?.stringValue ?? "error")\(message))"
             }
             return "    ⚒ \(step): \(tool) ok, \(latency)"
-        case "run.succeeded": return "run succeeded"
-        case "run.failed": return "run failed: \(data["error"]?["message"]?.stringValue ?? "")"
-        case "run.cancelled": return "run cancelled"
-        case "run.signalled": return "  signal \(data["signal"]?.stringValue ?? "") received"
-        case "step.lease_expired": return "  ⚠ \(step) lease expired; it will run again"
-        default: return "  \(type) \(step)"
+        case .runSucceeded: return "run succeeded"
+        case .runFailed: return "run failed: \(data["error"]?["message"]?.stringValue ?? "")"
+        case .runCancelled: return "run cancelled"
+        case .runSignalled: return "  signal \(data["signal"]?.stringValue ?? "") received"
+        case .stepLeaseExpired: return "  ⚠ \(step) lease expired; it will run again"
+        case .stepsCancelled, .childStarted, .modelDelta, .budgetAlert, nil: return "  \(type) \(step)"
         }
     }
 }
@@ -281,7 +281,7 @@ struct LiveFollower {
     private var streaming: Set<String> = []
     private var held: [String: (since: ContinuousClock.Instant, deltas: [JSONValue])] = [:]
     static let maxHold: Duration = .seconds(1)
-    static let attemptEnds: Set<String> = ["step.succeeded", "step.failed", "step.retrying", "step.skipped", "step.waiting", "step.lease_expired"]
+    static let attemptEnds: Set<RunEventType> = [.stepSucceeded, .stepFailed, .stepRetrying, .stepSkipped, .stepWaiting, .stepLeaseExpired]
 
     init(indent: String = "") {
         text = LiveText(indent: indent)
@@ -305,14 +305,15 @@ struct LiveFollower {
 
     /// A stored event of `type` for `step`, shown as `line` (nil shows nothing).
     mutating func event(_ type: String, step: String?, line: String?) {
-        if let step, Self.attemptEnds.contains(type) {
+        let type = RunEventType(rawValue: type)
+        if let step, let type, Self.attemptEnds.contains(type) {
             release(step)
             streaming.remove(step)
-        } else if APIClient.finalEventTypes.contains(type) {
+        } else if type?.isFinal == true {
             releaseAll()
         }
         if let line { text.line(line) }
-        if let step, type == "model.routed" {
+        if let step, type == .modelRouted {
             streaming.insert(step)
             release(step)
         }

@@ -76,7 +76,7 @@ enum Watch {
         var live = LiveFollower(indent: "    ")
         try await api.streamEvents(run: id, deltas: stream && output == .table) { type, event in
             guard output == .table else { return }
-            if type == "model.delta" {
+            if type == RunEventType.modelDelta.rawValue {
                 live.delta(event)
             } else {
                 live.event(type, step: event["step"]?.stringValue, line: Print.progress(type, event))
@@ -91,7 +91,7 @@ enum Watch {
             print("")
             Print.run(run)
         }
-        guard run.status == "succeeded" else { throw ExitCode(1) }
+        guard run.status == .succeeded else { throw ExitCode(1) }
     }
 }
 
@@ -115,7 +115,7 @@ struct Runs: AsyncParsableCommand {
             if client.output == .json { return Print.json(response.body) }
             var table = Table(headers: ["ID", "WORKFLOW", "VERSION", "STATUS", "CREATED"])
             for run in page.runs {
-                table.rows.append([run.id, run.workflow, String(run.version), run.status, run.createdAt ?? ""])
+                table.rows.append([run.id, run.workflow, String(run.version), run.status.rawValue, run.createdAt ?? ""])
             }
             print(table.render())
             if let next = page.nextCursor { print("\nmore: --cursor \(next)") }
@@ -150,13 +150,13 @@ struct Runs: AsyncParsableCommand {
             var live = LiveFollower()
             try await client.client().streamEvents(run: id, after: after, deltas: stream) { type, event in
                 if output == .json {
-                    if type == "model.delta" {
+                    if type == RunEventType.modelDelta.rawValue {
                         // Not a stored event: no seq or time, and the delta as its data.
                         print(JSONValue.object(["type": .string(type), "step": event["step"] ?? .null, "data": event]).compactJSON)
                     } else {
                         print(event.compactJSON)
                     }
-                } else if type == "model.delta" {
+                } else if type == RunEventType.modelDelta.rawValue {
                     live.delta(event)
                 } else {
                     live.event(type, step: event["step"]?.stringValue, line: Print.eventLine(type, event))

@@ -27,11 +27,11 @@ struct WireContractTests {
 
     static let settings = APITenantSettings(gateThreshold: 0.5, egressAllow: ["api.example.com"], maxRunningSteps: nil, runsPerSecond: 2.5, runBurst: 10)
     static let step = APIStep(
-        id: "draft", status: "succeeded", attempts: 1, expert: "flash", output: ["text": "hi"], error: nil, startedAt: at,
+        id: "draft", status: .succeeded, attempts: 1, expert: "flash", output: ["text": "hi"], error: nil, startedAt: at,
         finishedAt: at, route: nil, feedback: nil, costUSD: "0.000012")
     static let usage = APIUsage(calls: 1, promptTokens: 10, completionTokens: 5, costUSD: "0.000012", unpricedCalls: 0, estimatedCalls: 0)
     static let run = APIRun(
-        id: runID, workflow: "hello", version: 1, status: "succeeded", input: ["name": "Ada"], output: ["greeting": "hi"], error: nil,
+        id: runID, workflow: "hello", version: 1, status: .succeeded, input: ["name": "Ada"], output: ["greeting": "hi"], error: nil,
         createdAt: at, startedAt: at, finishedAt: at, steps: [step], usage: usage)
     static var summary: APIRun {
         var run = run
@@ -99,7 +99,7 @@ struct WireContractTests {
         Case(method: "POST", path: "/v1/workflows/{name}/runs", status: 202, body: APIRunEnvelope(run: run)),
         Case(method: "GET", path: "/v1/runs", status: 200, body: APIRunList(runs: [summary], nextCursor: nil)),
         Case(method: "GET", path: "/v1/runs/{id}", status: 200, body: APIRunEnvelope(run: run)),
-        Case(method: "POST", path: "/v1/runs/{id}/cancel", status: 202, body: APICancelResult(run: .init(id: runID, status: "cancelled"))),
+        Case(method: "POST", path: "/v1/runs/{id}/cancel", status: 202, body: APICancelResult(run: .init(id: runID, status: .cancelled))),
         Case(method: "POST", path: "/v1/runs/{id}/signals/{name}", status: 202, body: APISignalResult(signal: "approve", resumedSteps: ["wait"])),
         Case(
             method: "POST", path: "/v1/runs/{id}/steps/{step}/feedback", status: 200,

@@ -14,9 +14,11 @@ enum AVX512Support {
     static let available: Bool = {
         #if arch(x86_64) && os(Linux)
         guard let flags = cpuFlags() else { return false }
-        let required = ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni", "avx512vbmi",
-                        "avx512_vbmi2", "avx512_bitalg", "avx512_vpopcntdq", "avx512ifma", "gfni", "vaes",
-                        "vpclmulqdq", "avx2", "fma", "f16c", "bmi2"]
+        let required = [
+            "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni", "avx512vbmi",
+            "avx512_vbmi2", "avx512_bitalg", "avx512_vpopcntdq", "avx512ifma", "gfni", "vaes",
+            "vpclmulqdq", "avx2", "fma", "f16c", "bmi2",
+        ]
         return required.allSatisfy { flags.contains(Substring($0)) }
         #else
         return false

@@ -147,8 +147,9 @@ public struct DeepSeek2Config: Sendable, Equatable {
         }
         vocabularySize = tokenCount
         guard embeddingLength > 0, layerCount > 0, headCount > 0, kvLoraRank > 0, qkRopeDim > 0, qkRopeDim % 2 == 0,
-              qkNopeDim > 0, valueDim > 0, qLoraRank >= 0, expertFeedForwardLength > 0, sharedExpertCount >= 0,
-              denseLeadingLayers >= 0, denseLeadingLayers <= layerCount else {
+            qkNopeDim > 0, valueDim > 0, qLoraRank >= 0, expertFeedForwardLength > 0, sharedExpertCount >= 0,
+            denseLeadingLayers >= 0, denseLeadingLayers <= layerCount
+        else {
             throw .corrupt("inconsistent deepseek2 hyper-parameters")
         }
         if denseLeadingLayers < layerCount { try routing.validate() }
@@ -162,7 +163,10 @@ public struct DeepSeek2Config: Sendable, Equatable {
 /// last model holding it goes away.
 final class FloatStorage: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Float>
-    init(count: Int) { pointer = .allocate(capacity: count); pointer.initialize(repeating: 0, count: count) }
+    init(count: Int) {
+        pointer = .allocate(capacity: count)
+        pointer.initialize(repeating: 0, count: count)
+    }
     deinit { pointer.deallocate() }
 }
 
@@ -204,15 +208,23 @@ public final class DeepSeek2Model: Sendable {
         config = c
         self.file = gguf.file
         tokenizer = try SentencePieceTokenizer(gguf: gguf)
-        let e = c.embeddingLength, h = c.headCount, nope = c.qkNopeDim, kvl = c.kvLoraRank, vd = c.valueDim
+        let e = c.embeddingLength
+        let h = c.headCount
+        let nope = c.qkNopeDim
+        let kvl = c.kvLoraRank
+        let vd = c.valueDim
         tokenEmbedding = try gguf.weightMatrix("token_embd.weight", cols: e, rows: c.vocabularySize)
-        output = gguf.tensor("output.weight") != nil
+        output =
+            gguf.tensor("output.weight") != nil
             ? try gguf.weightMatrix("output.weight", cols: e, rows: c.vocabularySize) : tokenEmbedding
         outputNorm = try gguf.floatVector("output_norm.weight", e)
         var layers: [DeepSeek2Layer] = []
         for il in 0..<c.layerCount {
             let p = "blk.\(il)."
-            var qA: WeightMatrix?, qB: WeightMatrix?, q: WeightMatrix?, qANorm: [Float] = []
+            var qA: WeightMatrix?
+            var qB: WeightMatrix?
+            var q: WeightMatrix?
+            var qANorm: [Float] = []
             if c.qLoraRank > 0 {
                 qA = try gguf.weightMatrix(p + "attn_q_a.weight", cols: e, rows: c.qLoraRank)
                 qANorm = try gguf.floatVector(p + "attn_q_a_norm.weight", c.qLoraRank)
@@ -220,7 +232,9 @@ public final class DeepSeek2Model: Sendable {
             } else {
                 q = try gguf.weightMatrix(p + "attn_q.weight", cols: e, rows: h * c.queryHeadDim)
             }
-            var kAbsorb: [WeightMatrix], vUp: [WeightMatrix], storage: FloatStorage?
+            var kAbsorb: [WeightMatrix]
+            var vUp: [WeightMatrix]
+            var storage: FloatStorage?
             if c.splitMLA {
                 kAbsorb = try gguf.weightMatrices(p + "attn_k_b.weight", cols: nope, rows: kvl, count: h)
                 vUp = try gguf.weightMatrices(p + "attn_v_b.weight", cols: kvl, rows: vd, count: h)
@@ -232,8 +246,9 @@ public final class DeepSeek2Model: Sendable {
                 let kvb = try gguf.weightMatrix(name, cols: kvl, rows: h * (nope + vd))
                 let rowBytes = kvl / kvb.type.blockSize * kvb.type.bytesPerBlock
                 vUp = (0..<h).map { hh in
-                    WeightMatrix(name: "\(name)[v\(hh)]", type: kvb.type, data: kvb.data + (hh * (nope + vd) + nope) * rowBytes,
-                                 rows: vd, cols: kvl)
+                    WeightMatrix(
+                        name: "\(name)[v\(hh)]", type: kvb.type, data: kvb.data + (hh * (nope + vd) + nope) * rowBytes,
+                        rows: vd, cols: kvl)
                 }
                 let store = FloatStorage(count: h * kvl * nope)
                 var row = [Float](repeating: 0, count: kvl)
@@ -247,19 +262,22 @@ public final class DeepSeek2Model: Sendable {
                     }
                 }
                 kAbsorb = (0..<h).map { hh in
-                    WeightMatrix(name: "\(name)[k\(hh)]ᵀ", type: .f32, data: UnsafeRawPointer(store.pointer + hh * kvl * nope),
-                                 rows: kvl, cols: nope)
+                    WeightMatrix(
+                        name: "\(name)[k\(hh)]ᵀ", type: .f32, data: UnsafeRawPointer(store.pointer + hh * kvl * nope),
+                        rows: kvl, cols: nope)
                 }
                 storage = store
             }
-            var dense: SwiGLUWeights?, moe: MoEWeights?
+            var dense: SwiGLUWeights?
+            var moe: MoEWeights?
             if il < c.denseLeadingLayers {
                 dense = SwiGLUWeights(
                     gate: try gguf.weightMatrix(p + "ffn_gate.weight", cols: e, rows: c.feedForwardLength),
                     up: try gguf.weightMatrix(p + "ffn_up.weight", cols: e, rows: c.feedForwardLength),
                     down: try gguf.weightMatrix(p + "ffn_down.weight", cols: c.feedForwardLength, rows: e))
             } else {
-                let ne = c.routing.expertCount, f = c.expertFeedForwardLength
+                let ne = c.routing.expertCount
+                let f = c.expertFeedForwardLength
                 let gates = try gguf.weightMatrices(p + "ffn_gate_exps.weight", cols: e, rows: f, count: ne)
                 let ups = try gguf.weightMatrices(p + "ffn_up_exps.weight", cols: e, rows: f, count: ne)
                 let downs = try gguf.weightMatrices(p + "ffn_down_exps.weight", cols: f, rows: e, count: ne)
@@ -278,15 +296,16 @@ public final class DeepSeek2Model: Sendable {
                     experts: (0..<ne).map { SwiGLUWeights(gate: gates[$0], up: ups[$0], down: downs[$0]) },
                     shared: shared)
             }
-            layers.append(DeepSeek2Layer(
-                attnNorm: try gguf.floatVector(p + "attn_norm.weight", e),
-                qA: qA, qANorm: qANorm, qB: qB, q: q,
-                kvA: try gguf.weightMatrix(p + "attn_kv_a_mqa.weight", cols: e, rows: c.cacheRowLength),
-                kvANorm: try gguf.floatVector(p + "attn_kv_a_norm.weight", kvl),
-                kAbsorb: kAbsorb, vUp: vUp,
-                o: try gguf.weightMatrix(p + "attn_output.weight", cols: h * vd, rows: e),
-                ffnNorm: try gguf.floatVector(p + "ffn_norm.weight", e),
-                dense: dense, moe: moe, storage: storage))
+            layers.append(
+                DeepSeek2Layer(
+                    attnNorm: try gguf.floatVector(p + "attn_norm.weight", e),
+                    qA: qA, qANorm: qANorm, qB: qB, q: q,
+                    kvA: try gguf.weightMatrix(p + "attn_kv_a_mqa.weight", cols: e, rows: c.cacheRowLength),
+                    kvANorm: try gguf.floatVector(p + "attn_kv_a_norm.weight", kvl),
+                    kAbsorb: kAbsorb, vUp: vUp,
+                    o: try gguf.weightMatrix(p + "attn_output.weight", cols: h * vd, rows: e),
+                    ffnNorm: try gguf.floatVector(p + "ffn_norm.weight", e),
+                    dense: dense, moe: moe, storage: storage))
         }
         self.layers = layers
     }
@@ -352,11 +371,16 @@ public final class DeepSeek2Context {
         cfg = model.config
         self.maxBatch = max(1, maxBatch)
         runner = ParallelRunner(threads: threads)
-        let b = self.maxBatch, e = cfg.embeddingLength, h = cfg.headCount
-        ffn = FeedForwardWorkspace(runner: runner, maxBatch: b, embd: e,
-                                   hiddenSizes: [cfg.feedForwardLength, cfg.expertFeedForwardLength,
-                                                 cfg.expertFeedForwardLength * cfg.sharedExpertCount].filter { $0 > 0 },
-                                   maxExperts: cfg.routing.expertCount)
+        let b = self.maxBatch
+        let e = cfg.embeddingLength
+        let h = cfg.headCount
+        ffn = FeedForwardWorkspace(
+            runner: runner, maxBatch: b, embd: e,
+            hiddenSizes: [
+                cfg.feedForwardLength, cfg.expertFeedForwardLength,
+                cfg.expertFeedForwardLength * cfg.sharedExpertCount,
+            ].filter { $0 > 0 },
+            maxExperts: cfg.routing.expertCount)
         x = .allocate(capacity: b * e)
         qa = .allocate(capacity: b * max(1, cfg.qLoraRank))
         q = .allocate(capacity: b * h * cfg.queryHeadDim)
@@ -421,8 +445,14 @@ public final class DeepSeek2Context {
 
     private func forwardChunk(_ batch: [DeepSeek2BatchToken]) -> [[Float]] {
         let n = batch.count
-        let e = cfg.embeddingLength, h = cfg.headCount, qd = cfg.queryHeadDim, nope = cfg.qkNopeDim
-        let rd = cfg.qkRopeDim, kvl = cfg.kvLoraRank, row = cfg.cacheRowLength, vd = cfg.valueDim
+        let e = cfg.embeddingLength
+        let h = cfg.headCount
+        let qd = cfg.queryHeadDim
+        let nope = cfg.qkNopeDim
+        let rd = cfg.qkRopeDim
+        let kvl = cfg.kvLoraRank
+        let row = cfg.cacheRowLength
+        let vd = cfg.valueDim
         for (t, item) in batch.enumerated() {
             model.tokenEmbedding.dequantizeRow(Int(item.token), into: x + t * e)
         }
@@ -451,7 +481,8 @@ public final class DeepSeek2Context {
             }
             // Cache c (normed) and k_pe (roped); rope q_pe.
             for (t, item) in batch.enumerated() {
-                let dst = item.cache.row(il, item.position), src = kva + t * row
+                let dst = item.cache.row(il, item.position)
+                let src = kva + t * row
                 rmsNorm(src, layer.kvANorm, dst, kvl)
                 for i in 0..<rd { dst[kvl + i] = src[kvl + i] }
                 rope(dst + kvl, rd, item.position)
@@ -490,12 +521,19 @@ public final class DeepSeek2Context {
     /// Absorbed MLA for every (token, head): scores against the cached latents and rope keys,
     /// softmax, weighted latent, then up-projection to the head's value.
     private func attention(_ batch: [DeepSeek2BatchToken], layer: DeepSeek2Layer, il: Int) {
-        let h = cfg.headCount, qd = cfg.queryHeadDim, nope = cfg.qkNopeDim, rd = cfg.qkRopeDim
-        let kvl = cfg.kvLoraRank, vd = cfg.valueDim, scale = cfg.attentionScale
-        let stride = scratchStride, scratch = self.scratch
+        let h = cfg.headCount
+        let qd = cfg.queryHeadDim
+        let nope = cfg.qkNopeDim
+        let rd = cfg.qkRopeDim
+        let kvl = cfg.kvLoraRank
+        let vd = cfg.valueDim
+        let scale = cfg.attentionScale
+        let stride = scratchStride
+        let scratch = self.scratch
         runner.forRanges(batch.count * h) { start, end in
             for item in start..<end {
-                let t = item / h, hh = item % h
+                let t = item / h
+                let hh = item % h
                 let tok = batch[t]
                 let qh = q + t * h * qd + hh * qd
                 let nopeAct = actNope[item]
@@ -525,7 +563,8 @@ public final class DeepSeek2Context {
                 let lat = latent.f32
                 for i in 0..<kvl { lat[i] = 0 }
                 for p in 0...tok.position {
-                    let w = scores[p] / sum, c = tok.cache.row(il, p)
+                    let w = scores[p] / sum
+                    let c = tok.cache.row(il, p)
                     for i in 0..<kvl { lat[i] = lat[i].addingProduct(w, c[i]) }
                 }
                 let vU = layer.vUp[hh]
@@ -560,8 +599,10 @@ public final class DeepSeek2Context {
         let thetaScale = powf(cfg.ropeBase, -2 / Float(n))
         var theta = Float(pos)
         for i in 0..<(n / 2) {
-            let c = cosf(theta), s = sinf(theta)
-            let x0 = xp[2 * i], x1 = xp[2 * i + 1]
+            let c = cosf(theta)
+            let s = sinf(theta)
+            let x0 = xp[2 * i]
+            let x1 = xp[2 * i + 1]
             xp[2 * i] = x0 * c - x1 * s
             xp[2 * i + 1] = x0 * s + x1 * c
             theta *= thetaScale

@@ -60,7 +60,9 @@ public final class InferenceContext {
         self.cfg = model.config
         self.runner = ParallelRunner(threads: threads)
         let b = self.maxBatch
-        let e = cfg.embeddingLength, qd = cfg.headCount * cfg.headDim, kvd = cfg.kvHeadCount * cfg.headDim
+        let e = cfg.embeddingLength
+        let qd = cfg.headCount * cfg.headDim
+        let kvd = cfg.kvHeadCount * cfg.headDim
         let ff = cfg.feedForwardLength
         x = .allocate(capacity: b * e)
         q = .allocate(capacity: b * qd)
@@ -84,8 +86,9 @@ public final class InferenceContext {
 
     /// A fresh cache for one sequence of up to `capacity` tokens.
     public func makeCache(capacity: Int) -> KVCache {
-        KVCache(owner: ObjectIdentifier(model), layers: model.layers, config: cfg,
-                capacity: max(1, min(capacity, cfg.contextLength)), batchLimit: maxBatch)
+        KVCache(
+            owner: ObjectIdentifier(model), layers: model.layers, config: cfg,
+            capacity: max(1, min(capacity, cfg.contextLength)), batchLimit: maxBatch)
     }
 
     /// Runs the batch (split into chunks of `maxBatch`) and returns the logits of the tokens
@@ -102,7 +105,9 @@ public final class InferenceContext {
                 throw .invalidArgument("a cache made for another model was passed to this model's context; make it with this context's makeCache")
             }
             guard t.cache.batchLimit >= maxBatch else {
-                throw .invalidArgument("a cache made for batches of \(t.cache.batchLimit) tokens cannot take batches of \(maxBatch); make it with this context's makeCache")
+                throw .invalidArgument(
+                    "a cache made for batches of \(t.cache.batchLimit) tokens cannot take batches of \(maxBatch); make it with this context's makeCache"
+                )
             }
             let sequence = ObjectIdentifier(t.cache)
             let expected = next[sequence] ?? t.cache.count
@@ -123,8 +128,11 @@ public final class InferenceContext {
 
     private func forwardChunk(_ batch: [BatchToken]) -> [[Float]] {
         let n = batch.count
-        let e = cfg.embeddingLength, hd = cfg.headDim
-        let qd = cfg.headCount * hd, kvd = cfg.kvHeadCount * hd, ff = cfg.feedForwardLength
+        let e = cfg.embeddingLength
+        let hd = cfg.headDim
+        let qd = cfg.headCount * hd
+        let kvd = cfg.kvHeadCount * hd
+        let ff = cfg.feedForwardLength
         let scale = Float(e).squareRoot()
 
         for (t, item) in batch.enumerated() {
@@ -184,7 +192,9 @@ public final class InferenceContext {
             let table = model.geluTable
             table.withUnsafeBufferPointer { gelu in
                 perToken(n) { t in
-                    let g = gate + t * ff, u = up + t * ff, out = actF[t].f32
+                    let g = gate + t * ff
+                    let u = up + t * ff
+                    let out = actF[t].f32
                     for i in 0..<ff {
                         let xv = g[i]
                         if xv <= -10 {
@@ -247,12 +257,15 @@ public final class InferenceContext {
     /// accumulator (rounded after every update). Plain fp32 attention moves logits of this
     /// model by up to ~0.5 — as much as switching llama.cpp's own flash attention off does.
     private func attention(_ batch: [BatchToken], layer il: Int, global: Bool) {
-        let hd = cfg.headDim, heads = cfg.headCount, group = cfg.headCount / cfg.kvHeadCount
+        let hd = cfg.headDim
+        let heads = cfg.headCount
+        let group = cfg.headCount / cfg.kvHeadCount
         let qd = heads * hd
         let window = cfg.slidingWindow
         runner.forRanges(batch.count * heads) { start, end in
             for item in start..<end {
-                let t = item / heads, h = item % heads
+                let t = item / heads
+                let h = item % heads
                 let tok = batch[t]
                 let kvh = h / group
                 let lo = global ? 0 : max(0, tok.position - window + 1)
@@ -267,7 +280,8 @@ public final class InferenceContext {
                 var sum: Float = 0
                 // Rows of positions lo...hi, walked without a division per key.
                 let cache = tok.cache
-                let slots = cache.slots[il], first = cache.offsets[il]
+                let slots = cache.slots[il]
+                let first = cache.offsets[il]
                 var slot = lo % slots
                 for _ in lo...hi {
                     let row = (first + slot) * cache.kvDim + kvh * hd
@@ -275,7 +289,8 @@ public final class InferenceContext {
                     if slot == slots { slot = 0 }
                     let kr = cache.k + row
                     let s = score(qh, kr, hd)
-                    var ms: Float = 1, vs: Float = 1
+                    var ms: Float = 1
+                    var vs: Float = 1
                     if s > m {
                         let old = m
                         m = s
@@ -326,8 +341,10 @@ public final class InferenceContext {
         let thetaScale = powf(base, -2 / Float(n))
         var theta = Float(pos)
         for i in 0..<half {
-            let c = cosf(theta), s = sinf(theta)
-            let x0 = xp[i], x1 = xp[i + half]
+            let c = cosf(theta)
+            let s = sinf(theta)
+            let x0 = xp[i]
+            let x1 = xp[i + half]
             xp[i] = x0 * c - x1 * s
             xp[i + half] = x0 * s + x1 * c
             theta *= thetaScale

@@ -59,9 +59,18 @@ public final class MappedFile: @unchecked Sendable {
 /// A GGUF metadata value. Arrays keep their element type so that an empty array still
 /// says what it would have held.
 public enum GGUFValue: Sendable, Equatable {
-    case uint8(UInt8), int8(Int8), uint16(UInt16), int16(Int16)
-    case uint32(UInt32), int32(Int32), uint64(UInt64), int64(Int64)
-    case float32(Float), float64(Double), bool(Bool), string(String)
+    case uint8(UInt8)
+    case int8(Int8)
+    case uint16(UInt16)
+    case int16(Int16)
+    case uint32(UInt32)
+    case int32(Int32)
+    case uint64(UInt64)
+    case int64(Int64)
+    case float32(Float)
+    case float64(Double)
+    case bool(Bool)
+    case string(String)
     case array(elementType: UInt32, values: [GGUFValue])
     /// An array of strings, kept compact: a vocabulary of 262k tokens as 262k enum values
     /// and Swift strings would cost tens of MB while the model loads.
@@ -150,8 +159,20 @@ public struct GGUFStringArray: Sendable, Equatable, RandomAccessCollection {
 
 /// The ggml tensor element types: codes as in ggml.h.
 public enum GGMLType: UInt32, Sendable, CaseIterable {
-    case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q8_1 = 9
-    case q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13, q6_K = 14, q8_K = 15
+    case f32 = 0
+    case f16 = 1
+    case q4_0 = 2
+    case q4_1 = 3
+    case q5_0 = 6
+    case q5_1 = 7
+    case q8_0 = 8
+    case q8_1 = 9
+    case q2_K = 10
+    case q3_K = 11
+    case q4_K = 12
+    case q5_K = 13
+    case q6_K = 14
+    case q8_K = 15
     case bf16 = 30
 
     /// Elements per block and bytes per block.

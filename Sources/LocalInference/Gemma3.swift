@@ -48,7 +48,8 @@ public struct Gemma3Config: Sendable, Equatable {
         }
         vocabularySize = tokenCount
         guard embeddingLength > 0, layerCount > 0, headCount > 0, kvHeadCount > 0, headCount % kvHeadCount == 0,
-              headDim > 0, headDim % 2 == 0, feedForwardLength > 0, slidingWindow > 0, slidingWindowPattern > 0 else {
+            headDim > 0, headDim % 2 == 0, feedForwardLength > 0, slidingWindow > 0, slidingWindowPattern > 0
+        else {
             throw .corrupt("inconsistent gemma3 hyper-parameters")
         }
     }
@@ -88,7 +89,8 @@ public final class Gemma3Model: Sendable {
         self.config = config
         self.file = gguf.file
         self.tokenizer = try SentencePieceTokenizer(gguf: gguf)
-        let e = config.embeddingLength, hd = config.headDim
+        let e = config.embeddingLength
+        let hd = config.headDim
         func matrix(_ name: String, cols: Int, rows: Int) throws(LocalInferenceError) -> WeightMatrix {
             guard let t = gguf.tensor(name) else { throw .missingTensor(name: name) }
             guard let type = t.type, type.isComputable else { throw .unsupportedTensorType(tensor: name, typeCode: t.typeCode) }
@@ -108,29 +110,33 @@ public final class Gemma3Model: Sendable {
             return out
         }
         tokenEmbedding = try matrix("token_embd.weight", cols: e, rows: config.vocabularySize)
-        output = gguf.tensor("output.weight") != nil
+        output =
+            gguf.tensor("output.weight") != nil
             ? try matrix("output.weight", cols: e, rows: config.vocabularySize)
             : tokenEmbedding
         outputNorm = try vector("output_norm.weight", e)
         var layers: [Gemma3Layer] = []
-        let qDim = config.headCount * hd, kvDim = config.kvHeadCount * hd, ff = config.feedForwardLength
+        let qDim = config.headCount * hd
+        let kvDim = config.kvHeadCount * hd
+        let ff = config.feedForwardLength
         for il in 0..<config.layerCount {
             let p = "blk.\(il)."
-            layers.append(Gemma3Layer(
-                attnNorm: try vector(p + "attn_norm.weight", e),
-                qNorm: try vector(p + "attn_q_norm.weight", hd),
-                kNorm: try vector(p + "attn_k_norm.weight", hd),
-                postAttnNorm: try vector(p + "post_attention_norm.weight", e),
-                ffnNorm: try vector(p + "ffn_norm.weight", e),
-                postFfwNorm: try vector(p + "post_ffw_norm.weight", e),
-                q: try matrix(p + "attn_q.weight", cols: e, rows: qDim),
-                k: try matrix(p + "attn_k.weight", cols: e, rows: kvDim),
-                v: try matrix(p + "attn_v.weight", cols: e, rows: kvDim),
-                o: try matrix(p + "attn_output.weight", cols: qDim, rows: e),
-                gate: try matrix(p + "ffn_gate.weight", cols: e, rows: ff),
-                up: try matrix(p + "ffn_up.weight", cols: e, rows: ff),
-                down: try matrix(p + "ffn_down.weight", cols: ff, rows: e),
-                isGlobal: config.isGlobal(layer: il)))
+            layers.append(
+                Gemma3Layer(
+                    attnNorm: try vector(p + "attn_norm.weight", e),
+                    qNorm: try vector(p + "attn_q_norm.weight", hd),
+                    kNorm: try vector(p + "attn_k_norm.weight", hd),
+                    postAttnNorm: try vector(p + "post_attention_norm.weight", e),
+                    ffnNorm: try vector(p + "ffn_norm.weight", e),
+                    postFfwNorm: try vector(p + "post_ffw_norm.weight", e),
+                    q: try matrix(p + "attn_q.weight", cols: e, rows: qDim),
+                    k: try matrix(p + "attn_k.weight", cols: e, rows: kvDim),
+                    v: try matrix(p + "attn_v.weight", cols: e, rows: kvDim),
+                    o: try matrix(p + "attn_output.weight", cols: qDim, rows: e),
+                    gate: try matrix(p + "ffn_gate.weight", cols: e, rows: ff),
+                    up: try matrix(p + "ffn_up.weight", cols: e, rows: ff),
+                    down: try matrix(p + "ffn_down.weight", cols: ff, rows: e),
+                    isGlobal: config.isGlobal(layer: il)))
         }
         self.layers = layers
         var table = [Float](repeating: 0, count: 65536)

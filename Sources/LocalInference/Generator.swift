@@ -1,6 +1,8 @@
 /// Why a generation stopped.
 public enum FinishReason: String, Sendable {
-    case length, endOfSequence = "eos", stop
+    case length
+    case endOfSequence = "eos"
+    case stop
 }
 
 public struct GenerationResult: Sendable {
@@ -38,15 +40,19 @@ public final class Generator {
 
     /// Generates up to `maxTokens` tokens after `prompt`. `onText` receives each piece of
     /// decoded text as it is produced (complete UTF-8 only) and may return false to stop.
-    public func generate(prompt: String, maxTokens: Int, sampling: SamplingParameters = .greedy,
-                         stop: [String] = [], onText: (String) -> Bool = { _ in true }) throws(LocalInferenceError) -> GenerationResult {
+    public func generate(
+        prompt: String, maxTokens: Int, sampling: SamplingParameters = .greedy,
+        stop: [String] = [], onText: (String) -> Bool = { _ in true }
+    ) throws(LocalInferenceError) -> GenerationResult {
         try generate(promptTokens: model.tokenizer.encode(prompt), maxTokens: maxTokens, sampling: sampling, stop: stop, onText: onText)
     }
 
     /// As ``generate(prompt:maxTokens:sampling:stop:onText:)``, from token ids (BOS included
     /// if wanted): for callers that tokenized already or hold reference token sequences.
-    public func generate(promptTokens: [Int32], maxTokens: Int, sampling: SamplingParameters = .greedy,
-                         stop: [String] = [], onText: (String) -> Bool = { _ in true }) throws(LocalInferenceError) -> GenerationResult {
+    public func generate(
+        promptTokens: [Int32], maxTokens: Int, sampling: SamplingParameters = .greedy,
+        stop: [String] = [], onText: (String) -> Bool = { _ in true }
+    ) throws(LocalInferenceError) -> GenerationResult {
         let tokenizer = model.tokenizer
         let capacity = min(model.contextLength, promptTokens.count + max(0, maxTokens) + 1)
         let cache = context.makeCache(capacity: capacity)
@@ -76,10 +82,16 @@ public final class Generator {
             if safe > emitted {
                 let piece = String(text.dropFirst(emitted).prefix(safe - emitted))
                 emitted = safe
-                if !onText(piece) { reason = .stop; break }
+                if !onText(piece) {
+                    reason = .stop
+                    break
+                }
             }
             if out.count >= maxTokens { break }
-            guard cache.count < cache.capacity else { reason = .length; break }
+            guard cache.count < cache.capacity else {
+                reason = .length
+                break
+            }
             logits = try context.forward([SequenceToken(cache: cache, token: next, position: cache.count, wantsLogits: true)])[0]
         }
         if reason != .stop { text += detok.flush() }

@@ -47,12 +47,18 @@ struct ActivationBuffer {
     }
 
     func deallocate() {
-        f32.deallocate(); q8.deallocate(); d8.deallocate(); qk.deallocate(); dk.deallocate(); bsums.deallocate()
+        f32.deallocate()
+        q8.deallocate()
+        d8.deallocate()
+        qk.deallocate()
+        dk.deallocate()
+        bsums.deallocate()
     }
 
     /// Quantizes `f32` into every form the kernels of `kinds` consume.
     func quantize<Kinds: Sequence<ActivationKind>>(for kinds: Kinds) {
-        var q8_0 = false, q8_K = false
+        var q8_0 = false
+        var q8_K = false
         for kind in kinds {
             if kind == .q8_0 { q8_0 = true }
             if kind == .q8_K { q8_K = true }
@@ -83,7 +89,10 @@ struct ActivationBuffer {
             var vmax: Float = 0
             for j in 0..<256 {
                 let a = abs(x[j])
-                if a > amax { amax = a; vmax = x[j] }
+                if a > amax {
+                    amax = a
+                    vmax = x[j]
+                }
             }
             let q = qk + b * 256
             if amax == 0 {
@@ -146,7 +155,7 @@ public struct WeightMatrix: @unchecked Sendable {
         case .f32: return dotF32(w, a.f32, cols)
         case .f16: return dotF16(w, a.f32, cols)
         case .bf16: return dotBF16(w, a.f32, cols)
-        default: return 0 // rejected when the model is loaded
+        default: return 0  // rejected when the model is loaded
         }
     }
 
@@ -157,8 +166,10 @@ public struct WeightMatrix: @unchecked Sendable {
     /// kernels that take one row against several activations at once (`q8FamilyRows`: eight,
     /// or pairs on AVX-512; `kQuantRows`: four), rows outermost, so each weight block is read
     /// from memory once per batch and the activations from cache; other formats use `dot`.
-    func multiply(rows: Range<Int>, _ a: UnsafePointer<ActivationBuffer>, count: Int,
-                  into out: UnsafeMutablePointer<Float>, stride: Int) {
+    func multiply(
+        rows: Range<Int>, _ a: UnsafePointer<ActivationBuffer>, count: Int,
+        into out: UnsafeMutablePointer<Float>, stride: Int
+    ) {
         #if arch(x86_64)
         switch type {
         case .q8_0:
@@ -305,7 +316,10 @@ func dotQ6_K(_ w: UnsafeRawPointer, _ a: ActivationBuffer, _ n: Int) -> Float {
             let y = qa + half * 128
             for g in 0..<2 {
                 // l in 16g..<16g+16 uses scales sc[g], sc[g+2], sc[g+4], sc[g+6]
-                var s1: Int32 = 0, s2: Int32 = 0, s3: Int32 = 0, s4: Int32 = 0
+                var s1: Int32 = 0
+                var s2: Int32 = 0
+                var s3: Int32 = 0
+                var s4: Int32 = 0
                 for i in 0..<16 {
                     let l = 16 * g + i
                     let h = Int32(qh[l])
@@ -339,7 +353,10 @@ func dotF32(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float
         i += 8
     }
     var s = acc.sum()
-    while i < n { s += p[i] * x[i]; i += 1 }
+    while i < n {
+        s += p[i] * x[i]
+        i += 1
+    }
     return s
 }
 
@@ -395,15 +412,18 @@ func dequantize(type: GGMLType, _ w: UnsafeRawPointer, _ n: Int, _ y: UnsafeMuta
     case .q4_K:
         for b in 0..<(n / 256) {
             let blk = w + b * 144
-            let d = halfToFloat(blk, 0), dmin = halfToFloat(blk, 2)
+            let d = halfToFloat(blk, 0)
+            let dmin = halfToFloat(blk, 2)
             let scales = (blk + 4).assumingMemoryBound(to: UInt8.self)
             let qs = (blk + 16).assumingMemoryBound(to: UInt8.self)
             let out = y + b * 256
             for c in 0..<4 {
                 let (sc0, m0) = scaleMinK4(2 * c, scales)
                 let (sc1, m1) = scaleMinK4(2 * c + 1, scales)
-                let d1 = d * Float(sc0), mm1 = dmin * Float(m0)
-                let d2 = d * Float(sc1), mm2 = dmin * Float(m1)
+                let d1 = d * Float(sc0)
+                let mm1 = dmin * Float(m0)
+                let d2 = d * Float(sc1)
+                let mm2 = dmin * Float(m1)
                 for l in 0..<32 {
                     out[c * 64 + l] = d1 * Float(qs[c * 32 + l] & 0x0F) - mm1
                     out[c * 64 + 32 + l] = d2 * Float(qs[c * 32 + l] >> 4) - mm2

@@ -49,9 +49,9 @@ func hsumI32(_ v: __m256i) -> Int32 {
 /// The 32 fifth bits of a Q5_0 block as bytes 0xFF (bit set) / 0x00 (ggml's `bytes_from_bits_32`).
 @inline(__always)
 func bytesFromBits32(_ x32: UInt32) -> __m256i {
-    let shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0)
+    let shuf = _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0)
     var bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(Int32(bitPattern: x32)), shuf)
-    bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe))
+    bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe))
     return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
 }
 
@@ -73,24 +73,36 @@ func unpackQ5_0(_ blk: UnsafeRawPointer) -> __m256i {
 /// each activation's float arithmetic is the same whatever `count` is, so batching does not
 /// change a sequence's result.
 @inline(__always)
-func dotQ4_KxN_AVX2(_ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ nb: Int,
-                    _ out: UnsafeMutablePointer<Float>, stride: Int) {
+func dotQ4_KxN_AVX2(
+    _ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ nb: Int,
+    _ out: UnsafeMutablePointer<Float>, stride: Int
+) {
     let m4 = _mm256_set1_epi8(0x0F)
-    var acc0: Float = 0, acc1: Float = 0, acc2: Float = 0, acc3: Float = 0
+    var acc0: Float = 0
+    var acc1: Float = 0
+    var acc2: Float = 0
+    var acc3: Float = 0
     var blk = w
     var b = 0
     while b < nb {
         let sc = (blk + 4).assumingMemoryBound(to: UInt8.self)
         let q4 = blk + 16
-        var s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256()
-        var m0: Int32 = 0, m1: Int32 = 0, m2: Int32 = 0, m3: Int32 = 0
+        var s0 = _mm256_setzero_si256()
+        var s1 = _mm256_setzero_si256()
+        var s2 = _mm256_setzero_si256()
+        var s3 = _mm256_setzero_si256()
+        var m0: Int32 = 0
+        var m1: Int32 = 0
+        var m2: Int32 = 0
+        var m3: Int32 = 0
         for c in 0..<4 {
             let (sc0, mn0) = scaleMinK4AVX(2 * c, sc)
             let (sc1, mn1) = scaleMinK4AVX(2 * c + 1, sc)
             let bits = q4.loadUnaligned(fromByteOffset: c * 32, as: __m256i.self)
             let lo = _mm256_and_si256(bits, m4)
             let hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4)
-            let scLo = _mm256_set1_epi16(Int16(sc0)), scHi = _mm256_set1_epi16(Int16(sc1))
+            let scLo = _mm256_set1_epi16(Int16(sc0))
+            let scHi = _mm256_set1_epi16(Int16(sc1))
             @inline(__always) func add(_ sumi: inout __m256i, _ summ: inout Int32, _ t: Int) {
                 let y = UnsafeRawPointer(a[t].qk) + b &* 256
                 let bs = a[t].bsums + b &* 16
@@ -106,7 +118,8 @@ func dotQ4_KxN_AVX2(_ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>,
             if count > 2 { add(&s2, &m2, 2) }
             if count > 3 { add(&s3, &m3, 3) }
         }
-        let dw = f16(blk), dmin = f16(blk + 2)
+        let dw = f16(blk)
+        let dmin = f16(blk + 2)
         @inline(__always) func finish(_ acc: inout Float, _ sumi: __m256i, _ summ: Int32, _ t: Int) {
             let d = a[t].dk[b]
             acc += d * dw * Float(hsumI32(sumi)) - d * dmin * Float(summ)
@@ -138,16 +151,24 @@ private func scaleMinK4AVX(_ j: Int, _ q: UnsafePointer<UInt8>) -> (UInt8, UInt8
 /// one per 128-bit lane) applied with `vpmaddwd`. Each block's values and scales are rebuilt
 /// once for all activations; each activation's arithmetic is the same whatever `count` is.
 @inline(__always)
-func dotQ6_KxN_AVX2(_ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ nb: Int,
-                    _ out: UnsafeMutablePointer<Float>, stride: Int) {
-    var acc0: Float = 0, acc1: Float = 0, acc2: Float = 0, acc3: Float = 0
+func dotQ6_KxN_AVX2(
+    _ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ nb: Int,
+    _ out: UnsafeMutablePointer<Float>, stride: Int
+) {
+    var acc0: Float = 0
+    var acc1: Float = 0
+    var acc2: Float = 0
+    var acc3: Float = 0
     let m4 = _mm256_set1_epi8(0x0F)
     let m2 = _mm256_set1_epi8(0x30)
     let m32 = _mm256_set1_epi8(32)
     var blk = w
     var b = 0
     while b < nb {
-        var s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256()
+        var s0 = _mm256_setzero_si256()
+        var s1 = _mm256_setzero_si256()
+        var s2 = _mm256_setzero_si256()
+        var s3 = _mm256_setzero_si256()
         for half in 0..<2 {
             let ql = blk + half * 64
             let qh = (blk + 128 + half * 32).loadUnaligned(as: __m256i.self)
@@ -161,7 +182,10 @@ func dotQ6_KxN_AVX2(_ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>,
             @inline(__always) func scales(_ k: Int) -> __m256i {
                 _mm256_set_m128i(_mm_set1_epi16(Int16(sc[2 * k + 1])), _mm_set1_epi16(Int16(sc[2 * k])))
             }
-            let sc0 = scales(0), sc1 = scales(1), sc2 = scales(2), sc3 = scales(3)
+            let sc0 = scales(0)
+            let sc1 = scales(1)
+            let sc2 = scales(2)
+            let sc3 = scales(3)
             @inline(__always) func add(_ sumi: inout __m256i, _ t: Int) {
                 let yh = UnsafeRawPointer(a[t].qk) + b &* 256 + half * 128
                 @inline(__always) func term(_ q: __m256i, _ k: Int, _ scv: __m256i) -> __m256i {
@@ -169,8 +193,11 @@ func dotQ6_KxN_AVX2(_ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>,
                     let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, yv), _mm256_maddubs_epi16(m32, yv))
                     return _mm256_madd_epi16(p, scv)
                 }
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_add_epi32(term(q1, 0, sc0), term(q2, 1, sc1)),
-                                                               _mm256_add_epi32(term(q3, 2, sc2), term(q4, 3, sc3))))
+                sumi = _mm256_add_epi32(
+                    sumi,
+                    _mm256_add_epi32(
+                        _mm256_add_epi32(term(q1, 0, sc0), term(q2, 1, sc1)),
+                        _mm256_add_epi32(term(q3, 2, sc2), term(q4, 3, sc3))))
             }
             add(&s0, 0)
             if count > 1 { add(&s1, 1) }
@@ -194,20 +221,25 @@ func dotQ6_KxN_AVX2(_ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>,
 /// A K-quant row kernel against up to four activations (`dotQ4_KxN_AVX2`, `dotQ6_KxN_AVX2`),
 /// as a type so that `kQuantRows` is compiled once per format.
 protocol KQuantRow {
-    static func dot(_ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ nb: Int,
-                    _ out: UnsafeMutablePointer<Float>, stride: Int)
+    static func dot(
+        _ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ nb: Int,
+        _ out: UnsafeMutablePointer<Float>, stride: Int)
 }
 
 enum Q4_KRow: KQuantRow {
-    @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ nb: Int,
-                                      _ out: UnsafeMutablePointer<Float>, stride: Int) {
+    @inline(__always) static func dot(
+        _ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ nb: Int,
+        _ out: UnsafeMutablePointer<Float>, stride: Int
+    ) {
         dotQ4_KxN_AVX2(w, a, count: count, nb, out, stride: stride)
     }
 }
 
 enum Q6_KRow: KQuantRow {
-    @inline(__always) static func dot(_ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ nb: Int,
-                                      _ out: UnsafeMutablePointer<Float>, stride: Int) {
+    @inline(__always) static func dot(
+        _ w: UnsafeRawPointer, _ a: UnsafePointer<ActivationBuffer>, count: Int, _ nb: Int,
+        _ out: UnsafeMutablePointer<Float>, stride: Int
+    ) {
         dotQ6_KxN_AVX2(w, a, count: count, nb, out, stride: stride)
     }
 }
@@ -215,9 +247,11 @@ enum Q6_KRow: KQuantRow {
 /// Rows `rows` of a K-quant matrix against `a[0..<count]`, four activations at a time (not
 /// inlined into its caller, like `q8FamilyRows`).
 @inline(never)
-func kQuantRows<K: KQuantRow>(_ kernel: K.Type, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
-                              _ a: UnsafePointer<ActivationBuffer>, count: Int, nb: Int,
-                              _ out: UnsafeMutablePointer<Float>, stride: Int) {
+func kQuantRows<K: KQuantRow>(
+    _ kernel: K.Type, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
+    _ a: UnsafePointer<ActivationBuffer>, count: Int, nb: Int,
+    _ out: UnsafeMutablePointer<Float>, stride: Int
+) {
     for r in rows {
         var t = 0
         while t < count {
@@ -246,8 +280,12 @@ func hsumFloat8(_ x: __m256) -> Float {
 /// (largest difference 1.2 → 0.96 on the first fixtures).
 @inline(__always)
 func attentionScore(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float16>, _ n: Int) -> Float {
-    var a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps()
-    let qr = UnsafeRawPointer(q), kr = UnsafeRawPointer(k)
+    var a0 = _mm256_setzero_ps()
+    var a1 = _mm256_setzero_ps()
+    var a2 = _mm256_setzero_ps()
+    var a3 = _mm256_setzero_ps()
+    let qr = UnsafeRawPointer(q)
+    let kr = UnsafeRawPointer(k)
     var i = 0
     @inline(__always) func term(_ acc: inout __m256, _ e: Int) {
         let qv = qr.loadUnaligned(fromByteOffset: e &* 4, as: __m256.self)
@@ -255,10 +293,14 @@ func attentionScore(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float16>, _ n:
         acc = _mm256_fmadd_ps(qv, kv, acc)
     }
     while i &+ 32 <= n {
-        term(&a0, i); term(&a1, i &+ 8); term(&a2, i &+ 16); term(&a3, i &+ 24)
+        term(&a0, i)
+        term(&a1, i &+ 8)
+        term(&a2, i &+ 16)
+        term(&a3, i &+ 24)
         i &+= 32
     }
-    a0 = _mm256_add_ps(a0, a2); a1 = _mm256_add_ps(a1, a3)
+    a0 = _mm256_add_ps(a0, a2)
+    a1 = _mm256_add_ps(a1, a3)
     a0 = _mm256_add_ps(a0, a1)
     let t0 = _mm_add_ps(a0.lowHalf, a0.highHalf)
     let t1 = _mm_hadd_ps(t0, t0)
@@ -304,18 +346,32 @@ enum Width8: TileWidth { static var count: Int { 8 } }
 /// ascending stream, which the hardware prefetcher follows (interleaving rows measured ~2×
 /// slower for single-token decoding).
 @inline(__always)
-func q8FamilyRow<B: Q8FamilyBlock, W: TileWidth>(_ format: B.Type, _ width: W.Type, _ w: UnsafeRawPointer,
-                                                  _ a: UnsafePointer<ActivationBuffer>, nb: Int,
-                                                  _ out: UnsafeMutablePointer<Float>, stride: Int) {
+func q8FamilyRow<B: Q8FamilyBlock, W: TileWidth>(
+    _ format: B.Type, _ width: W.Type, _ w: UnsafeRawPointer,
+    _ a: UnsafePointer<ActivationBuffer>, nb: Int,
+    _ out: UnsafeMutablePointer<Float>, stride: Int
+) {
     let n = W.count
     let ones = _mm256_set1_epi16(1)
     @inline(__always) func act(_ t: Int) -> (UnsafeRawPointer, UnsafePointer<Float>) {
         t < n ? (UnsafeRawPointer(a[t].q8), UnsafePointer(a[t].d8)) : (UnsafeRawPointer(a[0].q8), UnsafePointer(a[0].d8))
     }
-    let (y0, s0) = act(0), (y1, s1) = act(1), (y2, s2) = act(2), (y3, s3) = act(3)
-    let (y4, s4) = act(4), (y5, s5) = act(5), (y6, s6) = act(6), (y7, s7) = act(7)
-    var c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), c2 = _mm256_setzero_ps(), c3 = _mm256_setzero_ps()
-    var c4 = _mm256_setzero_ps(), c5 = _mm256_setzero_ps(), c6 = _mm256_setzero_ps(), c7 = _mm256_setzero_ps()
+    let (y0, s0) = act(0)
+    let (y1, s1) = act(1)
+    let (y2, s2) = act(2)
+    let (y3, s3) = act(3)
+    let (y4, s4) = act(4)
+    let (y5, s5) = act(5)
+    let (y6, s6) = act(6)
+    let (y7, s7) = act(7)
+    var c0 = _mm256_setzero_ps()
+    var c1 = _mm256_setzero_ps()
+    var c2 = _mm256_setzero_ps()
+    var c3 = _mm256_setzero_ps()
+    var c4 = _mm256_setzero_ps()
+    var c5 = _mm256_setzero_ps()
+    var c6 = _mm256_setzero_ps()
+    var c7 = _mm256_setzero_ps()
     var p = w
     var b = 0
     while b < nb {
@@ -353,16 +409,20 @@ func q8FamilyRow<B: Q8FamilyBlock, W: TileWidth>(_ format: B.Type, _ width: W.Ty
 /// the activations are first laid out in pairs, each block's two halves side by side, with
 /// their scales repeated eight times, as that kernel loads them.
 @inline(__always)
-func q8FamilyRowsAVX512<B: Q8FamilyBlock>(_ format: B.Type, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
-                                          _ a: UnsafePointer<ActivationBuffer>, count: Int, nb: Int,
-                                          _ out: UnsafeMutablePointer<Float>, stride: Int) {
+func q8FamilyRowsAVX512<B: Q8FamilyBlock>(
+    _ format: B.Type, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
+    _ a: UnsafePointer<ActivationBuffer>, count: Int, nb: Int,
+    _ out: UnsafeMutablePointer<Float>, stride: Int
+) {
     let pairCount = (count + 1) / 2
     let bytes = pairCount * nb * 64
     withUnsafeTemporaryAllocation(byteCount: 2 * bytes, alignment: 64) { buffer in
         guard let base = buffer.baseAddress else { return }
-        let pairs = base, scales = base + bytes
+        let pairs = base
+        let scales = base + bytes
         for j in 0..<pairCount {
-            let first = a[2 * j], second = a[min(2 * j + 1, count - 1)]
+            let first = a[2 * j]
+            let second = a[min(2 * j + 1, count - 1)]
             for b in 0..<nb {
                 let slot = (j * nb + b) * 64
                 (pairs + slot).copyMemory(from: first.q8 + b * 32, byteCount: 32)
@@ -374,9 +434,10 @@ func q8FamilyRowsAVX512<B: Q8FamilyBlock>(_ format: B.Type, _ w: UnsafeRawPointe
                 }
             }
         }
-        q8FamilyPairRows(q5: B.blockBytes == Q5_0Block.blockBytes, w, rowBytes: rowBytes, rows: rows,
-                         pairs: UnsafeRawPointer(pairs), scales: UnsafeRawPointer(scales), count: count, nb: nb,
-                         out, stride: stride)
+        q8FamilyPairRows(
+            q5: B.blockBytes == Q5_0Block.blockBytes, w, rowBytes: rowBytes, rows: rows,
+            pairs: UnsafeRawPointer(pairs), scales: UnsafeRawPointer(scales), count: count, nb: nb,
+            out, stride: stride)
     }
 }
 
@@ -385,9 +446,11 @@ func q8FamilyRowsAVX512<B: Q8FamilyBlock>(_ format: B.Type, _ w: UnsafeRawPointe
 /// the CPU has it and there are several activations, else on AVX2. Not inlined into its
 /// caller: each format's copy gets its own register allocation.
 @inline(never)
-func q8FamilyRows<B: Q8FamilyBlock>(_ format: B.Type, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
-                                    _ a: UnsafePointer<ActivationBuffer>, count: Int, nb: Int,
-                                    _ out: UnsafeMutablePointer<Float>, stride: Int) {
+func q8FamilyRows<B: Q8FamilyBlock>(
+    _ format: B.Type, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
+    _ a: UnsafePointer<ActivationBuffer>, count: Int, nb: Int,
+    _ out: UnsafeMutablePointer<Float>, stride: Int
+) {
     if count >= 2 && AVX512Support.available {
         q8FamilyRowsAVX512(B.self, w, rowBytes: rowBytes, rows: rows, a, count: count, nb: nb, out, stride: stride)
     } else {
@@ -397,9 +460,11 @@ func q8FamilyRows<B: Q8FamilyBlock>(_ format: B.Type, _ w: UnsafeRawPointer, row
 
 /// `q8FamilyRows` on AVX2: `q8FamilyRow` eight, four, then one to three activations at a time.
 @inline(__always)
-func q8FamilyRowsAVX2<B: Q8FamilyBlock>(_ format: B.Type, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
-                                        _ a: UnsafePointer<ActivationBuffer>, count: Int, nb: Int,
-                                        _ out: UnsafeMutablePointer<Float>, stride: Int) {
+func q8FamilyRowsAVX2<B: Q8FamilyBlock>(
+    _ format: B.Type, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
+    _ a: UnsafePointer<ActivationBuffer>, count: Int, nb: Int,
+    _ out: UnsafeMutablePointer<Float>, stride: Int
+) {
     for r in rows {
         let row = w + r &* rowBytes
         var t = 0

@@ -127,13 +127,15 @@ public final class LanguageModelContext {
     public func forward(_ batch: [SequenceToken]) throws(LocalInferenceError) -> [[Float]] {
         switch backend {
         case .gemma3(let context):
-            return try context.forward(try convert(batch) { (cache: KVCache, t) in
-                BatchToken(cache: cache, token: t.token, position: t.position, wantsLogits: t.wantsLogits)
-            })
+            return try context.forward(
+                try convert(batch) { (cache: KVCache, t) in
+                    BatchToken(cache: cache, token: t.token, position: t.position, wantsLogits: t.wantsLogits)
+                })
         case .deepseek2(let context):
-            return try context.forward(try convert(batch) { (cache: DeepSeek2Cache, t) in
-                DeepSeek2BatchToken(cache: cache, token: t.token, position: t.position, wantsLogits: t.wantsLogits)
-            })
+            return try context.forward(
+                try convert(batch) { (cache: DeepSeek2Cache, t) in
+                    DeepSeek2BatchToken(cache: cache, token: t.token, position: t.position, wantsLogits: t.wantsLogits)
+                })
         }
     }
 

@@ -42,7 +42,8 @@ public enum LocalInferenceError: Error, Equatable, CustomStringConvertible, Send
         case .unsupportedVersion(let v):
             return "GGUF version \(v) is not supported (this reader handles versions 2 and 3)"
         case .truncated(let what, let offset, let needed, let available):
-            return "GGUF file is truncated: \(what) at byte \(offset) needs \(needed) bytes, only \(available) remain; re-download or re-assemble the model"
+            return
+                "GGUF file is truncated: \(what) at byte \(offset) needs \(needed) bytes, only \(available) remain; re-download or re-assemble the model"
         case .corrupt(let message):
             return "GGUF file is corrupt: \(message)"
         case .unsupportedTensorType(let tensor, let code):

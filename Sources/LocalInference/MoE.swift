@@ -42,8 +42,10 @@ public struct MoERouting: Sendable, Equatable {
     /// Multiply the chosen weights (DeepSeek's `routed_scaling_factor`); 0 and 1 mean none.
     public var weightsScale: Float
 
-    public init(expertCount: Int, expertsUsed: Int, gating: ExpertGating = .softmax, groupCount: Int = 0,
-                groupsUsed: Int = 0, normalizeWeights: Bool = false, weightsScale: Float = 1) {
+    public init(
+        expertCount: Int, expertsUsed: Int, gating: ExpertGating = .softmax, groupCount: Int = 0,
+        groupsUsed: Int = 0, normalizeWeights: Bool = false, weightsScale: Float = 1
+    ) {
         self.expertCount = expertCount
         self.expertsUsed = expertsUsed
         self.gating = gating
@@ -224,8 +226,10 @@ func prepareActivations(_ acts: [ActivationBuffer], _ kinds: Set<ActivationKind>
 
 /// out_j[t * stride_j + r] = W_j[r] · acts[t] for every job j and t < `count` (all of `acts`
 /// when nil), the rows of all jobs spread over the threads in ranges of 16.
-func parallelMatmul(_ runner: ParallelRunner, _ jobs: [(WeightMatrix, UnsafeMutablePointer<Float>, Int)],
-                    _ acts: [ActivationBuffer], count: Int? = nil) {
+func parallelMatmul(
+    _ runner: ParallelRunner, _ jobs: [(WeightMatrix, UnsafeMutablePointer<Float>, Int)],
+    _ acts: [ActivationBuffer], count: Int? = nil
+) {
     let n = count ?? acts.count
     precondition(n <= acts.count, "a matrix product over \(n) activations was given \(acts.count) buffers")
     guard n > 0 else { return }
@@ -280,28 +284,36 @@ final class FeedForwardWorkspace {
     }
 
     deinit {
-        gate.deallocate(); up.deallocate(); down.deallocate(); logits.deallocate()
+        gate.deallocate()
+        up.deallocate()
+        down.deallocate()
+        logits.deallocate()
         for list in hidden.values { for a in list { a.deallocate() } }
     }
 
     /// For each t: out[t] = (accumulate ? out[t] : 0) + scale[t] · ffn(acts[t]), out rows of
     /// `embd` at `outRows[t]`. The activations must already be prepared for gate and up.
-    func swiglu(_ f: SwiGLUWeights, _ acts: [ActivationBuffer], into out: UnsafeMutablePointer<Float>,
-                rows outRows: [Int], scale: [Float]? = nil, accumulate: Bool) {
+    func swiglu(
+        _ f: SwiGLUWeights, _ acts: [ActivationBuffer], into out: UnsafeMutablePointer<Float>,
+        rows outRows: [Int], scale: [Float]? = nil, accumulate: Bool
+    ) {
         let n = acts.count
         guard n > 0 else { return }
         let h = f.hiddenSize
         guard let hid = hidden[h] else { preconditionFailure("no hidden buffers of size \(h)") }
         parallelMatmul(runner, [(f.gate, gate, h), (f.up, up, h)], acts)
         for t in 0..<n {
-            let g = gate + t * h, u = up + t * h, dst = hid[t].f32
+            let g = gate + t * h
+            let u = up + t * h
+            let dst = hid[t].f32
             for i in 0..<h { dst[i] = silu(g[i]) * u[i] }
         }
         let hiddenActs = Array(hid[0..<n])
         prepareActivations(hiddenActs, [f.down.activationKind])
         parallelMatmul(runner, [(f.down, down, embd)], hiddenActs)
         for t in 0..<n {
-            let dst = out + outRows[t] * embd, src = down + t * embd
+            let dst = out + outRows[t] * embd
+            let src = down + t * embd
             let s = scale?[t] ?? 1
             if accumulate {
                 for i in 0..<embd { dst[i] += s * src[i] }
@@ -335,8 +347,9 @@ final class FeedForwardWorkspace {
         for i in 0..<(n * embd) { out[i] = 0 }
         // Each expert once per batch, over the tokens routed to it.
         for (e, users) in byExpert.enumerated() where !users.isEmpty {
-            swiglu(m.experts[e], users.map { acts[$0.token] }, into: out, rows: users.map { $0.token },
-                   scale: users.map { $0.weight }, accumulate: true)
+            swiglu(
+                m.experts[e], users.map { acts[$0.token] }, into: out, rows: users.map { $0.token },
+                scale: users.map { $0.weight }, accumulate: true)
         }
         if let s = m.shared {
             swiglu(s, acts, into: out, rows: Array(0..<n), accumulate: true)

@@ -1,9 +1,10 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Synchronization
 
 /// Spreads independent work items over the machine's cores with a persistent pool of
 /// spinning worker threads.
@@ -94,17 +95,23 @@ final class WorkerPool: @unchecked Sendable {
             let start = Unmanaged.passRetained(WorkerStart(pool: self)).toOpaque()
             #if canImport(Darwin)
             var handle: pthread_t?
-            let created = pthread_create(&handle, nil, { raw in
-                Unmanaged<WorkerStart>.fromOpaque(raw).takeRetainedValue().pool.workerLoop()
-                return nil
-            }, start) == 0 ? handle : nil
+            let created =
+                pthread_create(
+                    &handle, nil,
+                    { raw in
+                        Unmanaged<WorkerStart>.fromOpaque(raw).takeRetainedValue().pool.workerLoop()
+                        return nil
+                    }, start) == 0 ? handle : nil
             #else
             var handle = pthread_t()
-            let created: pthread_t? = pthread_create(&handle, nil, { raw in
-                guard let raw else { return nil }
-                Unmanaged<WorkerStart>.fromOpaque(raw).takeRetainedValue().pool.workerLoop()
-                return nil
-            }, start) == 0 ? handle : nil
+            let created: pthread_t? =
+                pthread_create(
+                    &handle, nil,
+                    { raw in
+                        guard let raw else { return nil }
+                        Unmanaged<WorkerStart>.fromOpaque(raw).takeRetainedValue().pool.workerLoop()
+                        return nil
+                    }, start) == 0 ? handle : nil
             #endif
             if let created {
                 handles.append(created)
@@ -200,7 +207,6 @@ private final class WorkerStart {
     let pool: WorkerPool
     init(pool: WorkerPool) { self.pool = pool }
 }
-
 
 enum ProcessInfoCores {
     static var activeCount: Int {

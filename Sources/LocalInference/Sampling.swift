@@ -43,7 +43,10 @@ public struct Xoshiro256: RandomNumberGenerator, Sendable {
     public mutating func next() -> UInt64 {
         let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
         let t = s.1 << 17
-        s.2 ^= s.0; s.3 ^= s.1; s.1 ^= s.2; s.0 ^= s.3
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
         s.2 ^= t
         s.3 = s.3 << 45 | s.3 >> 19
         return result
@@ -72,7 +75,10 @@ public struct Sampler: Sendable {
             var keep = probs.count
             for (i, p) in probs.enumerated() {
                 cum += p / total
-                if cum >= parameters.topP { keep = i + 1; break }
+                if cum >= parameters.topP {
+                    keep = i + 1
+                    break
+                }
             }
             candidates.removeLast(candidates.count - keep)
             probs.removeLast(probs.count - keep)
@@ -108,7 +114,8 @@ public struct Sampler: Sendable {
         func siftDown(_ i0: Int) {
             var i = i0
             while true {
-                let l = 2 * i + 1, r = l + 1
+                let l = 2 * i + 1
+                let r = l + 1
                 var m = i
                 if l < heap.count && less(heap[l], heap[m]) { m = l }
                 if r < heap.count && less(heap[r], heap[m]) { m = r }

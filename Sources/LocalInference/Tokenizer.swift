@@ -10,7 +10,12 @@
 public struct SentencePieceTokenizer: Sendable {
     /// Token type codes from `tokenizer.ggml.token_type`.
     public enum TokenType: Int32, Sendable {
-        case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
+        case normal = 1
+        case unknown = 2
+        case control = 3
+        case userDefined = 4
+        case unused = 5
+        case byte = 6
     }
 
     public let pieces: PieceTable
@@ -44,7 +49,9 @@ public struct SentencePieceTokenizer: Sendable {
         var types = [TokenType](repeating: .normal, count: pieces.count)
         if let t = gguf.metadata["tokenizer.ggml.token_type"] {
             guard case .numbers(_, let values) = t else { throw .missingMetadata(key: "tokenizer.ggml.token_type", expected: "an array of integers") }
-            guard values.count == pieces.count else { throw .corrupt("tokenizer.ggml.token_type has \(values.count) entries for \(pieces.count) tokens") }
+            guard values.count == pieces.count else {
+                throw .corrupt("tokenizer.ggml.token_type has \(values.count) entries for \(pieces.count) tokens")
+            }
             for (i, v) in values.enumerated() { types[i] = TokenType(rawValue: Int32(exactly: v) ?? 1) ?? .normal }
         }
         // llama.cpp forces end-of-generation-looking pieces to control type when a model
@@ -61,20 +68,25 @@ public struct SentencePieceTokenizer: Sendable {
         try self.init(table: table, scores: scores, types: types, bos: bos, eos: eos, addBOS: addBOS, addSpacePrefix: addSpace)
     }
 
-    public init(pieces: [[UInt8]], scores: [Float], types: [TokenType], bos: Int32, eos: Int32,
-                addBOS: Bool = true, addSpacePrefix: Bool = false) throws(LocalInferenceError) {
+    public init(
+        pieces: [[UInt8]], scores: [Float], types: [TokenType], bos: Int32, eos: Int32,
+        addBOS: Bool = true, addSpacePrefix: Bool = false
+    ) throws(LocalInferenceError) {
         var bytes: [UInt8] = []
         var starts: [Int32] = [0]
         for p in pieces {
             bytes += p
             starts.append(Int32(bytes.count))
         }
-        try self.init(table: PieceTable(GGUFStringArray(bytes: bytes, starts: starts)), scores: scores, types: types,
-                      bos: bos, eos: eos, addBOS: addBOS, addSpacePrefix: addSpacePrefix)
+        try self.init(
+            table: PieceTable(GGUFStringArray(bytes: bytes, starts: starts)), scores: scores, types: types,
+            bos: bos, eos: eos, addBOS: addBOS, addSpacePrefix: addSpacePrefix)
     }
 
-    init(table pieces: PieceTable, scores: [Float], types: [TokenType], bos: Int32, eos: Int32,
-         addBOS: Bool, addSpacePrefix: Bool) throws(LocalInferenceError) {
+    init(
+        table pieces: PieceTable, scores: [Float], types: [TokenType], bos: Int32, eos: Int32,
+        addBOS: Bool, addSpacePrefix: Bool
+    ) throws(LocalInferenceError) {
         guard pieces.count == scores.count, pieces.count == types.count, !pieces.isEmpty else {
             throw .invalidArgument("tokenizer tables differ in length")
         }
@@ -134,7 +146,10 @@ public struct SentencePieceTokenizer: Sendable {
         return output
     }
 
-    private enum Fragment { case text(Range<Int>), token(Int32) }
+    private enum Fragment {
+        case text(Range<Int>)
+        case token(Int32)
+    }
 
     /// Cuts special tokens out of the text, longest token first, leftmost occurrences first
     /// (llama.cpp's tokenizer_st_partition).
@@ -147,7 +162,10 @@ public struct SentencePieceTokenizer: Sendable {
             var next: [Fragment] = []
             next.reserveCapacity(fragments.count)
             for f in fragments {
-                guard case .text(let range) = f, range.count >= needle.count else { next.append(f); continue }
+                guard case .text(let range) = f, range.count >= needle.count else {
+                    next.append(f)
+                    continue
+                }
                 var start = range.lowerBound
                 var i = range.lowerBound
                 let last = range.upperBound - needle.count
@@ -173,7 +191,12 @@ public struct SentencePieceTokenizer: Sendable {
         return true
     }
 
-    private struct Symbol { var start: Int; var n: Int; var prev: Int; var next: Int }
+    private struct Symbol {
+        var start: Int
+        var n: Int
+        var prev: Int
+        var next: Int
+    }
 
     /// SentencePiece merging of one fragment (already ▁-escaped), as llm_tokenizer_spm_session.
     private func spm(_ text: [UInt8], into output: inout [Int32]) {
@@ -200,7 +223,8 @@ public struct SentencePieceTokenizer: Sendable {
 
         for i in 1..<symbols.count { tryAdd(i - 1, i) }
         while let b = heap.pop() {
-            let l = symbols[b.left], r = symbols[b.right]
+            let l = symbols[b.left]
+            let r = symbols[b.right]
             if l.n == 0 || r.n == 0 || l.n + r.n != b.size { continue }
             symbols[b.left].n += r.n
             symbols[b.right].n = 0
@@ -213,7 +237,10 @@ public struct SentencePieceTokenizer: Sendable {
         func resegment(_ index: Int) {
             let sym = symbols[index]
             let piece = Array(text[sym.start..<(sym.start + sym.n)])
-            if let id = pieces.id(of: piece) { output.append(id); return }
+            if let id = pieces.id(of: piece) {
+                output.append(id)
+                return
+            }
             if let (l, r) = revMerge[piece] {
                 resegment(l)
                 resegment(r)
@@ -344,7 +371,11 @@ public struct StreamingDetokenizer: Sendable {
         var back = 0
         while i >= 0 && back < 4 {
             let b = pending[i]
-            if b & 0xC0 == 0x80 { i -= 1; back += 1; continue }
+            if b & 0xC0 == 0x80 {
+                i -= 1
+                back += 1
+                continue
+            }
             let need = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1
             if need > pending.count - i { cut = i }
             break
@@ -386,7 +417,8 @@ private struct BigramHeap {
             items[0] = last
             var i = 0
             while true {
-                let l = 2 * i + 1, r = l + 1
+                let l = 2 * i + 1
+                let r = l + 1
                 var m = i
                 if l < items.count && Self.before(items[l], items[m]) { m = l }
                 if r < items.count && Self.before(items[r], items[m]) { m = r }

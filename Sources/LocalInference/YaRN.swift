@@ -40,8 +40,10 @@ public struct YaRNScaling: Sendable, Equatable {
     public let attentionMScale: Float
 
     /// - Parameter logMultiplierMetadata: the GGUF's `yarn_log_multiplier` as stored (0 if absent).
-    public init(factor: Float, originalContextLength: Int, ropeDimensions: Int, ropeBase: Float,
-                logMultiplierMetadata: Float, attentionFactor: Float) {
+    public init(
+        factor: Float, originalContextLength: Int, ropeDimensions: Int, ropeBase: Float,
+        logMultiplierMetadata: Float, attentionFactor: Float
+    ) {
         self.factor = factor
         self.originalContextLength = originalContextLength
         self.attentionFactor = attentionFactor
@@ -71,7 +73,8 @@ public struct YaRNScaling: Sendable, Equatable {
         attentionMScale = attnFactor * ropeCorrection * (1 + 0.1 * logMul * logf(1 / freqScale))
 
         // ggml_rope_yarn_corr_dims (with (float)M_PI, not Swift's rounded-down Float.pi).
-        let n = Float(ropeDimensions), pi = Float(Double.pi)
+        let n = Float(ropeDimensions)
+        let pi = Float(Double.pi)
         func correctionDim(_ rotations: Float) -> Float {
             n * logf(Float(originalContextLength) / (rotations * 2 * pi)) / (2 * logf(ropeBase))
         }
@@ -92,8 +95,10 @@ public struct YaRNScaling: Sendable, Equatable {
         for i in 0..<(n / 2) {
             let mix = extrapolationMix[i]
             let theta = frequencyScale * thetaExtrap * (1 - mix) + thetaExtrap * mix
-            let c = cosf(theta) * rotationScale, s = sinf(theta) * rotationScale
-            let x0 = xp[2 * i], x1 = xp[2 * i + 1]
+            let c = cosf(theta) * rotationScale
+            let s = sinf(theta) * rotationScale
+            let x0 = xp[2 * i]
+            let x1 = xp[2 * i + 1]
             xp[2 * i] = x0 * c - x1 * s
             xp[2 * i + 1] = x0 * s + x1 * c
             thetaExtrap *= thetaScale

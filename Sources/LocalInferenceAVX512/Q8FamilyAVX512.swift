@@ -24,9 +24,11 @@ import _Builtin_intrinsics.intel
 ///   - out: row `r`'s result for activation `t` goes to `out[t · stride + r]`; `count` is the
 ///     number of activations (an odd count's last pair repeats its activation, unwritten).
 @inline(never)
-public func q8FamilyPairRows(q5: Bool, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
-                             pairs: UnsafeRawPointer, scales: UnsafeRawPointer, count: Int, nb: Int,
-                             _ out: UnsafeMutablePointer<Float>, stride: Int) {
+public func q8FamilyPairRows(
+    q5: Bool, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
+    pairs: UnsafeRawPointer, scales: UnsafeRawPointer, count: Int, nb: Int,
+    _ out: UnsafeMutablePointer<Float>, stride: Int
+) {
     if q5 {
         rowsKernel(Q5_0Weights.self, w, rowBytes: rowBytes, rows: rows, pairs: pairs, scales: scales, count: count, nb: nb, out, stride: stride)
     } else {
@@ -54,9 +56,9 @@ enum Q5_0Weights: WeightBlock {
         let qh = block.loadUnaligned(fromByteOffset: 2, as: UInt32.self).littleEndian
         let tmp = (block + 6).loadUnaligned(as: __m128i.self)
         let nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(tmp, 4), tmp), _mm256_set1_epi8(0x0F))
-        let shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0)
+        let shuf = _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0)
         var bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(Int32(bitPattern: qh)), shuf)
-        bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe))
+        bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe))
         let set = _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
         return _mm256_or_si256(nib, _mm256_andnot_si256(set, _mm256_set1_epi8(-16)))
     }
@@ -71,9 +73,11 @@ private func hsumFloat8(_ x: SIMD8<Float>) -> Float {
 }
 
 @inline(__always)
-private func rowsKernel<B: WeightBlock>(_ format: B.Type, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
-                                        pairs: UnsafeRawPointer, scales: UnsafeRawPointer, count: Int, nb: Int,
-                                        _ out: UnsafeMutablePointer<Float>, stride: Int) {
+private func rowsKernel<B: WeightBlock>(
+    _ format: B.Type, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
+    pairs: UnsafeRawPointer, scales: UnsafeRawPointer, count: Int, nb: Int,
+    _ out: UnsafeMutablePointer<Float>, stride: Int
+) {
     let pairCount = (count + 1) / 2
     for r in rows {
         let row = w + r &* rowBytes
@@ -81,18 +85,24 @@ private func rowsKernel<B: WeightBlock>(_ format: B.Type, _ w: UnsafeRawPointer,
         while j < pairCount {
             // Up to four pairs (eight activations) per pass over the row's blocks.
             let n = min(4, pairCount - j)
-            pairPass(B.self, row, pairs: pairs + j &* nb &* 64, scales: scales + j &* nb &* 64, pairs: n, nb: nb,
-                     out + 2 &* j &* stride + r, stride: stride, last: count - 2 * j)
+            pairPass(
+                B.self, row, pairs: pairs + j &* nb &* 64, scales: scales + j &* nb &* 64, pairs: n, nb: nb,
+                out + 2 &* j &* stride + r, stride: stride, last: count - 2 * j)
             j += n
         }
     }
 }
 
 @inline(__always)
-private func pairPass<B: WeightBlock>(_ format: B.Type, _ row: UnsafeRawPointer, pairs y: UnsafeRawPointer,
-                                      scales s: UnsafeRawPointer, pairs n: Int, nb: Int,
-                                      _ out: UnsafeMutablePointer<Float>, stride: Int, last: Int) {
-    var c0 = SIMD16<Float>(), c1 = SIMD16<Float>(), c2 = SIMD16<Float>(), c3 = SIMD16<Float>()
+private func pairPass<B: WeightBlock>(
+    _ format: B.Type, _ row: UnsafeRawPointer, pairs y: UnsafeRawPointer,
+    scales s: UnsafeRawPointer, pairs n: Int, nb: Int,
+    _ out: UnsafeMutablePointer<Float>, stride: Int, last: Int
+) {
+    var c0 = SIMD16<Float>()
+    var c1 = SIMD16<Float>()
+    var c2 = SIMD16<Float>()
+    var c3 = SIMD16<Float>()
     let zero = _mm512_setzero_si512()
     let pairStride = nb &* 64
     var p = row

@@ -114,11 +114,14 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
         let encoder = ValueEncoder(codingPath: codingPath + [key])
         let container = encoder.container(keyedBy: keyType)
         set(encoder.box.value, key)
-        return KeyedEncodingContainer(NestedKeyed(inner: container, commit: { [box] value in
-            guard case .object(var object) = box.value else { return }
-            object[key.stringValue] = value
-            box.value = .object(object)
-        }, box: encoder.box))
+        return KeyedEncodingContainer(
+            NestedKeyed(
+                inner: container,
+                commit: { [box] value in
+                    guard case .object(var object) = box.value else { return }
+                    object[key.stringValue] = value
+                    box.value = .object(object)
+                }, box: encoder.box))
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {

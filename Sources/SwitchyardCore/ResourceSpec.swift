@@ -261,13 +261,15 @@ public indirect enum StepKind: Sendable, Hashable, Codable {
     case waitFor(WaitForSpec)
 
     private enum CodingKeys: String, CodingKey {
-        case model, tool, map, transform, workflow, waitFor = "wait_for"
+        case model, tool, map, transform, workflow
+        case waitFor = "wait_for"
     }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         guard let key = container.allKeys.first, container.allKeys.count == 1 else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "a step kind is an object with exactly one key"))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "a step kind is an object with exactly one key"))
         }
         switch key {
         case .model: self = .model(try container.decode(ModelStepSpec.self, forKey: key))

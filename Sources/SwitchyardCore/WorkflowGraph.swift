@@ -36,7 +36,8 @@ extension WorkflowSpec {
         let known = Set(ids)
         var remaining: [String: Int] = [:]
         for step in steps {
-            remaining[step.id] = Set(step.needs.filter { known.contains($0) && $0 != step.id }).count
+            remaining[step.id] =
+                Set(step.needs.filter { known.contains($0) && $0 != step.id }).count
                 + (step.needs.contains(step.id) ? 1 : 0)
         }
         let dependents = self.dependents

@@ -1,11 +1,11 @@
 import Foundation
 import Logging
-import Synchronization
 import SwitchyardCore
 import SwitchyardExperts
 import SwitchyardGate
 import SwitchyardMetering
 import SwitchyardStore
+import Synchronization
 
 /// Meters model calls: reserves each call's worst case against the tenant's budget
 /// before anything is sent, and settles the ledger row to the real cost after.
@@ -32,7 +32,8 @@ struct CallMetering: Sendable {
         var priceID: String?
     }
 
-    func reserve(expert: any Expert, request: ModelRequest, claim: ClaimedStep, callIndex: Int, startedAt: Date) async throws(StepFailure) -> Reserved {
+    func reserve(expert: any Expert, request: ModelRequest, claim: ClaimedStep, callIndex: Int, startedAt: Date) async throws(StepFailure) -> Reserved
+    {
         let book = try await priceBook()
         var reserved = Reserved(amount: .zero, priceID: nil)
         let rates = book.upperBoundRates(forModel: expert.model, during: startedAt...startedAt.addingTimeInterval(Self.longestCall))
@@ -86,7 +87,8 @@ struct CallMetering: Sendable {
         var towardsFlash = 0.0
         var reasons: [String] = []
         if let budget = try? await repository.budget(tenant: tenant), budget.monthlyLimit.picoUSD > 0,
-           let (spent, reserved) = try? await repository.spend(tenant: tenant) {
+            let (spent, reserved) = try? await repository.spend(tenant: tenant)
+        {
             let used = Double(spent.picoUSD + reserved.picoUSD) / Double(budget.monthlyLimit.picoUSD)
             let remaining = max(0, 1 - used)
             if remaining < 0.5 {
@@ -147,7 +149,7 @@ struct CallMetering: Sendable {
         // The billed model's row; if the provider names a model the book does not price,
         // the configured model's row (the one reserved against), so no spend escapes it.
         guard let book = prices.cached,
-              let (row, rates) = book.price(forBilledModel: model, at: startedAt) ?? book.price(forBilledModel: expert.model, at: startedAt)
+            let (row, rates) = book.price(forBilledModel: model, at: startedAt) ?? book.price(forBilledModel: expert.model, at: startedAt)
         else {
             record.priceID = nil
             return record
@@ -188,13 +190,17 @@ struct CallMetering: Sendable {
         await Task {
             do {
                 try await Database.retryingWhileUnavailable(until: .now + settleRetryWindow) { try await write(settlement) }
-            } catch where Database.isUnavailable(error) {
-                logger.notice("a model call's ledger row waits for the database; the step's commit writes it", metadata: [
-                    "run": "\(record.runID)", "step": "\(record.stepID)", "error": "\(Database.describe(error))",
-                ])
+            } catch  where Database.isUnavailable(error) {
+                logger.notice(
+                    "a model call's ledger row waits for the database; the step's commit writes it",
+                    metadata: [
+                        "run": "\(record.runID)", "step": "\(record.stepID)", "error": "\(Database.describe(error))",
+                    ])
                 held.hold(settlement)
             } catch {
-                logger.error("could not settle a model call", metadata: ["run": "\(record.runID)", "step": "\(record.stepID)", "error": "\(Database.describe(error))"])
+                logger.error(
+                    "could not settle a model call",
+                    metadata: ["run": "\(record.runID)", "step": "\(record.stepID)", "error": "\(Database.describe(error))"])
             }
         }.value
     }
@@ -206,12 +212,14 @@ struct CallMetering: Sendable {
             do {
                 try await write(settlement)
                 held.release(settlement)
-            } catch where Database.isUnavailable(error) {
+            } catch  where Database.isUnavailable(error) {
                 throw error
             } catch {
-                logger.error("could not settle a model call", metadata: [
-                    "run": "\(attempt.runID)", "step": "\(attempt.stepID)", "error": "\(Database.describe(error))",
-                ])
+                logger.error(
+                    "could not settle a model call",
+                    metadata: [
+                        "run": "\(attempt.runID)", "step": "\(attempt.stepID)", "error": "\(Database.describe(error))",
+                    ])
                 held.release(settlement)
             }
         }
@@ -228,10 +236,13 @@ struct CallMetering: Sendable {
         let alerts = try await repository.settle(record)
         var events = [settlement.event]
         for alert in alerts {
-            events.append(NewEvent(.budgetAlert, data: [
-                "percent": .int(alert.percent), "spent_usd": .string(alert.spent.formatted(decimals: 6)),
-                "limit_usd": .string(alert.limit.formatted(decimals: 2)),
-            ]))
+            events.append(
+                NewEvent(
+                    .budgetAlert,
+                    data: [
+                        "percent": .int(alert.percent), "spent_usd": .string(alert.spent.formatted(decimals: 6)),
+                        "limit_usd": .string(alert.limit.formatted(decimals: 2)),
+                    ]))
             logger.notice("budget alert", metadata: ["tenant": "\(record.tenantID)", "percent": "\(alert.percent)"])
         }
         // The ledger row is written: from here a failure loses only the events, which

@@ -1,7 +1,7 @@
 import Foundation
-import Synchronization
 import SwitchyardCore
 import SwitchyardStore
+import Synchronization
 
 /// A workflow version with the graph facts the engine asks for on every step,
 /// computed once: versions are immutable, so the cache never goes stale.
@@ -60,7 +60,7 @@ final class WorkflowCache: Sendable {
         let key = Key(tenant: tenant, name: name, version: version)
         if let cached = entries.withLock({ $0[key] }) { return cached }
         guard let stored = try await resources.find(kind: .workflow, name: name, version: version, tenant: tenant),
-              case .workflow(let spec) = stored.resource
+            case .workflow(let spec) = stored.resource
         else {
             throw ErrorRecord(code: StepErrorCode.workflowMissing.rawValue, message: "workflow \(name) version \(version) is not stored")
         }

@@ -1,9 +1,9 @@
 import Foundation
 import Logging
-import Synchronization
 import SwitchyardCore
 import SwitchyardExperts
 import SwitchyardStore
+import Synchronization
 
 /// A piece of a model step's answer as it streams in, for `GET …/events?deltas=1`.
 /// Deltas are relayed live and never stored: the event log keeps the whole answer.
@@ -199,7 +199,8 @@ public final class DeltaHub: Sendable {
             if !current.isEmpty { result.append(current) }
             return result
         }
-        let texts = split(text), reasonings = split(reasoning)
+        let texts = split(text)
+        let reasonings = split(reasoning)
         return (0..<max(texts.count, reasonings.count, 1)).map { i in
             (i < texts.count ? texts[i] : "", i < reasonings.count ? reasonings[i] : "")
         }

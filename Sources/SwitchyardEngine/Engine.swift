@@ -1,13 +1,13 @@
 import Foundation
 import Logging
 import ServiceLifecycle
-import Synchronization
 import SwitchyardCore
 import SwitchyardExperts
 import SwitchyardGate
 import SwitchyardMetering
 import SwitchyardStore
 import SwitchyardTools
+import Synchronization
 
 /// How one engine process schedules work.
 public struct EngineConfiguration: Sendable, Hashable {
@@ -104,7 +104,8 @@ public final class Engine: Service, Sendable {
         self.logger = logger
         let deltas = DeltaHub(owner: queue.owner, database: database, logger: logger)
         self.deltas = deltas
-        self.events = RunEventFeed(owner: queue.owner, database: database, maxStreamsPerTenant: configuration.maxEventStreamsPerTenant, logger: logger)
+        self.events = RunEventFeed(
+            owner: queue.owner, database: database, maxStreamsPerTenant: configuration.maxEventStreamsPerTenant, logger: logger)
         let toolbox = Toolbox(
             resources: resources, secrets: SecretRepository(database: database), tenants: tenants, queue: queue, environment: tools, logger: logger)
         let metering = MeteringRepository(database: database)
@@ -229,9 +230,11 @@ public final class Engine: Service, Sendable {
             group.cancelAll()
             return
         }
-        logger.warning("steps still running after the shutdown grace; letting their leases go", metadata: [
-            "steps": "\(left.count)", "grace": "\(configuration.shutdownGrace)",
-        ])
+        logger.warning(
+            "steps still running after the shutdown grace; letting their leases go",
+            metadata: [
+                "steps": "\(left.count)", "grace": "\(configuration.shutdownGrace)",
+            ])
         do {
             try await queue.release(left)
         } catch {
@@ -273,9 +276,11 @@ public final class Engine: Service, Sendable {
                 // Nothing was spent yet: wait for PostgreSQL and run the attempt again,
                 // while the lease may still be ours.
                 guard !Task.isCancelled, ContinuousClock.now + pause < leaseValidUntil(claim) else {
-                    logger.warning("the database stayed unreachable for the step's whole lease; its lease lapses and it runs again", metadata: [
-                        "run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(error.message)",
-                    ])
+                    logger.warning(
+                        "the database stayed unreachable for the step's whole lease; its lease lapses and it runs again",
+                        metadata: [
+                            "run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(error.message)",
+                        ])
                     return
                 }
                 try? await Task.sleep(for: pause)
@@ -303,7 +308,8 @@ public final class Engine: Service, Sendable {
                     finalize: { finished in workflow.finalize(input: claim.input, run: runInfo, finished: finished) })
                 switch result {
                 case .rejected:
-                    logger.notice("a completion was fenced out", metadata: ["run": "\(claim.runID)", "step": "\(claim.stepID)", "attempt": "\(claim.attempt)"])
+                    logger.notice(
+                        "a completion was fenced out", metadata: ["run": "\(claim.runID)", "step": "\(claim.stepID)", "attempt": "\(claim.attempt)"])
                 case .committed(let ready, let finished):
                     if !ready.isEmpty { wakeup.signal() }
                     if case .retry = transition { wakeup.signal() }
@@ -314,7 +320,8 @@ public final class Engine: Service, Sendable {
                                 try await runs.cancelChildren(of: claim.runID, tenant: claim.tenantID)
                             } catch {
                                 // The maintenance sweep cancels orphaned children.
-                                logger.warning("could not cancel child runs", metadata: ["run": "\(claim.runID)", "error": "\(Database.describe(error))"])
+                                logger.warning(
+                                    "could not cancel child runs", metadata: ["run": "\(claim.runID)", "error": "\(Database.describe(error))"])
                             }
                         }
                     }
@@ -323,24 +330,29 @@ public final class Engine: Service, Sendable {
             } catch is CancellationError {
                 // The engine is being torn down: the lease lapses and the step runs again.
                 return
-            } catch where Database.isUnavailable(error) {
+            } catch  where Database.isUnavailable(error) {
                 guard !Task.isCancelled, ContinuousClock.now + pause < leaseValidUntil(claim) + configuration.lease else {
-                    logger.error("could not record a step's outcome while its lease lasted; it runs again", metadata: [
-                        "run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(Database.describe(error))",
-                    ])
+                    logger.error(
+                        "could not record a step's outcome while its lease lasted; it runs again",
+                        metadata: [
+                            "run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(Database.describe(error))",
+                        ])
                     return
                 }
                 try? await Task.sleep(for: pause)
                 pause = min(pause * 2, .seconds(2))
             } catch {
-                logger.error("the database refused a step's outcome; recording the step as failed", metadata: [
-                    "run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(Database.describe(error))",
-                ])
+                logger.error(
+                    "the database refused a step's outcome; recording the step as failed",
+                    metadata: [
+                        "run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(Database.describe(error))",
+                    ])
                 if case .failed(let record, _, _) = transition, record.code == StepErrorCode.resultNotStored.rawValue {
                     // Even the failure could not be written: let the lease lapse.
                     return
                 }
-                let stored = ErrorRecord(code: StepErrorCode.resultNotStored.rawValue, message: "the step's result could not be stored: \(Database.describe(error))")
+                let stored = ErrorRecord(
+                    code: StepErrorCode.resultNotStored.rawValue, message: "the step's result could not be stored: \(Database.describe(error))")
                 transition = .failed(stored, continueRun: workflow.steps[claim.stepID]?.onError == .continue, expert: nil)
             }
         }
@@ -390,9 +402,11 @@ public final class Engine: Service, Sendable {
             }
             if !stuck.isEmpty {
                 for step in stuck {
-                    logger.error("a step outran its runtime bound; letting its lease go", metadata: [
-                        "run": "\(step.runID)", "step": "\(step.stepID)", "attempt": "\(step.attempt)",
-                    ])
+                    logger.error(
+                        "a step outran its runtime bound; letting its lease go",
+                        metadata: [
+                            "run": "\(step.runID)", "step": "\(step.stepID)", "attempt": "\(step.attempt)",
+                        ])
                 }
                 try? await queue.release(stuck)
             }
@@ -434,7 +448,8 @@ public final class Engine: Service, Sendable {
                     await events.renew()
                 }
                 let due = try await queue.maintenanceDue()
-                var reclaimed = 0, woken = 0
+                var reclaimed = 0
+                var woken = 0
                 if due.expiredLeases { reclaimed = try await queue.reclaimExpiredLeases() }
                 if due.expiredWaits { woken = try await queue.wakeExpiredWaits() }
                 if due.runsAwaitingEnd {

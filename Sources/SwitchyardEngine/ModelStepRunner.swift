@@ -1,9 +1,9 @@
-import SwitchyardMetering
 import Foundation
 import Logging
 import SwitchyardCore
 import SwitchyardExperts
 import SwitchyardGate
+import SwitchyardMetering
 import SwitchyardStore
 
 /// Runs model steps through the MoE runtime: the gate picks the expert, the agent
@@ -46,7 +46,8 @@ struct ModelStepRunner: Sendable {
         let choice = RoutingPolicy.choice(requested: requested, agent: agent)
         let stepKey = GateRepository.stepKey(workflow: context.claim.workflow, step: context.claim.stepID)
         let requests = ModelStepRequest(
-            step: step, agent: agent, tools: tools.map(\.modelDefinition), tenant: context.claim.tenantID, defaultMaxTokens: metering.defaultMaxTokens)
+            step: step, agent: agent, tools: tools.map(\.modelDefinition), tenant: context.claim.tenantID, defaultMaxTokens: metering.defaultMaxTokens
+        )
 
         var decision: RouteDecision
         switch RoutingPolicy(choice: choice) {
@@ -66,8 +67,10 @@ struct ModelStepRunner: Sendable {
         let first: CheckedAnswer
         do {
             first = try await answerChecked(decision.expert, requests, prompt: prompt, tools: tools, scope: scope, context: context, choice: choice)
-        } catch let failure where failure.error.code == StepErrorCode.budgetExceeded.rawValue && decision.expert == ExpertTier.pro.rawValue
-            && (step.onBudget ?? failure.budgetPolicy) == .downgrade {
+        } catch let failure
+            where failure.error.code == StepErrorCode.budgetExceeded.rawValue && decision.expert == ExpertTier.pro.rawValue
+            && (step.onBudget ?? failure.budgetPolicy) == .downgrade
+        {
             // The budget cannot take pro's worst case: the gate sends the step to flash.
             decision.expert = ExpertTier.flash.rawValue
             decision.reasons.append("budget: pro's worst case does not fit the remaining budget; downgraded to flash (on_budget: downgrade)")
@@ -155,12 +158,16 @@ struct ModelStepRunner: Sendable {
         var value = answer.value
         if let schema = step.output {
             guard let parsed = Self.parseJSONAnswer(answer.text) else {
-                return CheckedAnswer(value: .null, outcome: .failure(Rejection(code: .outputInvalid, problems: ["the answer is not JSON: \(answer.text.prefix(200))"])))
+                return CheckedAnswer(
+                    value: .null, outcome: .failure(Rejection(code: .outputInvalid, problems: ["the answer is not JSON: \(answer.text.prefix(200))"]))
+                )
             }
             do {
                 let problems = try JSONSchema(schema).validate(parsed)
                 if !problems.isEmpty {
-                    return CheckedAnswer(value: parsed, outcome: .failure(Rejection(code: .outputInvalid, problems: ["the answer does not match the output schema"] + problems)))
+                    return CheckedAnswer(
+                        value: parsed,
+                        outcome: .failure(Rejection(code: .outputInvalid, problems: ["the answer does not match the output schema"] + problems)))
                 }
             } catch {
                 throw StepFailure(.outputInvalid, "the output schema is invalid: \(error)", retryable: false)
@@ -170,7 +177,8 @@ struct ModelStepRunner: Sendable {
         var checkScope = scope
         checkScope.variables["output"] = value
         if let check = step.check, !(try evaluate(check, checkScope, field: "check").isTruthy) {
-            return CheckedAnswer(value: value, outcome: .failure(Rejection(code: .checkFailed, problems: ["check `\(check.source)` is false for the answer"])))
+            return CheckedAnswer(
+                value: value, outcome: .failure(Rejection(code: .checkFailed, problems: ["check `\(check.source)` is false for the answer"])))
         }
         if let verify = step.verify {
             let question = try evaluate(verify, checkScope, field: "verify")
@@ -252,7 +260,8 @@ struct ModelStepRunner: Sendable {
     /// (refused: nothing is sent), then settles the ledger row to the real cost, and
     /// appends a `model.called` event, whether the call succeeded or not. Text streams
     /// to `model.delta` watchers while it arrives.
-    private func call(_ expert: any Expert, _ request: ModelRequest, context: CallContext, choice: String) async throws(StepFailure) -> ModelResponse {
+    private func call(_ expert: any Expert, _ request: ModelRequest, context: CallContext, choice: String) async throws(StepFailure) -> ModelResponse
+    {
         let index = context.nextCallIndex()
         let claim = context.claim
         let startedAt = Date()

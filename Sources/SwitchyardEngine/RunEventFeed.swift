@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import Synchronization
 import SwitchyardStore
+import Synchronization
 
 /// Wakes the live event streams of this process (`GET /v1/runs/{id}/events`) when
 /// their runs get new events, so that a stream reads the database when something

@@ -1,9 +1,9 @@
 import Foundation
 import Logging
-import Synchronization
 import SwitchyardCore
 import SwitchyardExperts
 import SwitchyardStore
+import Synchronization
 
 /// Why an attempt failed, and whether trying again could help: a template or
 /// configuration error fails the same way every time, a provider error may not.
@@ -73,7 +73,11 @@ struct StepExecutor: Sendable {
 
     func execute(_ claim: ClaimedStep, workflow: CompiledWorkflow) async -> AttemptVerdict {
         guard let step = workflow.steps[claim.stepID] else {
-            return .commit(.failed(ErrorRecord(code: StepErrorCode.stepMissing.rawValue, message: "step \(claim.stepID) is not in \(claim.workflow) v\(claim.version)"), continueRun: false, expert: nil))
+            return .commit(
+                .failed(
+                    ErrorRecord(
+                        code: StepErrorCode.stepMissing.rawValue, message: "step \(claim.stepID) is not in \(claim.workflow) v\(claim.version)"),
+                    continueRun: false, expert: nil))
         }
         // Attempts past the retry budget come only from expired leases: the step keeps
         // losing its process (it may be what crashes it). Stop it rather than let it
@@ -81,7 +85,9 @@ struct StepExecutor: Sendable {
         if claim.attempt > claim.maxAttempts + Self.lostLeaseAllowance {
             let error = ErrorRecord(
                 code: StepErrorCode.leaseLost.rawValue,
-                message: "the step was interrupted \(claim.attempt - claim.maxAttempts) times beyond its retries (its process stopped or stalled, or the database was unreachable, each time)")
+                message:
+                    "the step was interrupted \(claim.attempt - claim.maxAttempts) times beyond its retries (its process stopped or stalled, or the database was unreachable, each time)"
+            )
             return .commit(.failed(error, continueRun: step.onError == .continue, expert: nil))
         }
         let outcome = await attempt(claim, step: step, workflow: workflow)
@@ -203,7 +209,8 @@ struct StepExecutor: Sendable {
                 guard status == RunStatus.succeeded.rawValue else {
                     let reason = result["error"]?["message"]?.stringValue.map { ": \($0)" } ?? ""
                     let run = result["run"]?.stringValue ?? "?"
-                    return .failed(StepFailure(.childFailed, "child run \(run) of \(child.workflow) \(status)\(reason)", retryable: false), expert: nil)
+                    return .failed(
+                        StepFailure(.childFailed, "child run \(run) of \(child.workflow) \(status)\(reason)", retryable: false), expert: nil)
                 }
                 return .succeeded(result["output"] ?? .null, expert: nil)
             }
@@ -213,7 +220,7 @@ struct StepExecutor: Sendable {
                 return .failed(StepFailure(.childTimeout, "the child run of \(child.workflow) did not finish\(limit)", retryable: false), expert: nil)
             }
             guard let stored = try await resources.find(kind: .workflow, name: child.workflow, tenant: claim.tenantID),
-                  case .workflow(let spec) = stored.resource
+                case .workflow(let spec) = stored.resource
             else {
                 return .failed(StepFailure(.workflowMissing, "workflow \(child.workflow) does not exist", retryable: false), expert: nil)
             }
@@ -230,7 +237,11 @@ struct StepExecutor: Sendable {
                 idempotencyKey: ChildRuns.idempotencyKey(parent: claim.runID, step: claim.stepID), parent: (claim.runID, claim.stepID))
             if created {
                 try await queue.appendEvents(
-                    [NewEvent(.childStarted, step: claim.stepID, data: ["run": .string(childRun.id.uuidString.lowercased()), "workflow": .string(child.workflow)])],
+                    [
+                        NewEvent(
+                            .childStarted, step: claim.stepID,
+                            data: ["run": .string(childRun.id.uuidString.lowercased()), "workflow": .string(child.workflow)])
+                    ],
                     run: claim.runID, tenant: claim.tenantID)
             }
         } catch let error as DatabaseError where error.code == .conflict {
@@ -313,7 +324,9 @@ struct StepExecutor: Sendable {
                     outputs[index] = value
                 case .failure(let failure):
                     group.cancelAll()
-                    return .failure(StepFailure(StepErrorCode(rawValue: failure.error.code), "item \(index): \(failure.error.message)", retryable: failure.retryable))
+                    return .failure(
+                        StepFailure(
+                            StepErrorCode(rawValue: failure.error.code), "item \(index): \(failure.error.message)", retryable: failure.retryable))
                 }
                 if next < items.count {
                     start(next)

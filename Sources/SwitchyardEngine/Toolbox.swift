@@ -126,7 +126,9 @@ struct Toolbox: Sendable {
         }
     }
 
-    private func call(_ tool: ResolvedTool, arguments: JSONValue, callID: String?, turn: Int?, context: CallContext) async -> Result<JSONValue, ToolError> {
+    private func call(
+        _ tool: ResolvedTool, arguments: JSONValue, callID: String?, turn: Int?, context: CallContext
+    ) async -> Result<JSONValue, ToolError> {
         let clock = ContinuousClock()
         let start = clock.now
         let outcome: Result<JSONValue, ToolError>
@@ -185,7 +187,9 @@ struct Toolbox: Sendable {
         return ToolCallContext(tenant: tenant, secrets: opened, egress: egress)
     }
 
-    private func recordEvent(tool: String, callID: String?, turn: Int?, outcome: Result<JSONValue, ToolError>, latency: Int, context: CallContext) async {
+    private func recordEvent(
+        tool: String, callID: String?, turn: Int?, outcome: Result<JSONValue, ToolError>, latency: Int, context: CallContext
+    ) async {
         var data: [String: JSONValue] = ["tool": .string(tool), "ok": .bool(true), "latency_ms": .int(latency)]
         if let callID { data["call_id"] = .string(callID) }
         if let turn { data["turn"] = .int(turn) }
@@ -194,7 +198,8 @@ struct Toolbox: Sendable {
             data["error"] = ["code": .string(error.code.rawValue), "message": .string(error.message)]
         }
         do {
-            try await queue.appendEvents([NewEvent(.toolCalled, step: context.claim.stepID, data: .object(data))], run: context.claim.runID, tenant: context.claim.tenantID)
+            try await queue.appendEvents(
+                [NewEvent(.toolCalled, step: context.claim.stepID, data: .object(data))], run: context.claim.runID, tenant: context.claim.tenantID)
         } catch {
             logger.error("could not record a tool call", metadata: ["run": "\(context.claim.runID)", "error": "\(Database.describe(error))"])
         }

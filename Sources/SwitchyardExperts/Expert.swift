@@ -36,7 +36,9 @@ public struct ChatMessage: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case role, content, reasoning, toolCalls = "tool_calls", toolCallID = "tool_call_id"
+        case role, content, reasoning
+        case toolCalls = "tool_calls"
+        case toolCallID = "tool_call_id"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -149,10 +151,12 @@ public struct ModelRequest: Sendable, Hashable {
     /// template's own tokens. A token never covers less than a byte.
     public var promptByteBound: Int {
         let encoder = JSONEncoder()
-        let messageBytes = (try? encoder.encode(messages).count) ?? messages.reduce(0) { total, message in
-            total + message.content.utf8.count + (message.reasoning?.utf8.count ?? 0)
-                + message.toolCalls.reduce(0) { $0 + $1.name.utf8.count + $1.arguments.utf8.count + $1.id.utf8.count }
-        }
+        let messageBytes =
+            (try? encoder.encode(messages).count)
+            ?? messages.reduce(0) { total, message in
+                total + message.content.utf8.count + (message.reasoning?.utf8.count ?? 0)
+                    + message.toolCalls.reduce(0) { $0 + $1.name.utf8.count + $1.arguments.utf8.count + $1.id.utf8.count }
+            }
         let toolBytes = tools.reduce(0) { total, tool in
             total + tool.name.utf8.count + (tool.description?.utf8.count ?? 0) + tool.parameters.compactJSON.utf8.count + 64
         }
@@ -200,8 +204,12 @@ public struct TokenUsage: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", cacheHitTokens = "cache_hit_tokens"
-        case cacheMissTokens = "cache_miss_tokens", reasoningTokens = "reasoning_tokens", usageKnown = "usage_known"
+        case promptTokens = "prompt_tokens"
+        case completionTokens = "completion_tokens"
+        case cacheHitTokens = "cache_hit_tokens"
+        case cacheMissTokens = "cache_miss_tokens"
+        case reasoningTokens = "reasoning_tokens"
+        case usageKnown = "usage_known"
     }
 
     public init(from decoder: any Decoder) throws {

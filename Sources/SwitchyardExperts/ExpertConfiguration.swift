@@ -71,8 +71,15 @@ public struct ExpertConfiguration: Sendable, Hashable, Codable {
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case provider, script, model
-        case baseURL = "base_url", apiKeyEnv = "api_key_env", connectTimeout = "connect_timeout", readTimeout = "read_timeout"
-        case concurrency, queueTimeout = "queue_timeout", maxRetries = "max_retries", thinking, reasoningEffort = "reasoning_effort"
+        case baseURL = "base_url"
+        case apiKeyEnv = "api_key_env"
+        case connectTimeout = "connect_timeout"
+        case readTimeout = "read_timeout"
+        case concurrency
+        case queueTimeout = "queue_timeout"
+        case maxRetries = "max_retries"
+        case thinking
+        case reasoningEffort = "reasoning_effort"
         case maxTokens = "max_tokens"
     }
 
@@ -147,7 +154,8 @@ public struct ExpertConfiguration: Sendable, Hashable, Codable {
         case .openai:
             if script != nil { throw ExpertConfigurationError("\(key).script applies only to provider: scripted") }
             if maxTokens != nil {
-                throw ExpertConfigurationError("\(key).max_tokens applies only to provider: local (an openai expert's answers are capped by each step's max_tokens)")
+                throw ExpertConfigurationError(
+                    "\(key).max_tokens applies only to provider: local (an openai expert's answers are capped by each step's max_tokens)")
             }
             _ = try openAIConfiguration(name: name)
         case .local:
@@ -163,7 +171,8 @@ public struct ExpertConfiguration: Sendable, Hashable, Codable {
         guard let model = model ?? (isDeepSeek && ["flash", "pro"].contains(name) ? "deepseek-v4-\(name)" : nil) else {
             throw ExpertConfigurationError("\(key).model is required for the openai provider (for example deepseek-v4-flash)")
         }
-        var configuration = OpenAIExpertConfiguration(baseURL: base, model: model, apiKeyEnvironmentVariable: apiKeyEnv ?? (isDeepSeek ? "DEEPSEEK_API_KEY" : nil))
+        var configuration = OpenAIExpertConfiguration(
+            baseURL: base, model: model, apiKeyEnvironmentVariable: apiKeyEnv ?? (isDeepSeek ? "DEEPSEEK_API_KEY" : nil))
         if let connectTimeout {
             guard (100...Self.maximumTimeout.milliseconds).contains(connectTimeout.milliseconds) else {
                 throw ExpertConfigurationError("\(key).connect_timeout must be 100ms to \(Self.maximumTimeout)")
@@ -173,7 +182,8 @@ public struct ExpertConfiguration: Sendable, Hashable, Codable {
         if let readTimeout {
             guard (100...Self.maximumTimeout.milliseconds).contains(readTimeout.milliseconds) else {
                 throw ExpertConfigurationError(
-                    "\(key).read_timeout must be 100ms to \(Self.maximumTimeout) (it is the longest silence, not the longest answer; streaming keeps long answers alive)")
+                    "\(key).read_timeout must be 100ms to \(Self.maximumTimeout) (it is the longest silence, not the longest answer; streaming keeps long answers alive)"
+                )
             }
             configuration.readTimeout = readTimeout.duration
         }

@@ -1,6 +1,6 @@
 import Foundation
-import Synchronization
 import SwitchyardCore
+import Synchronization
 import Yams
 
 /// One rule of a scripted expert's fixture file.
@@ -87,7 +87,9 @@ public final class ScriptedExpert: Expert {
                 continue
             }
             if !rule.toolCalls.isEmpty {
-                let calls = rule.toolCalls.enumerated().map { i, call in ToolCall(id: "call_\(index)_\(i)", name: call.name, arguments: call.arguments) }
+                let calls = rule.toolCalls.enumerated().map { i, call in
+                    ToolCall(id: "call_\(index)_\(i)", name: call.name, arguments: call.arguments)
+                }
                 let written = calls.map { $0.name + $0.arguments }.joined()
                 return ModelResponse(
                     text: rule.reply ?? "", toolCalls: calls, finishReason: "tool_calls", model: model,

@@ -21,7 +21,10 @@ public enum CSV {
     }
 
     public static func parse(_ bytes: [UInt8]) throws(CSVError) -> [CSVRecord] {
-        let quote: UInt8 = 0x22, comma: UInt8 = 0x2C, cr: UInt8 = 0x0D, lf: UInt8 = 0x0A
+        let quote: UInt8 = 0x22
+        let comma: UInt8 = 0x2C
+        let cr: UInt8 = 0x0D
+        let lf: UInt8 = 0x0A
         var records: [CSVRecord] = []
         var fields: [String] = []
         var field: [UInt8] = []

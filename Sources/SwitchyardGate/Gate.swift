@@ -110,7 +110,8 @@ public struct RouteDecision: Sendable, Hashable, Codable {
     /// cascade: flash's answer failed its check and pro ran.
     public var escalated: Bool
 
-    public init(policy: RoutingMode, expert: String, score: Double? = nil, threshold: Double? = nil, reasons: [String] = [], escalated: Bool = false) {
+    public init(policy: RoutingMode, expert: String, score: Double? = nil, threshold: Double? = nil, reasons: [String] = [], escalated: Bool = false)
+    {
         self.policy = policy
         self.expert = expert
         self.score = score

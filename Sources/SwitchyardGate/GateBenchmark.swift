@@ -174,7 +174,8 @@ public struct GatePrices: Sendable, Hashable {
     public static func microUSD(_ text: String) -> Int? {
         let trimmed = text.trimmingSpaces()
         let parts = trimmed.split(separator: ".", omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count), parts.allSatisfy({ $0.allSatisfy(\.isASCIIDigit) }), !(parts[0].isEmpty && (parts.count == 1 || parts[1].isEmpty))
+        guard (1...2).contains(parts.count), parts.allSatisfy({ $0.allSatisfy(\.isASCIIDigit) }),
+            !(parts[0].isEmpty && (parts.count == 1 || parts[1].isEmpty))
         else { return nil }
         let fraction = parts.count == 2 ? String(parts[1]) : ""
         guard fraction.count <= 6, parts[0].count <= 9 else { return nil }
@@ -245,7 +246,9 @@ public enum GateMetrics {
 
     /// The smallest pro share at which the curve reaches `fraction` of always-pro accuracy,
     /// linearly interpolated between neighbouring points.
-    public static func proShare(reaching fraction: Double, points: [(share: Double, accuracy: Double)], alwaysFlash: Double, alwaysPro: Double) -> Double {
+    public static func proShare(
+        reaching fraction: Double, points: [(share: Double, accuracy: Double)], alwaysFlash: Double, alwaysPro: Double
+    ) -> Double {
         let target = fraction * alwaysPro
         let curve = curve(points, alwaysFlash: alwaysFlash, alwaysPro: alwaysPro)
         guard curve[0].accuracy < target else { return 0 }

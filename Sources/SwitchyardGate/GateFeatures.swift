@@ -71,31 +71,55 @@ struct KeywordTable: Sendable {
 
     init() {
         let lists: [(Classes, [String])] = [
-            (.multiStep, [
-                "then", "after", "each", "every", "remaining", "rest", "total", "twice", "times", "more", "less", "per",
-                "left", "double", "triple", "average", "difference", "altogether", "combined", "remainder", "spend",
-                "spends", "spent", "earn", "earns", "costs", "cost", "buys", "sells", "gives", "initially", "later",
-                "how", "many", "much", "than", "if", "instead", "respectively", "week", "weekly",
-            ]),
-            (.fraction, ["half", "third", "thirds", "quarter", "quarters", "percent", "percentage", "fraction", "twice", "ratio", "rate", "discount", "interest", "profit"]),
-            (.reasoning, [
-                "why", "explain", "prove", "proof", "statement", "argument", "implies", "therefore", "assume", "suppose", "must",
-                "valid", "conclusion", "premise", "infer", "inference", "because", "hence", "thus", "which", "following", "best",
-                "most", "likely", "consider",
-            ]),
+            (
+                .multiStep,
+                [
+                    "then", "after", "each", "every", "remaining", "rest", "total", "twice", "times", "more", "less", "per",
+                    "left", "double", "triple", "average", "difference", "altogether", "combined", "remainder", "spend",
+                    "spends", "spent", "earn", "earns", "costs", "cost", "buys", "sells", "gives", "initially", "later",
+                    "how", "many", "much", "than", "if", "instead", "respectively", "week", "weekly",
+                ]
+            ),
+            (
+                .fraction,
+                [
+                    "half", "third", "thirds", "quarter", "quarters", "percent", "percentage", "fraction", "twice", "ratio", "rate", "discount",
+                    "interest", "profit",
+                ]
+            ),
+            (
+                .reasoning,
+                [
+                    "why", "explain", "prove", "proof", "statement", "argument", "implies", "therefore", "assume", "suppose", "must",
+                    "valid", "conclusion", "premise", "infer", "inference", "because", "hence", "thus", "which", "following", "best",
+                    "most", "likely", "consider",
+                ]
+            ),
             (.negation, ["not", "except", "never", "least", "none", "incorrect", "false", "cannot", "neither", "nor", "without", "unlikely"]),
-            (.maths, [
-                "equation", "solve", "function", "integer", "integers", "prime", "probability", "derivative", "integral", "matrix",
-                "polynomial", "sqrt", "log", "sum", "product", "value", "x", "y", "n", "f", "g", "degree", "group", "ring", "field",
-                "mod", "modulo", "root", "roots", "vector", "linear", "graph", "area", "volume", "radius", "angle", "triangle",
-                "circle", "expression", "variable", "calculate", "compute", "evaluate", "number", "numbers",
-            ]),
-            (.code, ["def", "return", "class", "int", "void", "print", "code", "program", "algorithm", "python", "java", "var", "let", "func", "import", "array", "loop", "null"]),
-            (.units, [
-                "hours", "hour", "minutes", "minute", "days", "day", "weeks", "months", "month", "years", "year", "miles", "mile",
-                "km", "meters", "feet", "inches", "pounds", "dollars", "dollar", "cents", "cups", "liters", "gallons", "kg", "grams",
-                "seconds", "mph", "pages", "pieces",
-            ]),
+            (
+                .maths,
+                [
+                    "equation", "solve", "function", "integer", "integers", "prime", "probability", "derivative", "integral", "matrix",
+                    "polynomial", "sqrt", "log", "sum", "product", "value", "x", "y", "n", "f", "g", "degree", "group", "ring", "field",
+                    "mod", "modulo", "root", "roots", "vector", "linear", "graph", "area", "volume", "radius", "angle", "triangle",
+                    "circle", "expression", "variable", "calculate", "compute", "evaluate", "number", "numbers",
+                ]
+            ),
+            (
+                .code,
+                [
+                    "def", "return", "class", "int", "void", "print", "code", "program", "algorithm", "python", "java", "var", "let", "func",
+                    "import", "array", "loop", "null",
+                ]
+            ),
+            (
+                .units,
+                [
+                    "hours", "hour", "minutes", "minute", "days", "day", "weeks", "months", "month", "years", "year", "miles", "mile",
+                    "km", "meters", "feet", "inches", "pounds", "dollars", "dollar", "cents", "cups", "liters", "gallons", "kg", "grams",
+                    "seconds", "mph", "pages", "pieces",
+                ]
+            ),
             (.statement, ["statement", "statements", "true", "false"]),
         ]
         var table: [UInt64: Classes] = [:]
@@ -179,7 +203,7 @@ struct Scan {
                     if Self.isDigit(current) {
                         digits += 1
                         index += 1
-                    } else if (current == 0x2C || current == 0x2E), index + 1 < count, Self.isDigit(text[index + 1]) {
+                    } else if current == 0x2C || current == 0x2E, index + 1 < count, Self.isDigit(text[index + 1]) {
                         index += 1  // "1,000" and "3.5" are one number
                     } else {
                         break

@@ -41,7 +41,8 @@ public struct GateModel: Sendable, Hashable {
     public var schemaBonus: Double
 
     public init(
-        flashWeights: [Double], proWeights: [Double], baseFlash: Double, basePro: Double, priorStrength: Double, exploration: Double, hardBonus: Double = 0.15,
+        flashWeights: [Double], proWeights: [Double], baseFlash: Double, basePro: Double, priorStrength: Double, exploration: Double,
+        hardBonus: Double = 0.15,
         easyBonus: Double = -0.10, thinkingBonus: Double = 0.08, toolBonus: Double = 0.02, maximumToolBonus: Double = 0.08,
         schemaBonus: Double = 0.06
     ) {
@@ -62,7 +63,8 @@ public struct GateModel: Sendable, Hashable {
 
     /// The fitted model (see `GateWeights.swift`).
     public static let `default` = GateModel(
-        flashWeights: GateWeights.flash, proWeights: GateWeights.pro, baseFlash: GateWeights.baseFlash, basePro: GateWeights.basePro, priorStrength: GateWeights.priorStrength,
+        flashWeights: GateWeights.flash, proWeights: GateWeights.pro, baseFlash: GateWeights.baseFlash, basePro: GateWeights.basePro,
+        priorStrength: GateWeights.priorStrength,
         exploration: GateWeights.exploration)
 
     /// Success probabilities are kept inside this range: no text makes an expert certain.

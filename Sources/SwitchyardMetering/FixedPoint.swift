@@ -17,7 +17,10 @@ enum FixedPoint {
         let bytes = Array(text.utf8)
         let shown = text.count > 40 ? String(text.prefix(40)) + "…" : text
         func invalid(_ why: String) -> MeteringError {
-            MeteringError(.invalidAmount, "\(what) '\(shown)' is not a plain decimal number: \(why); write it like \(allowNegative ? "'25.00' or '-0.5'" : "'0.14' or '0.003625'") (USD, '.' as the decimal point, no signs other than \(allowNegative ? "a leading '-'" : "none"), no exponents, no separators)")
+            MeteringError(
+                .invalidAmount,
+                "\(what) '\(shown)' is not a plain decimal number: \(why); write it like \(allowNegative ? "'25.00' or '-0.5'" : "'0.14' or '0.003625'") (USD, '.' as the decimal point, no signs other than \(allowNegative ? "a leading '-'" : "none"), no exponents, no separators)"
+            )
         }
         guard !bytes.isEmpty else { throw invalid("it is empty") }
         var i = 0
@@ -35,7 +38,8 @@ enum FixedPoint {
         var integerDigits = 0
         var fractionDigits = 0
         var seenPoint = false
-        let overflow = MeteringError(.overflow, "\(what) '\(shown)' is too large: the limit is \(limitText(scale: scale)) USD\(scale == 6 ? " per million tokens" : "")")
+        let overflow = MeteringError(
+            .overflow, "\(what) '\(shown)' is too large: the limit is \(limitText(scale: scale)) USD\(scale == 6 ? " per million tokens" : "")")
         while i < bytes.count {
             let b = bytes[i]
             switch b {
@@ -43,7 +47,9 @@ enum FixedPoint {
                 if seenPoint {
                     fractionDigits += 1
                     guard fractionDigits <= scale else {
-                        throw MeteringError(.tooManyDecimals, "\(what) '\(shown)' has more than \(scale) decimal places; \(scale) is the finest a \(what) can hold exactly")
+                        throw MeteringError(
+                            .tooManyDecimals,
+                            "\(what) '\(shown)' has more than \(scale) decimal places; \(scale) is the finest a \(what) can hold exactly")
                     }
                 } else {
                     integerDigits += 1

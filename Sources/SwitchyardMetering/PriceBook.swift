@@ -30,7 +30,9 @@ public struct PriceBook: Sendable, Hashable {
                 throw MeteringError(.duplicatePriceRow, "two price rows have the id '\(row.id)'; ids must be unique because ledger rows cite them")
             }
             guard keys.insert("\(row.model)\u{0}\(UTCTime.seconds(row.effectiveFrom))").inserted else {
-                throw MeteringError(.duplicatePriceRow, "two price rows for '\(row.model)' take effect at \(UTCTime.format(row.effectiveFrom)); give one a different effective instant")
+                throw MeteringError(
+                    .duplicatePriceRow,
+                    "two price rows for '\(row.model)' take effect at \(UTCTime.format(row.effectiveFrom)); give one a different effective instant")
             }
         }
         self.rows = rows.sorted { ($0.model, $0.effectiveFrom) < ($1.model, $1.effectiveFrom) }

@@ -65,7 +65,10 @@ public struct PeakWindow: Sendable, Hashable {
             throw MeteringError(.invalidPriceRow, "peak window weekdays \(weekdays.sorted()) must be a non-empty set of 1 (Monday) … 7 (Sunday)")
         }
         guard (0...23).contains(startHour), (1...24).contains(endHour), startHour < endHour else {
-            throw MeteringError(.invalidPriceRow, "peak window \(startHour):00–\(endHour):00 must have 0 ≤ start < end ≤ 24 (UTC hours, end exclusive; split windows that cross midnight)")
+            throw MeteringError(
+                .invalidPriceRow,
+                "peak window \(startHour):00–\(endHour):00 must have 0 ≤ start < end ≤ 24 (UTC hours, end exclusive; split windows that cross midnight)"
+            )
         }
         self.weekdays = weekdays
         self.startHour = startHour

@@ -70,12 +70,13 @@ extension PriceRow {
         if let peak {
             let names = Dictionary(uniqueKeysWithValues: SeedReader.weekdayNames.map { ($1, $0) })
             object["peak"] = [
-                "windows": .array(peak.windows.map { window in
-                    [
-                        "weekdays": .array(window.weekdays.sorted().compactMap { names[$0] }.map(JSONValue.string)),
-                        "start_hour": .int(window.startHour), "end_hour": .int(window.endHour),
-                    ]
-                }),
+                "windows": .array(
+                    peak.windows.map { window in
+                        [
+                            "weekdays": .array(window.weekdays.sorted().compactMap { names[$0] }.map(JSONValue.string)),
+                            "start_hour": .int(window.startHour), "end_hour": .int(window.endHour),
+                        ]
+                    }),
                 "input_cache_hit": .string(peak.inputCacheHit.decimalString), "input_cache_miss": .string(peak.inputCacheMiss.decimalString),
                 "output": .string(peak.output.decimalString),
             ]
@@ -110,7 +111,8 @@ enum SeedReader {
                 throw MeteringError(.invalidSeed, "not valid YAML: \(problem)", line: mark.line, column: mark.column)
             case .duplicatedKeysInMapping(let duplicates, let context):
                 let keys = duplicates.sorted().map { "'\($0)'" }.joined(separator: ", ")
-                throw MeteringError(.invalidSeed, "key \(keys) appears twice in the same mapping", line: context.mark.line, column: context.mark.column)
+                throw MeteringError(
+                    .invalidSeed, "key \(keys) appears twice in the same mapping", line: context.mark.line, column: context.mark.column)
             default:
                 throw MeteringError(.invalidSeed, "not valid YAML")
             }
@@ -130,7 +132,9 @@ enum SeedReader {
         do {
             return try body()
         } catch {
-            throw MeteringError(error.code == .duplicatePriceRow ? .duplicatePriceRow : .invalidSeed, "\(context): \(error.message)", line: node.mark?.line, column: node.mark?.column)
+            throw MeteringError(
+                error.code == .duplicatePriceRow ? .duplicatePriceRow : .invalidSeed, "\(context): \(error.message)", line: node.mark?.line,
+                column: node.mark?.column)
         }
     }
 
@@ -190,7 +194,8 @@ enum SeedReader {
         guard let effectiveFrom = UTCTime.parse(dateText) else {
             throw error(dateNode, "effective_from '\(dateText)' must be a UTC date \"YYYY-MM-DD\" (midnight UTC) or \"YYYY-MM-DDTHH:MM:SSZ\"")
         }
-        let id = try fields["id"].map { (n) throws(MeteringError) in try scalar(n, context: "id").text }
+        let id =
+            try fields["id"].map { (n) throws(MeteringError) in try scalar(n, context: "id").text }
             ?? PriceRow.defaultID(model: model, effectiveFrom: effectiveFrom)
         let context = "price row '\(id)'"
         let hit = try price(field("input_cache_hit"), context: "\(context) input_cache_hit")

@@ -70,7 +70,10 @@ public struct TokenUsage: Sendable, Hashable {
             throw MeteringError(.invalidUsage, "completion (\(completion)) and reasoning (\(reasoning)) token counts must not be negative")
         }
         guard reasoning <= completion else {
-            throw MeteringError(.invalidUsage, "reasoning tokens (\(reasoning)) exceed completion tokens (\(completion)); reasoning tokens are part of completion tokens, not added to them")
+            throw MeteringError(
+                .invalidUsage,
+                "reasoning tokens (\(reasoning)) exceed completion tokens (\(completion)); reasoning tokens are part of completion tokens, not added to them"
+            )
         }
     }
 }

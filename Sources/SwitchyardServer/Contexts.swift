@@ -1,9 +1,9 @@
-import Logging
 import Crypto
 import Foundation
 import Hummingbird
-import Synchronization
+import Logging
 import SwitchyardStore
+import Synchronization
 
 /// The context of every request: who is calling, once `AuthenticationMiddleware` knows.
 public struct AppRequestContext: RequestContext {
@@ -171,13 +171,16 @@ struct ErrorFormatMiddleware<Context: RequestContext>: RouterMiddleware {
             throw APIError(error.status, code: code, error.body ?? error.status.reasonPhrase)
         } catch let error as DatabaseError where error.code == .conflict {
             throw APIError(.conflict, code: "conflict", error.message)
-        } catch where Database.isUnavailable(error) {
+        } catch  where Database.isUnavailable(error) {
             // PostgreSQL is down, restarting, stalled or saturated: the same request may
             // succeed shortly. Whether a write landed before the connection was lost is
             // unknown (a commit may be lost in flight), which is why run creation takes an
             // idempotency key; a run created before the loss is answered, not 503'd.
-            context.logger.warning("request failed: the database is unavailable", metadata: ["error": "\(Database.describe(error))", "path": "\(request.uri.path)"])
-            var unavailable = APIError(.serviceUnavailable, code: "database_unavailable", "the database cannot be reached right now; retry after \(Self.retryAfterSeconds) s")
+            context.logger.warning(
+                "request failed: the database is unavailable", metadata: ["error": "\(Database.describe(error))", "path": "\(request.uri.path)"])
+            var unavailable = APIError(
+                .serviceUnavailable, code: "database_unavailable", "the database cannot be reached right now; retry after \(Self.retryAfterSeconds) s"
+            )
             unavailable.headers = [.retryAfter: String(Self.retryAfterSeconds)]
             throw unavailable
         } catch {

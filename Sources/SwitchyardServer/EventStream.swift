@@ -2,11 +2,11 @@ import Foundation
 import Hummingbird
 import NIOCore
 import ServiceLifecycle
-import Synchronization
 import SwitchyardAPI
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardStore
+import Synchronization
 
 /// The body of `GET /v1/runs/{id}/events`: the run's stored events after a position,
 /// then new ones as they are appended, as server-sent events, until the run's final

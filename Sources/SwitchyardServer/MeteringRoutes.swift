@@ -24,7 +24,9 @@ struct MeteringRoutes {
             let (from, to) = try Self.period(request)
             var limit = 100
             if let text = query.get("limit") {
-                guard let parsed = Int(text), (1...1000).contains(parsed) else { throw APIError.badRequest("limit must be an integer from 1 to 1000") }
+                guard let parsed = Int(text), (1...1000).contains(parsed) else {
+                    throw APIError.badRequest("limit must be an integer from 1 to 1000")
+                }
                 limit = parsed
             }
             var cursor: LedgerCursor?
@@ -49,7 +51,8 @@ struct MeteringRoutes {
             var dimensions: [CostDimension] = []
             for name in (query.get("group_by") ?? "").split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
                 guard let dimension = CostDimension(rawValue: name) else {
-                    throw APIError.badRequest("group_by takes \(CostDimension.allCases.map(\.rawValue).joined(separator: ", ")), comma-separated; not \(name)")
+                    throw APIError.badRequest(
+                        "group_by takes \(CostDimension.allCases.map(\.rawValue).joined(separator: ", ")), comma-separated; not \(name)")
                 }
                 if !dimensions.contains(dimension) { dimensions.append(dimension) }
             }
@@ -100,7 +103,9 @@ struct MeteringRoutes {
                 }
                 policy = parsed
             }
-            guard try await api.metering.setBudget(tenant: id, Budget(monthlyLimit: limit, onBudget: policy)) else { throw APIError.notFound("tenant") }
+            guard try await api.metering.setBudget(tenant: id, Budget(monthlyLimit: limit, onBudget: policy)) else {
+                throw APIError.notFound("tenant")
+            }
             return try await Self.budgetResponse(api: api, tenant: id)
         }
         group.delete("tenants/:tenant/budget") { _, context in
@@ -150,7 +155,9 @@ struct MeteringRoutes {
         try WireDecoder.decode(APIPrice.self, from: row.seedJSON)
     }
 
-    static let figureColumns = ["calls", "prompt_tokens", "cache_hit_tokens", "cache_miss_tokens", "completion_tokens", "reasoning_tokens", "cost_usd"]
+    static let figureColumns = [
+        "calls", "prompt_tokens", "cache_hit_tokens", "cache_miss_tokens", "completion_tokens", "reasoning_tokens", "cost_usd",
+    ]
 
     /// CSV (RFC 4180): one row per group, then a `total` row.
     static func csv(groups: [CostGroup], total: CostGroup, dimensions: [CostDimension]) -> Response {
@@ -159,8 +166,10 @@ struct MeteringRoutes {
             return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         }
         func cells(_ group: CostGroup) -> [String] {
-            [String(group.calls), String(group.promptTokens), String(group.cacheHitTokens), String(group.cacheMissTokens),
-             String(group.completionTokens), String(group.reasoningTokens), group.cost.decimalString]
+            [
+                String(group.calls), String(group.promptTokens), String(group.cacheHitTokens), String(group.cacheMissTokens),
+                String(group.completionTokens), String(group.reasoningTokens), group.cost.decimalString,
+            ]
         }
         var lines = [(dimensions.map(\.rawValue) + figureColumns).joined(separator: ",")]
         for group in groups {
@@ -181,7 +190,8 @@ struct MeteringRoutes {
             }
             return date
         }
-        let from = try parse("from"), to = try parse("to")
+        let from = try parse("from")
+        let to = try parse("to")
         if let from, let to, to <= from { throw APIError.badRequest("to must be after from") }
         return (from, to)
     }
@@ -191,8 +201,10 @@ struct MeteringRoutes {
         let budget = try await api.metering.budget(tenant: tenant)
         let (spent, reserved) = try await api.metering.spend(tenant: tenant)
         let alerts = try await api.metering.alertsThisMonth(tenant: tenant)
-        return try JSONBody.reply(APIBudgetEnvelope(budget: APIBudget(
-            monthlyUSD: budget?.monthlyLimit.formatted(decimals: 2), onBudget: budget?.onBudget.rawValue,
-            spentUSD: spent.decimalString, reservedUSD: reserved.decimalString, alerts: alerts)))
+        return try JSONBody.reply(
+            APIBudgetEnvelope(
+                budget: APIBudget(
+                    monthlyUSD: budget?.monthlyLimit.formatted(decimals: 2), onBudget: budget?.onBudget.rawValue,
+                    spentUSD: spent.decimalString, reservedUSD: reserved.decimalString, alerts: alerts)))
     }
 }

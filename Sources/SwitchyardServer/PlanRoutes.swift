@@ -1,9 +1,9 @@
-import SwitchyardStore
 import Foundation
 import Hummingbird
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardMetering
+import SwitchyardStore
 
 /// `POST /v1/workflows/{name}/plan {"input": {…}}`: a run's cost range, before it runs.
 ///
@@ -19,7 +19,8 @@ struct PlanRoutes {
             let name = context.parameters.get("name") ?? ""
             let tenant = context.tenant.id
             let body = try await JSONBody.object(of: request)
-            guard let stored = try await api.resources.find(kind: .workflow, name: name, tenant: tenant), case .workflow(let spec) = stored.resource else {
+            guard let stored = try await api.resources.find(kind: .workflow, name: name, tenant: tenant), case .workflow(let spec) = stored.resource
+            else {
                 throw APIError.notFound("workflow \(name)")
             }
             if let given = body["input"], given != .null, given.objectValue == nil {
@@ -42,7 +43,8 @@ struct PlanRoutes {
     /// The plan as the API answers it: each listed step's range and notes, and the
     /// totals (null when any listed step is unpriced).
     static func render(workflow: String, plan: WorkflowPlan) throws -> JSONValue {
-        var minTotal = Money.zero, maxTotal = Money.zero
+        var minTotal = Money.zero
+        var maxTotal = Money.zero
         var priced = true
         var rendered: [JSONValue] = []
         for step in plan.steps {

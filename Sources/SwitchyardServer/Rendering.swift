@@ -1,7 +1,7 @@
-import SwitchyardMetering
 import Foundation
 import SwitchyardAPI
 import SwitchyardCore
+import SwitchyardMetering
 import SwitchyardStore
 
 /// Stored records as the API's wire types (see SwitchyardAPI).
@@ -45,9 +45,10 @@ enum Render {
             workflow.isWorkflow = true
             workflow.description = spec.description
             workflow.steps = spec.steps.count
-            workflow.inputs = Dictionary(uniqueKeysWithValues: spec.inputs.map { input in
-                (input.name, APIWorkflowInput(type: input.type.rawValue, required: input.required, defaultValue: input.defaultValue))
-            })
+            workflow.inputs = Dictionary(
+                uniqueKeysWithValues: spec.inputs.map { input in
+                    (input.name, APIWorkflowInput(type: input.type.rawValue, required: input.required, defaultValue: input.defaultValue))
+                })
         }
         return workflow
     }

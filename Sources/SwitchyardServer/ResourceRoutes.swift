@@ -25,9 +25,11 @@ struct ResourceRoutes {
                 throw APIError(.unprocessableContent, code: error.code.rawValue, error.message, details: error.issues.map(Render.issue))
             }
             let applied = try await api.resources.apply(documents, tenant: context.tenant.id)
-            return try JSONBody.reply(APIApplyResult(applied: applied.map {
-                APIAppliedResource(kind: $0.kind.rawValue, name: $0.name, version: $0.version, changed: $0.changed)
-            }))
+            return try JSONBody.reply(
+                APIApplyResult(
+                    applied: applied.map {
+                        APIAppliedResource(kind: $0.kind.rawValue, name: $0.name, version: $0.version, changed: $0.changed)
+                    }))
         }
         group.get("workflows") { _, context in
             let versions = try await api.resources.latest(kind: .workflow, tenant: context.tenant.id)

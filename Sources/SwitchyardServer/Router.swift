@@ -71,7 +71,10 @@ public struct EngineFacts: Sendable {
     public var gateThreshold: Double = EngineConfiguration().gateThreshold
     public var defaultMaxTokens: Int = EngineConfiguration().defaultMaxTokens
 
-    public init(experts: ExpertPool = ExpertPool([]), gateThreshold: Double = EngineConfiguration().gateThreshold, defaultMaxTokens: Int = EngineConfiguration().defaultMaxTokens) {
+    public init(
+        experts: ExpertPool = ExpertPool([]), gateThreshold: Double = EngineConfiguration().gateThreshold,
+        defaultMaxTokens: Int = EngineConfiguration().defaultMaxTokens
+    ) {
         self.experts = experts
         self.gateThreshold = gateThreshold
         self.defaultMaxTokens = defaultMaxTokens

@@ -53,7 +53,8 @@ struct RunRoutes {
         if let idempotencyKey, idempotencyKey.isEmpty || idempotencyKey.count > 255 {
             throw APIError.badRequest("Idempotency-Key must be 1-255 characters")
         }
-        guard let stored = try await api.resources.find(kind: .workflow, name: name, tenant: tenant), case .workflow(let spec) = stored.resource else {
+        guard let stored = try await api.resources.find(kind: .workflow, name: name, tenant: tenant), case .workflow(let spec) = stored.resource
+        else {
             throw APIError.notFound("workflow \(name)")
         }
         let input: JSONValue
@@ -66,8 +67,9 @@ struct RunRoutes {
         }
         // Only a valid request takes a token from the tenant's bucket.
         if case .limited(let wait) = try await api.runLimiter.acquire(tenant: tenant) {
-            let seconds = max(1, Int((Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18).rounded(.up)))
-            var error = APIError(.tooManyRequests, code: "rate_limited", "this tenant is starting runs faster than its limit; retry after \(seconds) s")
+            let seconds = max(1, Int(wait.inSeconds.rounded(.up)))
+            var error = APIError(
+                .tooManyRequests, code: "rate_limited", "this tenant is starting runs faster than its limit; retry after \(seconds) s")
             error.headers = [.retryAfter: String(seconds)]
             throw error
         }
@@ -84,7 +86,7 @@ struct RunRoutes {
         let now: RunRecord
         do {
             now = try await waitForFinish(run.id, tenant: tenant, seconds: wait) ?? run
-        } catch where Database.isUnavailable(error) {
+        } catch  where Database.isUnavailable(error) {
             now = run
         }
         return try JSONBody.reply(APIRunEnvelope(run: Render.run(now)), status: now.status.isFinal || !created ? .ok : .accepted)
@@ -149,7 +151,8 @@ struct RunRoutes {
         case .notAModelStep:
             throw APIError(.unprocessableContent, code: "not_a_model_step", "step \(step) did not call a model, so there is nothing to learn")
         case .recorded(let expert, let learned):
-            return try JSONBody.reply(APIFeedbackResult(feedback: .init(run: Render.id(id), step: step, good: good, expert: expert, learned: learned)))
+            return try JSONBody.reply(
+                APIFeedbackResult(feedback: .init(run: Render.id(id), step: step, good: good, expert: expert, learned: learned)))
         }
     }
 

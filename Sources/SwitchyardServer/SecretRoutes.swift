@@ -30,7 +30,8 @@ struct SecretRoutes {
         }
         group.get("secrets") { _, context in
             let secrets = try await api.secrets.list(tenant: context.tenant.id)
-            return try JSONBody.reply(APISecretList(secrets: secrets.map { APISecretSummary(name: $0.name, updatedAt: Render.timestamp($0.updatedAt)) }))
+            return try JSONBody.reply(
+                APISecretList(secrets: secrets.map { APISecretSummary(name: $0.name, updatedAt: Render.timestamp($0.updatedAt)) }))
         }
         group.delete("secrets/:name") { _, context in
             let name = try Self.name(context)
@@ -42,10 +43,12 @@ struct SecretRoutes {
     /// Secret names are what `{{ secrets.NAME }}` can spell: an identifier.
     static func name(_ context: TenantRequestContext) throws -> String {
         let name = context.parameters.get("name") ?? ""
-        let valid = (1...64).contains(name.count) && name.first.map { $0.isLetter || $0 == "_" } == true
+        let valid =
+            (1...64).contains(name.count) && name.first.map { $0.isLetter || $0 == "_" } == true
             && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
         guard valid else {
-            throw APIError.badRequest("a secret name is 1-64 ASCII letters, digits and _, not starting with a digit (it is read as {{ secrets.NAME }})")
+            throw APIError.badRequest(
+                "a secret name is 1-64 ASCII letters, digits and _, not starting with a digit (it is read as {{ secrets.NAME }})")
         }
         return name
     }

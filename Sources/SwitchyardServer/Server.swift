@@ -1,4 +1,3 @@
-import UnixSignals
 import Foundation
 import Hummingbird
 import Logging
@@ -9,6 +8,7 @@ import SwitchyardEngine
 import SwitchyardExperts
 import SwitchyardStore
 import SwitchyardTools
+import UnixSignals
 
 /// A whole Switchyard server: the connection pool, the engine and the HTTP API, as
 /// one service group. `yard serve`, `yard demo` and the tests all build it this way.
@@ -83,7 +83,8 @@ public struct SwitchyardServer: Sendable {
             let applied = try await ProjectFiles.prepare(database)
             if !applied.isEmpty { logger.info("applied migrations", metadata: ["versions": "\(applied)"]) }
             let services = ServiceGroup(
-                configuration: ServiceGroupConfiguration(services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                configuration: ServiceGroupConfiguration(
+                    services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     await stop()

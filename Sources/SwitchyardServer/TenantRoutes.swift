@@ -15,7 +15,9 @@ struct TenantRoutes {
         group.post("tenants") { request, context in
             let name = try await request.decode(as: APICreateTenantRequest.self, context: context).name
             guard Self.isValidTenantName(name) else {
-                throw APIError(.unprocessableContent, code: "invalid_request", "tenant names are 1-63 characters of a-z, 0-9, - and _, starting with a letter or digit")
+                throw APIError(
+                    .unprocessableContent, code: "invalid_request",
+                    "tenant names are 1-63 characters of a-z, 0-9, - and _, starting with a letter or digit")
             }
             let (tenant, key) = try await api.tenants.createTenant(name: name)
             return try JSONBody.reply(APITenantCreated(tenant: APITenant(id: Render.id(tenant.id), name: tenant.name), apiKey: key), status: .created)

@@ -87,7 +87,9 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable {
     var isConnectionFailure = false
 
     public enum Code: String, Sendable {
-        case configuration, unreachable, migration, conflict, notFound = "not_found", query
+        case configuration, unreachable, migration, conflict
+        case notFound = "not_found"
+        case query
         /// The call did not get a connection or an answer in time, or its connection
         /// broke: PostgreSQL is down, restarting, stalled or overloaded. Trying again
         /// later may succeed.
@@ -147,7 +149,9 @@ public struct Database: Service, Sendable {
                 try await connection.query("SELECT 1", logger: logger)
             }
         } catch {
-            throw DatabaseError(.unreachable, "cannot reach PostgreSQL at \(configuration.host):\(configuration.port)/\(configuration.database): \(Self.describe(error))")
+            throw DatabaseError(
+                .unreachable,
+                "cannot reach PostgreSQL at \(configuration.host):\(configuration.port)/\(configuration.database): \(Self.describe(error))")
         }
     }
 
@@ -259,7 +263,7 @@ public struct Database: Service, Sendable {
         while true {
             do {
                 return try await body()
-            } catch where [.deadlockDetected, .serializationFailure].contains(Self.sqlState(of: error)) && attempt < 5 {
+            } catch  where [.deadlockDetected, .serializationFailure].contains(Self.sqlState(of: error)) && attempt < 5 {
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(Int.random(in: 1...20) * attempt))
             }
@@ -290,12 +294,13 @@ public struct Database: Service, Sendable {
 
     /// Runs `body` again, with backoff, while it fails because PostgreSQL is
     /// unreachable, until `deadline`; any other error, or the last one, is thrown.
-    public static func retryingWhileUnavailable<T: Sendable>(until deadline: ContinuousClock.Instant, _ body: () async throws -> T) async throws -> T {
+    public static func retryingWhileUnavailable<T: Sendable>(until deadline: ContinuousClock.Instant, _ body: () async throws -> T) async throws -> T
+    {
         var pause = Duration.milliseconds(100)
         while true {
             do {
                 return try await body()
-            } catch where isUnavailable(error) && ContinuousClock.now + pause < deadline {
+            } catch  where isUnavailable(error) && ContinuousClock.now + pause < deadline {
                 try await Task.sleep(for: pause)
                 pause = min(pause * 2, .seconds(2))
             }
@@ -427,7 +432,7 @@ extension JSONValue: PostgresEncodable, PostgresDecodable {
             throw PostgresDecodingError.Code.typeMismatch
         }
         guard let bytes = buffer.readBytes(length: buffer.readableBytes),
-              let stored = try? Foundation.JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+            let stored = try? Foundation.JSONDecoder().decode(JSONValue.self, from: Data(bytes))
         else {
             throw PostgresDecodingError.Code.failure
         }
@@ -472,8 +477,12 @@ public enum StoredJSON {
         var out = String.UnicodeScalarView()
         for scalar in s.unicodeScalars {
             switch scalar {
-            case "\u{00}": out.append(escape); out.append("0")
-            case escape: out.append(escape); out.append(escape)
+            case "\u{00}":
+                out.append(escape)
+                out.append("0")
+            case escape:
+                out.append(escape)
+                out.append(escape)
             default: out.append(scalar)
             }
         }
@@ -495,7 +504,8 @@ public enum StoredJSON {
         switch value {
         case .string(let s): return .string(unescaped(s))
         case .array(let items): return .array(items.map(unescaped))
-        case .object(let object): return .object(Dictionary(object.map { (unescaped($0.key), unescaped($0.value)) }, uniquingKeysWith: { first, _ in first }))
+        case .object(let object):
+            return .object(Dictionary(object.map { (unescaped($0.key), unescaped($0.value)) }, uniquingKeysWith: { first, _ in first }))
         case .null, .bool, .int, .double: return value
         }
     }

@@ -62,7 +62,8 @@ final class DeadlineCall<Value: Sendable>: AbortableCall {
                 let acquireBy = started + .nanoseconds(min(acquireTimeout, timeout).inNanoseconds)
                 let timer = eventLoop.scheduleTask(deadline: acquireBy) {
                     var error = DatabaseError(
-                        .unavailable, "no database connection within \(self.acquireTimeout) (\(self.site)): PostgreSQL is unreachable or every connection is busy")
+                        .unavailable,
+                        "no database connection within \(self.acquireTimeout) (\(self.site)): PostgreSQL is unreachable or every connection is busy")
                     error.isConnectionFailure = true
                     self.expire(error)
                 }

@@ -77,12 +77,12 @@ public struct EmbeddedPostgres: Sendable {
         /// (backends, background workers), read from `/proc`.
         public func processIDs() -> [pid_t] {
             guard let text = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8),
-                  let first = text.split(separator: "\n").first, let postmaster = pid_t(first)
+                let first = text.split(separator: "\n").first, let postmaster = pid_t(first)
             else { return [] }
             var result = [postmaster]
             for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
                 guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                      let close = stat.lastIndex(of: ")")
+                    let close = stat.lastIndex(of: ")")
                 else { continue }
                 // After "pid (name) state" comes the parent's pid.
                 let fields = stat[stat.index(after: close)...].split(separator: " ")
@@ -110,7 +110,9 @@ public struct EmbeddedPostgres: Sendable {
             try initialize(binaries: binaries, passwordFile: passwordFile)
         }
         guard let password = try? String(contentsOfFile: passwordFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) else {
-            throw EmbeddedPostgresError("cannot read \(passwordFile): the cluster in \(dataDirectory) was not created by Switchyard; point --data-dir elsewhere or set DATABASE_URL")
+            throw EmbeddedPostgresError(
+                "cannot read \(passwordFile): the cluster in \(dataDirectory) was not created by Switchyard; point --data-dir elsewhere or set DATABASE_URL"
+            )
         }
 
         var startedHere = false
@@ -121,20 +123,25 @@ public struct EmbeddedPostgres: Sendable {
         } else {
             if let port {
                 chosenPort = port
-            } else if let text = try? String(contentsOfFile: portFile, encoding: .utf8), let saved = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), Self.isPortFree(saved) {
+            } else if let text = try? String(contentsOfFile: portFile, encoding: .utf8),
+                let saved = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), Self.isPortFree(saved)
+            {
                 chosenPort = saved
             } else {
                 chosenPort = try Self.freePort()
             }
             try? String(chosenPort).write(toFile: portFile, atomically: true, encoding: .utf8)
-            let options = "-c listen_addresses=127.0.0.1 -p \(chosenPort) -c unix_socket_directories= -c fsync=on -c max_connections=\(maxConnections)"
+            let options =
+                "-c listen_addresses=127.0.0.1 -p \(chosenPort) -c unix_socket_directories= -c fsync=on -c max_connections=\(maxConnections)"
             do {
                 try binaries.run(
                     binaries.pgCtl,
                     ["-D", dataDirectory, "-l", dataDirectory + "/server.log", "-o", options, "-w", "-t", "60", "start"],
                     asPostgresUser: binaries.asPostgresUser)
             } catch {
-                let log = (try? String(contentsOfFile: dataDirectory + "/server.log", encoding: .utf8))?.split(separator: "\n").suffix(5).joined(separator: "\n") ?? ""
+                let log =
+                    (try? String(contentsOfFile: dataDirectory + "/server.log", encoding: .utf8))?.split(separator: "\n").suffix(5).joined(
+                        separator: "\n") ?? ""
                 throw EmbeddedPostgresError("PostgreSQL did not start (\(error.message)); last lines of \(dataDirectory)/server.log:\n\(log)")
             }
             startedHere = true
@@ -155,7 +162,9 @@ public struct EmbeddedPostgres: Sendable {
     private func initialize(binaries: Binaries, passwordFile: String) throws(EmbeddedPostgresError) {
         let fm = FileManager.default
         do {
-            try fm.createDirectory(atPath: (dataDirectory as NSString).deletingLastPathComponent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            try fm.createDirectory(
+                atPath: (dataDirectory as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o755])
             try fm.createDirectory(atPath: dataDirectory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         } catch {
             throw EmbeddedPostgresError("cannot create the data directory \(dataDirectory): \(error.localizedDescription)")
@@ -173,7 +182,10 @@ public struct EmbeddedPostgres: Sendable {
         do {
             try binaries.run(
                 binaries.initdb,
-                ["-D", dataDirectory, "--username=switchyard", "--pwfile=\(tempPasswordFile)", "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-instructions"],
+                [
+                    "-D", dataDirectory, "--username=switchyard", "--pwfile=\(tempPasswordFile)", "--auth=scram-sha-256", "--encoding=UTF8",
+                    "--locale=C", "--no-instructions",
+                ],
                 asPostgresUser: binaries.asPostgresUser)
         } catch {
             throw EmbeddedPostgresError("initdb failed in \(dataDirectory): \(error.message)")
@@ -258,7 +270,9 @@ struct Binaries: Sendable {
             directories.map { $0 + "/" + name }.first { fm.isExecutableFile(atPath: $0) }
         }
         guard let initdb = find("initdb"), let pgCtl = find("pg_ctl") else {
-            throw EmbeddedPostgresError("PostgreSQL server programs (initdb, pg_ctl) not found: install PostgreSQL 15 (`apt-get install postgresql-15`) or set DATABASE_URL to an existing server")
+            throw EmbeddedPostgresError(
+                "PostgreSQL server programs (initdb, pg_ctl) not found: install PostgreSQL 15 (`apt-get install postgresql-15`) or set DATABASE_URL to an existing server"
+            )
         }
         return Binaries(initdb: initdb, pgCtl: pgCtl, psql: find("psql"), asPostgresUser: getuid() == 0)
     }
@@ -271,7 +285,9 @@ struct Binaries: Sendable {
     /// `waitUntilExit` would never return. Here the child gets only stdin, stdout and
     /// stderr, and exit is detected by `waitpid`.
     @discardableResult
-    func run(_ program: String, _ arguments: [String], asPostgresUser: Bool, environment: [String: String] = [:]) throws(EmbeddedPostgresError) -> String {
+    func run(
+        _ program: String, _ arguments: [String], asPostgresUser: Bool, environment: [String: String] = [:]
+    ) throws(EmbeddedPostgresError) -> String {
         let executable = asPostgresUser ? "/usr/sbin/runuser" : program
         let argv = (asPostgresUser ? ["runuser", "-u", "postgres", "--", program] : [program]) + arguments
         var env = ProcessInfo.processInfo.environment
@@ -318,8 +334,11 @@ struct Binaries: Sendable {
         var parent = (path as NSString).deletingLastPathComponent
         while parent != "/" && !parent.isEmpty {
             if access(parent, X_OK) == 0, let attributes = try? FileManager.default.attributesOfItem(atPath: parent),
-               let permissions = attributes[.posixPermissions] as? Int, permissions & 0o001 == 0 {
-                throw EmbeddedPostgresError("the postgres user cannot reach \(path) because \(parent) is not world-traversable; choose a --data-dir outside it (for example under /var/lib or /tmp)")
+                let permissions = attributes[.posixPermissions] as? Int, permissions & 0o001 == 0
+            {
+                throw EmbeddedPostgresError(
+                    "the postgres user cannot reach \(path) because \(parent) is not world-traversable; choose a --data-dir outside it (for example under /var/lib or /tmp)"
+                )
             }
             parent = (parent as NSString).deletingLastPathComponent
         }
@@ -331,8 +350,12 @@ struct Binaries: Sendable {
             throw EmbeddedPostgresError("psql not found: install the PostgreSQL client (`apt-get install postgresql-client-15`)")
         }
         let environment = ["PGPASSWORD": configuration.password ?? ""]
-        let base = ["-h", configuration.host, "-p", String(configuration.port), "-U", configuration.username, "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-tAc"]
-        let exists = try run(psql, base + ["SELECT 1 FROM pg_database WHERE datname = '\(configuration.database)'"], asPostgresUser: false, environment: environment)
+        let base = [
+            "-h", configuration.host, "-p", String(configuration.port), "-U", configuration.username, "-d", "postgres", "-v", "ON_ERROR_STOP=1",
+            "-tAc",
+        ]
+        let exists = try run(
+            psql, base + ["SELECT 1 FROM pg_database WHERE datname = '\(configuration.database)'"], asPostgresUser: false, environment: environment)
         if exists.trimmingCharacters(in: .whitespacesAndNewlines) != "1" {
             try run(psql, base + ["CREATE DATABASE \"\(configuration.database)\""], asPostgresUser: false, environment: environment)
         }

@@ -30,7 +30,8 @@ public struct GateRepository: Sendable {
     public func record(tenant: UUID, stepKey: String, expert: ExpertTier, succeeded: Bool) async throws {
         try await database.retryingDeadlocks {
             try await database.transaction { connection in
-                try await Self.record(tenant: tenant, stepKey: stepKey, expert: expert, succeeded: succeeded, connection: connection, logger: database.logger)
+                try await Self.record(
+                    tenant: tenant, stepKey: stepKey, expert: expert, succeeded: succeeded, connection: connection, logger: database.logger)
             }
         }
     }

@@ -41,8 +41,10 @@ public struct MeteringRepository: Sendable {
                 VALUES (\(row.id), \(row.model), \(row.effectiveFrom), \(row.inputCacheHit.microUSDPerMillion),
                         \(row.inputCacheMiss.microUSDPerMillion), \(row.output.microUSDPerMillion), \(Self.peakJSON(row.peak)))
                 """, logger: database.logger)
-        } catch where Database.isUniqueViolation(error) {
-            throw DatabaseError(.conflict, "a price row with the id \(row.id), or for \(row.model) from the same instant, already exists; add a row with a later effective_from")
+        } catch  where Database.isUniqueViolation(error) {
+            throw DatabaseError(
+                .conflict,
+                "a price row with the id \(row.id), or for \(row.model) from the same instant, already exists; add a row with a later effective_from")
         }
     }
 
@@ -68,9 +70,13 @@ public struct MeteringRepository: Sendable {
     static func peakJSON(_ peak: PeakPricing?) -> JSONValue? {
         guard let peak else { return nil }
         return [
-            "windows": .array(peak.windows.map { window in
-                ["weekdays": .array(window.weekdays.sorted().map(JSONValue.int)), "start_hour": .int(window.startHour), "end_hour": .int(window.endHour)]
-            }),
+            "windows": .array(
+                peak.windows.map { window in
+                    [
+                        "weekdays": .array(window.weekdays.sorted().map(JSONValue.int)), "start_hour": .int(window.startHour),
+                        "end_hour": .int(window.endHour),
+                    ]
+                }),
             "input_cache_hit": .int(Int(peak.inputCacheHit.microUSDPerMillion)),
             "input_cache_miss": .int(Int(peak.inputCacheMiss.microUSDPerMillion)),
             "output": .int(Int(peak.output.microUSDPerMillion)),
@@ -310,7 +316,9 @@ public struct MeteringRepository: Sendable {
     // MARK: - Reports
 
     /// Ledger rows of a tenant, oldest first, for `GET /v1/usage`.
-    public func calls(tenant: UUID, run: UUID?, from: Date?, to: Date?, limit: Int, after: LedgerCursor?) async throws -> (calls: [LedgerRow], next: LedgerCursor?) {
+    public func calls(
+        tenant: UUID, run: UUID?, from: Date?, to: Date?, limit: Int, after: LedgerCursor?
+    ) async throws -> (calls: [LedgerRow], next: LedgerCursor?) {
         var rows: [LedgerRow] = []
         var positions: [LedgerCursor] = []
         let afterMicros = after?.micros ?? Int64.min
@@ -330,10 +338,11 @@ public struct MeteringRepository: Sendable {
             LIMIT \(limit + 1)
             """, logger: database.logger
         ).decode((UUID, String, Int, Int, String, String, Int, Int, Int, Int, Int, Int64?, String?, Bool, String?, Date, Int64, String).self) {
-            rows.append(LedgerRow(
-                run: row.0, step: row.1, attempt: row.2, call: row.3, expert: row.4, model: row.5, promptTokens: row.6, cacheHitTokens: row.7,
-                cacheMissTokens: row.8, completionTokens: row.9, reasoningTokens: row.10, cost: row.11.map(Money.init(picoUSD:)), priceID: row.12,
-                usageKnown: row.13, workflow: row.14, startedAt: row.15))
+            rows.append(
+                LedgerRow(
+                    run: row.0, step: row.1, attempt: row.2, call: row.3, expert: row.4, model: row.5, promptTokens: row.6, cacheHitTokens: row.7,
+                    cacheMissTokens: row.8, completionTokens: row.9, reasoningTokens: row.10, cost: row.11.map(Money.init(picoUSD:)), priceID: row.12,
+                    usageKnown: row.13, workflow: row.14, startedAt: row.15))
             positions.append(LedgerCursor(micros: row.16, key: row.17))
         }
         var next: LedgerCursor?
@@ -376,10 +385,11 @@ public struct MeteringRepository: Sendable {
                 guard let pico = Int64(text) else { throw DatabaseError(.query, "a cost total of \(text) pico-USD is out of range") }
                 return Money(picoUSD: pico)
             }
-            groups.append(CostGroup(
-                key: key, calls: try int(0), promptTokens: try int(1), cacheHitTokens: try int(2), cacheMissTokens: try int(3),
-                completionTokens: try int(4), reasoningTokens: try int(5), cost: try money(6), unpricedCalls: try int(7),
-                estimatedCalls: try int(8), proCalls: try int(9), proCost: try money(10)))
+            groups.append(
+                CostGroup(
+                    key: key, calls: try int(0), promptTokens: try int(1), cacheHitTokens: try int(2), cacheMissTokens: try int(3),
+                    completionTokens: try int(4), reasoningTokens: try int(5), cost: try money(6), unpricedCalls: try int(7),
+                    estimatedCalls: try int(8), proCalls: try int(9), proCost: try money(10)))
         }
         return groups
     }
@@ -399,7 +409,6 @@ public struct MeteringRepository: Sendable {
         return result.mapValues { (prompt: $0.0, completion: $0.1, calls: $0.2) }
     }
 }
-
 
 public struct Budget: Sendable, Hashable {
     public var monthlyLimit: Money

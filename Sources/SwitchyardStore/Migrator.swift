@@ -1,7 +1,7 @@
 import Foundation
-import SwitchyardMetering
 import Logging
 import PostgresNIO
+import SwitchyardMetering
 
 /// One numbered SQL file from `Migrations/` (`0001_initial.sql`).
 public struct Migration: Sendable, Hashable {
@@ -192,19 +192,34 @@ enum SQLScript {
             let c = chars[i]
             let next: Unicode.Scalar? = i + 1 < chars.count ? chars[i + 1] : nil
             if c == "-" && next == "-" {
-                while i < chars.count && chars[i] != "\n" { current.append(chars[i]); i += 1 }
+                while i < chars.count && chars[i] != "\n" {
+                    current.append(chars[i])
+                    i += 1
+                }
                 continue
             }
             if c == "/" && next == "*" {
-                while i < chars.count && !(chars[i] == "*" && i + 1 < chars.count && chars[i + 1] == "/") { current.append(chars[i]); i += 1 }
-                if i < chars.count { current.append(contentsOf: [chars[i], chars[i + 1]]); i += 2 }
+                while i < chars.count && !(chars[i] == "*" && i + 1 < chars.count && chars[i + 1] == "/") {
+                    current.append(chars[i])
+                    i += 1
+                }
+                if i < chars.count {
+                    current.append(contentsOf: [chars[i], chars[i + 1]])
+                    i += 2
+                }
                 continue
             }
             if c == "'" || c == "\"" {
                 current.append(c)
                 i += 1
-                while i < chars.count && chars[i] != c { current.append(chars[i]); i += 1 }
-                if i < chars.count { current.append(chars[i]); i += 1 }
+                while i < chars.count && chars[i] != c {
+                    current.append(chars[i])
+                    i += 1
+                }
+                if i < chars.count {
+                    current.append(chars[i])
+                    i += 1
+                }
                 continue
             }
             if c == "$" {
@@ -240,6 +255,8 @@ enum SQLScript {
     }
 
     private static func isOnlyComments(_ text: String) -> Bool {
-        text.split(separator: "\n").allSatisfy { $0.trimmingCharacters(in: .whitespaces).hasPrefix("--") || $0.trimmingCharacters(in: .whitespaces).isEmpty }
+        text.split(separator: "\n").allSatisfy {
+            $0.trimmingCharacters(in: .whitespaces).hasPrefix("--") || $0.trimmingCharacters(in: .whitespaces).isEmpty
+        }
     }
 }

@@ -81,7 +81,9 @@ public struct UsageSummary: Sendable, Hashable {
     public var unpricedCalls: Int
     public var estimatedCalls: Int
 
-    public init(calls: Int = 0, promptTokens: Int = 0, completionTokens: Int = 0, cost: Money = .zero, unpricedCalls: Int = 0, estimatedCalls: Int = 0) {
+    public init(
+        calls: Int = 0, promptTokens: Int = 0, completionTokens: Int = 0, cost: Money = .zero, unpricedCalls: Int = 0, estimatedCalls: Int = 0
+    ) {
         self.calls = calls
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens

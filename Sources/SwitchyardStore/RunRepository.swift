@@ -102,7 +102,9 @@ public struct RunRepository: Sendable {
         }
         if let createdAt {
             let steps = spec.steps.map { step in
-                StepRecord(id: step.id, status: step.needs.isEmpty ? .ready : .pending, attempts: 0, expert: nil, output: nil, error: nil, startedAt: nil, finishedAt: nil)
+                StepRecord(
+                    id: step.id, status: step.needs.isEmpty ? .ready : .pending, attempts: 0, expert: nil, output: nil, error: nil, startedAt: nil,
+                    finishedAt: nil)
             }
             let run = RunRecord(
                 id: runID, tenantID: tenant, workflow: workflow, version: version, status: .queued, input: input, output: nil, error: nil,
@@ -113,7 +115,8 @@ public struct RunRepository: Sendable {
             throw DatabaseError(.conflict, "the parent run has ended; no child run was started")
         }
         guard depth <= ChildRuns.maxDepth else {
-            throw DatabaseError(.conflict, "child workflows nest deeper than \(ChildRuns.maxDepth) levels (a workflow that starts itself through others?)")
+            throw DatabaseError(
+                .conflict, "child workflows nest deeper than \(ChildRuns.maxDepth) levels (a workflow that starts itself through others?)")
         }
         guard let idempotencyKey, let existing = try await run(idempotencyKey: idempotencyKey, tenant: tenant) else {
             throw DatabaseError(.query, "run \(runID) was not created")
@@ -259,23 +262,29 @@ public struct RunRepository: Sendable {
     /// transaction. Used by cancellation and by the run deadline.
     public func finish(_ id: UUID, tenant: UUID, status: RunStatus, error: ErrorRecord) async throws -> RunStatus? {
         let logger = database.logger
-        let outcome: RunStatus? = try await database.retryingDeadlocks { try await database.transaction { connection in
-            // Steps first, then the run: the same lock order as step completion.
-            let cancelledSteps = try await RunStatements.cancelUnfinishedSteps(of: id, tenant: tenant, connection: connection, logger: logger)
-            guard let current = try await RunStatements.lockRun(id, tenant: tenant, connection: connection, logger: logger) else { return nil }
-            guard !current.isFinal else { return current }
-            try await connection.query(
-                """
-                UPDATE runs SET status = \(status.rawValue), error = \(error.json), finished_at = now()
-                WHERE tenant_id = \(tenant) AND id = \(id)
-                """, logger: logger)
-            try await Self.appendEvents(
-                [NewEvent(status.finalEvent ?? .runFailed, data: ["error": error.json, "cancelled_steps": .array(cancelledSteps.map { .string($0) })])],
-                run: id, tenant: tenant, connection: connection, logger: logger)
-            try await connection.query("SELECT pg_notify(\(NotificationChannel.cancel.rawValue), \(id.uuidString))", logger: logger)
-            try await Self.resumeParent(of: id, tenant: tenant, status: status, output: nil, error: error, connection: connection, logger: logger)
-            return status
-        } }
+        let outcome: RunStatus? = try await database.retryingDeadlocks {
+            try await database.transaction { connection in
+                // Steps first, then the run: the same lock order as step completion.
+                let cancelledSteps = try await RunStatements.cancelUnfinishedSteps(of: id, tenant: tenant, connection: connection, logger: logger)
+                guard let current = try await RunStatements.lockRun(id, tenant: tenant, connection: connection, logger: logger) else { return nil }
+                guard !current.isFinal else { return current }
+                try await connection.query(
+                    """
+                    UPDATE runs SET status = \(status.rawValue), error = \(error.json), finished_at = now()
+                    WHERE tenant_id = \(tenant) AND id = \(id)
+                    """, logger: logger)
+                try await Self.appendEvents(
+                    [
+                        NewEvent(
+                            status.finalEvent ?? .runFailed,
+                            data: ["error": error.json, "cancelled_steps": .array(cancelledSteps.map { .string($0) })])
+                    ],
+                    run: id, tenant: tenant, connection: connection, logger: logger)
+                try await connection.query("SELECT pg_notify(\(NotificationChannel.cancel.rawValue), \(id.uuidString))", logger: logger)
+                try await Self.resumeParent(of: id, tenant: tenant, status: status, output: nil, error: error, connection: connection, logger: logger)
+                return status
+            }
+        }
         if outcome == status {
             try await cancelChildren(of: id, tenant: tenant)
         }
@@ -339,9 +348,11 @@ public struct RunRepository: Sendable {
         }
         guard let (parentRun, parentStep) = parent else { return }
         let data: JSONValue = [
-            "run": .string(child.uuidString.lowercased()), "status": .string(status.rawValue), "output": output ?? .null, "error": error?.json ?? .null,
+            "run": .string(child.uuidString.lowercased()), "status": .string(status.rawValue), "output": output ?? .null,
+            "error": error?.json ?? .null,
         ]
-        _ = try await deliver(signal: ChildRuns.signal(step: parentStep), data: data, run: parentRun, tenant: tenant, connection: connection, logger: logger)
+        _ = try await deliver(
+            signal: ChildRuns.signal(step: parentStep), data: data, run: parentRun, tenant: tenant, connection: connection, logger: logger)
     }
 
     /// Cancels live child runs whose parent has ended: `cancelChildren` after a

@@ -244,14 +244,17 @@ public struct StepQueue: Sendable {
             case .succeeded(let output, let expert):
                 let event = NewEvent(.stepSucceeded, step: step.stepID, data: ["attempt": .int(step.attempt)])
                 return try await completeInOneStatement(
-                    step, as: .succeeded, output: output, expert: expert, event: event, dependents: dependents, notifyOthers: notifyOthers, finalize: finalize)
+                    step, as: .succeeded, output: output, expert: expert, event: event, dependents: dependents, notifyOthers: notifyOthers,
+                    finalize: finalize)
             case .skipped(let reason):
                 let event = NewEvent(.stepSkipped, step: step.stepID, data: ["reason": .string(reason)])
                 return try await completeInOneStatement(
-                    step, as: .skipped, output: nil, expert: nil, event: event, dependents: dependents, notifyOthers: notifyOthers, finalize: finalize)
+                    step, as: .skipped, output: nil, expert: nil, event: event, dependents: dependents, notifyOthers: notifyOthers, finalize: finalize
+                )
             case .failed, .retry, .wait:
                 return try await database.transaction { connection in
-                    try await completeInTransaction(step, transition, dependents: dependents, notifyOthers: notifyOthers, finalize: finalize, connection: connection)
+                    try await completeInTransaction(
+                        step, transition, dependents: dependents, notifyOthers: notifyOthers, finalize: finalize, connection: connection)
                 }
             }
         }
@@ -356,13 +359,15 @@ public struct StepQueue: Sendable {
             try await connection.query(
                 "UPDATE runs SET status = 'succeeded', output = \(runOutput), finished_at = now() WHERE tenant_id = \(tenant) AND id = \(run)",
                 logger: logger)
-            try await RunRepository.resumeParent(of: run, tenant: tenant, status: .succeeded, output: runOutput, error: nil, connection: connection, logger: logger)
+            try await RunRepository.resumeParent(
+                of: run, tenant: tenant, status: .succeeded, output: runOutput, error: nil, connection: connection, logger: logger)
             return (.succeeded, [NewEvent(.runSucceeded, data: ["output": runOutput])])
         case .failure(let e):
             try await connection.query(
                 "UPDATE runs SET status = 'failed', error = \(e.json), finished_at = now() WHERE tenant_id = \(tenant) AND id = \(run)",
                 logger: logger)
-            try await RunRepository.resumeParent(of: run, tenant: tenant, status: .failed, output: nil, error: e, connection: connection, logger: logger)
+            try await RunRepository.resumeParent(
+                of: run, tenant: tenant, status: .failed, output: nil, error: e, connection: connection, logger: logger)
             return (.failed, [NewEvent(.runFailed, data: ["error": e.json])])
         }
     }
@@ -478,7 +483,8 @@ public struct StepQueue: Sendable {
                     logger: logger)
                 events.append(NewEvent(.runFailed, data: ["error": failsRun.json]))
                 try await connection.query("SELECT pg_notify(\(NotificationChannel.cancel.rawValue), \(run.uuidString))", logger: logger)
-                try await RunRepository.resumeParent(of: run, tenant: tenant, status: .failed, output: nil, error: failsRun, connection: connection, logger: logger)
+                try await RunRepository.resumeParent(
+                    of: run, tenant: tenant, status: .failed, output: nil, error: failsRun, connection: connection, logger: logger)
             } else if remaining == 0 {
                 let (status, finalEvents) = try await finishRun(run, tenant: tenant, finalize: finalize, connection: connection)
                 finishedAs = status

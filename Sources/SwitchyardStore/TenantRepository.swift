@@ -22,7 +22,7 @@ public struct TenantRepository: Sendable {
                 try await connection.query("INSERT INTO tenants (id, name) VALUES (\(tenant.id), \(name))", logger: database.logger)
                 try await insert(key, connection: connection)
             }
-        } catch where Database.isUniqueViolation(error) {
+        } catch  where Database.isUniqueViolation(error) {
             throw DatabaseError(.conflict, "a tenant named \(name) already exists")
         }
         return (tenant, key.text)
@@ -148,7 +148,8 @@ struct APIKey: Sendable {
         let parts = text.split(separator: "_", maxSplits: 2)
         guard parts.count == 3, parts[0] == "sy", parts[1].count == 32 else { return nil }
         let hex = Array(parts[1])
-        let dashed = String(hex[0..<8]) + "-" + String(hex[8..<12]) + "-" + String(hex[12..<16]) + "-" + String(hex[16..<20]) + "-" + String(hex[20..<32])
+        let dashed =
+            String(hex[0..<8]) + "-" + String(hex[8..<12]) + "-" + String(hex[12..<16]) + "-" + String(hex[16..<20]) + "-" + String(hex[20..<32])
         return UUID(uuidString: dashed)
     }
 

@@ -38,7 +38,8 @@ public struct ToolDefinition: Sendable, Hashable {
             throw ToolError(.invalidTool, "tool \(spec.name) has no http: block")
         }
         let parameters = spec.parameters ?? ["type": "object"]
-        self.init(name: spec.name, description: spec.description ?? "", parameters: parameters, kind: .http(http), maxResponseBytes: http.maxResponseBytes)
+        self.init(
+            name: spec.name, description: spec.description ?? "", parameters: parameters, kind: .http(http), maxResponseBytes: http.maxResponseBytes)
         try validate()
     }
 
@@ -52,7 +53,8 @@ public struct ToolDefinition: Sendable, Hashable {
         guard case .http(let http) = kind else { return }
         let method = http.method.uppercased()
         guard HTTPToolCall.methods.contains(method) else {
-            throw ToolError(.invalidTool, "tool \(name): method \(http.method) is not one of \(HTTPToolCall.methods.sorted().joined(separator: ", "))")
+            throw ToolError(
+                .invalidTool, "tool \(name): method \(http.method) is not one of \(HTTPToolCall.methods.sorted().joined(separator: ", "))")
         }
         let url: Template
         do {

@@ -91,7 +91,9 @@ public struct ToolRunner: ToolRunning {
         }
     }
 
-    private func perform(_ tool: ToolDefinition, arguments: JSONValue, context: ToolCallContext, redactor: inout SecretRedactor)
+    private func perform(
+        _ tool: ToolDefinition, arguments: JSONValue, context: ToolCallContext, redactor: inout SecretRedactor
+    )
         async throws(ToolError) -> JSONValue
     {
         let schema: JSONSchema
@@ -188,7 +190,8 @@ public struct ToolRunner: ToolRunning {
             next.body = nil
             next.headers.removeAll { $0.name.lowercased() == "content-type" }
         }
-        let sameOrigin = request.url.scheme?.lowercased() == url.scheme?.lowercased()
+        let sameOrigin =
+            request.url.scheme?.lowercased() == url.scheme?.lowercased()
             && request.url.host?.lowercased() == url.host?.lowercased() && effectivePort(request.url) == effectivePort(url)
         if !sameOrigin {
             next.headers.removeAll { $0.name.lowercased() != "content-type" }

@@ -1,7 +1,7 @@
-import NIOFoundationCompat
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOFoundationCompat
 import NIOHTTP1
 import SwitchyardAPI
 import SwitchyardCore
@@ -249,7 +249,8 @@ extension APIClient {
         var calls: [APILedgerRow] = []
         var cursor: String?
         repeat {
-            let page = try await send(.GET, APIPath.v1("usage", query: [("run", id), ("limit", "1000"), ("cursor", cursor)])).decode(APIUsagePage.self)
+            let page = try await send(.GET, APIPath.v1("usage", query: [("run", id), ("limit", "1000"), ("cursor", cursor)])).decode(
+                APIUsagePage.self)
             calls += page.calls
             cursor = page.nextCursor
         } while cursor != nil

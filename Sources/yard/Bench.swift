@@ -1,4 +1,3 @@
-import PostgresNIO
 import ArgumentParser
 import Foundation
 import Logging
@@ -9,7 +8,8 @@ import SwitchyardStore
 import SwitchyardTools
 
 struct Bench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks that print figures.", subcommands: [EngineBench.self, GateBench.self, LocalBench.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks that print figures.", subcommands: [EngineBench.self, GateBench.self, LocalBench.self])
 }
 
 /// `yard bench engine`: no-op runs through the real engine and database, printing
@@ -45,87 +45,103 @@ struct EngineBench: AsyncParsableCommand {
         var configuration = bootstrap.configuration
         configuration.maxConnections = 40
         let database = Database(configuration: configuration)
-        let stepCount = steps
-        let runCount = runs
-        let sampleCount = samples
         var engineConfiguration = EngineConfiguration()
         engineConfiguration.concurrency = concurrency
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await database.run() }
+        let (runCount, sampleCount, stepCount) = (runs, samples, steps)
+        try await database.withRunningPool {
             try await database.checkReachable()
             try await ProjectFiles.prepare(database)
-            let (tenant, _) = try await TenantRepository(database: database).createTenant(name: "bench-\(UUID().uuidString.prefix(8).lowercased())")
-            var yaml = "kind: Workflow\nname: noop\nsteps:\n"
-            for index in 0..<stepCount {
-                yaml += "  - id: s\(index)\n    transform: \"\(index)\"\n" + (index > 0 ? "    needs: [s\(index - 1)]\n" : "")
-            }
-            let documents = try ResourceLoader().loadAndValidate(yaml, file: "bench.yaml", catalog: ResourceCatalog())
-            let resources = ResourceRepository(database: database)
-            _ = try await resources.apply(documents, tenant: tenant.id)
-            guard let stored = try await resources.find(kind: .workflow, name: "noop", tenant: tenant.id), case .workflow(let spec) = stored.resource else {
-                throw CLIError("the benchmark workflow was not stored")
-            }
-            let runs = RunRepository(database: database)
+            let bench = try await EngineBenchmark.prepare(database: database, steps: stepCount)
             let engine = Engine(
                 database: database, experts: ExpertPool([]), tools: ToolEnvironment(runner: ToolRunner(logger: Logger(label: "bench.tools"))),
                 configuration: engineConfiguration)
-            group.addTask { try await engine.run() }
-
-            // Latency: one run at a time on an idle engine, trigger commit to step start.
-            var latencies: [Double] = []
-            for _ in 0..<sampleCount {
-                let (run, _) = try await runs.createRun(
-                    tenant: tenant.id, workflow: "noop", version: stored.version, spec: spec, input: [:], idempotencyKey: nil, notify: engine.isSaturated)
-                engine.poke()
-                while try await runs.status(of: run.id, tenant: tenant.id)?.isFinal != true {
-                    try await Task.sleep(for: .milliseconds(1))
-                }
-                for try await milliseconds in try await database.query(
-                    """
-                    SELECT (extract(epoch FROM (min(e.created_at) - r.created_at)) * 1000)::float8
-                    FROM run_events e JOIN runs r ON r.tenant_id = e.tenant_id AND r.id = e.run_id
-                    WHERE e.tenant_id = \(tenant.id) AND e.run_id = \(run.id) AND e.type = 'step.started'
-                    GROUP BY r.created_at
-                    """
-                ).decode(Double.self) {
-                    latencies.append(milliseconds)
-                }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await engine.run() }
+                let latencies = try await bench.latencies(samples: sampleCount, engine: engine)
+                let (created, finished) = try await bench.throughput(runs: runCount, engine: engine)
+                print("engine benchmark: \(runCount) runs of \(stepCount) no-op steps, concurrency \(engineConfiguration.concurrency)")
+                print(
+                    String(
+                        format: "  throughput: %.0f runs/s (%.0f steps/s); all runs created after %.2f s, all finished after %.2f s",
+                        Double(runCount) / finished, Double(runCount * stepCount) / finished, created, finished))
+                print(
+                    String(
+                        format: "  trigger to first step (%d idle samples): p50 %.2f ms, p90 %.2f ms, p99 %.2f ms", latencies.count,
+                        latencies.percentile(0.5), latencies.percentile(0.9), latencies.percentile(0.99)))
+                group.cancelAll()
             }
-            latencies.sort()
-            func percentile(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-
-            // Throughput: create all runs, then time until the last one finishes.
-            let clock = ContinuousClock()
-            let start = clock.now
-            try await withThrowingTaskGroup(of: Void.self) { creators in
-                for worker in 0..<8 {
-                    creators.addTask {
-                        for _ in stride(from: worker, to: runCount, by: 8) {
-                            // As the API does: wake other engines only when this one is full.
-                            _ = try await runs.createRun(
-                                tenant: tenant.id, workflow: "noop", version: stored.version, spec: spec, input: [:], idempotencyKey: nil,
-                                notify: engine.isSaturated)
-                            engine.poke()
-                        }
-                    }
-                }
-                try await creators.waitForAll()
-            }
-            let created = clock.now - start
-            while true {
-                let live = try await database.query(
-                    "SELECT count(*)::int8 FROM runs WHERE tenant_id = \(tenant.id) AND status NOT IN ('succeeded', 'failed', 'cancelled')"
-                ).decode(Int.self).first { _ in true } ?? 0
-                if live == 0 { break }
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            let elapsed = clock.now - start
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            let createdSeconds = Double(created.components.seconds) + Double(created.components.attoseconds) / 1e18
-            print("engine benchmark: \(runCount) runs of \(stepCount) no-op steps, concurrency \(engineConfiguration.concurrency)")
-            print(String(format: "  throughput: %.0f runs/s (%.0f steps/s); all runs created after %.2f s, all finished after %.2f s", Double(runCount) / seconds, Double(runCount * stepCount) / seconds, createdSeconds, seconds))
-            print(String(format: "  trigger to first step (%d idle samples): p50 %.2f ms, p90 %.2f ms, p99 %.2f ms", latencies.count, percentile(0.5), percentile(0.9), percentile(0.99)))
-            group.cancelAll()
         }
+    }
+}
+
+/// One benchmark tenant with a chain of no-op transform steps, and the two measures.
+private struct EngineBenchmark: Sendable {
+    let tenant: UUID
+    let spec: WorkflowSpec
+    let version: Int
+    let runs: RunRepository
+
+    static func prepare(database: Database, steps: Int) async throws -> EngineBenchmark {
+        let (tenant, _) = try await TenantRepository(database: database).createTenant(name: "bench-\(UUID().uuidString.prefix(8).lowercased())")
+        var yaml = "kind: Workflow\nname: noop\nsteps:\n"
+        for index in 0..<steps {
+            yaml += "  - id: s\(index)\n    transform: \"\(index)\"\n" + (index > 0 ? "    needs: [s\(index - 1)]\n" : "")
+        }
+        let documents = try ResourceLoader().loadAndValidate(yaml, file: "bench.yaml", catalog: ResourceCatalog())
+        let resources = ResourceRepository(database: database)
+        _ = try await resources.apply(documents, tenant: tenant.id)
+        guard let stored = try await resources.find(kind: .workflow, name: "noop", tenant: tenant.id), case .workflow(let spec) = stored.resource
+        else {
+            throw CLIError("the benchmark workflow was not stored")
+        }
+        return EngineBenchmark(tenant: tenant.id, spec: spec, version: stored.version, runs: RunRepository(database: database))
+    }
+
+    /// Creates one run as the API does (waking other engines only when this one is full).
+    private func start(_ engine: Engine) async throws -> UUID {
+        let (run, _) = try await runs.createRun(
+            tenant: tenant, workflow: "noop", version: version, spec: spec, input: [:], idempotencyKey: nil, notify: engine.isSaturated)
+        engine.poke()
+        return run.id
+    }
+
+    /// Latency: one run at a time on an idle engine, trigger commit to step start, sorted.
+    func latencies(samples: Int, engine: Engine) async throws -> [Double] {
+        var latencies: [Double] = []
+        for _ in 0..<samples {
+            let run = try await start(engine)
+            while try await runs.status(of: run, tenant: tenant)?.isFinal != true {
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            if let milliseconds = try await runs.triggerLatency(of: run, tenant: tenant) { latencies.append(milliseconds) }
+        }
+        return latencies.sorted()
+    }
+
+    /// Throughput: creates all runs from 8 workers, then waits until the last one
+    /// finishes; returns seconds until all were created and until all finished.
+    func throughput(runs count: Int, engine: Engine) async throws -> (created: Double, finished: Double) {
+        let clock = ContinuousClock()
+        let start = clock.now
+        try await withThrowingTaskGroup(of: Void.self) { creators in
+            for worker in 0..<8 {
+                creators.addTask {
+                    for _ in stride(from: worker, to: count, by: 8) { _ = try await self.start(engine) }
+                }
+            }
+            try await creators.waitForAll()
+        }
+        let created = clock.now - start
+        while try await runs.liveRunCount(tenant: tenant) > 0 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return (created.inSeconds, (clock.now - start).inSeconds)
+    }
+}
+
+extension [Double] {
+    /// The value at fraction `p` of a sorted array (0 when empty).
+    fileprivate func percentile(_ p: Double) -> Double {
+        isEmpty ? 0 : self[Swift.min(count - 1, Int(Double(count) * p))]
     }
 }

@@ -1,6 +1,6 @@
-import NIOHTTP1
 import ArgumentParser
 import Foundation
+import NIOHTTP1
 import SwitchyardAPI
 import SwitchyardCore
 import SwitchyardMetering
@@ -37,7 +37,9 @@ struct Budgets: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "set", abstract: "Set a tenant's monthly budget (admin key).")
         @Option(help: "The tenant id.") var tenant: String
         @Option(help: "The limit per calendar month (UTC) in USD, as decimal text: 25.00.") var monthly: String
-        @Option(name: .customLong("on-budget"), help: "When a call does not fit: fail (the step fails with budget_exceeded) or downgrade (pro becomes flash).")
+        @Option(
+            name: .customLong("on-budget"),
+            help: "When a call does not fit: fail (the step fails with budget_exceeded) or downgrade (pro becomes flash).")
         var onBudget: BudgetPolicy?
         @OptionGroup var admin: AdminOptions
         @OptionGroup var client: ClientOptions
@@ -54,7 +56,9 @@ struct Budgets: AsyncParsableCommand {
 
         func run() async throws {
             let response = try await client.client(admin: true, adminKey: admin.adminKey)
-                .send(.PUT, APIPath.v1("admin", "tenants", tenant, "budget"), body: APISetBudgetRequest(monthlyUSD: monthly, onBudget: onBudget?.rawValue))
+                .send(
+                    .PUT, APIPath.v1("admin", "tenants", tenant, "budget"),
+                    body: APISetBudgetRequest(monthlyUSD: monthly, onBudget: onBudget?.rawValue))
             let budget = try response.decode(APIBudgetEnvelope.self).budget
             if client.output == .json { return Print.json(response.body) }
             Budgets.printBudget(budget)

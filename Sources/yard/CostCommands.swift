@@ -1,6 +1,6 @@
-import NIOHTTP1
 import ArgumentParser
 import Foundation
+import NIOHTTP1
 import SwitchyardAPI
 import SwitchyardCore
 import SwitchyardMetering
@@ -55,7 +55,8 @@ enum CostText {
     /// Sum of `cost_usd` of ledger rows: the known total and how many rows had no price.
     static func sum(_ calls: [APILedgerRow]) -> (total: Money, unpriced: Int, estimated: Int) {
         var total = Money.zero
-        var unpriced = 0, estimated = 0
+        var unpriced = 0
+        var estimated = 0
         for call in calls {
             if let cost = money(call.costUSD) {
                 total = (try? total.adding(cost)) ?? total
@@ -100,7 +101,8 @@ struct CostDimensions: ExpressibleByArgument {
     static func parse(_ text: String) throws -> CostDimensions {
         let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         for name in names where CostDimension(rawValue: name) == nil {
-            throw ValidationError("bad_request: group_by takes \(CostDimension.allCases.map(\.rawValue).joined(separator: ", ")), comma-separated; not \(name)")
+            throw ValidationError(
+                "bad_request: group_by takes \(CostDimension.allCases.map(\.rawValue).joined(separator: ", ")), comma-separated; not \(name)")
         }
         return CostDimensions(names: names)
     }
@@ -108,7 +110,8 @@ struct CostDimensions: ExpressibleByArgument {
 
 struct Costs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show spend from the ledger: calls, tokens (cache hit, miss, output, reasoning), cache-hit ratio and cost, grouped, with totals and pro's share.",
+        abstract:
+            "Show spend from the ledger: calls, tokens (cache hit, miss, output, reasoning), cache-hit ratio and cost, grouped, with totals and pro's share.",
         discussion: """
             Examples:
               yard costs --by workflow,step --since 2026-11-01
@@ -117,7 +120,9 @@ struct Costs: AsyncParsableCommand {
               yard costs --by step --tenant TENANT_ID                   # one tenant (admin key)
             """)
 
-    @Option(name: .customLong("by"), help: "Group by workflow, step, expert, model, day, tenant (admin key); comma-separated.", transform: CostDimensions.parse)
+    @Option(
+        name: .customLong("by"), help: "Group by workflow, step, expert, model, day, tenant (admin key); comma-separated.",
+        transform: CostDimensions.parse)
     var by: CostDimensions?
     @Option(help: "From this UTC date (2026-11-01) or instant (2026-11-01T00:00:00Z), inclusive.")
     var since: String?
@@ -148,9 +153,11 @@ struct Costs: AsyncParsableCommand {
     }
 
     func path(groupBy: [String]) -> String {
-        APIPath.v1("costs", query: [
-            ("group_by", groupBy.isEmpty ? nil : groupBy.joined(separator: ",")), ("from", since), ("to", until), ("tenant", tenant),
-        ])
+        APIPath.v1(
+            "costs",
+            query: [
+                ("group_by", groupBy.isEmpty ? nil : groupBy.joined(separator: ",")), ("from", since), ("to", until), ("tenant", tenant),
+            ])
     }
 
     func run() async throws {
@@ -187,7 +194,8 @@ struct Costs: AsyncParsableCommand {
         let figures = ["CALLS", "PROMPT", "HIT", "MISS", "OUTPUT", "REASONING", "CACHE HIT %", "COST USD"]
         var table = Table(headers: (dimensions.isEmpty ? [""] : dimensions.map { $0.uppercased() }) + figures)
         func cells(_ group: APICostFigures) -> [String] {
-            let hit = group.cacheHitTokens, miss = group.cacheMissTokens
+            let hit = group.cacheHitTokens
+            let miss = group.cacheMissTokens
             var cost = CostText.money(group.costUSD).map(CostText.usd) ?? "-"
             if group.estimatedCalls > 0 { cost = "~" + cost }
             if group.unpricedCalls > 0 { cost = group.unpricedCalls >= group.calls ? "unpriced" : "≥ \(cost) (\(group.unpricedCalls) unpriced)" }
@@ -208,7 +216,8 @@ struct Costs: AsyncParsableCommand {
     /// Pro's share of the calls and the spend (the server's figures), the unpriced and
     /// estimated calls, and how to read the token columns.
     static func printSummary(_ total: APICostFigures, unpricedModels: [String]) {
-        let totalCalls = Int64(total.calls), proCalls = Int64(total.proCalls)
+        let totalCalls = Int64(total.calls)
+        let proCalls = Int64(total.proCalls)
         let totalCost = CostText.money(total.costUSD) ?? .zero
         let proCost = CostText.money(total.proCostUSD) ?? .zero
         let unpricedCalls = total.unpricedCalls
@@ -219,11 +228,15 @@ struct Costs: AsyncParsableCommand {
         }
         print(share)
         if unpricedCalls > 0 {
-            print("unpriced: \(unpricedCalls) call\(unpricedCalls == 1 ? "" : "s") of \(unpricedModels.joined(separator: ", ")), made without a price: their tokens are counted, their cost is unknown and not in COST USD (yard prices set adds a price for later calls)")
+            print(
+                "unpriced: \(unpricedCalls) call\(unpricedCalls == 1 ? "" : "s") of \(unpricedModels.joined(separator: ", ")), made without a price: their tokens are counted, their cost is unknown and not in COST USD (yard prices set adds a price for later calls)"
+            )
         }
         if total.estimatedCalls > 0 {
             let estimated = total.estimatedCalls
-            print("estimated (~): \(estimated) call\(estimated == 1 ? "" : "s") whose usage was never reported, billed at their upper-bound reservation")
+            print(
+                "estimated (~): \(estimated) call\(estimated == 1 ? "" : "s") whose usage was never reported, billed at their upper-bound reservation"
+            )
         }
         print("tokens: PROMPT = HIT + MISS when the provider reports the cache split; OUTPUT includes REASONING")
     }

@@ -1,10 +1,10 @@
-import NIOHTTP1
-import SwitchyardExperts
 import ArgumentParser
 import Foundation
 import Logging
+import NIOHTTP1
 import SwitchyardAPI
 import SwitchyardCore
+import SwitchyardExperts
 import SwitchyardMetering
 import SwitchyardServer
 import SwitchyardStore
@@ -50,7 +50,8 @@ struct Demo: AsyncParsableCommand {
         if scripted {
             configuration.experts = ServerConfiguration.scriptedExperts(workflowsDirectory: workflowsDirectory)
         }
-        let experts = configuration.experts.isEmpty ? ServerConfiguration.defaultExperts(workflowsDirectory: workflowsDirectory) : configuration.experts
+        let experts =
+            configuration.experts.isEmpty ? ServerConfiguration.defaultExperts(workflowsDirectory: workflowsDirectory) : configuration.experts
         // A small local base model cannot answer ticket-triage's JSON steps: it runs `story`.
         let onLocalModel = experts["flash"]?.provider == .local
         let workflowName = workflow ?? (onLocalModel ? "story" : "ticket-triage")
@@ -136,7 +137,7 @@ struct Demo: AsyncParsableCommand {
     /// price book when missing, so that the demo's run has a cost.
     static func priceScriptedExperts(admin: APIClient) async throws {
         guard let directory = ProjectFiles.directory("Data", environmentVariable: "SWITCHYARD_DATA"),
-              let text = try? String(contentsOfFile: directory + "/demo-prices.yaml", encoding: .utf8)
+            let text = try? String(contentsOfFile: directory + "/demo-prices.yaml", encoding: .utf8)
         else { return }
         let existing = Set(try await admin.send(.GET, APIPath.v1("prices")).decode(APIPriceList.self).prices.compactMap(\.id))
         for row in try PriceBook.parseSeed(text) where !existing.contains(row.id) {

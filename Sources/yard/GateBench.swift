@@ -105,14 +105,18 @@ struct GateBench: ParsableCommand {
     func printTable(_ report: GateBenchmarkReport, dataset: GateDataset) {
         func percent(_ value: Double) -> String { String(format: "%.1f%%", value * 100) }
         let steps = dataset.hasSteps ? "\(dataset.steps.count) steps" : "one step"
-        print("gate benchmark: \(data), \(split.rawValue) split, \(report.rows) rows (\(steps)), \(online ? "online" : "offline")" + (seed.map { ", seed \($0)" } ?? ", file order"))
+        print(
+            "gate benchmark: \(data), \(split.rawValue) split, \(report.rows) rows (\(steps)), \(online ? "online" : "offline")"
+                + (seed.map { ", seed \($0)" } ?? ", file order"))
         var table = Table(headers: ["THRESHOLD", "ACCURACY", "PRO SHARE", "COST VS PRO"])
         for point in report.sweep {
             table.rows.append([String(format: "%+.2f", point.threshold), percent(point.accuracy), percent(point.proShare), percent(point.costVsPro)])
         }
         print(table.render())
         print("")
-        print("always flash: \(percent(report.alwaysFlash))   always pro: \(percent(report.alwaysPro))   95% of pro: \(percent(0.95 * report.alwaysPro))")
+        print(
+            "always flash: \(percent(report.alwaysFlash))   always pro: \(percent(report.alwaysPro))   95% of pro: \(percent(0.95 * report.alwaysPro))"
+        )
         print("pro share at 95% of always-pro accuracy: \(percent(report.proShareAt95))")
         print(String(format: "APGR: %.3f (random 0.5)", report.apgr))
         print(String(format: "decision time p50: %.2f µs (threshold %+.2f)", report.decisionMicrosecondsP50, Gate.defaultThreshold))
@@ -124,7 +128,8 @@ struct GateBench: ParsableCommand {
         var text = "split,step,flash,pro," + GateFeatures.names.joined(separator: ",") + "\n"
         for row in dataset.rows {
             let features = GateFeatures(row.prompt)
-            let step = row.step.contains(",") || row.step.contains("\"") ? "\"" + row.step.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : row.step
+            let step =
+                row.step.contains(",") || row.step.contains("\"") ? "\"" + row.step.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : row.step
             text += "\(tuning.contains(row.line) ? "tuning" : "holdout"),\(step),\(row.flashCorrect ? 1 : 0),\(row.proCorrect ? 1 : 0),"
             text += features.values.map { String($0) }.joined(separator: ",") + "\n"
         }

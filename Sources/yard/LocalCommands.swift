@@ -112,8 +112,10 @@ struct LocalGenerate: AsyncParsableCommand {
         FileHandle.standardOutput.write(Data("\n".utf8))
         if timings {
             let secs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            FileHandle.standardError.write(Data(
-                "prompt \(result.promptTokenCount) tokens, generated \(result.tokens.count) tokens in \(String(format: "%.2f", secs)) s (\(result.finishReason.rawValue))\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "prompt \(result.promptTokenCount) tokens, generated \(result.tokens.count) tokens in \(String(format: "%.2f", secs)) s (\(result.finishReason.rawValue))\n"
+                        .utf8))
         }
     }
 }
@@ -194,7 +196,9 @@ struct LocalBench: AsyncParsableCommand {
             let rss = Self.peakRSSMegabytes()
             if output == .json {
                 let agg = ["1", "4", "8"].map { "\"\($0)\": \(String(format: "%.1f", aggregate[$0] ?? 0))" }.joined(separator: ", ")
-                print("{\"prefill_tps\": \(String(format: "%.1f", prefill)), \"decode_tps\": \(String(format: "%.1f", decode)), \"decode_tps_1thread\": \(String(format: "%.1f", decode1)), \"aggregate_decode_tps\": {\(agg)}, \"rss_mb\": \(String(format: "%.0f", rss))}")
+                print(
+                    "{\"prefill_tps\": \(String(format: "%.1f", prefill)), \"decode_tps\": \(String(format: "%.1f", decode)), \"decode_tps_1thread\": \(String(format: "%.1f", decode1)), \"aggregate_decode_tps\": {\(agg)}, \"rss_mb\": \(String(format: "%.0f", rss))}"
+                )
             } else {
                 print("threads            \(cores)")
                 print("prefill tok/s      \(String(format: "%.1f", prefill)) (\(prompt.count)-token prompt)")

@@ -80,7 +80,8 @@ enum Print {
             var route: JSONValue? = step.route
             if route == .null { route = nil }
             let cost = calls.map { all in [CostText.cell(all.filter { $0.step == step.id })] } ?? []
-            table.rows.append([step.id, step.status.rawValue, String(step.attempts), step.expert ?? "-", route.map(Self.route) ?? "-"] + cost + [output])
+            table.rows.append(
+                [step.id, step.status.rawValue, String(step.attempts), step.expert ?? "-", route.map(Self.route) ?? "-"] + cost + [output])
             let reasons = route?["reasons"]?.arrayValue?.compactMap(\.stringValue) ?? []
             guard !reasons.isEmpty || step.feedback != nil else { continue }
             var heading = "  \(step.id)"
@@ -94,7 +95,7 @@ enum Print {
         if !explained.isEmpty {
             print("")
             print("routes:")
-            explained.forEach { print($0) }
+            for line in explained { print(line) }
         }
     }
 
@@ -121,7 +122,8 @@ enum Print {
     /// without a price or with estimated usage.
     static func costLine(_ usage: APIUsage) -> String {
         let total = CostText.money(usage.costUSD) ?? .zero
-        let unpriced = usage.unpricedCalls, estimated = usage.estimatedCalls
+        let unpriced = usage.unpricedCalls
+        let estimated = usage.estimatedCalls
         var line = "cost: \(CostText.usd(total)) USD"
         if usage.calls == 0 {
             line = "cost: 0.000000 USD (no model calls)"
@@ -170,8 +172,11 @@ enum Print {
         case .stepSkipped: return "  ⤼ \(step) skipped: \(data["reason"]?.stringValue ?? "")"
         case .stepWaiting: return "  ⏸ \(step) waiting for signal \(data["signal"]?.stringValue ?? "")"
         case .modelCalled:
-            var line = "    · \(step): \(data["expert"]?.stringValue ?? "?") (\(data["model"]?.stringValue ?? "?")) \(data["prompt_tokens"]?.intValue ?? 0)+\(data["completion_tokens"]?.intValue ?? 0) tokens, \(data["latency_ms"]?.intValue ?? 0) ms"
-            if let tools = data["tool_calls"]?.arrayValue?.compactMap(\.stringValue), !tools.isEmpty { line += " → calls \(tools.joined(separator: ", "))" }
+            var line =
+                "    · \(step): \(data["expert"]?.stringValue ?? "?") (\(data["model"]?.stringValue ?? "?")) \(data["prompt_tokens"]?.intValue ?? 0)+\(data["completion_tokens"]?.intValue ?? 0) tokens, \(data["latency_ms"]?.intValue ?? 0) ms"
+            if let tools = data["tool_calls"]?.arrayValue?.compactMap(\.stringValue), !tools.isEmpty {
+                line += " → calls \(tools.joined(separator: ", "))"
+            }
             if let error = data["error"]?.stringValue { line += ": failed: \(brief(.string(error), limit: 100))" }
             return line
         case .modelRouted:

@@ -1,6 +1,6 @@
-import NIOHTTP1
 import ArgumentParser
 import Foundation
+import NIOHTTP1
 import SwitchyardAPI
 import SwitchyardCore
 import SwitchyardMetering
@@ -55,13 +55,13 @@ struct Plan: AsyncParsableCommand {
         if !explained.isEmpty {
             print("")
             print("how:")
-            explained.forEach { print($0) }
+            for line in explained { print(line) }
         }
         let notes = (body["notes"]?.arrayValue ?? []).compactMap(\.stringValue)
         if !notes.isEmpty {
             print("")
             print("assumptions:")
-            notes.forEach { print("  \($0)") }
+            for line in notes { print("  \(line)") }
         }
     }
 }

@@ -1,6 +1,6 @@
-import NIOHTTP1
 import ArgumentParser
 import Foundation
+import NIOHTTP1
 import SwitchyardAPI
 import SwitchyardCore
 import SwitchyardMetering
@@ -25,7 +25,9 @@ struct Prices: AsyncParsableCommand {
             if client.output == .json { return Print.json(response.body) }
             var table = Table(headers: ["ID", "MODEL", "FROM", "HIT", "MISS", "OUTPUT", "PEAK (UTC: HIT/MISS/OUTPUT)"])
             for row in prices {
-                table.rows.append([row.id ?? "", row.model, row.effectiveFrom, row.inputCacheHit, row.inputCacheMiss, row.output, Self.peak(row.peak)])
+                table.rows.append([
+                    row.id ?? "", row.model, row.effectiveFrom, row.inputCacheHit, row.inputCacheMiss, row.output, Self.peak(row.peak),
+                ])
             }
             print(table.render())
             print("\nprices in USD per million tokens")
@@ -92,7 +94,8 @@ struct Prices: AsyncParsableCommand {
         func run() async throws {
             var body = APIPrice(id: id, model: model, effectiveFrom: from, inputCacheHit: hit, inputCacheMiss: miss, output: output, peak: nil)
             if let peakHit, let peakMiss, let peakOutput, let peakWindows {
-                body.peak = APIPrice.Peak(windows: try PeakWindows.parse(peakWindows), inputCacheHit: peakHit, inputCacheMiss: peakMiss, output: peakOutput)
+                body.peak = APIPrice.Peak(
+                    windows: try PeakWindows.parse(peakWindows), inputCacheHit: peakHit, inputCacheMiss: peakMiss, output: peakOutput)
             }
             let key = admin.adminKey ?? ProcessInfo.processInfo.environment["YARD_ADMIN_KEY"]
             let response = try await APIClient.make(url: connection.url, key: key).send(.POST, APIPath.v1("admin", "prices"), body: body)
@@ -126,7 +129,9 @@ enum PeakWindows {
                     continue
                 }
                 let ends = piece.split(separator: "-").map(String.init)
-                guard (1...2).contains(ends.count), let first = names.firstIndex(of: ends[0]), let last = names.firstIndex(of: ends[ends.count - 1]), first <= last else {
+                guard (1...2).contains(ends.count), let first = names.firstIndex(of: ends[0]), let last = names.firstIndex(of: ends[ends.count - 1]),
+                    first <= last
+                else {
                     throw ValidationError("peak window days '\(parts[0])' must be days mon…sun, ranges like mon-fri, joined by + (sat+sun), or daily")
                 }
                 days += Array((first + 1)...(last + 1))

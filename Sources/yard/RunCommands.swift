@@ -1,6 +1,6 @@
-import NIOHTTP1
 import ArgumentParser
 import Foundation
+import NIOHTTP1
 import SwitchyardAPI
 import SwitchyardCore
 import SwitchyardStore
@@ -212,7 +212,8 @@ struct Runs: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let response = try await client.client().send(.POST, APIPath.v1("runs", id, "steps", step, "feedback"), body: APIFeedbackRequest(good: good))
+            let response = try await client.client().send(
+                .POST, APIPath.v1("runs", id, "steps", step, "feedback"), body: APIFeedbackRequest(good: good))
             let feedback = try response.decode(APIFeedbackResult.self).feedback
             if client.output == .json { return Print.json(response.body) }
             let learned = feedback.learned ? "the gate learned from it" : "the gate already knew this verdict"

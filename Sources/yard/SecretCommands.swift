@@ -1,6 +1,6 @@
-import NIOHTTP1
 import ArgumentParser
 import Foundation
+import NIOHTTP1
 import SwitchyardAPI
 import SwitchyardCore
 

@@ -1,13 +1,14 @@
-import NIOHTTP1
 import ArgumentParser
 import Foundation
+import NIOHTTP1
 import SwitchyardAPI
 import SwitchyardCore
 
 // `yard tenants …` and `yard keys create` (admin key): tenants, their keys and settings.
 
 struct Tenants: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Manage tenants (admin key).", subcommands: [Create.self, List.self, Show.self, Gate.self, Egress.self, Limits.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Manage tenants (admin key).", subcommands: [Create.self, List.self, Show.self, Gate.self, Egress.self, Limits.self])
 
     /// Prints a tenant's settings as `yard tenants show` does.
     static func printSettings(_ settings: APITenantSettings) {
@@ -89,7 +90,8 @@ struct Tenants: AsyncParsableCommand {
     struct Egress: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Set the hosts, IP addresses and CIDRs the tenant's tools may reach, on top of the server's list.",
-            discussion: "Replaces the whole list: yard tenants egress TENANT --allow 10.0.0.0/8,kb.internal (or --allow repeated); --clear empties it.")
+            discussion:
+                "Replaces the whole list: yard tenants egress TENANT --allow 10.0.0.0/8,kb.internal (or --allow repeated); --clear empties it.")
         @Argument(help: "The tenant id.") var tenant: String
         @Option(help: "Allowed entries, comma-separated or repeated.") var allow: [String] = []
         @Flag(help: "Empty the tenant's list.") var clear = false
@@ -102,7 +104,9 @@ struct Tenants: AsyncParsableCommand {
 
         func validate() throws {
             if clear && !allow.isEmpty { throw ValidationError("give either --allow or --clear, not both") }
-            if !clear && entries.isEmpty { throw ValidationError("give the entries with --allow a,b,c (the list is replaced), or --clear to empty it") }
+            if !clear && entries.isEmpty {
+                throw ValidationError("give the entries with --allow a,b,c (the list is replaced), or --clear to empty it")
+            }
         }
 
         func run() async throws {
@@ -152,7 +156,9 @@ struct Tenants: AsyncParsableCommand {
         }
 
         func validate() throws {
-            if try body() == APISetLimitsRequest() { throw ValidationError("give at least one of --max-running-steps, --runs-per-second, --run-burst") }
+            if try body() == APISetLimitsRequest() {
+                throw ValidationError("give at least one of --max-running-steps, --runs-per-second, --run-burst")
+            }
         }
 
         func run() async throws {

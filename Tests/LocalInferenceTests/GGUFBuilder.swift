@@ -12,12 +12,25 @@ struct GGUFBuilder {
     mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
     mutating func f32(_ v: Float) { u32(v.bitPattern) }
     mutating func f64(_ v: Double) { u64(v.bitPattern) }
-    mutating func string(_ s: String) { u64(UInt64(s.utf8.count)); bytes += Array(s.utf8) }
+    mutating func string(_ s: String) {
+        u64(UInt64(s.utf8.count))
+        bytes += Array(s.utf8)
+    }
 
     enum Value {
-        case u8(UInt8), i8(Int8), u16(UInt16), i16(Int16), u32(UInt32), i32(Int32)
-        case f32(Float), bool(Bool), string(String), array(UInt32, [Value])
-        case u64(UInt64), i64(Int64), f64(Double)
+        case u8(UInt8)
+        case i8(Int8)
+        case u16(UInt16)
+        case i16(Int16)
+        case u32(UInt32)
+        case i32(Int32)
+        case f32(Float)
+        case bool(Bool)
+        case string(String)
+        case array(UInt32, [Value])
+        case u64(UInt64)
+        case i64(Int64)
+        case f64(Double)
 
         var code: UInt32 {
             switch self {

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import LocalInference
 
 @Suite struct GGUFReaderTests {
@@ -22,10 +23,12 @@ import Testing
         var q8 = GGUFBuilder()
         q8.u16(Float16(0.5).bitPattern)
         for i in 0..<32 { q8.u8(UInt8(bitPattern: Int8(i - 16))) }
-        return GGUFBuilder.file(metadata: meta, tensors: [
-            .init(name: "a.weight", dims: [4, 2], type: 0, data: f32.bytes),
-            .init(name: "b.weight", dims: [32, 1], type: 8, data: q8.bytes),
-        ], alignment: alignment)
+        return GGUFBuilder.file(
+            metadata: meta,
+            tensors: [
+                .init(name: "a.weight", dims: [4, 2], type: 0, data: f32.bytes),
+                .init(name: "b.weight", dims: [32, 1], type: 8, data: q8.bytes),
+            ], alignment: alignment)
     }
 
     @Test func readsEveryMetadataTypeAndTensorInfo() throws {
@@ -109,7 +112,7 @@ import Testing
         v9[4] = 9
         #expect(throws: LocalInferenceError.unsupportedVersion(9)) { try GGUFFile(file: MappedFile(bytes: v9)) }
 
-        let unknownType = GGUFBuilder.file(metadata: [], tensors: []) // then patch in a bogus KV
+        let unknownType = GGUFBuilder.file(metadata: [], tensors: [])  // then patch in a bogus KV
         var b = GGUFBuilder()
         b.bytes = Array(unknownType[0..<16])
         b.u64(1)

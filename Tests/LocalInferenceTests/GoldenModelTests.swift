@@ -1,4 +1,5 @@
 import Testing
+
 @testable import LocalInference
 
 /// The forward pass against llama.cpp on the real model (fixtures from Scripts/llama-reference.sh).
@@ -63,9 +64,11 @@ import Testing
                 let pos = n - 1 + step
                 guard exact || (margins[pos] ?? 0) > Self.decisiveMargin else { continue }
                 let mine = Sampler.argmax(logits[pos])
-                #expect(mine == c.continuation[step], "prompt \(c.prompt.debugDescription) step \(step): ours \(mine), llama.cpp \(c.continuation[step])")
+                #expect(
+                    mine == c.continuation[step], "prompt \(c.prompt.debugDescription) step \(step): ours \(mine), llama.cpp \(c.continuation[step])")
             }
-            var total = 0.0, count = 0.0
+            var total = 0.0
+            var count = 0.0
             for p in c.positions where p.pos < logits.count {
                 for pair in p.top {
                     let id = Int(pair[0])
@@ -73,7 +76,9 @@ import Testing
                     worst = max(worst, diff)
                     total += diff
                     count += 1
-                    #expect(diff <= Self.tolerance, "prompt \(c.prompt.debugDescription) pos \(p.pos) id \(id): ours \(logits[p.pos][id]), llama.cpp \(pair[1])")
+                    #expect(
+                        diff <= Self.tolerance,
+                        "prompt \(c.prompt.debugDescription) pos \(p.pos) id \(id): ours \(logits[p.pos][id]), llama.cpp \(pair[1])")
                 }
             }
             #expect(count > 0 && total / count <= Self.meanTolerance, "prompt \(c.prompt.debugDescription): mean logit difference \(total / count)")
@@ -100,7 +105,8 @@ import Testing
         var next: [Int32] = []
         for c in cases {
             let cache = ctx.makeCache(capacity: 128)
-            let b = c.prompt_ids.enumerated().map { i, t in BatchToken(cache: cache, token: t, position: i, wantsLogits: i == c.prompt_ids.count - 1) }
+            let b = c.prompt_ids.enumerated().map { i, t in BatchToken(cache: cache, token: t, position: i, wantsLogits: i == c.prompt_ids.count - 1)
+            }
             next.append(Sampler.argmax(try ctx.forward(b)[0]))
             caches.append(cache)
         }
@@ -138,9 +144,10 @@ import Testing
         let full = InferenceContext(model: model, maxBatch: tokens.count)
         let fullCache = full.makeCache(capacity: tokens.count)
         #expect(fullCache.slots.allSatisfy { $0 == tokens.count }, "a batch as long as the sequence keeps every position")
-        let reference = try full.forward(tokens.enumerated().map {
-            BatchToken(cache: fullCache, token: $1, position: $0, wantsLogits: $0 == tokens.count - 1)
-        })
+        let reference = try full.forward(
+            tokens.enumerated().map {
+                BatchToken(cache: fullCache, token: $1, position: $0, wantsLogits: $0 == tokens.count - 1)
+            })
         #expect(last == reference.last)
     }
     /// A forward pass refuses, before computing anything, tokens that do not continue their

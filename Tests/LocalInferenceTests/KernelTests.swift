@@ -1,4 +1,5 @@
 import Testing
+
 @testable import LocalInference
 
 /// Each integer kernel must equal the float dot product of the dequantized weights with the
@@ -18,7 +19,9 @@ import Testing
             let s = Float(rng.next() % 1000 + 1) / 20000
             switch type {
             case .q8_0, .q5_0: setHalf(base, s)
-            case .q4_K: setHalf(base, s); setHalf(base + 2, s / 3)
+            case .q4_K:
+                setHalf(base, s)
+                setHalf(base + 2, s / 3)
             case .q6_K: setHalf(base + 208, s)
             default: break
             }
@@ -146,7 +149,8 @@ import Testing
     @Test(arguments: [GGMLType.q8_0, .q5_0])
     func avx2AndAVX512PathsEqualSingleDots(_ type: GGMLType) {
         var rng = Xoshiro256(seed: UInt64(type.rawValue) + 29)
-        let rows = 3, cols = 640
+        let rows = 3
+        let cols = 640
         let matrix = (0..<rows).flatMap { _ in KernelTests.randomRow(type, cols: cols, rng: &rng) }
         let acts = (0..<11).map { _ in ActivationBuffer(n: cols) }
         defer { for a in acts { a.deallocate() } }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import LocalInference
 
 /// The architecture-neutral front door: a GGUF loads as the architecture it declares and

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import LocalInference
 
 /// The DeepSeek MoE routing on hand-computed cases.
@@ -102,7 +103,9 @@ struct MoEBlockTests {
 
     @Test func weightedExpertsPlusSharedExpert() {
         let o = Owned()
-        let e = 2, f = 2, ne = 3
+        let e = 2
+        let f = 2
+        let ne = 3
         var rng = Xoshiro256(seed: 7)
         func rand(_ n: Int) -> [Float] { (0..<n).map { _ in Float(Double(rng.next() % 2000) / 1000 - 1) } }
         let experts = (0..<ne).map { _ in
@@ -127,7 +130,8 @@ struct MoEBlockTests {
                 let p = m.data.assumingMemoryBound(to: Float.self)
                 return (0..<m.rows).map { r in (0..<m.cols).reduce(Float(0)) { $0 + p[r * m.cols + $1] * v[$1] } }
             }
-            let g = mv(w.gate, x), u = mv(w.up, x)
+            let g = mv(w.gate, x)
+            let u = mv(w.up, x)
             return mv(w.down, zip(g, u).map { $0 / (1 + expf(-$0)) * $1 })
         }
         for withShared in [false, true] {
@@ -152,8 +156,14 @@ struct MoEBlockTests {
 // MARK: end to end
 
 struct DeepSeek2Reference: Decodable {
-    struct Case: Decodable { var ids: [Int32]; var logits: [[Float]] }
-    struct Greedy: Decodable { var prompt: [Int32]; var continuation: [Int32] }
+    struct Case: Decodable {
+        var ids: [Int32]
+        var logits: [[Float]]
+    }
+    struct Greedy: Decodable {
+        var prompt: [Int32]
+        var continuation: [Int32]
+    }
     struct Model: Decodable {
         var file: String
         var cases: [Case]
@@ -165,9 +175,17 @@ struct DeepSeek2Reference: Decodable {
 }
 
 struct LlamaCppReference: Decodable {
-    struct Position: Decodable { var pos: Int; var top: [[Double]] }
+    struct Position: Decodable {
+        var pos: Int
+        var top: [[Double]]
+    }
     /// `prompt`: the model's own prompt when it is not the file-wide one.
-    struct Model: Decodable { var prompt: String?; var prompt_ids: [Int32]; var continuation: [Int32]; var positions: [Position] }
+    struct Model: Decodable {
+        var prompt: String?
+        var prompt_ids: [Int32]
+        var continuation: [Int32]
+        var positions: [Position]
+    }
     var prompt: String
     var models: [String: Model]
 }
@@ -202,8 +220,11 @@ struct DeepSeek2EndToEndTests {
     @Test func configIsReadFromMetadata() throws {
         let v3 = try Self.load("deepseek2-v3-tiny").config
         #expect(v3.splitMLA && v3.qLoraRank == 48 && v3.kvLoraRank == 32 && v3.qkNopeDim == 16 && v3.qkRopeDim == 8 && v3.valueDim == 16)
-        #expect(v3.routing == MoERouting(expertCount: 8, expertsUsed: 3, gating: .sigmoid, groupCount: 4, groupsUsed: 2,
-                                         normalizeWeights: true, weightsScale: 2.5))
+        #expect(
+            v3.routing
+                == MoERouting(
+                    expertCount: 8, expertsUsed: 3, gating: .sigmoid, groupCount: 4, groupsUsed: 2,
+                    normalizeWeights: true, weightsScale: 2.5))
         #expect(v3.denseLeadingLayers == 1 && v3.sharedExpertCount == 1 && v3.vocabularySize == 298)
         let lite = try Self.load("deepseek2-lite-tiny").config
         #expect(!lite.splitMLA && lite.qLoraRank == 0)
@@ -224,19 +245,22 @@ struct DeepSeek2EndToEndTests {
     /// (1 + 0.1 · 0.707 · ln 40)²; without one both q_pe and k_pe are scaled by
     /// 1 + 0.1 · ln 40 and kq_scale by its square, as llama.cpp does.
     @Test func yarnFactorsFollowLlamaCpp() {
-        let withLog = YaRNScaling(factor: 40, originalContextLength: 4096, ropeDimensions: 8, ropeBase: 10_000,
-                                  logMultiplierMetadata: 0.0707, attentionFactor: 1)
+        let withLog = YaRNScaling(
+            factor: 40, originalContextLength: 4096, ropeDimensions: 8, ropeBase: 10_000,
+            logMultiplierMetadata: 0.0707, attentionFactor: 1)
         #expect(withLog.extrapolationMix == [1, 1, 0.5, 0])
         #expect(withLog.frequencyScale == 1 / Float(40))
         #expect(abs(withLog.rotationScale - 1) < 1e-6)
         #expect(abs(withLog.attentionMScale - (1 + 0.0707 * logf(40))) < 1e-5)
-        let noLog = YaRNScaling(factor: 40, originalContextLength: 4096, ropeDimensions: 8, ropeBase: 10_000,
-                                logMultiplierMetadata: 0, attentionFactor: 1)
+        let noLog = YaRNScaling(
+            factor: 40, originalContextLength: 4096, ropeDimensions: 8, ropeBase: 10_000,
+            logMultiplierMetadata: 0, attentionFactor: 1)
         #expect(abs(noLog.rotationScale - (1 + 0.1 * logf(40))) < 1e-5)
         #expect(abs(noLog.attentionMScale - (1 + 0.1 * logf(40))) < 1e-5)
         // rope.scaling.attn_factor multiplies the rotation.
-        let halved = YaRNScaling(factor: 40, originalContextLength: 4096, ropeDimensions: 8, ropeBase: 10_000,
-                                 logMultiplierMetadata: 0.0707, attentionFactor: 0.5)
+        let halved = YaRNScaling(
+            factor: 40, originalContextLength: 4096, ropeDimensions: 8, ropeBase: 10_000,
+            logMultiplierMetadata: 0.0707, attentionFactor: 0.5)
         #expect(abs(halved.rotationScale - 0.5) < 1e-6)
     }
 
@@ -262,14 +286,22 @@ struct DeepSeek2EndToEndTests {
         let ref = try Support.fixture("deepseek2-reference.json", as: DeepSeek2Reference.self).models[name]!
         let ctx = DeepSeek2Context(model: try Self.load(name))
         // Two sequences decoded in lockstep, one token of each per forward pass.
-        let a = ref.cases[0], b = ref.cases[2]
-        let ca = ctx.makeCache(capacity: a.ids.count), cb = ctx.makeCache(capacity: b.ids.count)
+        let a = ref.cases[0]
+        let b = ref.cases[2]
+        let ca = ctx.makeCache(capacity: a.ids.count)
+        let cb = ctx.makeCache(capacity: b.ids.count)
         var worst: Float = 0
         for pos in 0..<max(a.ids.count, b.ids.count) {
             var batch: [DeepSeek2BatchToken] = []
             var want: [[Float]] = []
-            if pos < a.ids.count { batch.append(.init(cache: ca, token: a.ids[pos], position: pos, wantsLogits: true)); want.append(a.logits[pos]) }
-            if pos < b.ids.count { batch.append(.init(cache: cb, token: b.ids[pos], position: pos, wantsLogits: true)); want.append(b.logits[pos]) }
+            if pos < a.ids.count {
+                batch.append(.init(cache: ca, token: a.ids[pos], position: pos, wantsLogits: true))
+                want.append(a.logits[pos])
+            }
+            if pos < b.ids.count {
+                batch.append(.init(cache: cb, token: b.ids[pos], position: pos, wantsLogits: true))
+                want.append(b.logits[pos])
+            }
             for (got, w) in zip(try ctx.forward(batch), want) { worst = max(worst, Self.maxDiff(got, w)) }
         }
         #expect(ca.count == a.ids.count && cb.count == b.ids.count)
@@ -330,14 +362,15 @@ struct DeepSeek2EndToEndTests {
 
     /// RoPE scalings other than YaRN are refused by name rather than silently ignored.
     @Test func otherRopeScalingsAreAClearError() throws {
-        let bytes = GGUFBuilder.file(metadata: Self.leadingMetadata + [
-            ("deepseek2.attention.kv_lora_rank", .u32(32)),
-            ("deepseek2.rope.dimension_count", .u32(8)),
-            ("deepseek2.attention.key_length", .u32(24)),
-            ("deepseek2.attention.value_length", .u32(16)),
-            ("deepseek2.rope.scaling.type", .string("linear")),
-            ("deepseek2.rope.scaling.factor", .f32(2)),
-        ], tensors: [])
+        let bytes = GGUFBuilder.file(
+            metadata: Self.leadingMetadata + [
+                ("deepseek2.attention.kv_lora_rank", .u32(32)),
+                ("deepseek2.rope.dimension_count", .u32(8)),
+                ("deepseek2.attention.key_length", .u32(24)),
+                ("deepseek2.attention.value_length", .u32(16)),
+                ("deepseek2.rope.scaling.type", .string("linear")),
+                ("deepseek2.rope.scaling.factor", .f32(2)),
+            ], tensors: [])
         let gguf = try GGUFFile(file: MappedFile(bytes: bytes))
         #expect(throws: LocalInferenceError.unsupportedFeature(architecture: "deepseek2", feature: "linear RoPE scaling (factor 2.0)")) {
             try DeepSeek2Config(gguf: gguf)

@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+
 @testable import LocalInference
 
 /// The worker pool behind every parallel region of a forward pass.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import LocalInference
 
 /// Fixture files and the real model, shared by the golden tests.
@@ -35,7 +36,10 @@ enum Support {
 }
 
 struct TokenizerFixture: Decodable {
-    struct Case: Decodable { var text: String; var ids: [Int32] }
+    struct Case: Decodable {
+        var text: String
+        var ids: [Int32]
+    }
     var source: String
     var cases: [Case]
 }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import LocalInference
 
 @Suite struct TokenizerTests {
@@ -13,10 +14,16 @@ import Testing
         let normal = ["▁", "a", "b", "c", "ab", "bc", "abc", "▁a", "▁ab", "▁abc", "é"]
         pieces += normal
         types += normal.map { _ in .normal }
-        pieces.append("\n\n"); types.append(.userDefined)
+        pieces.append("\n\n")
+        types.append(.userDefined)
         var scores = [Float](repeating: 0, count: pieces.count)
         func score(_ p: String, _ s: Float) { if let i = pieces.firstIndex(of: p) { scores[i] = s } }
-        score("ab", -1); score("bc", -0.5); score("abc", -2); score("▁a", -3); score("▁ab", -4); score("▁abc", -5)
+        score("ab", -1)
+        score("bc", -0.5)
+        score("abc", -2)
+        score("▁a", -3)
+        score("▁ab", -4)
+        score("▁abc", -5)
         return try SentencePieceTokenizer(pieces: pieces.map { Array($0.utf8) }, scores: scores, types: types, bos: 2, eos: 1)
     }
 

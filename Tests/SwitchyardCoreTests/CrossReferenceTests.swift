@@ -1,17 +1,20 @@
 import Foundation
 import Testing
+
 @testable import SwitchyardCore
 
 @Suite struct CrossReferenceTests {
     @Test func anUnknownAgentIsReportedAtTheAgentValue() throws {
-        let error = try #require(validateError("""
-            kind: Workflow
-            name: w
-            steps:
-              - id: a
-                agent: nobody
-                prompt: hi
-            """))
+        let error = try #require(
+            validateError(
+                """
+                kind: Workflow
+                name: w
+                steps:
+                  - id: a
+                    agent: nobody
+                    prompt: hi
+                """))
         #expect(error.code == .invalidResource)
         let found = try #require(issue(error, "unknown agent 'nobody'"))
         #expect((found.file, found.line, found.column, found.path) == ("test.yaml", 5, 12, "steps[0].agent"))
@@ -43,40 +46,50 @@ import Testing
     }
 
     @Test func agentToolsMustExistButAgentsWithToolsCanBeStored() throws {
-        let error = try #require(validateError("kind: Agent\nname: helper\ninstructions: x\ntools: [search, nope]\n", catalog: ResourceCatalog(tools: ["search": ToolSpec(name: "search")])))
+        let error = try #require(
+            validateError(
+                "kind: Agent\nname: helper\ninstructions: x\ntools: [search, nope]\n",
+                catalog: ResourceCatalog(tools: ["search": ToolSpec(name: "search")])))
         let found = try #require(issue(error, "unknown tool 'nope'"))
         #expect((found.line, found.column, found.path) == (4, 17, "tools[1]"))
         #expect(error.issues.count == 1)
-        #expect(validateError("kind: Agent\nname: helper\ninstructions: x\ntools: search\n", catalog: ResourceCatalog(tools: ["search": ToolSpec(name: "search")])) == nil)
+        #expect(
+            validateError(
+                "kind: Agent\nname: helper\ninstructions: x\ntools: search\n", catalog: ResourceCatalog(tools: ["search": ToolSpec(name: "search")]))
+                == nil)
     }
 
     @Test func toolStepsInsideAMapMustNameAKnownTool() throws {
-        #expect(validateError("""
-            kind: Tool
-            name: search
-            http: { url: "https://kb.example.com" }
-            ---
-            kind: Workflow
-            name: w
-            steps:
-              - id: each
-                map:
-                  over: "{{ inputs.q }}"
-                  step: { tool: search, with: { query: "{{ item }}" } }
-            inputs:
-              q: { type: array }
-            """) == nil)
-        let error = try #require(validateError("""
-            kind: Workflow
-            name: w
-            steps:
-              - id: each
-                map:
-                  over: "{{ inputs.q }}"
-                  step: { tool: search, with: { query: "{{ item }}" } }
-            inputs:
-              q: { type: array }
-            """))
+        #expect(
+            validateError(
+                """
+                kind: Tool
+                name: search
+                http: { url: "https://kb.example.com" }
+                ---
+                kind: Workflow
+                name: w
+                steps:
+                  - id: each
+                    map:
+                      over: "{{ inputs.q }}"
+                      step: { tool: search, with: { query: "{{ item }}" } }
+                inputs:
+                  q: { type: array }
+                """) == nil)
+        let error = try #require(
+            validateError(
+                """
+                kind: Workflow
+                name: w
+                steps:
+                  - id: each
+                    map:
+                      over: "{{ inputs.q }}"
+                      step: { tool: search, with: { query: "{{ item }}" } }
+                inputs:
+                  q: { type: array }
+                """))
         let found = try #require(issue(error, "unknown tool 'search'"))
         #expect((found.line, found.column, found.path) == (7, 21, "steps[0].map.step.tool"))
         #expect(error.issues.count == 1)
@@ -93,7 +106,9 @@ import Testing
         let error = try #require(validateError(child))
         #expect(issue(error, "cannot start itself")?.line == 5)
         #expect(issue(error, "unknown workflow 'other'")?.line == 8)
-        #expect(validateError(child.replacingOccurrences(of: "workflow: w\n", with: "workflow: other\n"), catalog: ResourceCatalog(workflows: ["other"])) == nil)
+        #expect(
+            validateError(child.replacingOccurrences(of: "workflow: w\n", with: "workflow: other\n"), catalog: ResourceCatalog(workflows: ["other"]))
+                == nil)
     }
 
     @Test func duplicateNamesAcrossFilesAreRejected() throws {
@@ -113,7 +128,9 @@ import Testing
     @Test func blockScalarsAndPlainTextMayContainYAMLIndicators() throws {
         var instructions = ""
         for i in 0..<150 { instructions += "  *note \(i)* use [brackets], {braces}, it's & fine: #\(i)\n" }
-        let yaml = "kind: Agent\nname: writer\ninstructions: |\n" + instructions + "model: pro\n---\nkind: Workflow\nname: w\nsteps:\n  - id: a\n    prompt: it's *fine* [really\n"
+        let yaml =
+            "kind: Agent\nname: writer\ninstructions: |\n" + instructions
+            + "model: pro\n---\nkind: Workflow\nname: w\nsteps:\n  - id: a\n    prompt: it's *fine* [really\n"
         let docs = try ResourceLoader().load(yaml, file: "b.yaml")
         guard case .agent(let agent) = docs.first?.resource else {
             Issue.record("expected an agent")
@@ -131,7 +148,8 @@ import Testing
     }
 
     @Test func toolsAreChecked() throws {
-        let error = loadError("""
+        let error = loadError(
+            """
             kind: Tool
             name: t
             http:
@@ -157,7 +175,8 @@ import Testing
     }
 
     @Test func modelStepOptionsAreChecked() throws {
-        let error = loadError("""
+        let error = loadError(
+            """
             kind: Workflow
             name: w
             steps:
@@ -189,7 +208,8 @@ import Testing
 
 @Suite struct GateHintTests {
     @Test func modelStepsDeclareDifficultyAndCascadeChecksOverTheirOutput() throws {
-        let docs = try ResourceLoader().loadAndValidate("""
+        let docs = try ResourceLoader().loadAndValidate(
+            """
             kind: Workflow
             name: w
             inputs: { q: { type: string } }
@@ -211,14 +231,16 @@ import Testing
     }
 
     @Test func outputIsOnlyBoundInChecksAndDifficultyIsAnEnum() throws {
-        let error = try #require(validateError("""
-            kind: Workflow
-            name: w
-            steps:
-              - id: answer
-                prompt: "{{ output }}"
-                difficulty: extreme
-            """))
+        let error = try #require(
+            validateError(
+                """
+                kind: Workflow
+                name: w
+                steps:
+                  - id: answer
+                    prompt: "{{ output }}"
+                    difficulty: extreme
+                """))
         #expect(issue(error, "unknown variable 'output'") != nil)
         #expect(issue(error, "unknown difficulty 'extreme': expected easy, medium, hard") != nil)
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SwitchyardCore
 
 @Suite struct JSONSchemaTests {
@@ -41,10 +42,12 @@ import Testing
     }
 
     @Test func enumAndStringLengths() throws {
-        #expect(classification.validate(["category": "b", "difficulty": "medium"]) == [
-            "$.difficulty: expected one of \"easy\", \"hard\", got \"medium\"",
-            "$.category: must have at least 2 characters, got 1",
-        ].reversed())
+        #expect(
+            classification.validate(["category": "b", "difficulty": "medium"])
+                == [
+                    "$.difficulty: expected one of \"easy\", \"hard\", got \"medium\"",
+                    "$.category: must have at least 2 characters, got 1",
+                ].reversed())
     }
 
     @Test func integerAcceptsIntegralDoublesAndNumberAcceptsIntegers() throws {

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SwitchyardCore
 
 /// Loads `yaml` and returns the error, or nil when it loaded.
@@ -27,7 +28,8 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
 
 @Suite struct ResourceLoaderTests {
     @Test func unknownKeyIsReportedAtTheKeyWithTheAllowedKeys() throws {
-        let error = loadError("""
+        let error = loadError(
+            """
             kind: Workflow
             name: w
             steps:
@@ -49,7 +51,8 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
     }
 
     @Test func wrongTypeIsReportedAtTheValue() throws {
-        let error = loadError("""
+        let error = loadError(
+            """
             kind: Workflow
             name: w
             steps:
@@ -64,7 +67,8 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
     }
 
     @Test func duplicateStepIdIsReportedAtTheSecondId() throws {
-        let error = loadError("""
+        let error = loadError(
+            """
             kind: Workflow
             name: w
             steps:
@@ -79,7 +83,8 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
     }
 
     @Test func needsNamingAnUnknownStepIsReportedAtTheEntry() throws {
-        let error = loadError("""
+        let error = loadError(
+            """
             kind: Workflow
             name: w
             steps:
@@ -94,12 +99,14 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
     }
 
     @Test func aStepNeedingItselfIsRejected() throws {
-        let found = try #require(issue(loadError("kind: Workflow\nname: w\nsteps:\n  - id: a\n    needs: a\n    transform: x\n"), "cannot need itself"))
+        let found = try #require(
+            issue(loadError("kind: Workflow\nname: w\nsteps:\n  - id: a\n    needs: a\n    transform: x\n"), "cannot need itself"))
         #expect((found.line, found.column) == (5, 12))
     }
 
     @Test func aCycleIsReportedOnTheStepThatClosesItWithThePath() throws {
-        let error = loadError("""
+        let error = loadError(
+            """
             kind: Workflow
             name: w
             steps:
@@ -120,7 +127,8 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
     }
 
     @Test func aTemplateReadingAStepThatIsNotUpstreamIsRejectedAtTheReference() throws {
-        let error = loadError("""
+        let error = loadError(
+            """
             kind: Workflow
             name: w
             steps:
@@ -143,7 +151,8 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
     }
 
     @Test func templateSyntaxErrorsPointIntoTheScalar() throws {
-        let error = loadError("""
+        let error = loadError(
+            """
             kind: Workflow
             name: w
             steps:
@@ -157,7 +166,8 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
     }
 
     @Test func templatesMayOnlyUseDeclaredInputsAndKnownRoots() throws {
-        let error = loadError("""
+        let error = loadError(
+            """
             kind: Workflow
             name: w
             inputs:
@@ -178,7 +188,8 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
     }
 
     @Test func aMapInnerStepMayUseItsItemName() throws {
-        let docs = try ResourceLoader().load("""
+        let docs = try ResourceLoader().load(
+            """
             kind: Workflow
             name: w
             inputs:
@@ -202,7 +213,8 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
         #expect(m.concurrency == 8)
         #expect(w.steps[1].referencedSteps == ["tag"])
 
-        let error = loadError("""
+        let error = loadError(
+            """
             kind: Workflow
             name: w
             steps:
@@ -216,7 +228,8 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
     }
 
     @Test func exactlyOneKindKeyPerStep() throws {
-        let error = loadError("""
+        let error = loadError(
+            """
             kind: Workflow
             name: w
             steps:
@@ -231,13 +244,15 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
                 thinking: true
             """)
         #expect(issue(error, "this one has both 'prompt' and 'tool'")?.line == 6)
-        #expect(issue(error, "a step needs exactly one of prompt, tool, map, transform, workflow, wait_for (an agent step needs a prompt)")?.line == 7)
+        #expect(
+            issue(error, "a step needs exactly one of prompt, tool, map, transform, workflow, wait_for (an agent step needs a prompt)")?.line == 7)
         #expect(issue(error, "'with' only applies to tool and workflow steps")?.line == 11)
         #expect(issue(error, "'thinking' only applies to model steps")?.line == 12)
     }
 
     @Test func badDurationIsReportedAtTheValue() throws {
-        let error = loadError("""
+        let error = loadError(
+            """
             kind: Workflow
             name: w
             timeout: 1h
@@ -262,7 +277,8 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
     }
 
     @Test func yesNoOnOffStayStrings() throws {
-        let docs = try ResourceLoader().load("""
+        let docs = try ResourceLoader().load(
+            """
             kind: Workflow
             name: w
             inputs:
@@ -288,7 +304,8 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
     }
 
     @Test func defaultsMustMatchTheInputType() throws {
-        let error = loadError("""
+        let error = loadError(
+            """
             kind: Workflow
             name: w
             inputs:
@@ -305,7 +322,8 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
     }
 
     @Test func secondDocumentLinesCountFromTheStartOfTheFile() throws {
-        let error = loadError("""
+        let error = loadError(
+            """
             kind: Agent
             name: helper
             instructions: Be brief.
@@ -346,7 +364,8 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
     }
 
     @Test func duplicateResourcesInOneFileAreRejected() throws {
-        let found = try #require(issue(loadError("kind: Agent\nname: a\ninstructions: x\n---\nkind: Agent\nname: a\ninstructions: y\n"), "duplicate Agent 'a'"))
+        let found = try #require(
+            issue(loadError("kind: Agent\nname: a\ninstructions: x\n---\nkind: Agent\nname: a\ninstructions: y\n"), "duplicate Agent 'a'"))
         #expect((found.line, found.column) == (6, 7))
     }
 
@@ -356,7 +375,8 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
     }
 
     @Test func invalidOutputSchemaIsReportedAtTheSchemaNode() throws {
-        let error = loadError("""
+        let error = loadError(
+            """
             kind: Workflow
             name: w
             steps:
@@ -396,7 +416,8 @@ func issue(_ error: ResourceValidationError?, _ text: String) -> ValidationIssue
     }
 
     @Test func mergeKeysAndAliasesWithinLimitsWork() throws {
-        let docs = try ResourceLoader().load("""
+        let docs = try ResourceLoader().load(
+            """
             kind: Workflow
             name: w
             steps:

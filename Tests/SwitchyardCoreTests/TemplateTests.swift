@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SwitchyardCore
 
 private let scope = TemplateScope(

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SwitchyardCore
 
 @Suite struct WorkflowGraphTests {
@@ -7,9 +8,11 @@ import Testing
     }
 
     @Test func dependentsUpstreamAndTopologicalOrder() throws {
-        let w = WorkflowSpec(name: "g", steps: [
-            try step("d", ["b", "c"]), try step("b", ["a"]), try step("a"), try step("c", ["a"]),
-        ])
+        let w = WorkflowSpec(
+            name: "g",
+            steps: [
+                try step("d", ["b", "c"]), try step("b", ["a"]), try step("a"), try step("c", ["a"]),
+            ])
         #expect(w.dependents["a"] == ["b", "c"])
         #expect(w.dependents["d"] == [])
         #expect(w.upstream(of: "d") == ["a", "b", "c"])
@@ -31,8 +34,11 @@ import Testing
         #expect(s.referencedSteps == ["c", "o", "p"])
         let tool = StepSpec(id: "t", kind: .tool(ToolStepSpec(tool: "x", with: ["q": "{{ steps.w.output }}"])))
         #expect(tool.referencedSteps == ["w"])
-        let model = StepSpec(id: "m2", kind: .model(ModelStepSpec(
-            prompt: .literal("hi"), model: try Template(parsing: "{{ steps.k.output.difficulty == 'hard' ? 'pro' : 'flash' }}"))))
+        let model = StepSpec(
+            id: "m2",
+            kind: .model(
+                ModelStepSpec(
+                    prompt: .literal("hi"), model: try Template(parsing: "{{ steps.k.output.difficulty == 'hard' ? 'pro' : 'flash' }}"))))
         #expect(model.referencedSteps == ["k"])
     }
 }

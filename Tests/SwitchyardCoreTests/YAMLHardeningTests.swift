@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SwitchyardCore
 
 /// Hostile YAML is refused by the pre-scan, in linear time and before the YAML library
@@ -84,7 +85,10 @@ import Testing
         let parsing = YAMLParseGuard(slots: 1, deadline: .milliseconds(200))
         let started = ContinuousClock.now
         await #expect(throws: YAMLParseGuard.Refusal.timedOut(deadline: .milliseconds(200))) {
-            _ = try await parsing.run { Thread.sleep(forTimeInterval: 20); return 1 }
+            _ = try await parsing.run {
+                Thread.sleep(forTimeInterval: 20)
+                return 1
+            }
         }
         #expect(ContinuousClock.now - started < .seconds(10))
     }
@@ -92,7 +96,10 @@ import Testing
     @Test func whenEverySlotHoldsARunawayParseTheNextIsRefusedAtOnce() async throws {
         let parsing = YAMLParseGuard(slots: 1, deadline: .milliseconds(100))
         await #expect(throws: YAMLParseGuard.Refusal.timedOut(deadline: .milliseconds(100))) {
-            _ = try await parsing.run { Thread.sleep(forTimeInterval: 20); return 1 }
+            _ = try await parsing.run {
+                Thread.sleep(forTimeInterval: 20)
+                return 1
+            }
         }
         // Refused without waiting for a slot: the only one holds a parse past its deadline.
         await #expect(throws: YAMLParseGuard.Refusal.busy(slots: 1)) {

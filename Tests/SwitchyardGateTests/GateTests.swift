@@ -284,7 +284,9 @@ private let mcLike = "Find the degree for the given field extension Q(sqrt(2), s
         #expect(throws: GateBenchmarkError.badBoolean(line: 3, column: "pro_correct", value: "maybe")) {
             try GateDataset.parse(Array("prompt,flash_correct,pro_correct\nq,true,true\nr,false,maybe\n".utf8))
         }
-        #expect(GateBenchmarkError.badBoolean(line: 3, column: "pro_correct", value: "maybe").description == "line 3: 'maybe' in column pro_correct is not a boolean (expected true or false)")
+        #expect(
+            GateBenchmarkError.badBoolean(line: 3, column: "pro_correct", value: "maybe").description
+                == "line 3: 'maybe' in column pro_correct is not a boolean (expected true or false)")
         #expect(throws: GateBenchmarkError.missingColumn("task", available: ["prompt", "flash_correct", "pro_correct"])) {
             try GateDataset.parse(Array("prompt,flash_correct,pro_correct\nq,true,true\n".utf8), stepColumn: "task", requireStep: true)
         }
@@ -299,7 +301,8 @@ private let mcLike = "Find the degree for the given field extension Q(sqrt(2), s
             rows: ["d", "a", "c", "b", "a"].map { GateBenchmarkRow(prompt: $0, step: $0, flashCorrect: true, proCorrect: true) }, hasSteps: true)
         #expect(Set(stepped.subset(.tuning).rows.map(\.step)) == ["a", "c"])
         #expect(Set(stepped.subset(.holdout).rows.map(\.step)) == ["b", "d"])
-        let plain = GateDataset(rows: (1...5).map { GateBenchmarkRow(prompt: "\($0)", step: "s", flashCorrect: true, proCorrect: true) }, hasSteps: false)
+        let plain = GateDataset(
+            rows: (1...5).map { GateBenchmarkRow(prompt: "\($0)", step: "s", flashCorrect: true, proCorrect: true) }, hasSteps: false)
         #expect(plain.subset(.tuning).rows.map(\.prompt) == ["1", "3", "5"])
         #expect(plain.subset(.holdout).rows.map(\.prompt) == ["2", "4"])
         #expect(plain.subset(.all).rows.count == 5)

@@ -1,27 +1,32 @@
 import Foundation
 import Testing
+
 @testable import SwitchyardMetering
 
 @Suite("Money: exact pico-USD amounts")
 struct MoneyTests {
-    @Test("parses plain decimal USD exactly into pico-USD", arguments: [
-        ("25.00", Int64(25_000_000_000_000)),
-        ("25", 25_000_000_000_000),
-        ("0.000000123", 123_000),
-        ("0.000000000001", 1),
-        ("-1.5", -1_500_000_000_000),
-        ("0", 0),
-        ("007.10", 7_100_000_000_000),
-        ("9223372.036854775807", Int64.max),
-        ("-9223372.036854775808", Int64.min),
-    ])
+    @Test(
+        "parses plain decimal USD exactly into pico-USD",
+        arguments: [
+            ("25.00", Int64(25_000_000_000_000)),
+            ("25", 25_000_000_000_000),
+            ("0.000000123", 123_000),
+            ("0.000000000001", 1),
+            ("-1.5", -1_500_000_000_000),
+            ("0", 0),
+            ("007.10", 7_100_000_000_000),
+            ("9223372.036854775807", Int64.max),
+            ("-9223372.036854775808", Int64.min),
+        ])
     func parses(text: String, pico: Int64) throws {
         #expect(try Money(parsing: text).picoUSD == pico)
     }
 
-    @Test("rejects text that is not a plain decimal", arguments: [
-        "", "-", "abc", "1e3", "1E3", "2.5e-3", "+1", ".5", "5.", "1,000", "1_000", "1 000", " 1", "1 ", "1.2.3", "--1", "0x10", "1-", "½",
-    ])
+    @Test(
+        "rejects text that is not a plain decimal",
+        arguments: [
+            "", "-", "abc", "1e3", "1E3", "2.5e-3", "+1", ".5", "5.", "1,000", "1_000", "1 000", " 1", "1 ", "1.2.3", "--1", "0x10", "1-", "½",
+        ])
     func rejectsMalformed(text: String) {
         #expect(errorCode { () throws(MeteringError) in try Money(parsing: text) } == .invalidAmount)
     }
@@ -43,23 +48,27 @@ struct MoneyTests {
         #expect(errorCode { () throws(MeteringError) in try Money(parsing: "1.0000000000000") } == .tooManyDecimals)
     }
 
-    @Test("refuses amounts beyond ±9223372.036854775807 USD", arguments: [
-        "9223372.036854775808", "10000000", "-9223372.036854775809", "99999999999999999999999",
-    ])
+    @Test(
+        "refuses amounts beyond ±9223372.036854775807 USD",
+        arguments: [
+            "9223372.036854775808", "10000000", "-9223372.036854775809", "99999999999999999999999",
+        ])
     func overflow(text: String) {
         #expect(errorCode { () throws(MeteringError) in try Money(parsing: text) } == .overflow)
     }
 
-    @Test("prints the canonical decimal: trailing zeros trimmed, no point for whole dollars", arguments: [
-        (Int64(25_000_000_000_000), "25"),
-        (25_500_000_000_000, "25.5"),
-        (123_000, "0.000000123"),
-        (1, "0.000000000001"),
-        (0, "0"),
-        (-500_000_000_000, "-0.5"),
-        (Int64.max, "9223372.036854775807"),
-        (Int64.min, "-9223372.036854775808"),
-    ])
+    @Test(
+        "prints the canonical decimal: trailing zeros trimmed, no point for whole dollars",
+        arguments: [
+            (Int64(25_000_000_000_000), "25"),
+            (25_500_000_000_000, "25.5"),
+            (123_000, "0.000000123"),
+            (1, "0.000000000001"),
+            (0, "0"),
+            (-500_000_000_000, "-0.5"),
+            (Int64.max, "9223372.036854775807"),
+            (Int64.min, "-9223372.036854775808"),
+        ])
     func canonical(pico: Int64, text: String) throws {
         let amount = Money(picoUSD: pico)
         #expect(amount.decimalString == text)
@@ -67,23 +76,25 @@ struct MoneyTests {
         #expect(try Money(parsing: text) == amount)
     }
 
-    @Test("formats with fixed decimals, rounding half away from zero without floating point", arguments: [
-        ("0.0000005", 6, "0.000001"),
-        ("0.000000499999", 6, "0.000000"),
-        ("1.9999995", 6, "2.000000"),
-        ("-0.0000005", 6, "-0.000001"),
-        ("-0.0000004", 6, "0.000000"),
-        ("25", 6, "25.000000"),
-        ("0.000137312", 6, "0.000137"),
-        ("0.0014658", 6, "0.001466"),
-        ("2.5", 0, "3"),
-        ("2.4999", 0, "2"),
-        ("0.000000000001", 12, "0.000000000001"),
-        ("1.5", 14, "1.50000000000000"),
-        ("9223372.036854775807", 6, "9223372.036855"),
-        ("-9223372.036854775808", 2, "-9223372.04"),
-        ("1.25", -3, "1"),
-    ])
+    @Test(
+        "formats with fixed decimals, rounding half away from zero without floating point",
+        arguments: [
+            ("0.0000005", 6, "0.000001"),
+            ("0.000000499999", 6, "0.000000"),
+            ("1.9999995", 6, "2.000000"),
+            ("-0.0000005", 6, "-0.000001"),
+            ("-0.0000004", 6, "0.000000"),
+            ("25", 6, "25.000000"),
+            ("0.000137312", 6, "0.000137"),
+            ("0.0014658", 6, "0.001466"),
+            ("2.5", 0, "3"),
+            ("2.4999", 0, "2"),
+            ("0.000000000001", 12, "0.000000000001"),
+            ("1.5", 14, "1.50000000000000"),
+            ("9223372.036854775807", 6, "9223372.036855"),
+            ("-9223372.036854775808", 2, "-9223372.04"),
+            ("1.25", -3, "1"),
+        ])
     func formatted(text: String, decimals: Int, expected: String) throws {
         #expect(try Money(parsing: text).formatted(decimals: decimals) == expected)
     }
@@ -121,9 +132,11 @@ struct MoneyTests {
 
 @Suite("TokenPrice: exact USD per million tokens")
 struct TokenPriceTests {
-    @Test("parses USD per million tokens into micro-USD per million", arguments: [
-        ("0.003625", Int64(3_625)), ("0.0028", 2_800), ("0.14", 140_000), ("3.96", 3_960_000), ("0", 0), ("1740", 1_740_000_000),
-    ])
+    @Test(
+        "parses USD per million tokens into micro-USD per million",
+        arguments: [
+            ("0.003625", Int64(3_625)), ("0.0028", 2_800), ("0.14", 140_000), ("3.96", 3_960_000), ("0", 0), ("1740", 1_740_000_000),
+        ])
     func parses(text: String, micro: Int64) throws {
         let parsed = try TokenPrice(parsing: text)
         #expect(parsed.microUSDPerMillion == micro)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SwitchyardMetering
 
 /// Costs of the usage in DeepSeek's documented example (1024 cache-hit + 176
@@ -57,7 +58,8 @@ struct DeepSeekCostTests {
         let rates = try #require(try seedBook().price(forBilledModel: "deepseek-v4-pro", at: utc("2026-08-21T09:59:59Z"))).rates
         #expect(rates.period == .peak)  // Friday 09:59:59, last second of the 06–10 window
         // 200000 × 0.044 = 8800; 50000 × 1.32 = 66000; 32000 × 3.96 = 126720 → 201520 µUSD
-        let result = try UsageCost(usage: TokenUsage(cacheHitTokens: 200_000, cacheMissTokens: 50_000, completionTokens: 32_000, reasoningTokens: 30_000), rates: rates)
+        let result = try UsageCost(
+            usage: TokenUsage(cacheHitTokens: 200_000, cacheMissTokens: 50_000, completionTokens: 32_000, reasoningTokens: 30_000), rates: rates)
         #expect(result.cacheHit == (try money("0.0088")))
         #expect(result.cacheMiss == (try money("0.066")))
         #expect(result.output == (try money("0.12672")))
@@ -68,8 +70,10 @@ struct DeepSeekCostTests {
     @Test("reasoning tokens are inside completion tokens and are not billed twice")
     func reasoningNotDoubled() throws {
         let rates = try #require(try seedBook().price(forBilledModel: "deepseek-v4-pro", at: utc("2026-08-18T02:30:00Z"))).rates
-        let without = try UsageCost(usage: TokenUsage(cacheHitTokens: 1024, cacheMissTokens: 176, completionTokens: 300, reasoningTokens: 0), rates: rates)
-        let with = try UsageCost(usage: TokenUsage(cacheHitTokens: 1024, cacheMissTokens: 176, completionTokens: 300, reasoningTokens: 300), rates: rates)
+        let without = try UsageCost(
+            usage: TokenUsage(cacheHitTokens: 1024, cacheMissTokens: 176, completionTokens: 300, reasoningTokens: 0), rates: rates)
+        let with = try UsageCost(
+            usage: TokenUsage(cacheHitTokens: 1024, cacheMissTokens: 176, completionTokens: 300, reasoningTokens: 300), rates: rates)
         #expect(without == with)
         #expect(with.output == (try price("3.96").cost(ofTokens: 300)))
     }
@@ -99,31 +103,38 @@ struct DeepSeekCostTests {
 
     @Test("impossible usage is refused")
     func invalidUsage() {
-        #expect(errorCode { () throws(MeteringError) in try TokenUsage(cacheHitTokens: -1, cacheMissTokens: 0, completionTokens: 0) } == .invalidUsage)
-        #expect(errorCode { () throws(MeteringError) in try TokenUsage(cacheHitTokens: 0, cacheMissTokens: 0, completionTokens: 10, reasoningTokens: 11) } == .invalidUsage)
+        #expect(
+            errorCode { () throws(MeteringError) in try TokenUsage(cacheHitTokens: -1, cacheMissTokens: 0, completionTokens: 0) } == .invalidUsage)
+        #expect(
+            errorCode { () throws(MeteringError) in try TokenUsage(cacheHitTokens: 0, cacheMissTokens: 0, completionTokens: 10, reasoningTokens: 11) }
+                == .invalidUsage)
         #expect(errorCode { () throws(MeteringError) in try TokenUsage(promptTokens: 5, completionTokens: -1) } == .invalidUsage)
-        #expect(errorCode { () throws(MeteringError) in try TokenUsage(cacheHitTokens: Int.max, cacheMissTokens: 1, completionTokens: 0) } == .invalidUsage)
+        #expect(
+            errorCode { () throws(MeteringError) in try TokenUsage(cacheHitTokens: Int.max, cacheMissTokens: 1, completionTokens: 0) }
+                == .invalidUsage)
     }
 }
 
 @Suite("Peak and off-peak selection (UTC, since 2026-08-16)")
 struct PeakHourTests {
-    @Test("the call's start instant decides peak or off-peak", arguments: [
-        ("2026-08-18T02:30:00Z", RateSet.Period.peak),  // Tuesday, inside 01–04
-        ("2026-08-18T05:00:00Z", .offPeak),  // Tuesday, between windows
-        ("2026-08-22T02:30:00Z", .offPeak),  // Saturday
-        ("2026-08-23T07:00:00Z", .offPeak),  // Sunday
-        ("2026-08-18T01:00:00Z", .peak),  // start hour is inclusive
-        ("2026-08-18T00:59:59Z", .offPeak),
-        ("2026-08-18T03:59:59Z", .peak),
-        ("2026-08-18T04:00:00Z", .offPeak),  // end hour is exclusive
-        ("2026-08-18T06:00:00Z", .peak),
-        ("2026-08-18T09:59:59Z", .peak),
-        ("2026-08-18T10:00:00Z", .offPeak),
-        ("2026-08-17T01:00:00Z", .peak),  // Monday
-        ("2026-08-21T08:00:00Z", .peak),  // Friday
-        ("2026-08-16T02:30:00Z", .offPeak),  // the Sunday the row takes effect
-    ])
+    @Test(
+        "the call's start instant decides peak or off-peak",
+        arguments: [
+            ("2026-08-18T02:30:00Z", RateSet.Period.peak),  // Tuesday, inside 01–04
+            ("2026-08-18T05:00:00Z", .offPeak),  // Tuesday, between windows
+            ("2026-08-22T02:30:00Z", .offPeak),  // Saturday
+            ("2026-08-23T07:00:00Z", .offPeak),  // Sunday
+            ("2026-08-18T01:00:00Z", .peak),  // start hour is inclusive
+            ("2026-08-18T00:59:59Z", .offPeak),
+            ("2026-08-18T03:59:59Z", .peak),
+            ("2026-08-18T04:00:00Z", .offPeak),  // end hour is exclusive
+            ("2026-08-18T06:00:00Z", .peak),
+            ("2026-08-18T09:59:59Z", .peak),
+            ("2026-08-18T10:00:00Z", .offPeak),
+            ("2026-08-17T01:00:00Z", .peak),  // Monday
+            ("2026-08-21T08:00:00Z", .peak),  // Friday
+            ("2026-08-16T02:30:00Z", .offPeak),  // the Sunday the row takes effect
+        ])
     func period(start: String, expected: RateSet.Period) throws {
         let book = try seedBook()
         for model in ["deepseek-v4-flash", "deepseek-v4-pro"] {
@@ -154,13 +165,17 @@ struct PeakHourTests {
         #expect(errorCode { () throws(MeteringError) in try PeakWindow(weekdays: [1], startHour: 0, endHour: 25) } == .invalidPriceRow)
         #expect(errorCode { () throws(MeteringError) in try PeakWindow(weekdays: [0], startHour: 1, endHour: 4) } == .invalidPriceRow)
         #expect(errorCode { () throws(MeteringError) in try PeakWindow(weekdays: [], startHour: 1, endHour: 4) } == .invalidPriceRow)
-        #expect(errorCode { () throws(MeteringError) in try PeakPricing(windows: [], inputCacheHit: .zero, inputCacheMiss: .zero, output: .zero) } == .invalidPriceRow)
+        #expect(
+            errorCode { () throws(MeteringError) in try PeakPricing(windows: [], inputCacheHit: .zero, inputCacheMiss: .zero, output: .zero) }
+                == .invalidPriceRow)
     }
 
-    @Test("UTC weekday and hour come from integer arithmetic", arguments: [
-        ("1970-01-01T00:00:00Z", 4, 0), ("2026-08-16T23:59:59Z", 7, 23), ("2026-08-17T00:00:00Z", 1, 0),
-        ("2026-08-22T13:00:00Z", 6, 13), ("1969-12-31T23:00:00Z", 3, 23), ("2000-02-29T12:00:00Z", 2, 12),
-    ])
+    @Test(
+        "UTC weekday and hour come from integer arithmetic",
+        arguments: [
+            ("1970-01-01T00:00:00Z", 4, 0), ("2026-08-16T23:59:59Z", 7, 23), ("2026-08-17T00:00:00Z", 1, 0),
+            ("2026-08-22T13:00:00Z", 6, 13), ("1969-12-31T23:00:00Z", 3, 23), ("2000-02-29T12:00:00Z", 2, 12),
+        ])
     func weekdayAndHour(text: String, weekday: Int, hour: Int) throws {
         let date = try utc(text)
         #expect(UTCTime.weekday(date) == weekday)
@@ -189,7 +204,10 @@ struct PriceSelectionTests {
 
     @Test("the longest matching model name wins over a shorter one")
     func longestPrefix() throws {
-        let book = try PriceBook(rows: [Self.row("deepseek", "2026-01-01", miss: "9"), Self.row("deepseek-v4-flash", "2026-04-24", miss: "1"), Self.row("deepseek-v4", "2026-01-01", miss: "5")])
+        let book = try PriceBook(rows: [
+            Self.row("deepseek", "2026-01-01", miss: "9"), Self.row("deepseek-v4-flash", "2026-04-24", miss: "1"),
+            Self.row("deepseek-v4", "2026-01-01", miss: "5"),
+        ])
         let at = try utc("2026-05-01")
         #expect(book.price(forBilledModel: "deepseek-v4-flash-0731", at: at)?.row.model == "deepseek-v4-flash")
         #expect(book.price(forBilledModel: "deepseek-v4-pro", at: at)?.row.model == "deepseek-v4")
@@ -203,15 +221,17 @@ struct PriceSelectionTests {
         #expect(book.price(forBilledModel: "deepseek-v4-flash", at: try utc("2026-04-24"))?.row.model == "deepseek-v4-flash")
     }
 
-    @Test("the latest row effective at or before the call's start applies", arguments: [
-        ("2026-04-24T00:00:00Z", "deepseek-v4-flash@2026-04-24"),  // exactly at the first row
-        ("2026-04-25T00:00:00Z", "deepseek-v4-flash@2026-04-24"),  // between rows: the older one
-        ("2026-04-25T23:59:59Z", "deepseek-v4-flash@2026-04-24"),
-        ("2026-04-26T00:00:00Z", "deepseek-v4-flash@2026-04-26"),  // exactly at the new row's instant: the new row
-        ("2026-08-15T23:59:59Z", "deepseek-v4-flash@2026-04-26"),
-        ("2026-08-16T00:00:00Z", "deepseek-v4-flash@2026-08-16"),
-        ("2027-01-01T00:00:00Z", "deepseek-v4-flash@2026-08-16"),
-    ])
+    @Test(
+        "the latest row effective at or before the call's start applies",
+        arguments: [
+            ("2026-04-24T00:00:00Z", "deepseek-v4-flash@2026-04-24"),  // exactly at the first row
+            ("2026-04-25T00:00:00Z", "deepseek-v4-flash@2026-04-24"),  // between rows: the older one
+            ("2026-04-25T23:59:59Z", "deepseek-v4-flash@2026-04-24"),
+            ("2026-04-26T00:00:00Z", "deepseek-v4-flash@2026-04-26"),  // exactly at the new row's instant: the new row
+            ("2026-08-15T23:59:59Z", "deepseek-v4-flash@2026-04-26"),
+            ("2026-08-16T00:00:00Z", "deepseek-v4-flash@2026-08-16"),
+            ("2027-01-01T00:00:00Z", "deepseek-v4-flash@2026-08-16"),
+        ])
     func effectiveDate(start: String, rowID: String) throws {
         #expect(try seedBook().price(forBilledModel: "deepseek-v4-flash", at: utc(start))?.row.id == rowID)
     }
@@ -222,14 +242,16 @@ struct PriceSelectionTests {
         #expect(rates.inputCacheHit == (try price("0.028")))
     }
 
-    @Test("models without a price row are unpriced (nil), never zero", arguments: [
-        ("gpt-4o", "2026-08-18T05:00:00Z"),
-        ("deepseek-flash", "2026-08-18T05:00:00Z"),  // V4.1's name is not under deepseek-v4-flash
-        ("deepseek-v4", "2026-08-18T05:00:00Z"),  // shorter than every price-book name
-        ("DeepSeek-V4-Flash", "2026-08-18T05:00:00Z"),  // matching is case-sensitive
-        ("", "2026-08-18T05:00:00Z"),
-        ("deepseek-v4-flash", "2026-04-23T23:59:59Z"),  // before the first row
-    ])
+    @Test(
+        "models without a price row are unpriced (nil), never zero",
+        arguments: [
+            ("gpt-4o", "2026-08-18T05:00:00Z"),
+            ("deepseek-flash", "2026-08-18T05:00:00Z"),  // V4.1's name is not under deepseek-v4-flash
+            ("deepseek-v4", "2026-08-18T05:00:00Z"),  // shorter than every price-book name
+            ("DeepSeek-V4-Flash", "2026-08-18T05:00:00Z"),  // matching is case-sensitive
+            ("", "2026-08-18T05:00:00Z"),
+            ("deepseek-v4-flash", "2026-04-23T23:59:59Z"),  // before the first row
+        ])
     func unpriced(model: String, start: String) throws {
         #expect(try seedBook().price(forBilledModel: model, at: utc(start)) == nil)
     }
@@ -241,6 +263,9 @@ struct PriceSelectionTests {
         let c = try PriceRow(id: "other", model: "m", effectiveFrom: a.effectiveFrom, inputCacheHit: .zero, inputCacheMiss: .zero, output: .zero)
         #expect(errorCode { () throws(MeteringError) in try PriceBook(rows: [a, b]) } == .duplicatePriceRow)
         #expect(errorCode { () throws(MeteringError) in try PriceBook(rows: [a, c]) } == .duplicatePriceRow)
-        #expect(errorCode { () throws(MeteringError) in try PriceRow(id: "x", model: "has space", effectiveFrom: a.effectiveFrom, inputCacheHit: .zero, inputCacheMiss: .zero, output: .zero) } == .invalidPriceRow)
+        #expect(
+            errorCode { () throws(MeteringError) in
+                try PriceRow(id: "x", model: "has space", effectiveFrom: a.effectiveFrom, inputCacheHit: .zero, inputCacheMiss: .zero, output: .zero)
+            } == .invalidPriceRow)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SwitchyardMetering
 
 @Suite("Reservation: a worst case that real usage never exceeds")
@@ -23,7 +24,8 @@ struct ReservationTests {
     @Test("actual cost ≤ reservation for any usage within the bounds, any row, any hour")
     func boundHolds() throws {
         let book = try seedBook()
-        let starts = try ["2026-08-18T02:30:00Z", "2026-08-18T05:00:00Z", "2026-08-22T02:30:00Z", "2026-04-25T02:30:00Z", "2026-05-05T08:00:00Z"].map { try utc($0) }
+        let starts = try ["2026-08-18T02:30:00Z", "2026-08-18T05:00:00Z", "2026-08-22T02:30:00Z", "2026-04-25T02:30:00Z", "2026-05-05T08:00:00Z"].map
+        { try utc($0) }
         let bytes = 1_000
         let maxTokens = 500
         var checked = 0
@@ -35,7 +37,10 @@ struct ReservationTests {
                     for hit in stride(from: 0, through: prompt, by: 125) {
                         for completion in [0, 1, 250, maxTokens] {
                             for reasoning in [0, completion] {
-                                let split = try UsageCost(usage: TokenUsage(cacheHitTokens: hit, cacheMissTokens: prompt - hit, completionTokens: completion, reasoningTokens: reasoning), rates: rates)
+                                let split = try UsageCost(
+                                    usage: TokenUsage(
+                                        cacheHitTokens: hit, cacheMissTokens: prompt - hit, completionTokens: completion, reasoningTokens: reasoning),
+                                    rates: rates)
                                 let unsplit = try UsageCost(usage: TokenUsage(promptTokens: prompt, completionTokens: completion), rates: rates)
                                 #expect(split.total <= bound)
                                 #expect(unsplit.total <= bound)
@@ -72,8 +77,10 @@ struct ReservationTests {
 
     @Test("the input bound uses the higher input rate even if a row prices hits above misses")
     func oddRow() throws {
-        let row = try PriceRow(id: "odd", model: "odd", effectiveFrom: utc("2026-01-01"), inputCacheHit: price("2"), inputCacheMiss: price("1"), output: price("1"))
-        let actual = try UsageCost(usage: TokenUsage(cacheHitTokens: 100, cacheMissTokens: 0, completionTokens: 0), rates: row.rates(at: utc("2026-02-01")))
+        let row = try PriceRow(
+            id: "odd", model: "odd", effectiveFrom: utc("2026-01-01"), inputCacheHit: price("2"), inputCacheMiss: price("1"), output: price("1"))
+        let actual = try UsageCost(
+            usage: TokenUsage(cacheHitTokens: 100, cacheMissTokens: 0, completionTokens: 0), rates: row.rates(at: utc("2026-02-01")))
         #expect(actual.total <= (try Reservation.worstCase(promptUTF8Bytes: 100, maxTokens: 0, row: row)))
     }
 
@@ -82,6 +89,7 @@ struct ReservationTests {
         let row = try #require(try seedBook().row(id: "deepseek-v4-pro@2026-08-16"))
         #expect(errorCode { () throws(MeteringError) in try Reservation.worstCase(promptUTF8Bytes: -1, maxTokens: 10, row: row) } == .invalidUsage)
         #expect(errorCode { () throws(MeteringError) in try Reservation.worstCase(promptUTF8Bytes: 10, maxTokens: -1, row: row) } == .invalidUsage)
-        #expect(errorCode { () throws(MeteringError) in try Reservation.worstCase(promptUTF8Bytes: Int.max / 4, maxTokens: 0, row: row) } == .overflow)
+        #expect(
+            errorCode { () throws(MeteringError) in try Reservation.worstCase(promptUTF8Bytes: Int.max / 4, maxTokens: 0, row: row) } == .overflow)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SwitchyardMetering
 
 @Suite("Seed file Data/prices.yaml")
@@ -55,24 +56,28 @@ struct SeedTests {
 
     @Test("one row can be read from a JSON body too")
     func jsonRow() throws {
-        let row = try PriceBook.parseRow(#"{"model": "deepseek-v4-pro", "effective_from": "2026-09-01T12:00:00Z", "input_cache_hit": "0.02", "input_cache_miss": "0.6", "output": "1.8"}"#)
+        let row = try PriceBook.parseRow(
+            #"{"model": "deepseek-v4-pro", "effective_from": "2026-09-01T12:00:00Z", "input_cache_hit": "0.02", "input_cache_miss": "0.6", "output": "1.8"}"#
+        )
         #expect(row.id == "deepseek-v4-pro@2026-09-01T12:00:00Z")
         #expect(row.output == (try price("1.8")))
         #expect(row.effectiveFrom == (try utc("2026-09-01T12:00:00Z")))
     }
 
-    @Test("refuses mistakes with a position and a hint", arguments: [
-        ("output: \"0.3\"", "output: 0.3", "quoted string", 7),  // unquoted price: would be a float elsewhere
-        ("output: \"0.3\"", "ouput: \"0.3\"", "unknown key 'ouput'", 7),
-        ("output: \"0.3\"", "output: \"0.3\"\n    output: \"0.4\"", "appears twice", 7),  // Yams points at the first occurrence
-        ("output: \"0.3\"", "output: \"0.3333333\"", "more than 6 decimal places", 7),
-        ("output: \"0.3\"", "output: \"-0.3\"", "negative", 7),
-        ("output: \"0.3\"", "output: \"3e-1\"", "exponents", 7),
-        ("effective_from: \"2026-01-01\"", "effective_from: \"2026-02-30\"", "UTC date", 4),
-        ("effective_from: \"2026-01-01\"", "effective_from: \"2026-01-01T00:00:00+02:00\"", "UTC date", 4),
-        ("version: 1", "version: 2", "version", 1),
-        ("output: \"0.3\"", "output: [\"0.3\"]", "single value", 7),
-    ])
+    @Test(
+        "refuses mistakes with a position and a hint",
+        arguments: [
+            ("output: \"0.3\"", "output: 0.3", "quoted string", 7),  // unquoted price: would be a float elsewhere
+            ("output: \"0.3\"", "ouput: \"0.3\"", "unknown key 'ouput'", 7),
+            ("output: \"0.3\"", "output: \"0.3\"\n    output: \"0.4\"", "appears twice", 7),  // Yams points at the first occurrence
+            ("output: \"0.3\"", "output: \"0.3333333\"", "more than 6 decimal places", 7),
+            ("output: \"0.3\"", "output: \"-0.3\"", "negative", 7),
+            ("output: \"0.3\"", "output: \"3e-1\"", "exponents", 7),
+            ("effective_from: \"2026-01-01\"", "effective_from: \"2026-02-30\"", "UTC date", 4),
+            ("effective_from: \"2026-01-01\"", "effective_from: \"2026-01-01T00:00:00+02:00\"", "UTC date", 4),
+            ("version: 1", "version: 2", "version", 1),
+            ("output: \"0.3\"", "output: [\"0.3\"]", "single value", 7),
+        ])
     func rejects(find: String, replace: String, hint: String, line: Int) {
         let text = Self.minimalRow.replacingOccurrences(of: find, with: replace)
         do {
@@ -87,7 +92,8 @@ struct SeedTests {
 
     @Test("refuses a missing rate")
     func missingRate() {
-        let text = Self.minimalRow.replacingOccurrences(of: "    output: \"0.3\"\n", with: "").replacingOccurrences(of: "    output: \"0.3\"", with: "")
+        let text = Self.minimalRow.replacingOccurrences(of: "    output: \"0.3\"\n", with: "").replacingOccurrences(
+            of: "    output: \"0.3\"", with: "")
         do {
             _ = try PriceBook.parseSeed(text)
             Issue.record("accepted a row without output")
@@ -104,15 +110,16 @@ struct SeedTests {
             ("{weekdays: [mon], start_hour: 1}", "missing 'end_hour'"),
             ("{weekdays: [mon], start_hour: one, end_hour: 4}", "whole number"),
         ] {
-            let text = Self.minimalRow + """
+            let text =
+                Self.minimalRow + """
 
-                    peak:
-                      windows:
-                        - \(window)
-                      input_cache_hit: "0.2"
-                      input_cache_miss: "0.4"
-                      output: "0.6"
-                """
+                        peak:
+                          windows:
+                            - \(window)
+                          input_cache_hit: "0.2"
+                          input_cache_miss: "0.4"
+                          output: "0.6"
+                    """
             do {
                 _ = try PriceBook.parseSeed(text)
                 Issue.record("accepted window \(window)")

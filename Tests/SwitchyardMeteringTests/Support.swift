@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SwitchyardMetering
 
 /// A UTC instant from `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ`; fails the test on a typo.

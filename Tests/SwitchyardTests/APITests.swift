@@ -1,8 +1,8 @@
-import SwitchyardStore
 import Foundation
 import NIOHTTP1
 import PostgresNIO
 import SwitchyardCore
+import SwitchyardStore
 import Testing
 
 // MARK: - Fixtures shared by the API, tenant isolation and CLI tests
@@ -379,10 +379,13 @@ struct APIResourceTests {
                     prompt: "help me"
                 """
             let reply = try await APIFixture.apply(server, yaml)
-            #expect(reply.json == ["applied": [
-                ["kind": "Agent", "name": "helper", "version": 1, "changed": true],
-                ["kind": "Workflow", "name": "helped", "version": 1, "changed": true],
-            ]])
+            #expect(
+                reply.json == [
+                    "applied": [
+                        ["kind": "Agent", "name": "helper", "version": 1, "changed": true],
+                        ["kind": "Workflow", "name": "helped", "version": 1, "changed": true],
+                    ]
+                ])
             let agents = try await server.request(.GET, "/v1/agents", key: server.tenantKey)
             #expect(agents.json == ["agents": [["name": "helper", "version": 1]]])
             // Each document keeps its own source text.
@@ -401,7 +404,8 @@ struct APIResourceTests {
                 name: broken
                 steps: [ { id: a, transform: "x" }
                 """
-            let reply = try await server.request(.POST, "/v1/apply", key: server.tenantKey, text: yaml, headers: [("X-Yard-File", "flows/broken.yaml")])
+            let reply = try await server.request(
+                .POST, "/v1/apply", key: server.tenantKey, text: yaml, headers: [("X-Yard-File", "flows/broken.yaml")])
             APIFixture.expectErrorShape(reply, status: 422, code: "invalid_yaml")
             let details = try #require(reply.json["error"]?["details"]?.arrayValue)
             let detail = try #require(details.first)
@@ -492,7 +496,8 @@ struct APIResourceTests {
             #expect(greet["version"] == 1)
             #expect(greet["description"] == "Greets someone.")
             #expect(greet["steps"] == 2)
-            #expect(greet["inputs"] == ["name": ["type": "string", "required": true], "times": ["type": "integer", "required": false, "default": 1]])
+            #expect(
+                greet["inputs"] == ["name": ["type": "string", "required": true], "times": ["type": "integer", "required": false, "default": 1]])
             #expect(APIFixture.isTimestamp(greet["created_at"]))
             #expect(workflows.first { $0["name"] == "approval" }?["description"] == .null)
 
@@ -562,10 +567,12 @@ struct APIRunTests {
             try await APIFixture.apply(server, APIFixture.greet)
             try await APIFixture.apply(server, APIFixture.approval)
             let headers = [("Idempotency-Key", "order-42")]
-            let first = try await server.request(.POST, "/v1/workflows/greet/runs", key: server.tenantKey, json: ["input": ["name": "Ada"]], headers: headers)
+            let first = try await server.request(
+                .POST, "/v1/workflows/greet/runs", key: server.tenantKey, json: ["input": ["name": "Ada"]], headers: headers)
             #expect(first.status == 202)
             let id = try #require(first.json["run"]?["id"]?.stringValue)
-            let second = try await server.request(.POST, "/v1/workflows/greet/runs", key: server.tenantKey, json: ["input": ["name": "Bob"]], headers: headers)
+            let second = try await server.request(
+                .POST, "/v1/workflows/greet/runs", key: server.tenantKey, json: ["input": ["name": "Bob"]], headers: headers)
             #expect(second.status == 200)
             #expect(second.json["run"]?["id"]?.stringValue == id)
             #expect(second.json["run"]?["input"]?["name"] == "Ada")
@@ -575,7 +582,8 @@ struct APIRunTests {
             #expect(list.json["runs"]?.arrayValue?.count == 1)
             // An empty or overlong key is refused.
             for bad in ["", String(repeating: "k", count: 256)] {
-                let reply = try await server.request(.POST, "/v1/workflows/greet/runs", key: server.tenantKey, json: ["input": ["name": "Ada"]], headers: [("Idempotency-Key", bad)])
+                let reply = try await server.request(
+                    .POST, "/v1/workflows/greet/runs", key: server.tenantKey, json: ["input": ["name": "Ada"]], headers: [("Idempotency-Key", bad)])
                 APIFixture.expectErrorShape(reply, status: 400, code: "bad_request")
             }
         }
@@ -597,7 +605,10 @@ struct APIRunTests {
             let steps = try #require(run["steps"]?.arrayValue)
             #expect(steps.count == 2)
             for step in steps {
-                #expect(APIFixture.keys(step) == ["id", "status", "attempts", "expert", "output", "error", "started_at", "finished_at", "route", "feedback", "cost_usd"])
+                #expect(
+                    APIFixture.keys(step) == [
+                        "id", "status", "attempts", "expert", "output", "error", "started_at", "finished_at", "route", "feedback", "cost_usd",
+                    ])
                 #expect(step["status"] == "succeeded")
                 #expect(step["attempts"] == 1)
                 #expect(step["error"] == .null)
@@ -608,7 +619,8 @@ struct APIRunTests {
             #expect(steps[1]["id"] == "shout")
             #expect(steps[1]["expert"] == .null)
             #expect(steps[1]["output"] == "HELLO, ADA!")
-            #expect(run["usage"] == ["calls": 1, "prompt_tokens": 12, "completion_tokens": 3, "cost_usd": "0", "unpriced_calls": 1, "estimated_calls": 0])
+            #expect(
+                run["usage"] == ["calls": 1, "prompt_tokens": 12, "completion_tokens": 3, "cost_usd": "0", "unpriced_calls": 1, "estimated_calls": 0])
             // A run that does not finish in time comes back as it is, 202.
             try await APIFixture.apply(server, APIFixture.slow)
             let slow = try await server.request(.POST, "/v1/workflows/slow/runs?wait=0.2", key: server.tenantKey, json: [:])
@@ -616,7 +628,8 @@ struct APIRunTests {
             #expect(slow.json["run"]?["status"] != "succeeded")
             _ = try await server.request(.POST, "/v1/runs/\(try #require(slow.json["run"]?["id"]?.stringValue))/cancel", key: server.tenantKey)
             for bad in ["-1", "301", "soon"] {
-                let reply = try await server.request(.POST, "/v1/workflows/greet/runs?wait=\(bad)", key: server.tenantKey, json: ["input": ["name": "Ada"]])
+                let reply = try await server.request(
+                    .POST, "/v1/workflows/greet/runs?wait=\(bad)", key: server.tenantKey, json: ["input": ["name": "Ada"]])
                 APIFixture.expectErrorShape(reply, status: 400, code: "bad_request")
             }
         }
@@ -668,7 +681,8 @@ struct APIRunTests {
             try await APIFixture.apply(server, APIFixture.approval)
             var created: [String] = []
             for name in ["a", "b", "c", "d", "e"] {
-                let reply = try await server.request(.POST, "/v1/workflows/greet/runs?wait=10", key: server.tenantKey, json: ["input": ["name": .string(name)]])
+                let reply = try await server.request(
+                    .POST, "/v1/workflows/greet/runs?wait=10", key: server.tenantKey, json: ["input": ["name": .string(name)]])
                 #expect(reply.json["run"]?["status"] == "succeeded")
                 created.append(try #require(reply.json["run"]?["id"]?.stringValue))
             }
@@ -709,7 +723,8 @@ struct APIRunTests {
             #expect(none.json == ["runs": [], "next_cursor": nil])
 
             for bad in ["status=done", "limit=0", "limit=501", "limit=many", "cursor=bogus"] {
-                APIFixture.expectErrorShape(try await server.request(.GET, "/v1/runs?\(bad)", key: server.tenantKey), status: 400, code: "bad_request")
+                APIFixture.expectErrorShape(
+                    try await server.request(.GET, "/v1/runs?\(bad)", key: server.tenantKey), status: 400, code: "bad_request")
             }
             _ = try await server.request(.POST, "/v1/runs/\(waiting)/cancel", key: server.tenantKey)
         }
@@ -774,7 +789,8 @@ struct APIRunTests {
             let replies = try await withThrowingTaskGroup(of: LiveServer.Reply.self) { group in
                 for _ in 0..<8 {
                     group.addTask {
-                        try await server.request(.POST, "/v1/workflows/approval/runs", key: server.tenantKey, json: [:], headers: [("Idempotency-Key", "burst")])
+                        try await server.request(
+                            .POST, "/v1/workflows/approval/runs", key: server.tenantKey, json: [:], headers: [("Idempotency-Key", "burst")])
                     }
                 }
                 return try await group.reduce(into: []) { $0.append($1) }
@@ -825,7 +841,8 @@ struct APIRunTests {
             #expect(APIFixture.keys(run) == Self.runKeys)
             #expect(run["id"]?.stringValue == id)
             #expect(run["status"] == "succeeded")
-            #expect(APIFixture.keys(run["usage"]) == ["calls", "prompt_tokens", "completion_tokens", "cost_usd", "unpriced_calls", "estimated_calls"])
+            #expect(
+                APIFixture.keys(run["usage"]) == ["calls", "prompt_tokens", "completion_tokens", "cost_usd", "unpriced_calls", "estimated_calls"])
             // The id is case-insensitive on the way in.
             #expect(try await server.request(.GET, "/v1/runs/\(id.uppercased())", key: server.tenantKey).json["run"]?["id"]?.stringValue == id)
 
@@ -971,7 +988,8 @@ struct APIControlTests {
             #expect(again.json == ["run": ["id": .string(id), "status": "cancelled"]])
             // Unknown and malformed ids answer 404.
             for other in [UUID().uuidString, "nope"] {
-                APIFixture.expectErrorShape(try await server.request(.POST, "/v1/runs/\(other)/cancel", key: server.tenantKey), status: 404, code: "not_found")
+                APIFixture.expectErrorShape(
+                    try await server.request(.POST, "/v1/runs/\(other)/cancel", key: server.tenantKey), status: 404, code: "not_found")
             }
         }
     }
@@ -1104,7 +1122,9 @@ struct APIControlTests {
             #expect(delivered.count == 1, "\(replies.map(\.text))")
             #expect(delivered.first?.json["resumed_steps"] == ["approve"])
             // A duplicate that arrives after the resumed run has already finished is told so instead.
-            #expect(replies.filter { $0.status == 409 && ["signal_exists", "run_finished"].contains($0.errorCode ?? "") }.count == 5, "\(replies.map(\.text))")
+            #expect(
+                replies.filter { $0.status == 409 && ["signal_exists", "run_finished"].contains($0.errorCode ?? "") }.count == 5,
+                "\(replies.map(\.text))")
             #expect(replies.contains { $0.errorCode == "signal_exists" })
             let run = try await APIFixture.poll(server, run: id)
             #expect(run["status"] == "succeeded")
@@ -1167,7 +1187,8 @@ struct APIControlTests {
             try await APIFixture.apply(server, APIFixture.approval)
             for other in [UUID().uuidString.lowercased(), "nope"] {
                 APIFixture.expectErrorShape(
-                    try await server.request(.POST, "/v1/runs/\(other)/signals/approval", key: server.tenantKey, json: [:]), status: 404, code: "not_found")
+                    try await server.request(.POST, "/v1/runs/\(other)/signals/approval", key: server.tenantKey, json: [:]), status: 404,
+                    code: "not_found")
             }
             let id = try await APIFixture.start(server, "approval")
             _ = try await APIFixture.poll(server, run: id) { $0["status"] == "waiting" }
@@ -1212,13 +1233,17 @@ struct APIExampleTests {
             #expect(run["output"]?["tags"] == [["tag": "refund"], ["tag": "refund"]])
             #expect(run["output"]?["reply"]?.stringValue?.contains("KB-142") == true)
             #expect(run["output"]?["summary"]?.stringValue?.hasPrefix("BILLING: 2 tags") == true, "\(run["output"]?.compactJSON ?? "")")
-            let steps = Dictionary(uniqueKeysWithValues: (run["steps"]?.arrayValue ?? []).compactMap { step in step["id"]?.stringValue.map { ($0, step) } })
+            let steps = Dictionary(
+                uniqueKeysWithValues: (run["steps"]?.arrayValue ?? []).compactMap { step in step["id"]?.stringValue.map { ($0, step) } })
             #expect(Set(steps.keys) == ["classify", "tag", "research", "draft", "approve", "summary"])
             #expect(steps.values.allSatisfy { $0["status"] == "succeeded" })
             #expect(steps["approve"]?["output"] == ["approved": true])
             // classify 120+20, two tags 40+8 each, research 180+24 (tool calls) and 310+42,
             // draft 420+12 (flash, too short for the check) and 420+64 (pro).
-            #expect(run["usage"] == ["calls": 7, "prompt_tokens": 1530, "completion_tokens": 178, "cost_usd": "0", "unpriced_calls": 7, "estimated_calls": 0])
+            #expect(
+                run["usage"] == [
+                    "calls": 7, "prompt_tokens": 1530, "completion_tokens": 178, "cost_usd": "0", "unpriced_calls": 7, "estimated_calls": 0,
+                ])
             #expect(steps["classify"]?["route"]?["policy"] == "auto")
             #expect(steps["draft"]?["route"]?["policy"] == "cascade")
             #expect(steps["draft"]?["route"]?["escalated"] == true)

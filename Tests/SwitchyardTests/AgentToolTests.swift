@@ -1,9 +1,9 @@
 import Foundation
-import Synchronization
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardStore
 import SwitchyardTools
+import Synchronization
 import Testing
 
 /// Agents with tools over real HTTP on loopback: the loop model → tool calls → results
@@ -120,22 +120,23 @@ import Testing
     @Test func aToolStepRunsWithoutAModel() async throws {
         try await KnowledgeBase.with { kb in
             try await withEngine(egress: ["127.0.0.1"]) { store, _ in
-                try await store.apply(Self.resources(kb) + """
+                try await store.apply(
+                    Self.resources(kb) + """
 
-                    ---
-                    kind: Workflow
-                    name: lookup
-                    steps:
-                      - id: search
-                        tool: search_kb
-                        with: { q: "{{ run.workflow }}" }
-                      - id: first
-                        needs: [search]
-                        tool: json_query
-                        with: { data: "{{ steps.search.output }}", path: "articles[0].id" }
-                    outputs:
-                      article: "{{ steps.first.output }}"
-                    """)
+                        ---
+                        kind: Workflow
+                        name: lookup
+                        steps:
+                          - id: search
+                            tool: search_kb
+                            with: { q: "{{ run.workflow }}" }
+                          - id: first
+                            needs: [search]
+                            tool: json_query
+                            with: { data: "{{ steps.search.output }}", path: "articles[0].id" }
+                        outputs:
+                          article: "{{ steps.first.output }}"
+                        """)
                 let run = try await store.wait(for: try await store.start("lookup").id)
                 #expect(run.status == .succeeded)
                 #expect(run.output == ["article": "kb-42"])
@@ -162,7 +163,9 @@ import Testing
         """
     }
 
-    @Test(arguments: ["http://127.0.0.1:9/x", "http://10.0.0.1/x", "http://169.254.169.254/latest/meta-data/", "http://localhost:9/x", "http://[::1]:9/x"])
+    @Test(arguments: [
+        "http://127.0.0.1:9/x", "http://10.0.0.1/x", "http://169.254.169.254/latest/meta-data/", "http://localhost:9/x", "http://[::1]:9/x",
+    ])
     func privateDestinationsAreRefusedBeforeAnyConnection(url: String) async throws {
         try await withEngine { store, _ in
             try await store.apply(Self.tool(url))
@@ -218,11 +221,15 @@ import Testing
                 let secrets = SecretRepository(database: store.database)
                 let box = SecretBox(current: testSecretKey)
                 // A wrong token first: the call fails, and the failure is logged and recorded.
-                try await secrets.put(tenant: store.tenant.id, name: "KB_TOKEN", ciphertext: try box.seal("wrong-token-51c2", tenant: store.tenant.id, name: "KB_TOKEN"))
+                try await secrets.put(
+                    tenant: store.tenant.id, name: "KB_TOKEN", ciphertext: try box.seal("wrong-token-51c2", tenant: store.tenant.id, name: "KB_TOKEN")
+                )
                 let failed = try await store.wait(for: try await store.start("orders").id)
                 #expect(failed.status == .failed)
                 #expect(failed.steps.first?.error?.code == "http_status")
-                try await secrets.put(tenant: store.tenant.id, name: "KB_TOKEN", ciphertext: try box.seal(KnowledgeBase.token, tenant: store.tenant.id, name: "KB_TOKEN"))
+                try await secrets.put(
+                    tenant: store.tenant.id, name: "KB_TOKEN",
+                    ciphertext: try box.seal(KnowledgeBase.token, tenant: store.tenant.id, name: "KB_TOKEN"))
                 let run = try await store.wait(for: try await store.start("orders").id)
                 #expect(run.status == .succeeded)
                 #expect(run.steps.first?.output == ["ok": true, "orders": 3])

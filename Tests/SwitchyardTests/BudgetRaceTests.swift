@@ -1,6 +1,6 @@
-import PostgresNIO
-import NIOHTTP1
 import Foundation
+import NIOHTTP1
+import PostgresNIO
 import SwitchyardCore
 import SwitchyardMetering
 import SwitchyardStore
@@ -13,7 +13,9 @@ struct BudgetRaceTests {
     static let prompt = "race"
     static let maxTokens = 1000
 
-    @Test("64 concurrent model calls on 3 yard serve processes against a budget that fits 20: spend ≤ limit, refused calls send nothing, no reservation is left")
+    @Test(
+        "64 concurrent model calls on 3 yard serve processes against a budget that fits 20: spend ≤ limit, refused calls send nothing, no reservation is left"
+    )
     func budgetRace() async throws {
         // The fake bills every call exactly its worst case (the prompt's byte bound as
         // cache misses, max_tokens of output), so one admission too many would overshoot.
@@ -27,13 +29,13 @@ struct BudgetRaceTests {
                 defer { try? FileManager.default.removeItem(atPath: directory) }
                 // 22 steps each: the 64 calls need all three processes at once.
                 try """
-                    port: 0
-                    admin_key: race-admin
-                    engine: { concurrency: 22, poll: 100ms }
-                    experts:
-                      flash: { provider: openai, model: race-model, base_url: "\(fake.url)", max_retries: 0 }
-                      pro: { provider: openai, model: race-model-pro, base_url: "\(fake.url)", max_retries: 0 }
-                    """.write(toFile: directory + "/config.yaml", atomically: true, encoding: .utf8)
+                port: 0
+                admin_key: race-admin
+                engine: { concurrency: 22, poll: 100ms }
+                experts:
+                  flash: { provider: openai, model: race-model, base_url: "\(fake.url)", max_retries: 0 }
+                  pro: { provider: openai, model: race-model-pro, base_url: "\(fake.url)", max_retries: 0 }
+                """.write(toFile: directory + "/config.yaml", atomically: true, encoding: .utf8)
                 let processes = try await withThrowingTaskGroup(of: YardServe.self) { group in
                     for index in 0..<Self.servers {
                         group.addTask {
@@ -70,7 +72,8 @@ struct BudgetRaceTests {
                     while !Task.isCancelled {
                         do {
                             for try await owner in try await store.database.client.query(
-                                "SELECT DISTINCT lease_owner FROM steps WHERE status = 'running' AND lease_owner IS NOT NULL", logger: store.database.logger
+                                "SELECT DISTINCT lease_owner FROM steps WHERE status = 'running' AND lease_owner IS NOT NULL",
+                                logger: store.database.logger
                             ).decode(UUID.self) {
                                 seen.insert(owner)
                             }
@@ -88,7 +91,9 @@ struct BudgetRaceTests {
                     }
                     return try await group.reduce(into: [UUID]()) { $0.append($1) }
                 }
-                var admitted = 0, refused = 0, other: [String] = []
+                var admitted = 0
+                var refused = 0
+                var other: [String] = []
                 for run in runs {
                     let finished = try await store.wait(for: run, timeout: .seconds(60))
                     switch (finished.status, finished.steps.first?.error?.code) {
@@ -123,7 +128,8 @@ struct BudgetRaceTests {
                 // A refused call sent no request and left no ledger row or event.
                 #expect(fake.requestCount == admitted)
                 #expect(ledger.count == admitted)
-                #expect(ledger.allSatisfy { $0.usageKnown && $0.cost == each && $0.priceID == "race-model@2026-01-01" && $0.model == "race-model-0731" })
+                #expect(
+                    ledger.allSatisfy { $0.usageKnown && $0.cost == each && $0.priceID == "race-model@2026-01-01" && $0.model == "race-model-0731" })
                 #expect(called == admitted)
                 #expect(reservations == 0)
                 #expect(money(budget["spent_usd"]) == spend)

@@ -1,5 +1,5 @@
-import NIOHTTP1
 import Foundation
+import NIOHTTP1
 import SwitchyardCore
 import SwitchyardStore
 import SwitchyardTools
@@ -57,7 +57,9 @@ struct CLITests {
             let watched = try await Self.yard(server, ["run", "greet", "--input", #"{"name": "Ada"}"#, "--watch"])
             #expect(watched.status == 0, "\(watched)")
             let out = Self.lines(watched.stdout)
-            let progress = ["run created", "▶ hello started (attempt 1)", "✔ hello succeeded", "▶ shout started", "✔ shout succeeded", "run succeeded"]
+            let progress = [
+                "run created", "▶ hello started (attempt 1)", "✔ hello succeeded", "▶ shout started", "✔ shout succeeded", "run succeeded",
+            ]
             var position = 0
             for expected in progress {
                 guard let found = out[position...].firstIndex(where: { $0.contains(expected) }) else {
@@ -100,7 +102,8 @@ struct CLITests {
             try await APIFixture.apply(server, APIFixture.greet)
             var ids: [String] = []
             for name in ["Ada", "Bob", "Cy"] {
-                let reply = try await server.request(.POST, "/v1/workflows/greet/runs?wait=10", key: server.tenantKey, json: ["input": ["name": .string(name)]])
+                let reply = try await server.request(
+                    .POST, "/v1/workflows/greet/runs?wait=10", key: server.tenantKey, json: ["input": ["name": .string(name)]])
                 ids.append(try #require(reply.json["run"]?["id"]?.stringValue))
             }
             let listed = try await Self.yard(server, ["runs", "list", "--output", "json"])
@@ -111,7 +114,10 @@ struct CLITests {
             let runs = try #require(body["runs"]?.arrayValue)
             #expect(runs.compactMap { $0["id"]?.stringValue } == ids.reversed())
             for run in runs {
-                #expect(APIFixture.keys(run) == ["id", "workflow", "version", "status", "input", "output", "error", "created_at", "started_at", "finished_at"])
+                #expect(
+                    APIFixture.keys(run) == [
+                        "id", "workflow", "version", "status", "input", "output", "error", "created_at", "started_at", "finished_at",
+                    ])
                 #expect(run["status"] == "succeeded")
                 #expect(run["workflow"] == "greet")
             }
@@ -147,7 +153,8 @@ struct CLITests {
             #expect(APIFixture.keys(run) == APIRunTests.runKeys)
             #expect(run == reply.json["run"])
             #expect(run["steps"]?.arrayValue?.map { $0["id"] } == ["hello", "shout"])
-            #expect(run["usage"] == ["calls": 1, "prompt_tokens": 12, "completion_tokens": 3, "cost_usd": "0", "unpriced_calls": 1, "estimated_calls": 0])
+            #expect(
+                run["usage"] == ["calls": 1, "prompt_tokens": 12, "completion_tokens": 3, "cost_usd": "0", "unpriced_calls": 1, "estimated_calls": 0])
 
             let table = try await Self.yard(server, ["runs", "show", id])
             #expect(table.status == 0)
@@ -229,7 +236,8 @@ struct CLITests {
         defer { try? FileManager.default.removeItem(at: directory) }
         try await withLiveServer { server in
             // A typo (`Kind:`) is invalid YAML for Switchyard: the server would say so with file:line:column.
-            let path = try Self.write(APIFixture.greet.replacingOccurrences(of: "kind: Workflow", with: "Kind: Workflow"), to: "typo.yaml", in: directory)
+            let path = try Self.write(
+                APIFixture.greet.replacingOccurrences(of: "kind: Workflow", with: "Kind: Workflow"), to: "typo.yaml", in: directory)
             let result = try await Self.yard(server, ["apply", "-f", path])
             #expect(result.status != 0, "a script cannot tell that nothing was applied:\n\(result)")
             #expect((result.stdout + result.stderr).contains("\(path):1:1"), "\(result)")
@@ -328,7 +336,8 @@ struct CLITests {
         try await withLiveServer(script: APIFixture.script) { server in
             try await APIFixture.apply(server, APIFixture.greet)
             let name = String(repeating: "Zoë 🚂 ", count: 20_000)
-            let reply = try await server.request(.POST, "/v1/workflows/greet/runs?wait=20", key: server.tenantKey, json: ["input": ["name": .string(name)]])
+            let reply = try await server.request(
+                .POST, "/v1/workflows/greet/runs?wait=20", key: server.tenantKey, json: ["input": ["name": .string(name)]])
             #expect(reply.json["run"]?["status"] == "succeeded")
             let id = try #require(reply.json["run"]?["id"]?.stringValue)
             let events = try await Self.yard(server, ["runs", "events", id, "--output", "json"])
@@ -419,10 +428,13 @@ struct CLITests {
 
             let bad = try await Self.yard(server, ["runs", "feedback", id, "hard", "--bad"])
             #expect(bad.status == 0, "\(bad)")
-            #expect(bad.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "feedback on hard: bad (expert pro); the gate learned from it", "\(bad)")
+            #expect(
+                bad.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "feedback on hard: bad (expert pro); the gate learned from it", "\(bad)"
+            )
             let again = try await Self.yard(server, ["runs", "feedback", id, "hard", "--bad", "--output", "json"])
             #expect(again.status == 0, "\(again)")
-            #expect(try Self.json(again.stdout) == ["feedback": ["run": .string(id), "step": "hard", "good": false, "expert": "pro", "learned": false]])
+            #expect(
+                try Self.json(again.stdout) == ["feedback": ["run": .string(id), "step": "hard", "good": false, "expert": "pro", "learned": false]])
             let both = try await Self.yard(server, ["runs", "feedback", id, "hard", "--good", "--bad"])
             #expect(both.status != 0 && both.stderr.contains("--good or --bad, not both"), "\(both)")
             let neither = try await Self.yard(server, ["runs", "feedback", id, "hard"])
@@ -525,7 +537,8 @@ struct CLITests {
             #expect(set.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "secret KB_TOKEN created", "\(set)")
             // Stored as given, less the one trailing newline.
             let sealed = try await SecretRepository(database: server.store.database).sealed(tenant: server.store.tenant.id, names: ["KB_TOKEN"])
-            let opened = try SecretBox(current: testSecretKey).open(try #require(sealed["KB_TOKEN"]), tenant: server.store.tenant.id, name: "KB_TOKEN")
+            let opened = try SecretBox(current: testSecretKey).open(
+                try #require(sealed["KB_TOKEN"]), tenant: server.store.tenant.id, name: "KB_TOKEN")
             #expect(opened == value)
 
             let replaced = try await Self.yard(server, ["secrets", "set", "KB_TOKEN", "--value", "sk-live-other", "--output", "json"])
@@ -603,7 +616,9 @@ struct CLITests {
     @Test("yard tools list shows the tenant's tools with their versions and the built-in ones")
     func toolsList() async throws {
         try await withLiveServer { server in
-            try await APIFixture.apply(server, "kind: Tool\nname: search_kb\ndescription: Search the knowledge base.\nhttp: { method: GET, url: \"https://kb.example/search\" }\n")
+            try await APIFixture.apply(
+                server,
+                "kind: Tool\nname: search_kb\ndescription: Search the knowledge base.\nhttp: { method: GET, url: \"https://kb.example/search\" }\n")
             let listed = try await Self.yard(server, ["tools", "list"])
             #expect(listed.status == 0, "\(listed)")
             let rows = Self.lines(listed.stdout).map { $0.split(separator: " ").map(String.init) }
@@ -620,7 +635,8 @@ struct CLITests {
     @Test("yard runs events resumes a stream that breaks off after the last stored event it saw; live deltas do not move that position")
     func eventsResume() async throws {
         try await BreakingEventServer.with { server in
-            let result = try await YardCLI.run(["runs", "events", "r1", "--stream", "--output", "json"], url: server.base, apiKey: "sy_x", timeout: .seconds(20))
+            let result = try await YardCLI.run(
+                ["runs", "events", "r1", "--stream", "--output", "json"], url: server.base, apiKey: "sy_x", timeout: .seconds(20))
             #expect(result.status == 0, "\(result)")
             let parsed = try Self.lines(result.stdout).map { try Self.json($0) }
             #expect(parsed.compactMap { $0["seq"]?.intValue } == [1, 2, 3, 4], "\(result)")

@@ -1,5 +1,5 @@
-import PostgresNIO
 import Foundation
+import PostgresNIO
 import SwitchyardCore
 import SwitchyardStore
 import Testing
@@ -47,18 +47,18 @@ struct CrashRecoveryTests {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: directory) }
             try """
-                - match: "slow"
-                  reply: "survived"
-                  delay: 1500ms
-                """.write(toFile: directory + "/script.yaml", atomically: true, encoding: .utf8)
+            - match: "slow"
+              reply: "survived"
+              delay: 1500ms
+            """.write(toFile: directory + "/script.yaml", atomically: true, encoding: .utf8)
             try """
-                port: 0
-                admin_key: crash-test
-                engine: { lease: 2s, heartbeat: 500ms, poll: 200ms }
-                experts:
-                  flash: { provider: scripted, script: script.yaml }
-                  pro: { provider: scripted, script: script.yaml }
-                """.write(toFile: directory + "/config.yaml", atomically: true, encoding: .utf8)
+            port: 0
+            admin_key: crash-test
+            engine: { lease: 2s, heartbeat: 500ms, poll: 200ms }
+            experts:
+              flash: { provider: scripted, script: script.yaml }
+              pro: { provider: scripted, script: script.yaml }
+            """.write(toFile: directory + "/config.yaml", atomically: true, encoding: .utf8)
             try await store.apply(
                 """
                 kind: Workflow

@@ -1,5 +1,5 @@
-import PostgresNIO
 import Foundation
+import PostgresNIO
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardStore
@@ -39,7 +39,10 @@ struct EngineDAGTests {
             #expect(finished.status == .succeeded)
             #expect(finished.output == ["result": "done+done"])
             let steps = Dictionary(uniqueKeysWithValues: finished.steps.map { ($0.id, $0) })
-            let a = try #require(steps["a"]), b = try #require(steps["b"]), c = try #require(steps["c"]), d = try #require(steps["d"])
+            let a = try #require(steps["a"])
+            let b = try #require(steps["b"])
+            let c = try #require(steps["c"])
+            let d = try #require(steps["d"])
             // b and c overlap: each started before the other finished.
             #expect(try #require(b.startedAt) < #require(c.finishedAt))
             #expect(try #require(c.startedAt) < #require(b.finishedAt))
@@ -388,7 +391,8 @@ struct EngineLifecycleTests {
     @Test("a need listed twice is waited for once")
     func duplicateNeeds() async throws {
         try await withEngine { store, _ in
-            try await store.apply("kind: Workflow\nname: twice\nsteps:\n  - id: a\n    transform: x\n  - id: b\n    needs: [a, a]\n    transform: y\n")
+            try await store.apply(
+                "kind: Workflow\nname: twice\nsteps:\n  - id: a\n    transform: x\n  - id: b\n    needs: [a, a]\n    transform: y\n")
             let run = try await store.wait(for: try await store.start("twice").id)
             #expect(run.status == .succeeded)
         }
@@ -427,12 +431,15 @@ struct EngineLeaseTests {
             #expect(reclaimed.attempt == 2)
 
             let finalize: RunFinalizer = { _ in .success(["from": "test"]) }
-            let late = try await first.complete(mine, .succeeded(output: "late", expert: nil), dependents: [], notifyOthers: false, finalize: finalize)
+            let late = try await first.complete(
+                mine, .succeeded(output: "late", expert: nil), dependents: [], notifyOthers: false, finalize: finalize)
             #expect(late == .rejected)
-            let current = try await second.complete(reclaimed, .succeeded(output: "current", expert: nil), dependents: [], notifyOthers: false, finalize: finalize)
+            let current = try await second.complete(
+                reclaimed, .succeeded(output: "current", expert: nil), dependents: [], notifyOthers: false, finalize: finalize)
             #expect(current == .committed(newlyReady: [], runFinished: .succeeded))
             // A duplicate of the committed completion is rejected too.
-            let duplicate = try await second.complete(reclaimed, .succeeded(output: "again", expert: nil), dependents: [], notifyOthers: false, finalize: finalize)
+            let duplicate = try await second.complete(
+                reclaimed, .succeeded(output: "again", expert: nil), dependents: [], notifyOthers: false, finalize: finalize)
             #expect(duplicate == .rejected)
 
             let finished = try #require(try await store.runs.run(run.id, tenant: store.tenant.id))
@@ -446,7 +453,8 @@ struct EngineLeaseTests {
     @Test("a run whose last step committed but whose end did not is ended by the timers")
     func interruptedEndIsRecovered() async throws {
         try await withEngine { store, _ in
-            try await store.apply("kind: Workflow\nname: ending\nsteps:\n  - id: only\n    wait_for: never\noutputs:\n  result: \"{{ steps.only.output }}\"\n")
+            try await store.apply(
+                "kind: Workflow\nname: ending\nsteps:\n  - id: only\n    wait_for: never\noutputs:\n  result: \"{{ steps.only.output }}\"\n")
             let run = try await store.start("ending")
             _ = try await store.wait(for: run.id, until: [.waiting])
             // What a process that stopped between the two transactions leaves behind.

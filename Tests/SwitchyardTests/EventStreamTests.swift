@@ -1,5 +1,5 @@
-import NIOHTTP1
 import Foundation
+import NIOHTTP1
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardServer
@@ -36,7 +36,8 @@ struct EventStreamTests {
 
     @Test("a quiet stream is woken by the database's NOTIFY, not by a poll: a signal shows up at once although keep-alives are 30 s apart")
     func notifyWakesAStream() async throws {
-        try await withLiveServer(configure: { $0.eventHeartbeat = .seconds(30) }) { server in
+        let quietHeartbeat: @Sendable (inout ServerConfiguration) -> Void = { $0.eventHeartbeat = .seconds(30) }
+        try await withLiveServer(configure: quietHeartbeat) { server in
             let id = try await Self.startWaitingRun(server)
             let stream = try RawEventStream(port: try Self.port(server), path: "/v1/runs/\(id)/events", key: server.tenantKey)
             defer { stream.hangUp() }
@@ -69,9 +70,12 @@ struct EventStreamTests {
         }
     }
 
-    @Test("clients that hang up are noticed at the next keep-alive: their streams end, and quiet streams cost the database under one query per stream per second")
+    @Test(
+        "clients that hang up are noticed at the next keep-alive: their streams end, and quiet streams cost the database under one query per stream per second"
+    )
     func droppedClientsEndTheirStreams() async throws {
-        try await withLiveServer(configure: { $0.eventHeartbeat = .milliseconds(200) }) { server in
+        let fastHeartbeat: @Sendable (inout ServerConfiguration) -> Void = { $0.eventHeartbeat = .milliseconds(200) }
+        try await withLiveServer(configure: fastHeartbeat) { server in
             let engine = try #require(server.engine)
             let database = try #require(server.database)
             let id = try await Self.startWaitingRun(server)
@@ -119,7 +123,8 @@ struct EventStreamTests {
             APIFixture.expectErrorShape(refused, status: 429, code: "too_many_streams")
             #expect(refused.headers.first(name: "Retry-After") != nil)
             // Another tenant has streams of its own to open.
-            let other = try await server.request(.POST, "/v1/admin/tenants", key: server.adminKey, json: ["name": .string("other-\(UUID().uuidString.prefix(6).lowercased())")])
+            let other = try await server.request(
+                .POST, "/v1/admin/tenants", key: server.adminKey, json: ["name": .string("other-\(UUID().uuidString.prefix(6).lowercased())")])
             let otherKey = try #require(other.json["api_key"]?.stringValue)
             let applied = try await server.request(.POST, "/v1/apply", key: otherKey, text: Self.waiting)
             #expect(applied.status == 200)
@@ -134,7 +139,8 @@ struct EventStreamTests {
     @Test("shutting the server down ends open streams on quiet runs: the server stops within seconds")
     func shutdownEndsStreams() async throws {
         let clock = ContinuousClock()
-        let (stream, stopping) = try await withLiveServer(configure: { $0.eventHeartbeat = .seconds(30) }) { server in
+        let quietHeartbeat: @Sendable (inout ServerConfiguration) -> Void = { $0.eventHeartbeat = .seconds(30) }
+        let (stream, stopping) = try await withLiveServer(configure: quietHeartbeat) { server in
             let id = try await Self.startWaitingRun(server)
             let stream = try RawEventStream(port: try Self.port(server), path: "/v1/runs/\(id)/events", key: server.tenantKey)
             try await stream.wait(for: "the stream's first events", timeout: .seconds(10)) { $0.contains("event: step.waiting") }

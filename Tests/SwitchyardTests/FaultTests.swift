@@ -67,7 +67,9 @@ struct FaultTests {
         return configuration
     }
 
-    @Test("PostgreSQL restarted (fast and immediate, alternately, four times) under load on two servers: every run succeeds within lease + poll, none twice, and the API answers 503 (never 500) meanwhile")
+    @Test(
+        "PostgreSQL restarted (fast and immediate, alternately, four times) under load on two servers: every run succeeds within lease + poll, none twice, and the API answers 503 (never 500) meanwhile"
+    )
     func postgresRestartsUnderLoad() async throws {
         try await PrivateCluster.withStore("restart") { cluster, store in
             try await store.apply(Self.chain)
@@ -107,13 +109,16 @@ struct FaultTests {
                         clients.cancelAll()
                         // Lease + poll is how long a step can wait for a dead owner; the work
                         // itself and the restart's own reconnects get the rest.
-                        let report = try await FaultInvariants.check(store, runs: runs, within: configuration.lease + configuration.idlePoll + .seconds(20))
+                        let report = try await FaultInvariants.check(
+                            store, runs: runs, within: configuration.lease + configuration.idlePoll + .seconds(20))
                         #expect(engines.allSatisfy { $0.runningSteps == 0 })
                         return (report, statuses)
                     }
                 }
             }
-            print("fault suite: PostgreSQL restarted \(Self.rounds) times (fast, immediate) under load on 2 servers: \(report); API statuses meanwhile: \(statuses.counts.sorted { $0.key < $1.key }), slowest answer \(statuses.slowest)")
+            print(
+                "fault suite: PostgreSQL restarted \(Self.rounds) times (fast, immediate) under load on 2 servers: \(report); API statuses meanwhile: \(statuses.counts.sorted { $0.key < $1.key }), slowest answer \(statuses.slowest)"
+            )
             #expect(report.runs == 30 * Self.rounds)
             #expect(report.secondsToFinal < 3.2 + 10, "runs took \(report.secondsToFinal) s to end after the last restart")
             #expect(statuses.counts.keys.allSatisfy { [200, 202, 503].contains($0) }, "API statuses during the restarts: \(statuses.counts)")
@@ -121,15 +126,15 @@ struct FaultTests {
         }
     }
 
-    @Test("PostgreSQL stalled (SIGSTOP) for longer than the lease: the API answers 503 with Retry-After meanwhile, /healthz at once; afterwards every run succeeds, none twice")
+    @Test(
+        "PostgreSQL stalled (SIGSTOP) for longer than the lease: the API answers 503 with Retry-After meanwhile, /healthz at once; afterwards every run succeeds, none twice"
+    )
     func stalledDatabase() async throws {
-        try await PrivateCluster.withStore(
-            "stall",
-            configure: { database in
-                database.acquireTimeout = .seconds(1)
-                database.statementTimeout = .seconds(2)
-            }
-        ) { cluster, store in
+        let shortDeadlines: @Sendable (inout DatabaseConfiguration) -> Void = { database in
+            database.acquireTimeout = .seconds(1)
+            database.statementTimeout = .seconds(2)
+        }
+        try await PrivateCluster.withStore("stall", configure: shortDeadlines) { cluster, store in
             try await store.apply(Self.chain)
             let lease = Duration.seconds(2)
             try await withLiveServer(on: store, script: Self.script, engine: Self.engineConfiguration(lease: lease)) { server in
@@ -159,7 +164,9 @@ struct FaultTests {
         }
     }
 
-    @Test("two yard serve processes, one of them killed with SIGKILL four times mid-step and restarted: every run succeeds, no step committed twice, one ledger row per call")
+    @Test(
+        "two yard serve processes, one of them killed with SIGKILL four times mid-step and restarted: every run succeeds, no step committed twice, one ledger row per call"
+    )
     func sigkillOnTwoServers() async throws {
         try await withTestStore { store in
             try await store.apply(Self.chain)
@@ -168,13 +175,13 @@ struct FaultTests {
             defer { try? FileManager.default.removeItem(atPath: directory) }
             try Self.script.write(toFile: directory + "/script.yaml", atomically: true, encoding: .utf8)
             try """
-                port: 0
-                admin_key: kill-test
-                engine: { lease: 2s, heartbeat: 500ms, poll: 200ms, concurrency: 16, shutdown_grace: 1s }
-                experts:
-                  flash: { provider: scripted, script: script.yaml }
-                  pro: { provider: scripted, script: script.yaml }
-                """.write(toFile: directory + "/config.yaml", atomically: true, encoding: .utf8)
+            port: 0
+            admin_key: kill-test
+            engine: { lease: 2s, heartbeat: 500ms, poll: 200ms, concurrency: 16, shutdown_grace: 1s }
+            experts:
+              flash: { provider: scripted, script: script.yaml }
+              pro: { provider: scripted, script: script.yaml }
+            """.write(toFile: directory + "/config.yaml", atomically: true, encoding: .utf8)
             let log = directory + "/server.log"
             func start() throws -> Process {
                 try CrashRecoveryTests.startServer(config: directory + "/config.yaml", database: store.database.configuration, log: log)
@@ -202,7 +209,9 @@ struct FaultTests {
         }
     }
 
-    @Test("a provider and a tool that accept the request and never answer: the steps fail at their timeouts, the runs end, nothing is left reserved or running")
+    @Test(
+        "a provider and a tool that accept the request and never answer: the steps fail at their timeouts, the runs end, nothing is left reserved or running"
+    )
     func silentUpstreams() async throws {
         let upstream = try SilentUpstream()
         let silent = ExpertConfiguration(
@@ -257,7 +266,8 @@ struct FaultTests {
                   delay: 5s
                 """
             for round in 0..<(Self.rounds * 5 / 2) {
-                let engine = try makeEngine(on: store.database, script: round.isMultiple(of: 2) ? slow : Self.script, configuration: Self.engineConfiguration())
+                let engine = try makeEngine(
+                    on: store.database, script: round.isMultiple(of: 2) ? slow : Self.script, configuration: Self.engineConfiguration())
                 _ = try await startRuns(store, workflow: "chain", count: 6)
                 let wait = Duration.milliseconds(Int.random(in: 20...400, using: &random))
                 let clock = ContinuousClock()
@@ -310,7 +320,9 @@ struct FaultTests {
         }
     }
 
-    @Test("a step stuck past its runtime bound is no longer kept alive by the heartbeat: its lease lapses and another server runs it; the stuck attempt's late outcome is fenced out")
+    @Test(
+        "a step stuck past its runtime bound is no longer kept alive by the heartbeat: its lease lapses and another server runs it; the stuck attempt's late outcome is fenced out"
+    )
     func stuckStepsLoseTheirLease() async throws {
         try await withTestStore { store in
             try await store.apply(Self.chain)

@@ -32,7 +32,8 @@ import Testing
 
     @Test func autoComparesTheScoreWithTheTenantsThreshold() async throws {
         try await withEngine { store, _ in
-            try await store.apply("kind: Workflow\nname: auto\nsteps:\n  - id: answer\n    model: auto\n    prompt: Prove that the square root of 2 is irrational.\n")
+            try await store.apply(
+                "kind: Workflow\nname: auto\nsteps:\n  - id: answer\n    model: auto\n    prompt: Prove that the square root of 2 is irrational.\n")
             // The lowest threshold sends everything to pro, the highest nothing.
             for (threshold, expert) in [(-1.0, "pro"), (1.0, "flash")] {
                 _ = try await store.tenants.updateSettings(tenant: store.tenant.id, TenantSettings(gateThreshold: threshold))
@@ -50,7 +51,8 @@ import Testing
 
     @Test func aDeclaredHardDifficultyRaisesTheScore() async throws {
         try await withEngine { store, _ in
-            try await store.apply("""
+            try await store.apply(
+                """
                 kind: Workflow
                 name: hinted
                 steps:
@@ -92,7 +94,8 @@ import Testing
 
     @Test func cascadeEscalatesWhenFlashsAnswerFailsTheCheck() async throws {
         try await withEngine(script: Self.cascadeScript) { store, _ in
-            try await store.apply("""
+            try await store.apply(
+                """
                 kind: Workflow
                 name: capital
                 steps:
@@ -118,7 +121,8 @@ import Testing
 
     @Test func cascadeKeepsFlashsAnswerWhenItPasses() async throws {
         try await withEngine(script: Self.cascadeScript) { store, _ in
-            try await store.apply("""
+            try await store.apply(
+                """
                 kind: Workflow
                 name: capital
                 steps:
@@ -138,7 +142,8 @@ import Testing
 
     @Test func cascadeEscalatesAnAnswerThatBreaksTheOutputSchema() async throws {
         try await withEngine(script: Self.cascadeScript) { store, _ in
-            try await store.apply("""
+            try await store.apply(
+                """
                 kind: Workflow
                 name: sum
                 steps:
@@ -156,7 +161,8 @@ import Testing
 
     @Test func cascadeAsksFlashTheVerifyQuestionAboutEachAnswer() async throws {
         try await withEngine(script: Self.cascadeScript) { store, _ in
-            try await store.apply("""
+            try await store.apply(
+                """
                 kind: Workflow
                 name: verified
                 steps:
@@ -176,7 +182,8 @@ import Testing
 
     @Test func everyCascadeCheckIsAnOutcomeTheGateLearns() async throws {
         try await withEngine(script: Self.cascadeScript) { store, _ in
-            try await store.apply("""
+            try await store.apply(
+                """
                 kind: Workflow
                 name: capital
                 steps:
@@ -205,7 +212,9 @@ import Testing
                     let result = try await gateHistory.feedback(tenant: store.tenant.id, run: run.id, step: "answer", good: false)
                     #expect(result == .recorded(expert: "flash", learned: true))
                     // The same verdict twice is learned once.
-                    #expect(try await gateHistory.feedback(tenant: store.tenant.id, run: run.id, step: "answer", good: false) == .recorded(expert: "flash", learned: false))
+                    #expect(
+                        try await gateHistory.feedback(tenant: store.tenant.id, run: run.id, step: "answer", good: false)
+                            == .recorded(expert: "flash", learned: false))
                 }
                 return false
             }

@@ -1,7 +1,7 @@
-import SwitchyardStore
 import Foundation
 import NIOHTTP1
 import SwitchyardCore
+import SwitchyardStore
 import Testing
 
 /// Bad input gets a 4xx in the documented error shape, naming where it is, and changes
@@ -22,7 +22,8 @@ import Testing
     func aKeyHoldingAnAliasIsRefusedAtOnceWithItsPlace(key: String) async throws {
         try await withLiveServer { server in
             let started = ContinuousClock.now
-            let reply = try await server.request(.POST, "/v1/apply", key: server.tenantKey, text: Self.laughs(key: key), headers: [("X-Yard-File", "laughs.yaml")])
+            let reply = try await server.request(
+                .POST, "/v1/apply", key: server.tenantKey, text: Self.laughs(key: key), headers: [("X-Yard-File", "laughs.yaml")])
             // Under the whole suite's load on two cores; unrefused, it takes minutes.
             #expect(ContinuousClock.now - started < .seconds(5))
             #expect(reply.status == 422, "\(reply.text)")
@@ -36,7 +37,8 @@ import Testing
 
     /// About 1 MiB of legal YAML (a flow list of 350,000 zeros) that passes the pre-scan
     /// and keeps the YAML library busy for a while: a stand-in for any slow parse.
-    static let bigDocument = "kind: Agent\nname: big\ninstructions: x\nmodel: [" + Array(repeating: "0", count: 350_000).joined(separator: ",") + "]\n"
+    static let bigDocument =
+        "kind: Agent\nname: big\ninstructions: x\nmodel: [" + Array(repeating: "0", count: 350_000).joined(separator: ",") + "]\n"
 
     @Test func slowParsesAreAnsweredAtTheDeadlineWhileTheServerAnswersEverythingElse() async throws {
         try await withAPIServer(yamlParsing: YAMLParseGuard(slots: 1, deadline: .milliseconds(50))) { server in
@@ -78,7 +80,8 @@ import Testing
         try await withLiveServer(script: APIFixture.script) { server in
             try await APIFixture.apply(server, APIFixture.greet)
             for (body, path) in [(#"{"input": {"name": "A\u0000da"}}"#, "input.name"), (#"{"input": {"na\u0000me": "Ada"}}"#, "input.na\\u0000me")] {
-                let reply = try await server.request(.POST, "/v1/workflows/greet/runs", key: server.tenantKey, text: body, contentType: "application/json")
+                let reply = try await server.request(
+                    .POST, "/v1/workflows/greet/runs", key: server.tenantKey, text: body, contentType: "application/json")
                 #expect(reply.status == 400, "\(reply.text)")
                 #expect(reply.errorCode == "invalid_json")
                 #expect(reply.json["error"]?["details"]?.arrayValue?.first?["path"]?.stringValue == path, "\(reply.text)")
@@ -113,7 +116,8 @@ import Testing
 
     @Test func aNULInAPriceModelNameIsRefused() async throws {
         try await withLiveServer { server in
-            let body = #"{"model": "deep\u0000seek", "effective_from": "2026-09-01", "input_cache_hit": "0.02", "input_cache_miss": "0.6", "output": "1.8"}"#
+            let body =
+                #"{"model": "deep\u0000seek", "effective_from": "2026-09-01", "input_cache_hit": "0.02", "input_cache_miss": "0.6", "output": "1.8"}"#
             let reply = try await server.request(.POST, "/v1/admin/prices", key: server.adminKey, text: body, contentType: "application/json")
             #expect(reply.status == 422, "\(reply.text)")
             #expect(reply.errorCode == "invalid_price")
@@ -152,7 +156,8 @@ import Testing
         try await withLiveServer(script: APIFixture.script) { server in
             try await APIFixture.apply(server, APIFixture.greet)
             let deep = #"{"input": {"name": "x", "extra": "# + String(repeating: "[", count: 100) + String(repeating: "]", count: 100) + "}}"
-            let reply = try await server.request(.POST, "/v1/workflows/greet/runs", key: server.tenantKey, text: deep, contentType: "application/json")
+            let reply = try await server.request(
+                .POST, "/v1/workflows/greet/runs", key: server.tenantKey, text: deep, contentType: "application/json")
             #expect(reply.status == 400, "\(reply.text)")
             #expect(reply.errorCode == "invalid_json")
             #expect(reply.text.contains("deeper than 64 levels"), "\(reply.text)")

@@ -1,8 +1,8 @@
 import Foundation
 import LocalInference
-import Synchronization
 import SwitchyardCore
 import SwitchyardExperts
+import Synchronization
 import Testing
 
 /// The `local` provider on the synthetic DeepSeek-2 (MoE, MLA) fixtures of LocalInference's
@@ -91,7 +91,10 @@ struct LocalExpertDeepSeek2Tests {
         var data = Data()
         func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { data.append(contentsOf: $0) } }
         func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { data.append(contentsOf: $0) } }
-        func string(_ s: String) { u64(UInt64(s.utf8.count)); data.append(contentsOf: Array(s.utf8)) }
+        func string(_ s: String) {
+            u64(UInt64(s.utf8.count))
+            data.append(contentsOf: Array(s.utf8))
+        }
         data.append(contentsOf: Array("GGUF".utf8))
         u32(3)
         u64(0)  // tensors

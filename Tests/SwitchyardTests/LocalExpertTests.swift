@@ -1,13 +1,13 @@
 import Foundation
 import LocalInference
 import Logging
-import Synchronization
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
 import SwitchyardServer
 import SwitchyardStore
 import SwitchyardTools
+import Synchronization
 import Testing
 
 /// The `local` provider on the real Gemma 3 270M model. Serialized: the batching
@@ -85,7 +85,8 @@ struct LocalExpertTests {
             responses.append(response)
         }
         // The first prompt stops at the next turn; the second runs into its cap.
-        let capital = responses[0], story = responses[1]
+        let capital = responses[0]
+        let story = responses[1]
         #expect(capital.text.contains("Paris"))
         #expect(!capital.text.contains("User:"))
         #expect(capital.finishReason == "stop")
@@ -182,17 +183,18 @@ struct LocalExpertTests {
                 ChatMessage(.user, "And?"),
             ],
             tools: [ToolDefinition(name: "search")], wantsJSON: true, tenant: "t")
-        #expect(LocalPromptFormat.render(request) == """
-            Be brief.
+        #expect(
+            LocalPromptFormat.render(request) == """
+                Be brief.
 
-            Answer with a single JSON object and nothing else.
+                Answer with a single JSON object and nothing else.
 
-            User: Look it up.
-            Assistant: (called search with {"q":"x"})
-            Tool: found x
-            User: And?
-            Assistant:
-            """)
+                User: Look it up.
+                Assistant: (called search with {"q":"x"})
+                Tool: found x
+                User: And?
+                Assistant:
+                """)
         #expect(LocalPromptFormat.render(Self.request("Hi", maxTokens: 1)) == "User: Hi\nAssistant:")
     }
 
@@ -253,8 +255,11 @@ struct LocalExpertTests {
         #expect(message(ExpertConfiguration(provider: .local, baseURL: "http://x")).contains("base_url does not apply to provider: local"))
         #expect(message(ExpertConfiguration(provider: .local, maxTokens: 0)).contains("max_tokens must be 1 to"))
         #expect(message(ExpertConfiguration(provider: .local, concurrency: 100)).contains("concurrency must be 1 to 32"))
-        #expect(message(ExpertConfiguration(provider: .openai, model: "m", apiKeyEnv: "PATH", maxTokens: 10)).contains("max_tokens applies only to provider: local"))
-        #expect(message(ExpertConfiguration(provider: .scripted, script: "s.yaml", maxTokens: 10)).contains("max_tokens applies only to provider: local"))
+        #expect(
+            message(ExpertConfiguration(provider: .openai, model: "m", apiKeyEnv: "PATH", maxTokens: 10)).contains(
+                "max_tokens applies only to provider: local"))
+        #expect(
+            message(ExpertConfiguration(provider: .scripted, script: "s.yaml", maxTokens: 10)).contains("max_tokens applies only to provider: local"))
         #expect(throws: ConfigurationError.self) {
             try ServerConfiguration.parse("experts:\n  flash: {provider: local, max_token: 3}\n", file: "bad.yaml")
         }
@@ -321,7 +326,9 @@ struct LocalExpertTests {
             }
             let elapsed = clock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            print("local expert: \(concurrency) concurrent, \(generated) tokens in \(String(format: "%.2f", seconds)) s = \(String(format: "%.1f", Double(generated) / seconds)) tokens/s (prompts included)")
+            print(
+                "local expert: \(concurrency) concurrent, \(generated) tokens in \(String(format: "%.2f", seconds)) s = \(String(format: "%.1f", Double(generated) / seconds)) tokens/s (prompts included)"
+            )
         }
     }
 }
@@ -331,7 +338,8 @@ func withLocalEngine<T: Sendable>(
     on store: TestStore, experts: ExpertPool, _ body: @Sendable (Engine) async throws -> T
 ) async throws -> T {
     let logger = testLogger("test.engine.local")
-    let tools = ToolEnvironment(runner: ToolRunner(logger: logger), secretBox: SecretBox(current: testSecretKey), egress: try EgressPolicy(allowing: []))
+    let tools = ToolEnvironment(
+        runner: ToolRunner(logger: logger), secretBox: SecretBox(current: testSecretKey), egress: try EgressPolicy(allowing: []))
     let engine = Engine(database: store.database, experts: experts, tools: tools, configuration: fastEngineConfiguration(), logger: logger)
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await engine.run() }

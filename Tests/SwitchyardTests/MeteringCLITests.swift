@@ -1,8 +1,8 @@
-import SwitchyardStore
-import NIOHTTP1
 import Foundation
+import NIOHTTP1
 import SwitchyardCore
 import SwitchyardMetering
+import SwitchyardStore
 import Testing
 
 /// `yard costs`, `yard prices`, `yard budgets`, `yard tenants limits`, `yard plan` and the
@@ -74,7 +74,8 @@ struct MeteringCLITests {
     /// rates at every hour, so peak pricing is exercised.
     static func setPrices(_ server: LiveServer) async throws {
         let flash = try await yard(
-            server, ["prices", "set", "--model", "scripted-flash", "--from", "2020-01-01", "--hit", "1", "--miss", "10", "--output", "20"], admin: true,
+            server, ["prices", "set", "--model", "scripted-flash", "--from", "2020-01-01", "--hit", "1", "--miss", "10", "--output", "20"],
+            admin: true,
             withoutKey: true)
         #expect(flash.status == 0, "\(flash)")
         #expect(flash.stdout.contains("price scripted-flash@2020-01-01 added"), "\(flash)")
@@ -155,7 +156,9 @@ struct MeteringCLITests {
             let table = try await Self.yard(server, ["costs"])
             #expect(table.status == 0, "\(table)")
             let lines = CLITests.lines(table.stdout)
-            #expect(lines.first?.contains("CALLS") == true && lines.first?.contains("CACHE HIT %") == true && lines.first?.contains("COST USD") == true, "\(table)")
+            #expect(
+                lines.first?.contains("CALLS") == true && lines.first?.contains("CACHE HIT %") == true && lines.first?.contains("COST USD") == true,
+                "\(table)")
             let totalLine = try #require(lines.first { $0.hasPrefix("TOTAL") }, "\(table)")
             let cells = totalLine.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
             #expect(cells.first == "TOTAL")
@@ -177,7 +180,9 @@ struct MeteringCLITests {
             let csv = try await Self.yard(server, ["costs", "--by", "model", "--output", "csv"])
             #expect(csv.status == 0, "\(csv)")
             let csvLines = csv.stdout.split(separator: "\r\n").map(String.init).filter { !$0.isEmpty }
-            #expect(csvLines.first == "model,calls,prompt_tokens,cache_hit_tokens,cache_miss_tokens,completion_tokens,reasoning_tokens,cost_usd", "\(csv)")
+            #expect(
+                csvLines.first == "model,calls,prompt_tokens,cache_hit_tokens,cache_miss_tokens,completion_tokens,reasoning_tokens,cost_usd", "\(csv)"
+            )
             #expect(csvLines.last?.hasPrefix("total,\(rows.count),") == true, "\(csv)")
             #expect(csvLines.last?.hasSuffix(",\(sum.decimalString)") == true, "\(csv)")
             #expect(csvLines.count == 4, "two models and the total: \(csv)")
@@ -234,14 +239,20 @@ struct MeteringCLITests {
             #expect(floating.status != 0, "\(floating)")
             #expect(floating.stderr.contains("exponents"), "\(floating)")
             let halfPeak = try await Self.yard(
-                server, ["prices", "set", "--model", "m", "--from", "2020-01-01", "--hit", "1", "--miss", "1", "--output", "1", "--peak-hit", "2"], admin: true)
+                server, ["prices", "set", "--model", "m", "--from", "2020-01-01", "--hit", "1", "--miss", "1", "--output", "1", "--peak-hit", "2"],
+                admin: true)
             #expect(halfPeak.status != 0, "\(halfPeak)")
             let duplicate = try await Self.yard(
-                server, ["prices", "set", "--model", "scripted-flash", "--from", "2020-01-01", "--hit", "1", "--miss", "1", "--output", "1"], admin: true)
+                server, ["prices", "set", "--model", "scripted-flash", "--from", "2020-01-01", "--hit", "1", "--miss", "1", "--output", "1"],
+                admin: true)
             #expect(duplicate.status != 0, "\(duplicate)")
             #expect(duplicate.stderr.contains("conflict"), "\(duplicate)")
             let tenantKey = try await Self.yard(
-                server, ["prices", "set", "--model", "m", "--from", "2020-01-01", "--hit", "1", "--miss", "1", "--output", "1", "--admin-key", server.tenantKey])
+                server,
+                [
+                    "prices", "set", "--model", "m", "--from", "2020-01-01", "--hit", "1", "--miss", "1", "--output", "1", "--admin-key",
+                    server.tenantKey,
+                ])
             #expect(tenantKey.status != 0, "\(tenantKey)")
             #expect(tenantKey.stderr.contains("forbidden"), "\(tenantKey)")
         }
@@ -255,7 +266,8 @@ struct MeteringCLITests {
             #expect(none.status == 0, "\(none)")
             #expect(none.stdout.contains("no budget"), "\(none)")
 
-            let set = try await Self.yard(server, ["budgets", "set", "--tenant", tenant, "--monthly", "25.00", "--on-budget", "downgrade"], admin: true)
+            let set = try await Self.yard(
+                server, ["budgets", "set", "--tenant", tenant, "--monthly", "25.00", "--on-budget", "downgrade"], admin: true)
             #expect(set.status == 0, "\(set)")
             #expect(set.stdout.contains("monthly budget:   25.00 USD (on budget: downgrade)"), "\(set)")
             let own = try await Self.yard(server, ["budgets", "show"])
@@ -269,7 +281,8 @@ struct MeteringCLITests {
 
             let floating = try await Self.yard(server, ["budgets", "set", "--tenant", tenant, "--monthly", "2.5e1"], admin: true)
             #expect(floating.status != 0, "\(floating)")
-            let badPolicy = try await Self.yard(server, ["budgets", "set", "--tenant", tenant, "--monthly", "5", "--on-budget", "ignore"], admin: true)
+            let badPolicy = try await Self.yard(
+                server, ["budgets", "set", "--tenant", tenant, "--monthly", "5", "--on-budget", "ignore"], admin: true)
             #expect(badPolicy.status != 0, "\(badPolicy)")
             let notAdmin = try await Self.yard(server, ["budgets", "set", "--tenant", tenant, "--monthly", "1000"])
             #expect(notAdmin.status != 0, "\(notAdmin)")
@@ -329,7 +342,8 @@ struct MeteringCLITests {
             let before = try await Self.yard(server, ["plan", "quote", "--input", Self.inputText, "--output", "json"])
             #expect(before.status == 0, "\(before)")
             let plan = try CLITests.json(before.stdout)
-            #expect(Set((plan["steps"]?.arrayValue ?? []).compactMap { $0["step"]?.stringValue }) == ["describe", "paint", "judge", "pitch"], "\(plan)")
+            #expect(
+                Set((plan["steps"]?.arrayValue ?? []).compactMap { $0["step"]?.stringValue }) == ["describe", "paint", "judge", "pitch"], "\(plan)")
             let steps = Dictionary(uniqueKeysWithValues: (plan["steps"]?.arrayValue ?? []).map { ($0["step"]?.stringValue ?? "", $0) })
             #expect(steps["paint"]?["calls"] == ["min": 2, "max": 2], "\(plan)")
             #expect(steps["pitch"]?["calls"] == ["min": 1, "max": 2], "\(plan)")
@@ -349,7 +363,8 @@ struct MeteringCLITests {
                 for step in estimate["steps"]?.arrayValue ?? [] {
                     let name = step["step"]?.stringValue ?? ""
                     let spent = try Self.total(rows.filter { $0["step"]?.stringValue == name })
-                    let stepLow = try Money(parsing: step["min_usd"]?.stringValue ?? "x"), stepHigh = try Money(parsing: step["max_usd"]?.stringValue ?? "x")
+                    let stepLow = try Money(parsing: step["min_usd"]?.stringValue ?? "x")
+                    let stepHigh = try Money(parsing: step["max_usd"]?.stringValue ?? "x")
                     #expect(stepLow <= spent && spent <= stepHigh, "\(name): \(spent) outside [\(stepLow), \(stepHigh)]")
                 }
             }
@@ -378,7 +393,9 @@ struct MeteringCLITests {
             #expect(mixed.status == 0, "\(mixed)")
             let describeCost = try Self.total(rows.filter { $0["step"] == "describe" }).formatted(decimals: 6)
             #expect(CLITests.lines(mixed.stdout).contains { $0.hasPrefix("describe") && $0.hasSuffix("≥ \(describeCost) (1 unpriced)") }, "\(mixed)")
-            #expect(CLITests.lines(mixed.stdout).contains { $0.hasPrefix("TOTAL") && $0.hasSuffix("≥ \(actual.formatted(decimals: 6)) (6 unpriced)") }, "\(mixed)")
+            #expect(
+                CLITests.lines(mixed.stdout).contains { $0.hasPrefix("TOTAL") && $0.hasSuffix("≥ \(actual.formatted(decimals: 6)) (6 unpriced)") },
+                "\(mixed)")
             #expect(mixed.stdout.contains("unpriced: 6 calls of scripted-flash, scripted-pro"), "\(mixed)")
         }
     }

@@ -1,6 +1,6 @@
-import PostgresNIO
 import Foundation
 import NIOHTTP1
+import PostgresNIO
 import SwitchyardCore
 import SwitchyardExperts
 import SwitchyardMetering
@@ -51,7 +51,8 @@ struct MeteringLedgerTests {
         let pro = FakeDeepSeek.completion(
             content: "QED.", reasoning: "By induction.", model: "deepseek-v4-pro-0801",
             usage: FakeDeepSeek.usage(prompt: 2000, completion: 800, hit: 1500, reasoning: 600))
-        let unpriced = FakeDeepSeek.completion(content: "Local.", model: "mystery-model-q4", usage: FakeDeepSeek.usage(prompt: 50, completion: 20, hit: 0))
+        let unpriced = FakeDeepSeek.completion(
+            content: "Local.", model: "mystery-model-q4", usage: FakeDeepSeek.usage(prompt: 50, completion: 20, hit: 0))
         // A stream cut before its usage chunk: billed, usage unknown.
         let cut = FakeDeepSeek.sse(
             [FakeDeepSeek.chunk(delta: ["role": "assistant", "content": "Par"]), FakeDeepSeek.chunk(delta: ["content": "is"])], done: false)
@@ -109,7 +110,9 @@ struct MeteringLedgerTests {
                 // Off-peak: 1024 × 0.007 + 176 × 0.22 + 300 × 0.66 µUSD = 7.168 + 38.72 + 198 = 243.888 µUSD;
                 // peak: 1024 × 0.014 + 176 × 0.44 + 300 × 1.32 = 14.336 + 77.44 + 396 = 487.776 µUSD.
                 #expect(quick["cost_usd"] == .string(quickPeak ? "0.000487776" : "0.000243888"))
-                #expect(money(quick["cost_usd"]) == HandTariff.cost(hit: 1024, miss: 176, completion: 300, quickPeak ? HandTariff.flashPeak : HandTariff.flashOffPeak))
+                #expect(
+                    money(quick["cost_usd"])
+                        == HandTariff.cost(hit: 1024, miss: 176, completion: 300, quickPeak ? HandTariff.flashPeak : HandTariff.flashOffPeak))
                 #expect(quick["price_id"] == "deepseek-v4-flash@2026-08-16")
                 #expect(quick["model"] == "deepseek-v4-flash-0731")
                 #expect(quick["expert"] == "flash")
@@ -127,7 +130,9 @@ struct MeteringLedgerTests {
                 let deepPeak = HandTariff.isPeak(try start("deep"))
                 // Off-peak: 1500 × 0.022 + 500 × 0.66 + 800 × 1.98 = 33 + 330 + 1584 = 1947 µUSD; peak: twice that, 3894 µUSD.
                 #expect(deep["cost_usd"] == .string(deepPeak ? "0.003894" : "0.001947"))
-                #expect(money(deep["cost_usd"]) == HandTariff.cost(hit: 1500, miss: 500, completion: 800, deepPeak ? HandTariff.proPeak : HandTariff.proOffPeak))
+                #expect(
+                    money(deep["cost_usd"])
+                        == HandTariff.cost(hit: 1500, miss: 500, completion: 800, deepPeak ? HandTariff.proPeak : HandTariff.proOffPeak))
                 #expect(deep["price_id"] == "deepseek-v4-pro@2026-08-16")
                 #expect(deep["reasoning_tokens"] == 600)
 
@@ -174,7 +179,9 @@ struct MeteringExactlyOnceTests {
     func retriedStep() async throws {
         let error = #"{"error":{"message":"internal error","type":"server_error","code":"internal_error"}}"#
         try await FakeDeepSeek.with([.json(status: 500, body: error), .json(body: Self.answer)]) { fake in
-            try await withMeteredServer(experts: ["flash": fakeExpert(fake, model: "deepseek-v4-flash"), "pro": fakeExpert(fake, model: "deepseek-v4-pro")]) { server in
+            try await withMeteredServer(experts: [
+                "flash": fakeExpert(fake, model: "deepseek-v4-flash"), "pro": fakeExpert(fake, model: "deepseek-v4-pro"),
+            ]) { server in
                 try await server.store.apply(
                     """
                     kind: Workflow
@@ -194,7 +201,8 @@ struct MeteringExactlyOnceTests {
                 let rows = try await server.store.database.meteredCalls(run: run)
                 #expect(rows.map(\.attempt) == [1, 2])
                 #expect(rows.map(\.call) == [0, 0] || rows.map(\.call) == [1, 1])
-                let first = try #require(rows.first), second = try #require(rows.last)
+                let first = try #require(rows.first)
+                let second = try #require(rows.last)
                 // The 500 was not billed: known usage of nothing, at no cost.
                 #expect(first.outcome == "error")
                 #expect(first.usageKnown)
@@ -213,7 +221,9 @@ struct MeteringExactlyOnceTests {
     @Test("a run cancelled mid-call: exactly one row for that call, settled by the call itself at its reservation, and no reservation left")
     func cancelledMidCall() async throws {
         try await FakeDeepSeek.with([.json(body: Self.answer, delay: .seconds(3))]) { fake in
-            try await withMeteredServer(experts: ["flash": fakeExpert(fake, model: "deepseek-v4-flash"), "pro": fakeExpert(fake, model: "deepseek-v4-pro")]) { server in
+            try await withMeteredServer(experts: [
+                "flash": fakeExpert(fake, model: "deepseek-v4-flash"), "pro": fakeExpert(fake, model: "deepseek-v4-pro"),
+            ]) { server in
                 try await server.store.apply(
                     """
                     kind: Workflow
@@ -258,7 +268,9 @@ struct MeteringExactlyOnceTests {
         }
     }
 
-    @Test("a yard serve killed with SIGKILL mid-call: the killed attempt's reservation becomes exactly one estimated row, the new attempt one exact row")
+    @Test(
+        "a yard serve killed with SIGKILL mid-call: the killed attempt's reservation becomes exactly one estimated row, the new attempt one exact row"
+    )
     func sigkillMidCall() async throws {
         let slowFirst: [FakeDeepSeek.Reply] = [.json(body: Self.answer, delay: .seconds(3)), .json(body: Self.answer)]
         try await FakeDeepSeek.with(slowFirst) { fake in
@@ -267,13 +279,13 @@ struct MeteringExactlyOnceTests {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 defer { try? FileManager.default.removeItem(atPath: directory) }
                 try """
-                    port: 0
-                    admin_key: crash-test
-                    engine: { lease: 2s, heartbeat: 500ms, poll: 100ms }
-                    experts:
-                      flash: { provider: openai, model: deepseek-v4-flash, base_url: "\(fake.url)", max_retries: 0 }
-                      pro: { provider: openai, model: deepseek-v4-pro, base_url: "\(fake.url)", max_retries: 0 }
-                    """.write(toFile: directory + "/config.yaml", atomically: true, encoding: .utf8)
+                port: 0
+                admin_key: crash-test
+                engine: { lease: 2s, heartbeat: 500ms, poll: 100ms }
+                experts:
+                  flash: { provider: openai, model: deepseek-v4-flash, base_url: "\(fake.url)", max_retries: 0 }
+                  pro: { provider: openai, model: deepseek-v4-pro, base_url: "\(fake.url)", max_retries: 0 }
+                """.write(toFile: directory + "/config.yaml", atomically: true, encoding: .utf8)
                 try await store.apply(
                     """
                     kind: Workflow
@@ -367,7 +379,8 @@ struct MeteringReportTests {
         }
     }
 
-    @Test("JSON and CSV totals of GET /v1/costs equal the sums of the ledger rows; another tenant's never appear; only the admin key groups by tenant")
+    @Test(
+        "JSON and CSV totals of GET /v1/costs equal the sums of the ledger rows; another tenant's never appear; only the admin key groups by tenant")
     func totalsAreSumsOfRows() async throws {
         try await withMeteredServer(script: Self.script) { server in
             // Flash is priced, pro is not: its rows count tokens but no cost.
@@ -385,7 +398,9 @@ struct MeteringReportTests {
             let whole = try await server.usageRows()
             #expect(paged.count == 6)
             #expect(paged == whole)
-            let keys = paged.map { "\($0["run"]?.stringValue ?? "")/\($0["step"]?.stringValue ?? "")/\($0["attempt"]?.intValue ?? 0)/\($0["call"]?.intValue ?? 0)" }
+            let keys = paged.map {
+                "\($0["run"]?.stringValue ?? "")/\($0["step"]?.stringValue ?? "")/\($0["attempt"]?.intValue ?? 0)/\($0["call"]?.intValue ?? 0)"
+            }
             #expect(Set(keys).count == 6)
             #expect(Set(paged.compactMap { $0["run"]?.stringValue }) == Set(runs.map { $0.uuidString.lowercased() }))
             // Per run, and by period.
@@ -402,7 +417,8 @@ struct MeteringReportTests {
             let fields = ["calls", "prompt_tokens", "cache_hit_tokens", "cache_miss_tokens", "completion_tokens", "reasoning_tokens"]
             let expected: [String: Int] = [
                 "calls": paged.count, "prompt_tokens": sum("prompt_tokens"), "cache_hit_tokens": sum("cache_hit_tokens"),
-                "cache_miss_tokens": sum("cache_miss_tokens"), "completion_tokens": sum("completion_tokens"), "reasoning_tokens": sum("reasoning_tokens"),
+                "cache_miss_tokens": sum("cache_miss_tokens"), "completion_tokens": sum("completion_tokens"),
+                "reasoning_tokens": sum("reasoning_tokens"),
             ]
             #expect(expected["prompt_tokens"] == 2 * (120 + 200 + 200))
 
@@ -564,7 +580,9 @@ struct MeteringBudgetTests {
     func blankJSONRetriesStayInBudget() async throws {
         let blank = FakeDeepSeek.completion(content: "", model: "deepseek-v4-flash", usage: FakeDeepSeek.usage(prompt: 10, completion: 1000, hit: 0))
         try await FakeDeepSeek.with([.json(body: blank)]) { fake in
-            try await withMeteredServer(experts: ["flash": fakeExpert(fake, model: "deepseek-v4-flash"), "pro": fakeExpert(fake, model: "deepseek-v4-pro")]) { server in
+            try await withMeteredServer(experts: [
+                "flash": fakeExpert(fake, model: "deepseek-v4-flash"), "pro": fakeExpert(fake, model: "deepseek-v4-pro"),
+            ]) { server in
                 // One attempt's worst case (≈ 1.4 mUSD) fits; the four billed attempts
                 // (1 + max_retries 3, at least 4 × 0.662 mUSD) do not.
                 let limit = try Money(parsing: "0.002")
@@ -598,7 +616,9 @@ struct MeteringBudgetTests {
 
 @Suite("Metering: fair use between tenants")
 struct MeteringFairUseTests {
-    @Test("with 0.05 runs/s and a burst of 2, the third immediate POST answers 429 with Retry-After ≥ 1 and creates no run; other tenants are not limited")
+    @Test(
+        "with 0.05 runs/s and a burst of 2, the third immediate POST answers 429 with Retry-After ≥ 1 and creates no run; other tenants are not limited"
+    )
     func runRateLimit() async throws {
         try await withMeteredServer { server in
             let workflow = """
@@ -610,7 +630,8 @@ struct MeteringFairUseTests {
                 """
             try await server.store.apply(workflow)
             let id = server.store.tenant.id.uuidString.lowercased()
-            let limits = try await server.request(.PUT, "/v1/admin/tenants/\(id)/limits", key: server.adminKey, json: ["runs_per_second": 0.05, "run_burst": 2])
+            let limits = try await server.request(
+                .PUT, "/v1/admin/tenants/\(id)/limits", key: server.adminKey, json: ["runs_per_second": 0.05, "run_burst": 2])
             // A token every 20 s: a loaded machine cannot refill the bucket between the posts.
             #expect(limits.status == 200, "\(limits.text)")
             let (_, otherKey) = try await server.store.tenants.createTenant(name: "other-\(UUID().uuidString.prefix(6).lowercased())")

@@ -1,9 +1,10 @@
 import Foundation
-import Synchronization
 import SwitchyardCore
-@testable import SwitchyardExperts
 import SwitchyardServer
+import Synchronization
 import Testing
+
+@testable import SwitchyardExperts
 
 /// The API key the tests' experts read, from an environment variable only they use.
 /// It is set once per process: `setenv` racing other threads' reads is not safe.
@@ -82,7 +83,8 @@ struct OpenAIProviderAnswerTests {
             FakeDeepSeek.chunk(delta: ["content": "Grüße, 世界"]),
             FakeDeepSeek.chunk(delta: ["content": " 🎉!"]),
             FakeDeepSeek.chunk(delta: ["content": ""], finish: "stop"),
-            FakeDeepSeek.chunk(delta: nil, usage: FakeDeepSeek.usage(prompt: 40, completion: 12, hit: 32, reasoning: 5), model: "deepseek-v4-flash-0826"),
+            FakeDeepSeek.chunk(
+                delta: nil, usage: FakeDeepSeek.usage(prompt: 40, completion: 12, hit: 32, reasoning: 5), model: "deepseek-v4-flash-0826"),
         ])
         // Every 7 bytes: boundaries fall inside lines, inside "data:", between the two
         // newlines of an event, and inside the multi-byte characters.
@@ -137,7 +139,8 @@ struct OpenAIProviderAnswerTests {
 
     @Test("a stream stays alive past read_timeout while data keeps coming: no overall deadline")
     func longStreamUnderIdleTimeout() async throws {
-        let chunks = (0..<10).map { FakeDeepSeek.chunk(delta: ["content": .string("\($0)")]) }
+        let chunks =
+            (0..<10).map { FakeDeepSeek.chunk(delta: ["content": .string("\($0)")]) }
             + [FakeDeepSeek.chunk(delta: nil, usage: FakeDeepSeek.usage(prompt: 1, completion: 10, hit: 0))]
         let pieces = chunks.map { Array("data: \($0)\n\n".utf8) } + [Array("data: [DONE]\n\n".utf8)]
         // 11 gaps of 300ms: the whole answer takes longer than read_timeout, no silence does
@@ -156,10 +159,14 @@ struct OpenAIProviderAnswerTests {
         let toolTurn = FakeDeepSeek.sse([
             FakeDeepSeek.chunk(delta: ["role": "assistant", "content": nil, "reasoning_content": "I need the weather "]),
             FakeDeepSeek.chunk(delta: ["reasoning_content": "in two cities."]),
-            FakeDeepSeek.chunk(delta: ["tool_calls": [["index": 0, "id": "call_a", "type": "function", "function": ["name": "get_weather", "arguments": ""]]]]),
+            FakeDeepSeek.chunk(delta: [
+                "tool_calls": [["index": 0, "id": "call_a", "type": "function", "function": ["name": "get_weather", "arguments": ""]]]
+            ]),
             FakeDeepSeek.chunk(delta: ["tool_calls": [["index": 0, "function": ["arguments": "{\"city\": \"Par"]]]]),
             FakeDeepSeek.chunk(delta: ["tool_calls": [["index": 0, "function": ["arguments": "is\"}"]]]]),
-            FakeDeepSeek.chunk(delta: ["tool_calls": [["index": 1, "id": "call_b", "type": "function", "function": ["name": "get_weather", "arguments": "{\"ci"]]]]),
+            FakeDeepSeek.chunk(delta: [
+                "tool_calls": [["index": 1, "id": "call_b", "type": "function", "function": ["name": "get_weather", "arguments": "{\"ci"]]]
+            ]),
             FakeDeepSeek.chunk(delta: ["tool_calls": [["index": 1, "function": ["arguments": "ty\": \"Zürich\"}"]]]], finish: "tool_calls"),
             FakeDeepSeek.chunk(delta: nil, usage: FakeDeepSeek.usage(prompt: 200, completion: 60, hit: 128, reasoning: 20)),
         ])
@@ -174,10 +181,11 @@ struct OpenAIProviderAnswerTests {
             var request = ModelRequest(
                 messages: [ChatMessage(.user, "Weather in Paris and Zürich?")], tools: tools, toolChoice: .auto, thinking: true, tenant: tenant)
             let turn = try await flash.complete(request)
-            #expect(turn.toolCalls == [
-                ToolCall(id: "call_a", name: "get_weather", arguments: #"{"city": "Paris"}"#),
-                ToolCall(id: "call_b", name: "get_weather", arguments: #"{"city": "Zürich"}"#),
-            ])
+            #expect(
+                turn.toolCalls == [
+                    ToolCall(id: "call_a", name: "get_weather", arguments: #"{"city": "Paris"}"#),
+                    ToolCall(id: "call_b", name: "get_weather", arguments: #"{"city": "Zürich"}"#),
+                ])
             #expect(turn.reasoning == "I need the weather in two cities.")
             #expect(turn.finishReason == "tool_calls")
             #expect(turn.text == "")
@@ -190,23 +198,27 @@ struct OpenAIProviderAnswerTests {
             #expect(answer.text == "Sunny in both.")
 
             let first = try #require(fake.received.first?.body)
-            #expect(first["tools"] == [[
-                "type": "function",
-                "function": [
-                    "name": "get_weather", "description": "Current weather of a city",
-                    "parameters": ["type": "object", "properties": ["city": ["type": "string"]], "required": ["city"]],
-                ],
-            ]])
+            #expect(
+                first["tools"] == [
+                    [
+                        "type": "function",
+                        "function": [
+                            "name": "get_weather", "description": "Current weather of a city",
+                            "parameters": ["type": "object", "properties": ["city": ["type": "string"]], "required": ["city"]],
+                        ],
+                    ]
+                ])
             #expect(first["tool_choice"] == "auto")
             let messages = try #require(fake.received.last?.body["messages"]?.arrayValue)
             #expect(messages.count == 4)
-            #expect(messages[1] == [
-                "role": "assistant", "content": nil, "reasoning_content": "I need the weather in two cities.",
-                "tool_calls": [
-                    ["id": "call_a", "type": "function", "function": ["name": "get_weather", "arguments": #"{"city": "Paris"}"#]],
-                    ["id": "call_b", "type": "function", "function": ["name": "get_weather", "arguments": #"{"city": "Zürich"}"#]],
-                ],
-            ])
+            #expect(
+                messages[1] == [
+                    "role": "assistant", "content": nil, "reasoning_content": "I need the weather in two cities.",
+                    "tool_calls": [
+                        ["id": "call_a", "type": "function", "function": ["name": "get_weather", "arguments": #"{"city": "Paris"}"#]],
+                        ["id": "call_b", "type": "function", "function": ["name": "get_weather", "arguments": #"{"city": "Zürich"}"#]],
+                    ],
+                ])
             #expect(messages[2] == ["role": "tool", "tool_call_id": "call_a", "content": #"{"sky": "sunny"}"#])
         }
     }
@@ -550,16 +562,18 @@ struct OpenAIProviderConfigurationTests {
         #expect(pro.readTimeout == .seconds(60))
     }
 
-    @Test("bad expert entries are refused with the key that is wrong", arguments: [
-        ("experts:\n  flash: { provider: openai, read_timeout: soon }\n", "experts.flash.read_timeout"),
-        ("experts:\n  flash: { provider: openai, read_timeout: 5m }\n", "experts.flash.read_timeout"),
-        ("experts:\n  flash: { provider: openai, concurrency: 0 }\n", "experts.flash.concurrency"),
-        ("experts:\n  flash: { provider: openai, reasoning_effort: medium }\n", "experts.flash.reasoning_effort"),
-        ("experts:\n  flash: { provider: openai, max_retries: 99 }\n", "experts.flash.max_retries"),
-        ("experts:\n  flash: { provider: openai, base_url: 'http://x', }\n", "experts.flash.model"),
-        ("experts:\n  flash: { provider: scripted, script: a.yaml, base_url: 'http://x' }\n", "experts.flash.base_url"),
-        ("experts:\n  flash: { provider: openai, api_kee_env: X }\n", "unknown key `experts.flash.api_kee_env`"),
-    ])
+    @Test(
+        "bad expert entries are refused with the key that is wrong",
+        arguments: [
+            ("experts:\n  flash: { provider: openai, read_timeout: soon }\n", "experts.flash.read_timeout"),
+            ("experts:\n  flash: { provider: openai, read_timeout: 5m }\n", "experts.flash.read_timeout"),
+            ("experts:\n  flash: { provider: openai, concurrency: 0 }\n", "experts.flash.concurrency"),
+            ("experts:\n  flash: { provider: openai, reasoning_effort: medium }\n", "experts.flash.reasoning_effort"),
+            ("experts:\n  flash: { provider: openai, max_retries: 99 }\n", "experts.flash.max_retries"),
+            ("experts:\n  flash: { provider: openai, base_url: 'http://x', }\n", "experts.flash.model"),
+            ("experts:\n  flash: { provider: scripted, script: a.yaml, base_url: 'http://x' }\n", "experts.flash.base_url"),
+            ("experts:\n  flash: { provider: openai, api_kee_env: X }\n", "unknown key `experts.flash.api_kee_env`"),
+        ])
     func badEntries(yaml: String, mentions: String) {
         #expect {
             try ServerConfiguration.parse(yaml, file: "c.yaml")
@@ -601,7 +615,9 @@ struct OpenAIProviderConfigurationTests {
         let local = ServerConfiguration.defaultExperts(workflowsDirectory: "W", environment: [:], localModel: "/m/g.gguf")
         #expect(local["flash"]?.provider == .local)
         #expect(local["pro"]?.model == "/m/g.gguf")
-        #expect(ServerConfiguration.defaultExperts(workflowsDirectory: "W", environment: ["DEEPSEEK_API_KEY": "k"], localModel: "/m/g.gguf")["flash"]?.provider == .openai)
+        #expect(
+            ServerConfiguration.defaultExperts(workflowsDirectory: "W", environment: ["DEEPSEEK_API_KEY": "k"], localModel: "/m/g.gguf")["flash"]?
+                .provider == .openai)
     }
 
     @Test("the pool builds openai experts; a missing key variable stops it with a clear message")
@@ -642,9 +658,10 @@ struct ServerSentEventParserTests {
     func idsPerEvent() {
         var parser = ServerSentEventParser()
         let events = parser.feed(Array("id: 7\nevent: step.started\ndata: {}\n\nevent: model.delta\ndata: {\"text\":\"hi\"}\n\n".utf8))
-        #expect(events == [
-            ServerSentEvent(id: "7", type: "step.started", data: "{}"),
-            ServerSentEvent(id: nil, type: "model.delta", data: #"{"text":"hi"}"#),
-        ])
+        #expect(
+            events == [
+                ServerSentEvent(id: "7", type: "step.started", data: "{}"),
+                ServerSentEvent(id: nil, type: "model.delta", data: #"{"text":"hi"}"#),
+            ])
     }
 }

@@ -1,11 +1,12 @@
 import Foundation
-import Synchronization
 import SwitchyardCore
-@testable import SwitchyardEngine
 import SwitchyardExperts
 import SwitchyardStore
 import SwitchyardTools
+import Synchronization
 import Testing
+
+@testable import SwitchyardEngine
 
 /// A cost plan is only an upper bound of a run if it prices what the run sends: the
 /// planner and the step runner build their requests with one builder, and this suite
@@ -87,7 +88,9 @@ import Testing
             #expect(priced == sent)
             // The priced bound is the bound of those requests.
             for request in priced {
-                #expect(request.maxTokens == (request.prompt.hasPrefix("Describe") ? 120 : request.prompt.hasPrefix("Paint") ? 40 : configuration.defaultMaxTokens))
+                #expect(
+                    request.maxTokens
+                        == (request.prompt.hasPrefix("Describe") ? 120 : request.prompt.hasPrefix("Paint") ? 40 : configuration.defaultMaxTokens))
             }
             let classify = try #require(priced.first { $0.prompt.hasPrefix("Classify") })
             #expect(classify.tools.map(\.name) == ["lookup", "current_time"])

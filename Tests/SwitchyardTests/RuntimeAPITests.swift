@@ -1,9 +1,9 @@
-import SwitchyardStore
-import SwitchyardEngine
-import PostgresNIO
-import NIOHTTP1
 import Foundation
+import NIOHTTP1
+import PostgresNIO
 import SwitchyardCore
+import SwitchyardEngine
+import SwitchyardStore
 import Testing
 
 @Suite("API: secrets")
@@ -49,9 +49,11 @@ struct SecretAPITests {
             APIFixture.expectErrorShape(
                 try await server.request(.PUT, "/v1/secrets/TOKEN", key: server.tenantKey, json: ["value": 5]), status: 422, code: "invalid_request")
             APIFixture.expectErrorShape(
-                try await server.request(.PUT, "/v1/secrets/TOKEN", key: server.tenantKey, json: ["value": .string(String(repeating: "x", count: 70_000))]),
+                try await server.request(
+                    .PUT, "/v1/secrets/TOKEN", key: server.tenantKey, json: ["value": .string(String(repeating: "x", count: 70_000))]),
                 status: 422, code: "invalid_request")
-            APIFixture.expectErrorShape(try await server.request(.PUT, "/v1/secrets/TOKEN", key: nil, json: ["value": "x"]), status: 401, code: "unauthorized")
+            APIFixture.expectErrorShape(
+                try await server.request(.PUT, "/v1/secrets/TOKEN", key: nil, json: ["value": "x"]), status: 401, code: "unauthorized")
             let list = try await server.request(.GET, "/v1/secrets", key: server.tenantKey)
             #expect(list.json["secrets"] == [])
         }
@@ -124,10 +126,11 @@ struct GateAPITests {
                 .PUT, "/v1/admin/tenants/\(tenant)/egress", key: server.adminKey, json: ["allow": ["10.1.0.0/16", "kb.internal"]])
             #expect(egress.json["settings"]?["egress_allow"] == ["10.1.0.0/16", "kb.internal"])
             let shown = try await server.request(.GET, "/v1/admin/tenants/\(tenant)", key: server.adminKey)
-            #expect(shown.json["tenant"]?["settings"] == [
-                "gate_threshold": 0.2, "egress_allow": ["10.1.0.0/16", "kb.internal"], "max_running_steps": .null, "runs_per_second": .null,
-                "run_burst": .null,
-            ])
+            #expect(
+                shown.json["tenant"]?["settings"] == [
+                    "gate_threshold": 0.2, "egress_allow": ["10.1.0.0/16", "kb.internal"], "max_running_steps": .null, "runs_per_second": .null,
+                    "run_burst": .null,
+                ])
 
             let bad = try await server.request(
                 .PUT, "/v1/admin/tenants/\(tenant)/egress", key: server.adminKey, json: ["allow": ["10.0.0.0/99", "ok.example", 7]])
@@ -165,7 +168,9 @@ struct DeltaAPITests {
     func deltas() async throws {
         let script = "- match: poem\n  reply: roses are red and queues are fair"
         try await withLiveServer(script: script) { server in
-            try await APIFixture.apply(server, """
+            try await APIFixture.apply(
+                server,
+                """
                 kind: Workflow
                 name: poem
                 steps:
@@ -205,7 +210,9 @@ struct DeltaRelayTests {
         var idle = fastEngineConfiguration()
         idle.concurrency = 0
         try await withLiveServer(script: script, engine: idle) { server in
-            try await APIFixture.apply(server, """
+            try await APIFixture.apply(
+                server,
+                """
                 kind: Workflow
                 name: poem
                 steps:

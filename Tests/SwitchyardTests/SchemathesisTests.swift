@@ -49,7 +49,9 @@ import Testing
         .timeLimit(.minutes(10)))
     func theServerConformsToItsOpenAPIDocument() async throws {
         let (status, output) = try await Self.script([], environment: ["YARD_BIN": YardCLI.binary.path])
-        let summary = output.split(separator: "\n").filter { $0.contains("Test cases:") || $0.contains("generated,") || $0.contains("operations tested") }
+        let summary = output.split(separator: "\n").filter {
+            $0.contains("Test cases:") || $0.contains("generated,") || $0.contains("operations tested")
+        }
         print(summary.joined(separator: "\n"))
         #expect(status == 0, "Scripts/schemathesis.sh exited \(status):\n\(output.suffix(12_000))")
     }

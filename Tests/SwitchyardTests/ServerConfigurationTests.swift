@@ -1,5 +1,5 @@
-import SwitchyardExperts
 import SwitchyardEngine
+import SwitchyardExperts
 import SwitchyardServer
 import SwitchyardStore
 import SwitchyardTools
@@ -33,11 +33,13 @@ struct ServerConfigurationTests {
         #expect(configuration.experts["pro"]?.script == "b.yaml")
     }
 
-    @Test("an unknown key at any level is an error naming the key and its line", arguments: [
-        ("prot: 1\n", "c.yaml:1: unknown key `prot`"),
-        ("engine:\n  lese: 3s\n", "c.yaml:2: unknown key `engine.lese`"),
-        ("experts:\n  flash: { provider: scripted, scrpt: x }\n", "c.yaml:2: unknown key `experts.flash.scrpt`"),
-    ])
+    @Test(
+        "an unknown key at any level is an error naming the key and its line",
+        arguments: [
+            ("prot: 1\n", "c.yaml:1: unknown key `prot`"),
+            ("engine:\n  lese: 3s\n", "c.yaml:2: unknown key `engine.lese`"),
+            ("experts:\n  flash: { provider: scripted, scrpt: x }\n", "c.yaml:2: unknown key `experts.flash.scrpt`"),
+        ])
     func unknownKeys(yaml: String, message: String) {
         #expect {
             try ServerConfiguration.parse(yaml, file: "c.yaml")
@@ -90,13 +92,17 @@ struct ServerConfigurationTests {
         #expect(database.statementTimeout == .seconds(15))
     }
 
-    @Test("bad values are refused", arguments: [
-        "port: 70000\n", "engine: { lease: 10ms }\n", "engine: { concurrency: 0 }\n", "engine: { poll: soon }\n",
-        "gate: { threshold: 2 }\n", "egress: { allow: [\"10.0.0.0/99\"] }\n", "limits: { runs_per_second: 0 }\n", "limits: { max_running_steps: 0 }\n",
-        "engine: { default_max_tokens: 0 }\n", "gate: { treshold: 0.1 }\n",
-        "database: { acquire_timeout: 1ms }\n", "database: { statement_timeout: 2h }\n", "database: { max_connections: 1 }\n",
-        "database: { pool: 3 }\n", "limits: { event_streams: 0 }\n", "engine: { max_step_runtime: 10ms }\n", "engine: { shutdown_grace: never }\n",
-    ])
+    @Test(
+        "bad values are refused",
+        arguments: [
+            "port: 70000\n", "engine: { lease: 10ms }\n", "engine: { concurrency: 0 }\n", "engine: { poll: soon }\n",
+            "gate: { threshold: 2 }\n", "egress: { allow: [\"10.0.0.0/99\"] }\n", "limits: { runs_per_second: 0 }\n",
+            "limits: { max_running_steps: 0 }\n",
+            "engine: { default_max_tokens: 0 }\n", "gate: { treshold: 0.1 }\n",
+            "database: { acquire_timeout: 1ms }\n", "database: { statement_timeout: 2h }\n", "database: { max_connections: 1 }\n",
+            "database: { pool: 3 }\n", "limits: { event_streams: 0 }\n", "engine: { max_step_runtime: 10ms }\n",
+            "engine: { shutdown_grace: never }\n",
+        ])
     func badValues(yaml: String) {
         #expect(throws: ConfigurationError.self) { try ServerConfiguration.parse(yaml, file: "c.yaml") }
     }

@@ -1,7 +1,7 @@
-import SwitchyardStore
 import Foundation
 import NIOHTTP1
 import SwitchyardCore
+import SwitchyardStore
 import Testing
 
 /// Tenant A is the harness's tenant; tenant B is created over the admin API. Whatever
@@ -17,7 +17,9 @@ struct TenantIsolationTests {
     }
 
     /// Two answers are the same to a client: status and body.
-    static func expectSame(_ reply: LiveServer.Reply, _ baseline: LiveServer.Reply, _ what: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+    static func expectSame(
+        _ reply: LiveServer.Reply, _ baseline: LiveServer.Reply, _ what: String, sourceLocation: Testing.SourceLocation = #_sourceLocation
+    ) {
         #expect(reply.status == baseline.status, "\(what): \(reply.status) \(reply.text)", sourceLocation: sourceLocation)
         #expect(reply.errorCode == baseline.errorCode, "\(what): \(reply.text)", sourceLocation: sourceLocation)
         #expect(reply.text == baseline.text, "\(what): \(reply.text) vs \(baseline.text)", sourceLocation: sourceLocation)
@@ -120,11 +122,14 @@ struct TenantIsolationTests {
             #expect(appliedA.json["applied"]?.arrayValue?.first?["version"] == 1)
             #expect(appliedB.json["applied"]?.arrayValue?.first?["version"] == 1)
             #expect(appliedB.json["applied"]?.arrayValue?.first?["changed"] == true)
-            #expect(try await server.request(.GET, "/v1/workflows/greet", key: server.tenantKey).json["workflow"]?["source"]?.stringValue == APIFixture.greet)
+            #expect(
+                try await server.request(.GET, "/v1/workflows/greet", key: server.tenantKey).json["workflow"]?["source"]?.stringValue
+                    == APIFixture.greet)
             #expect(try await server.request(.GET, "/v1/workflows/greet", key: b.key).json["workflow"]?["source"]?.stringValue == edited)
 
             let headers = [("Idempotency-Key", "shared-key")]
-            let runA = try await server.request(.POST, "/v1/workflows/greet/runs", key: server.tenantKey, json: ["input": ["name": "Ada"]], headers: headers)
+            let runA = try await server.request(
+                .POST, "/v1/workflows/greet/runs", key: server.tenantKey, json: ["input": ["name": "Ada"]], headers: headers)
             let runB = try await server.request(.POST, "/v1/workflows/greet/runs", key: b.key, json: ["input": ["name": "Bea"]], headers: headers)
             #expect(runA.status == 202)
             #expect(runB.status == 202, "B's first use of the key must create B's own run: \(runB.text)")

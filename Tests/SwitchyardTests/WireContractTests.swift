@@ -25,7 +25,8 @@ struct WireContractTests {
     static let runID = "0b0e4d3c-8f0a-4c55-9a51-9a1e3e0c2f11"
     static let at = "2026-11-20T10:00:00.123Z"
 
-    static let settings = APITenantSettings(gateThreshold: 0.5, egressAllow: ["api.example.com"], maxRunningSteps: nil, runsPerSecond: 2.5, runBurst: 10)
+    static let settings = APITenantSettings(
+        gateThreshold: 0.5, egressAllow: ["api.example.com"], maxRunningSteps: nil, runsPerSecond: 2.5, runBurst: 10)
     static let step = APIStep(
         id: "draft", status: .succeeded, attempts: 1, expert: "flash", output: ["text": "hi"], error: nil, startedAt: at,
         finishedAt: at, route: nil, feedback: nil, costUSD: "0.000012")
@@ -60,7 +61,8 @@ struct WireContractTests {
     static let price = APIPrice(
         id: "deepseek-v4-pro@2026-12-01", model: "deepseek-v4-pro", effectiveFrom: "2026-12-01T00:00:00Z", inputCacheHit: "0.14",
         inputCacheMiss: "0.56", output: "2.2",
-        peak: .init(windows: [.init(weekdays: ["mon", "tue"], startHour: 8, endHour: 18)], inputCacheHit: "0.28", inputCacheMiss: "1.12", output: "4.4"))
+        peak: .init(
+            windows: [.init(weekdays: ["mon", "tue"], startHour: 8, endHour: 18)], inputCacheHit: "0.28", inputCacheMiss: "1.12", output: "4.4"))
     static let ledgerRow = APILedgerRow(
         run: runID, step: "draft", attempt: 1, call: 0, expert: "flash", model: "deepseek-v4-flash", promptTokens: 10, cacheHitTokens: 4,
         cacheMissTokens: 6, completionTokens: 5, reasoningTokens: 0, costUSD: nil, priceID: nil, usageKnown: true)
@@ -70,22 +72,33 @@ struct WireContractTests {
         Case(method: "GET", path: "/healthz", status: 200, body: APIHealth(status: "ok")),
         Case(method: "GET", path: "/readyz", status: 200, body: APIHealth(status: "ready")),
         Case(method: "GET", path: "/readyz", status: 503, body: APIHealth(status: "unavailable", error: "connection refused")),
-        Case(method: "POST", path: "/v1/admin/tenants", status: 201, body: APITenantCreated(tenant: .init(id: runID, name: "acme"), apiKey: "sy_0123456789abcdef0123456789abcdef_acme")),
+        Case(
+            method: "POST", path: "/v1/admin/tenants", status: 201,
+            body: APITenantCreated(tenant: .init(id: runID, name: "acme"), apiKey: "sy_0123456789abcdef0123456789abcdef_acme")),
         Case(method: "GET", path: "/v1/admin/tenants", status: 200, body: APITenantList(tenants: [.init(id: runID, name: "acme")])),
-        Case(method: "GET", path: "/v1/admin/tenants/{tenant}", status: 200, body: APITenantDetail(tenant: .init(id: runID, name: "acme", settings: settings))),
+        Case(
+            method: "GET", path: "/v1/admin/tenants/{tenant}", status: 200,
+            body: APITenantDetail(tenant: .init(id: runID, name: "acme", settings: settings))),
         Case(method: "PUT", path: "/v1/admin/tenants/{tenant}/gate", status: 200, body: APITenantSettingsEnvelope(settings: settings)),
         Case(method: "PUT", path: "/v1/admin/tenants/{tenant}/egress", status: 200, body: APITenantSettingsEnvelope(settings: settings)),
         Case(method: "PUT", path: "/v1/admin/tenants/{tenant}/limits", status: 200, body: APITenantSettingsEnvelope(settings: settings)),
-        Case(method: "POST", path: "/v1/admin/tenants/{tenant}/keys", status: 201, body: APIKeyCreated(apiKey: "sy_0123456789abcdef0123456789abcdef_acme")),
+        Case(
+            method: "POST", path: "/v1/admin/tenants/{tenant}/keys", status: 201,
+            body: APIKeyCreated(apiKey: "sy_0123456789abcdef0123456789abcdef_acme")),
         Case(method: "GET", path: "/v1/admin/tenants/{tenant}/budget", status: 200, body: APIBudgetEnvelope(budget: budget)),
         Case(method: "PUT", path: "/v1/admin/tenants/{tenant}/budget", status: 200, body: APIBudgetEnvelope(budget: budget)),
         Case(method: "POST", path: "/v1/admin/prices", status: 201, body: APIPriceEnvelope(price: price)),
-        Case(method: "POST", path: "/v1/apply", status: 200, body: APIApplyResult(applied: [.init(kind: "Workflow", name: "hello", version: 1, changed: true)])),
+        Case(
+            method: "POST", path: "/v1/apply", status: 200,
+            body: APIApplyResult(applied: [.init(kind: "Workflow", name: "hello", version: 1, changed: true)])),
         Case(
             method: "POST", path: "/v1/apply", status: 422,
-            body: APIErrorBody(error: .init(code: "invalid_resource", message: "hello.yaml:3:1: steps: is required", details: [
-                APIProblem(path: "steps", message: "is required", file: "hello.yaml", line: 3, column: 1),
-            ]))),
+            body: APIErrorBody(
+                error: .init(
+                    code: "invalid_resource", message: "hello.yaml:3:1: steps: is required",
+                    details: [
+                        APIProblem(path: "steps", message: "is required", file: "hello.yaml", line: 3, column: 1)
+                    ]))),
         Case(method: "GET", path: "/v1/workflows", status: 200, body: APIWorkflowList(workflows: [workflow])),
         Case(method: "GET", path: "/v1/workflows/{name}", status: 200, body: APIWorkflowEnvelope(workflow: workflowDetail)),
         Case(method: "GET", path: "/v1/agents", status: 200, body: APIAgentList(agents: [.init(name: "writer", version: 1)])),
@@ -116,22 +129,28 @@ struct WireContractTests {
     /// The error body of each error schema the document uses, as ``APIErrorBody`` writes it.
     static let errors: [String: any Encodable & Sendable] = [
         "Error": APIErrorBody(error: .init(code: "not_found", message: "run not found")),
-        "RequestError": APIErrorBody(error: .init(
-            code: "invalid_request", message: "the egress allow list has invalid entries",
-            details: [APIProblem(path: "allow[0]", message: "expected a string")])),
-        "InputError": APIErrorBody(error: .init(
-            code: "invalid_input", message: "input name: expected a string", details: [APIProblem(path: "name", message: "expected a string")])),
+        "RequestError": APIErrorBody(
+            error: .init(
+                code: "invalid_request", message: "the egress allow list has invalid entries",
+                details: [APIProblem(path: "allow[0]", message: "expected a string")])),
+        "InputError": APIErrorBody(
+            error: .init(
+                code: "invalid_input", message: "input name: expected a string", details: [APIProblem(path: "name", message: "expected a string")])),
         "Unavailable": APIHealth(status: "unavailable", error: "connection refused"),
     ]
 
     /// Operations whose bodies are not yet wire types, and why.
     static let exempt: [(method: String, path: String, reason: String)] = [
-        ("POST", "/v1/workflows/{name}/plan", "the plan's body is rendered by PlanRoutes, whose planner is moving into the engine; its wire type comes with that move"),
+        (
+            "POST", "/v1/workflows/{name}/plan",
+            "the plan's body is rendered by PlanRoutes, whose planner is moving into the engine; its wire type comes with that move"
+        )
     ]
 
     /// A Python with `jsonschema` and `yaml`: the machine's, else Schemathesis's (which has both).
     static let python: String? = {
-        let venv = ProcessInfo.processInfo.environment["SCHEMATHESIS_VENV"]
+        let venv =
+            ProcessInfo.processInfo.environment["SCHEMATHESIS_VENV"]
             ?? ((ProcessInfo.processInfo.environment["XDG_CACHE_HOME"] ?? NSHomeDirectory() + "/.cache") + "/switchyard/schemathesis-4.32.5")
         for candidate in ["/usr/bin/env", venv + "/bin/python"] {
             let arguments = candidate == "/usr/bin/env" ? ["python3", "-c", "import jsonschema, yaml"] : ["-c", "import jsonschema, yaml"]
@@ -167,7 +186,9 @@ struct WireContractTests {
         return all.compactJSON
     }
 
-    @Test("every documented response is what its wire type encodes", .enabled(if: python != nil, "needs a Python with jsonschema and yaml (Scripts/schemathesis.sh --install-only brings one)"))
+    @Test(
+        "every documented response is what its wire type encodes",
+        .enabled(if: python != nil, "needs a Python with jsonschema and yaml (Scripts/schemathesis.sh --install-only brings one)"))
     func everyDocumentedResponseMatchesItsType() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("wire-cases-\(UUID().uuidString).json")
         try Self.casesJSON().write(to: file, atomically: true, encoding: .utf8)

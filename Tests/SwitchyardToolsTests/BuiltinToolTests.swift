@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SwitchyardCore
 import Testing
+
 @testable import SwitchyardTools
 
 @Suite struct BuiltinToolTests {
@@ -64,7 +65,9 @@ import Testing
     }
 
     @Test func calculatorRejectsWhatIsNotArithmetic() async {
-        for expression in ["1 / 0", "2 +", "abs(2)", "1 2", "((1)", "10 ^ 400", String(repeating: "(", count: 200) + "1" + String(repeating: ")", count: 200)] {
+        for expression in [
+            "1 / 0", "2 +", "abs(2)", "1 2", "((1)", "10 ^ 400", String(repeating: "(", count: 200) + "1" + String(repeating: ")", count: 200),
+        ] {
             let error = await #expect(throws: ToolError.self, "\(expression)") { try await call("calculator", ["expression": .string(expression)]) }
             #expect(error?.code == .invalidArguments)
         }

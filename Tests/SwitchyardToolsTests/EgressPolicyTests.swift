@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SwitchyardTools
 
 @Suite struct IPAddressTests {
@@ -74,9 +75,10 @@ import Testing
     }
 
     @Test func refusesEachForbiddenClassOfAddress() async {
-        for host in ["127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.0.10", "169.254.169.254", "169.254.10.10", "100.64.1.1", "0.0.0.0",
-            "224.0.0.251", "255.255.255.255", "::1", "[::1]", "::ffff:127.0.0.1", "[::ffff:10.0.0.1]", "fd00::5", "fe80::1", "::", "fd00:ec2::254"]
-        {
+        for host in [
+            "127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.0.10", "169.254.169.254", "169.254.10.10", "100.64.1.1", "0.0.0.0",
+            "224.0.0.251", "255.255.255.255", "::1", "[::1]", "::ffff:127.0.0.1", "[::ffff:10.0.0.1]", "fd00::5", "fe80::1", "::", "fd00:ec2::254",
+        ] {
             let error = await denied(host)
             #expect(error?.code == .egressDenied, "\(host) must be refused")
         }
@@ -99,9 +101,12 @@ import Testing
     }
 
     @Test func allowsPublicAddresses() async throws {
-        #expect(try await EgressPolicy.publicOnly.vet(host: "api.example.com", mode: .publicOrAllowed, resolver: resolver) == IPAddress("93.184.216.34"))
+        #expect(
+            try await EgressPolicy.publicOnly.vet(host: "api.example.com", mode: .publicOrAllowed, resolver: resolver) == IPAddress("93.184.216.34"))
         #expect(try await EgressPolicy.publicOnly.vet(host: "8.8.8.8", mode: .publicOrAllowed, resolver: resolver) == IPAddress("8.8.8.8"))
-        #expect(try await EgressPolicy.publicOnly.vet(host: "[2606:4700:4700::1111]", mode: .publicOrAllowed, resolver: resolver) == IPAddress("2606:4700:4700::1111"))
+        #expect(
+            try await EgressPolicy.publicOnly.vet(host: "[2606:4700:4700::1111]", mode: .publicOrAllowed, resolver: resolver)
+                == IPAddress("2606:4700:4700::1111"))
     }
 
     @Test func allowsAnAllowListedAddress() async throws {

@@ -2,11 +2,13 @@ import Foundation
 import Logging
 import SwitchyardCore
 import Testing
+
 @testable import SwitchyardTools
 
 /// HTTP tools against a real server on loopback, which the policy allow-lists.
 @Suite struct HTTPToolTests {
-    let runner = ToolRunner(resolver: StaticResolver(["tools.test": [IPAddress("127.0.0.1")!], "evil.test": [IPAddress("10.0.0.1")!]]), logger: Logger(label: "test"))
+    let runner = ToolRunner(
+        resolver: StaticResolver(["tools.test": [IPAddress("127.0.0.1")!], "evil.test": [IPAddress("10.0.0.1")!]]), logger: Logger(label: "test"))
     let secret = "kb-secret-8f2d61"
 
     func context(allowing entries: [String] = ["127.0.0.1"]) throws -> ToolCallContext {
@@ -57,7 +59,8 @@ import Testing
 
     @Test func headersCanCarryASecretToTheServer() async throws {
         try await TestServer.with { server in
-            let post = tool("POST", server.base + "/echo/search", headers: ["Authorization": "Bearer {{ secrets.KB_TOKEN }}", "X-Query": "{{ args.query }}"])
+            let post = tool(
+                "POST", server.base + "/echo/search", headers: ["Authorization": "Bearer {{ secrets.KB_TOKEN }}", "X-Query": "{{ args.query }}"])
             let result = try await runner.call(post, arguments: ["query": "refund"], context: try context())
             #expect(result["headers"]?["authorization"] == .string("Bearer \(secret)"))
             #expect(result["headers"]?["x-query"] == "refund")
@@ -98,7 +101,8 @@ import Testing
             let strict = tool(
                 "POST", server.base + "/echo/search",
                 parameters: [
-                    "type": "object", "properties": ["query": ["type": "string", "pattern": "^[a-z ]+$"], "limit": ["type": "integer", "maximum": 10]],
+                    "type": "object",
+                    "properties": ["query": ["type": "string", "pattern": "^[a-z ]+$"], "limit": ["type": "integer", "maximum": 10]],
                     "required": ["query"],
                 ])
             let error = try #require(await failure(strict, ["query": "DROP TABLE", "limit": 50], context: try context()))
@@ -215,9 +219,13 @@ import Testing
         #expect(throws: ToolError.self) { try ToolDefinition(ToolSpec(name: "x", http: HTTPToolSpec(url: "https://a.example/{{ secrets.T }}"))) }
         #expect(throws: ToolError.self) { try ToolDefinition(ToolSpec(name: "x", http: HTTPToolSpec(method: "TRACE", url: "https://a.example/"))) }
         #expect(throws: ToolError.self) { try ToolDefinition(ToolSpec(name: "x", http: HTTPToolSpec(url: "https://a.example/{{ inputs.x }}"))) }
-        #expect(throws: ToolError.self) { try ToolDefinition(ToolSpec(name: "x", http: HTTPToolSpec(url: "https://a.example/"), parameters: ["type": "strin"])) }
+        #expect(throws: ToolError.self) {
+            try ToolDefinition(ToolSpec(name: "x", http: HTTPToolSpec(url: "https://a.example/"), parameters: ["type": "strin"]))
+        }
         let ok = try ToolDefinition(
-            ToolSpec(name: "search_kb", description: "Search.", http: HTTPToolSpec(url: "https://kb.example.com/search", headers: ["Authorization": "Bearer {{ secrets.KB_TOKEN }}"])))
+            ToolSpec(
+                name: "search_kb", description: "Search.",
+                http: HTTPToolSpec(url: "https://kb.example.com/search", headers: ["Authorization": "Bearer {{ secrets.KB_TOKEN }}"])))
         #expect(ok.parameters == ["type": "object"])
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SwitchyardTools
 
 @Suite struct SecretBoxTests {
@@ -57,7 +58,8 @@ import Testing
         let bytes = (0..<32).map { UInt8($0) }
         let hex = bytes.map { String(format: "%02x", $0) }.joined()
         let base64 = Data(bytes).base64EncodedString()
-        let urlSafeUnpadded = base64.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        let urlSafeUnpadded = base64.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(
+            of: "=", with: "")
         for text in [hex, hex.uppercased(), base64, " \(base64)\n", urlSafeUnpadded] {
             let key = try SecretKey(parsing: text)
             let sealed = try SecretBox(current: try SecretKey(bytes: bytes)).seal("x", tenant: tenant, name: "A")

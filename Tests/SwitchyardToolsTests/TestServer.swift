@@ -45,7 +45,8 @@ struct TestServer {
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }
             let object: [String: Any] = [
-                "method": request.method.rawValue, "path": request.uri.path, "authority": request.head.authority ?? "", "query": request.uri.query ?? "", "headers": headers, "body": text,
+                "method": request.method.rawValue, "path": request.uri.path, "authority": request.head.authority ?? "",
+                "query": request.uri.query ?? "", "headers": headers, "body": text,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
@@ -57,7 +58,8 @@ struct TestServer {
 
         router.get("/text") { request, _ -> Response in
             record(request, "")
-            return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "hello, tools")))
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "hello, tools")))
         }
         router.get("/slow") { request, _ -> Response in
             record(request, "")
@@ -66,7 +68,8 @@ struct TestServer {
         }
         router.get("/big") { request, _ -> Response in
             record(request, "")
-            return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "x"), count: 2 << 20)))
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "x"), count: 2 << 20)))
         }
         router.get("/big-stream") { request, _ -> Response in
             record(request, "")
@@ -99,7 +102,9 @@ struct TestServer {
             let code = try context.parameters.require("code", as: Int.self)
             // Echoes the credentials, as careless servers do: they must not reach the error.
             let auth = request.headers[.authorization] ?? "none"
-            return Response(status: .init(code: code), headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "denied for \(auth)\n  see   docs")))
+            return Response(
+                status: .init(code: code), headers: [.contentType: "text/plain"],
+                body: .init(byteBuffer: ByteBuffer(string: "denied for \(auth)\n  see   docs")))
         }
         router.get("/bad-json") { request, _ -> Response in
             record(request, "")
@@ -118,7 +123,8 @@ struct TestServer {
         // has just accepted a connection drops it unserved, which trips NIO's check that
         // every channel writer is finished and kills the test process
         // (apple/swift-nio#2813). (The same as SwitchyardTests' `withTestApplication`.)
-        let services = ServiceGroup(configuration: ServiceGroupConfiguration(services: [.init(service: app)], gracefulShutdownSignals: [], logger: logger))
+        let services = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: [.init(service: app)], gracefulShutdownSignals: [], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 defer { continuation.finish() }

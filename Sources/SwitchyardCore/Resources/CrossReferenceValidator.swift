@@ -47,7 +47,8 @@ struct CrossReferenceValidator {
             case .agent(let agent):
                 for (i, tool) in agent.tools.enumerated() where !tools.contains(tool) {
                     let path = "tools[\(i)]"
-                    issues.add(document.location(of: path), path: path, "unknown tool '\(tool)'; apply a Tool named '\(tool)' first or in the same batch")
+                    issues.add(
+                        document.location(of: path), path: path, "unknown tool '\(tool)'; apply a Tool named '\(tool)' first or in the same batch")
                 }
             case .workflow(let workflow):
                 for (i, step) in workflow.steps.enumerated() {

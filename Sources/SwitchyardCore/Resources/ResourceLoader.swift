@@ -224,7 +224,8 @@ public struct ResourceLoader: Sendable {
     /// Loads several files as one batch: each file is read on its own (problems keep
     /// their file names), then references are checked across all of them, so a
     /// workflow may use an agent from another file of the same batch.
-    public func loadAndValidate(files: [(name: String, text: String)], catalog: ResourceCatalog) throws(ResourceValidationError) -> [ResourceDocument] {
+    public func loadAndValidate(files: [(name: String, text: String)], catalog: ResourceCatalog) throws(ResourceValidationError) -> [ResourceDocument]
+    {
         var documents: [ResourceDocument] = []
         var failures: [ResourceValidationError] = []
         for file in files {

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -80,7 +81,8 @@ public final class YAMLParseGuard: Sendable {
         if refusedNow { throw .busy(slots: slots) }
         startWorkersOnce()
         available.signal()
-        let slots = self.slots, limit = self.deadline
+        let slots = self.slots
+        let limit = self.deadline
         // The deadline fires on a Dispatch timer, not a task: when the cooperative pool
         // is saturated the refusal is still decided on time, and the late result dropped.
         let timer = DispatchSource.makeTimerSource(queue: Self.timers)

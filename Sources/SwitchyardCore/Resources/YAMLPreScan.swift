@@ -99,7 +99,10 @@ public struct YAMLPreScan: Sendable {
                 let c = scalars[p]
                 if let q = quote {
                     if q == "'" && c == "'" {
-                        if p + 1 < end, scalars[p + 1] == "'" { p += 2; continue }
+                        if p + 1 < end, scalars[p + 1] == "'" {
+                            p += 2
+                            continue
+                        }
                         quote = nil
                         nodeStart = false
                     } else if q == "\"" && c == "\\" {
@@ -112,7 +115,10 @@ public struct YAMLPreScan: Sendable {
                     p += 1
                     continue
                 }
-                if isBlank(c) { p += 1; continue }
+                if isBlank(c) {
+                    p += 1
+                    continue
+                }
                 if c == "#" && (p == start || isBlank(scalars[p - 1])) { break }
                 if nodeStart {
                     if c == "-" && flowDepth == 0 && isBreakOrBlank(p + 1) {
@@ -181,8 +187,9 @@ public struct YAMLPreScan: Sendable {
                     nodeStart = false
                 } else if c == "," && flowDepth > 0 {
                     nodeStart = true
-                } else if c == ":" && (isBreakOrBlank(p + 1)
-                    || (flowDepth > 0 && p + 1 < end && [",", "]", "}"].contains(scalars[p + 1])))
+                } else if c == ":"
+                    && (isBreakOrBlank(p + 1)
+                        || (flowDepth > 0 && p + 1 < end && [",", "]", "}"].contains(scalars[p + 1])))
                 {
                     nodeStart = true
                 } else {

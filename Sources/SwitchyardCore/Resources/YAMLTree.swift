@@ -139,7 +139,9 @@ struct YAMLTreeBuilder {
                     case .mapping(let p): merged += p
                     case .sequence(let maps):
                         for m in maps {
-                            if case .mapping(let p) = m.value { merged += p } else {
+                            if case .mapping(let p) = m.value {
+                                merged += p
+                            } else {
                                 problems.append((m.line, m.column, "a merge key '<<' takes a mapping or a list of mappings"))
                             }
                         }
@@ -255,17 +257,26 @@ struct YAMLTreeBuilder {
         var i = unsigned.startIndex
         let end = unsigned.endIndex
         var mantissaDigits = 0
-        while i < end, isDigit(unsigned[i]) { i += 1; mantissaDigits += 1 }
+        while i < end, isDigit(unsigned[i]) {
+            i += 1
+            mantissaDigits += 1
+        }
         if i < end, unsigned[i] == "." {
             i += 1
-            while i < end, isDigit(unsigned[i]) { i += 1; mantissaDigits += 1 }
+            while i < end, isDigit(unsigned[i]) {
+                i += 1
+                mantissaDigits += 1
+            }
         }
         guard mantissaDigits > 0 else { return .string(text) }
         if i < end, unsigned[i] == "e" || unsigned[i] == "E" {
             i += 1
             if i < end, unsigned[i] == "-" || unsigned[i] == "+" { i += 1 }
             var exponentDigits = 0
-            while i < end, isDigit(unsigned[i]) { i += 1; exponentDigits += 1 }
+            while i < end, isDigit(unsigned[i]) {
+                i += 1
+                exponentDigits += 1
+            }
             guard exponentDigits > 0 else { return .string(text) }
         }
         guard i == end, let d = Double(text.hasPrefix("+") ? String(text.dropFirst()) : text) else { return .string(text) }

@@ -116,112 +116,17 @@ final class CompiledSchema: Sendable {
             throw SchemaError(message: "a schema must be a mapping (or true/false), got \(schema.typeName)", path: path)
         }
         guard case .object(let o) = schema else { return CompiledSchema() }
-
-        var types: [String]?
-        if let t = o["type"] {
-            let names: [JSONValue]
-            switch t {
-            case .string: names = [t]
-            case .array(let a) where !a.isEmpty: names = a
-            default: throw SchemaError(message: "type must be a type name or a non-empty list of them", path: path + ["type"])
-            }
-            var collected: [String] = []
-            for name in names {
-                guard let s = name.stringValue, typeNames.contains(s) else {
-                    throw SchemaError(
-                        message: "unknown type \(JSONRendering.compact(name)) (expected one of \(typeNames.joined(separator: ", ")))",
-                        path: path + ["type"])
-                }
-                collected.append(s)
-            }
-            types = collected
-        }
-
-        var properties: [(String, CompiledSchema)] = []
-        if let p = o["properties"] {
-            guard case .object(let props) = p else {
-                throw SchemaError(message: "properties must be a mapping of property names to schemas", path: path + ["properties"])
-            }
-            for key in props.keys.sorted() {
-                if let sub = props[key] {
-                    properties.append((key, try compile(sub, path: path + ["properties", key], depth: depth + 1)))
-                }
-            }
-        }
-
-        var required: [String] = []
-        if let r = o["required"] {
-            guard case .array(let names) = r else {
-                throw SchemaError(message: "required must be a list of property names", path: path + ["required"])
-            }
-            for (i, name) in names.enumerated() {
-                guard let s = name.stringValue else {
-                    throw SchemaError(message: "required must be a list of property names, got \(name.typeName)", path: path + ["required", String(i)])
-                }
-                required.append(s)
-            }
-        }
-
-        var additional: CompiledSchema?
-        var forbidsAdditional = false
-        if let a = o["additionalProperties"] {
-            if case .bool(let b) = a {
-                forbidsAdditional = !b
-            } else {
-                additional = try compile(a, path: path + ["additionalProperties"], depth: depth + 1)
-            }
-        }
-
-        var items: CompiledSchema?
-        if let i = o["items"] { items = try compile(i, path: path + ["items"], depth: depth + 1) }
-
-        var enumValues: [JSONValue]?
-        if let e = o["enum"] {
-            guard case .array(let values) = e, !values.isEmpty else {
-                throw SchemaError(message: "enum must be a non-empty list of allowed values", path: path + ["enum"])
-            }
-            enumValues = values
-        }
-
-        func number(_ key: String) throws(SchemaError) -> Double? {
-            guard let v = o[key] else { return nil }
-            guard let d = v.doubleValue else {
-                throw SchemaError(message: "\(key) must be a number, got \(v.typeName)", path: path + [key])
-            }
-            return d
-        }
-        func count(_ key: String) throws(SchemaError) -> Int? {
-            guard let v = o[key] else { return nil }
-            guard let i = v.intValue, i >= 0 else {
-                throw SchemaError(message: "\(key) must be a non-negative integer, got \(JSONRendering.compact(v))", path: path + [key])
-            }
-            return i
-        }
-        var pattern: CompiledPattern?
-        if let p = o["pattern"] {
-            guard case .string(let source) = p else {
-                throw SchemaError(message: "pattern must be a regular expression string, got \(p.typeName)", path: path + ["pattern"])
-            }
-            pattern = try CompiledPattern(source, path: path + ["pattern"])
-        }
-
-        func list(_ key: String) throws(SchemaError) -> [CompiledSchema]? {
-            guard let v = o[key] else { return nil }
-            guard case .array(let schemas) = v, !schemas.isEmpty else {
-                throw SchemaError(message: "\(key) must be a non-empty list of schemas", path: path + [key])
-            }
-            var compiled: [CompiledSchema] = []
-            for (i, s) in schemas.enumerated() { compiled.append(try compile(s, path: path + [key, String(i)], depth: depth + 1)) }
-            return compiled
-        }
-
+        let keywords = SchemaKeywords(object: o, path: path, depth: depth)
+        let (additional, forbidsAdditional) = try keywords.additionalProperties()
         return CompiledSchema(
-            types: types, properties: properties, required: required, additionalProperties: additional,
-            forbidsAdditional: forbidsAdditional, items: items, enumValues: enumValues, constValue: o["const"],
-            minimum: try number("minimum"), maximum: try number("maximum"),
-            minLength: try count("minLength"), maxLength: try count("maxLength"), pattern: pattern,
-            minItems: try count("minItems"), maxItems: try count("maxItems"),
-            anyOf: try list("anyOf"), oneOf: try list("oneOf"))
+            types: try keywords.types(), properties: try keywords.properties(), required: try keywords.required(),
+            additionalProperties: additional, forbidsAdditional: forbidsAdditional,
+            items: try o["items"].map { (i) throws(SchemaError) in try compile(i, path: path + ["items"], depth: depth + 1) },
+            enumValues: try keywords.enumValues(), constValue: o["const"],
+            minimum: try keywords.number("minimum"), maximum: try keywords.number("maximum"),
+            minLength: try keywords.count("minLength"), maxLength: try keywords.count("maxLength"), pattern: try keywords.pattern(),
+            minItems: try keywords.count("minItems"), maxItems: try keywords.count("maxItems"),
+            anyOf: try keywords.list("anyOf"), oneOf: try keywords.list("oneOf"))
     }
 
     static func matches(_ value: JSONValue, type: String) -> Bool {
@@ -253,14 +158,19 @@ final class CompiledSchema: Sendable {
         switch value {
         case .int, .double:
             if let d = value.doubleValue {
-                if let minimum, d < minimum { problems.append("\(path): must be at least \(Self.number(minimum)), got \(JSONRendering.compact(value))") }
-                if let maximum, d > maximum { problems.append("\(path): must be at most \(Self.number(maximum)), got \(JSONRendering.compact(value))") }
+                if let minimum, d < minimum {
+                    problems.append("\(path): must be at least \(Self.number(minimum)), got \(JSONRendering.compact(value))")
+                }
+                if let maximum, d > maximum {
+                    problems.append("\(path): must be at most \(Self.number(maximum)), got \(JSONRendering.compact(value))")
+                }
             }
         case .string(let s):
             if let minLength, s.count < minLength { problems.append("\(path): must have at least \(minLength) characters, got \(s.count)") }
             if let maxLength, s.count > maxLength { problems.append("\(path): must have at most \(maxLength) characters, got \(s.count)") }
             if let pattern, !pattern.matches(s) {
-                problems.append("\(path): must match the pattern \(JSONRendering.quoted(pattern.source)), got \(JSONRendering.quoted(Self.excerpt(s)))")
+                problems.append(
+                    "\(path): must match the pattern \(JSONRendering.quoted(pattern.source)), got \(JSONRendering.quoted(Self.excerpt(s)))")
             }
         case .array(let a):
             if let minItems, a.count < minItems { problems.append("\(path): must have at least \(minItems) items, got \(a.count)") }
@@ -293,7 +203,10 @@ final class CompiledSchema: Sendable {
             for schema in anyOf {
                 var p: [String] = []
                 schema.validate(value, path: path, into: &p)
-                if p.isEmpty { branchProblems = []; break }
+                if p.isEmpty {
+                    branchProblems = []
+                    break
+                }
                 branchProblems.append(p)
             }
             if let first = branchProblems.first?.first, branchProblems.count == anyOf.count {
@@ -326,7 +239,6 @@ final class CompiledSchema: Sendable {
     }
 }
 
-
 /// A `pattern` keyword compiled once: the source as written and the Swift `Regex`.
 struct CompiledPattern: Sendable {
     let source: String
@@ -351,5 +263,112 @@ struct CompiledPattern: Sendable {
     /// Unanchored, as JSON Schema specifies: a match anywhere in `s` counts.
     func matches(_ s: String) -> Bool {
         (try? regex.firstMatch(in: s)) != nil
+    }
+}
+
+/// Reads one schema object's keywords, each checked with the path of its mistake.
+private struct SchemaKeywords {
+    let object: [String: JSONValue]
+    let path: [String]
+    let depth: Int
+
+    private func sub(_ schema: JSONValue, _ components: String...) throws(SchemaError) -> CompiledSchema {
+        try CompiledSchema.compile(schema, path: path + components, depth: depth + 1)
+    }
+
+    func types() throws(SchemaError) -> [String]? {
+        guard let t = object["type"] else { return nil }
+        let names: [JSONValue]
+        switch t {
+        case .string: names = [t]
+        case .array(let a) where !a.isEmpty: names = a
+        default: throw SchemaError(message: "type must be a type name or a non-empty list of them", path: path + ["type"])
+        }
+        var collected: [String] = []
+        for name in names {
+            guard let s = name.stringValue, CompiledSchema.typeNames.contains(s) else {
+                throw SchemaError(
+                    message: "unknown type \(JSONRendering.compact(name)) (expected one of \(CompiledSchema.typeNames.joined(separator: ", ")))",
+                    path: path + ["type"])
+            }
+            collected.append(s)
+        }
+        return collected
+    }
+
+    func properties() throws(SchemaError) -> [(String, CompiledSchema)] {
+        guard let p = object["properties"] else { return [] }
+        guard case .object(let props) = p else {
+            throw SchemaError(message: "properties must be a mapping of property names to schemas", path: path + ["properties"])
+        }
+        var properties: [(String, CompiledSchema)] = []
+        for key in props.keys.sorted() {
+            if let schema = props[key] { properties.append((key, try sub(schema, "properties", key))) }
+        }
+        return properties
+    }
+
+    func required() throws(SchemaError) -> [String] {
+        guard let r = object["required"] else { return [] }
+        guard case .array(let names) = r else {
+            throw SchemaError(message: "required must be a list of property names", path: path + ["required"])
+        }
+        var required: [String] = []
+        for (i, name) in names.enumerated() {
+            guard let s = name.stringValue else {
+                throw SchemaError(message: "required must be a list of property names, got \(name.typeName)", path: path + ["required", String(i)])
+            }
+            required.append(s)
+        }
+        return required
+    }
+
+    /// `additionalProperties`: a schema for them, or whether they are forbidden.
+    func additionalProperties() throws(SchemaError) -> (CompiledSchema?, forbidden: Bool) {
+        guard let a = object["additionalProperties"] else { return (nil, false) }
+        if case .bool(let b) = a { return (nil, !b) }
+        return (try sub(a, "additionalProperties"), false)
+    }
+
+    func enumValues() throws(SchemaError) -> [JSONValue]? {
+        guard let e = object["enum"] else { return nil }
+        guard case .array(let values) = e, !values.isEmpty else {
+            throw SchemaError(message: "enum must be a non-empty list of allowed values", path: path + ["enum"])
+        }
+        return values
+    }
+
+    func number(_ key: String) throws(SchemaError) -> Double? {
+        guard let v = object[key] else { return nil }
+        guard let d = v.doubleValue else {
+            throw SchemaError(message: "\(key) must be a number, got \(v.typeName)", path: path + [key])
+        }
+        return d
+    }
+
+    func count(_ key: String) throws(SchemaError) -> Int? {
+        guard let v = object[key] else { return nil }
+        guard let i = v.intValue, i >= 0 else {
+            throw SchemaError(message: "\(key) must be a non-negative integer, got \(JSONRendering.compact(v))", path: path + [key])
+        }
+        return i
+    }
+
+    func pattern() throws(SchemaError) -> CompiledPattern? {
+        guard let p = object["pattern"] else { return nil }
+        guard case .string(let source) = p else {
+            throw SchemaError(message: "pattern must be a regular expression string, got \(p.typeName)", path: path + ["pattern"])
+        }
+        return try CompiledPattern(source, path: path + ["pattern"])
+    }
+
+    func list(_ key: String) throws(SchemaError) -> [CompiledSchema]? {
+        guard let v = object[key] else { return nil }
+        guard case .array(let schemas) = v, !schemas.isEmpty else {
+            throw SchemaError(message: "\(key) must be a non-empty list of schemas", path: path + [key])
+        }
+        var compiled: [CompiledSchema] = []
+        for (i, schema) in schemas.enumerated() { compiled.append(try sub(schema, key, String(i))) }
+        return compiled
     }
 }

@@ -104,7 +104,8 @@ struct TemplateEvaluator {
         }
     }
 
-    private mutating func apply(_ filter: TemplateFilter, to value: JSONValue, arguments: [JSONValue], offset: Int) throws(TemplateError) -> JSONValue {
+    private mutating func apply(_ filter: TemplateFilter, to value: JSONValue, arguments: [JSONValue], offset: Int) throws(TemplateError) -> JSONValue
+    {
         func wrongType(_ expected: String) -> TemplateError {
             TemplateError(.evaluation, "filter '\(filter.rawValue)' needs \(expected), got \(value.typeName)", offset: offset)
         }

@@ -19,7 +19,12 @@ enum TemplateFilter: String, Sendable, CaseIterable {
 }
 
 enum BinaryOperator: String, Sendable {
-    case equal = "==", notEqual = "!=", less = "<", lessOrEqual = "<=", greater = ">", greaterOrEqual = ">="
+    case equal = "=="
+    case notEqual = "!="
+    case less = "<"
+    case lessOrEqual = "<="
+    case greater = ">"
+    case greaterOrEqual = ">="
 }
 
 /// An expression tree. Every node that can fail at evaluation keeps its source offset.
@@ -116,7 +121,8 @@ struct TemplateParser {
 
     private mutating func expect(_ s: String, _ context: String) throws(TemplateError) {
         guard isSymbol(s) else {
-            throw TemplateError(.syntax, "expected '\(s)' \(context), found \(current.map(describe) ?? "the end of the expression")", offset: currentOffset)
+            throw TemplateError(
+                .syntax, "expected '\(s)' \(context), found \(current.map(describe) ?? "the end of the expression")", offset: currentOffset)
         }
         index += 1
     }
@@ -233,7 +239,8 @@ struct TemplateParser {
                 try expect(")", "to close the arguments of filter '\(name)'")
             }
             guard filter.arity.contains(arguments.count) else {
-                let wanted = filter.arity.lowerBound == filter.arity.upperBound
+                let wanted =
+                    filter.arity.lowerBound == filter.arity.upperBound
                     ? "\(filter.arity.lowerBound)" : "\(filter.arity.lowerBound) or \(filter.arity.upperBound)"
                 throw TemplateError(.syntax, "filter '\(name)' takes \(wanted) argument(s), got \(arguments.count)", offset: offset)
             }

@@ -11,7 +11,8 @@ extension CostPlanner {
     /// The step's agent; nil when the step has none or it is not stored (the run would
     /// fail at once, at no cost).
     func agent(_ name: String?) async throws -> AgentSpec? {
-        guard let name, let stored = try await resources.find(kind: .agent, name: name, tenant: tenant), case .agent(let spec) = stored.resource else {
+        guard let name, let stored = try await resources.find(kind: .agent, name: name, tenant: tenant), case .agent(let spec) = stored.resource
+        else {
             return nil
         }
         return spec
@@ -50,10 +51,12 @@ extension CostPlanner {
                 rates.inputCacheMiss = min(rates.inputCacheMiss, peak.inputCacheMiss)
                 rates.output = min(rates.output, peak.output)
             }
-            low = low.map {
-                RateSet(inputCacheHit: min($0.inputCacheHit, rates.inputCacheHit), inputCacheMiss: min($0.inputCacheMiss, rates.inputCacheMiss),
+            low =
+                low.map {
+                    RateSet(
+                        inputCacheHit: min($0.inputCacheHit, rates.inputCacheHit), inputCacheMiss: min($0.inputCacheMiss, rates.inputCacheMiss),
                         output: min($0.output, rates.output), period: .standard)
-            } ?? rates
+                } ?? rates
         }
         guard let low else { return nil }
         return (low, high, model)

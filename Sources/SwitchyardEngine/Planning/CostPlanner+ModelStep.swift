@@ -75,7 +75,8 @@ extension CostPlanner {
             switch RoutingPolicy(choice: choice) {
             case .auto:
                 let gateRequest = requests.gateRequest(prompt: prompt.text, stepKey: GateRepository.stepKey(workflow: workflow, step: step))
-                let decision = gate.decide(gateRequest, history: try await gateHistory.history(tenant: tenant, stepKey: gateRequest.stepKey), threshold: threshold)
+                let decision = gate.decide(
+                    gateRequest, history: try await gateHistory.history(tenant: tenant, stepKey: gateRequest.stepKey), threshold: threshold)
                 if choices.count == 1 { expected = decision.expert }
                 estimate = try auto(decision, model, shape: shape, outputBounds: outputBounds)
             case .cascade:
@@ -135,7 +136,8 @@ extension CostPlanner {
         try estimate.add(verification(model, maxTokens: shape.maxTokens, outputBounds: outputBounds).optional)
         let score = decision.score.map { String(format: "%.2f", $0) } ?? "?"
         estimate.notes.append(
-            "auto: the gate expects \(decision.expert) (score \(score), threshold \(String(format: "%.2f", threshold))); the range allows either expert")
+            "auto: the gate expects \(decision.expert) (score \(score), threshold \(String(format: "%.2f", threshold))); the range allows either expert"
+        )
         return estimate
     }
 
@@ -186,7 +188,8 @@ extension CostPlanner {
         estimate.maxCost = maxCost
         if let history {
             estimate.notes.append(
-                "\(expert): past average \(history.averagePrompt) prompt + \(history.averageCompletion) completion tokens over \(history.calls) call\(history.calls == 1 ? "" : "s")")
+                "\(expert): past average \(history.averagePrompt) prompt + \(history.averageCompletion) completion tokens over \(history.calls) call\(history.calls == 1 ? "" : "s")"
+            )
         }
         return estimate
     }
@@ -201,7 +204,8 @@ extension CostPlanner {
             estimate.unpriced.append(unpricedReasonFor(flash))
             return estimate
         }
-        let bytes = 256 + Self.literalBytes(verify) + maxTokens
+        let bytes =
+            256 + Self.literalBytes(verify) + maxTokens
             + verify.referencedSteps.reduce(0) { $0 + (outputBounds[$1] ?? Self.unknownOutputTokens) }
         estimate.maxCost = try max(high.inputCacheMiss, high.inputCacheHit).cost(ofTokens: bytes)
             .adding(high.output.cost(ofTokens: ModelStepRequest.verificationMaxTokens))

@@ -185,7 +185,8 @@ public struct CostPlanner: Sendable {
             if template.referencedSteps.isEmpty, let value = try? template.evaluate(scope) {
                 outputBounds[step.id] = (value.stringValue ?? value.compactJSON).utf8.count
             } else {
-                outputBounds[step.id] = Self.literalBytes(template) + template.referencedSteps.reduce(0) { $0 + (outputBounds[$1] ?? Self.unknownOutputTokens) }
+                outputBounds[step.id] =
+                    Self.literalBytes(template) + template.referencedSteps.reduce(0) { $0 + (outputBounds[$1] ?? Self.unknownOutputTokens) }
             }
             return StepPlan(step: step.id, estimate: CostEstimate())
         case .tool(let tool):

@@ -274,8 +274,9 @@ actor LocalBatchScheduler {
             guard let cache = job.cache else { continue }
             let end = min(job.promptTokens.count, job.fed + room)
             for position in job.fed..<end {
-                batch.append(SequenceToken(
-                    cache: cache, token: job.promptTokens[position], position: position, wantsLogits: position == job.promptTokens.count - 1))
+                batch.append(
+                    SequenceToken(
+                        cache: cache, token: job.promptTokens[position], position: position, wantsLogits: position == job.promptTokens.count - 1))
             }
             room -= end - job.fed
             promptTokens += end - job.fed
@@ -363,9 +364,12 @@ actor LocalBatchScheduler {
             emit(String(job.text.dropFirst(job.emitted)), for: job)
             job.emitted = job.text.count
         }
-        complete(job, .success(LocalGeneration(
-            text: job.delivered, promptTokens: job.promptTokens.count, completionTokens: job.generated, finishReason: reason,
-            maxBatchSeen: job.maxBatchSeen)))
+        complete(
+            job,
+            .success(
+                LocalGeneration(
+                    text: job.delivered, promptTokens: job.promptTokens.count, completionTokens: job.generated, finishReason: reason,
+                    maxBatchSeen: job.maxBatchSeen)))
     }
 
     /// Ends a generation: frees its cache, takes it out of the batch, wakes its caller.

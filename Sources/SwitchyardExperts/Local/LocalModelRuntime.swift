@@ -97,7 +97,10 @@ public final class LocalModelRuntime: Sendable {
     /// callers wait for the same load; a failed load is not remembered, so the next call
     /// tries again (the operator may have fixed the file).
     public func model() async throws(ExpertError) -> LoadedLocalModel {
-        enum Action { case ready(LoadedLocalModel), wait, load }
+        enum Action {
+            case ready(LoadedLocalModel)
+            case wait, load
+        }
         while true {
             let action = loadState.withLock { state -> Action in
                 switch state {
@@ -119,10 +122,11 @@ public final class LocalModelRuntime: Sendable {
                     do throws(LocalInferenceError) {
                         return .success(LoadedLocalModel(model: try LanguageModel(path: path)))
                     } catch {
-                        return .failure(ExpertError(
-                            .providerError,
-                            "the local model \(path) could not be loaded: \(error.description) "
-                                + "(\(LocalModelLocator.setupCommand) installs the model this project uses)"))
+                        return .failure(
+                            ExpertError(
+                                .providerError,
+                                "the local model \(path) could not be loaded: \(error.description) "
+                                    + "(\(LocalModelLocator.setupCommand) installs the model this project uses)"))
                     }
                 }
                 finishLoad(result)

@@ -70,7 +70,9 @@ enum ChatCompletionsWire {
 
     /// The request body for `request` against `model`. `defaults` fill in thinking and
     /// reasoning effort the request leaves open.
-    static func body(for request: ModelRequest, model: String, thinking defaultThinking: Bool?, reasoningEffort defaultEffort: ReasoningEffort?) throws -> Data {
+    static func body(
+        for request: ModelRequest, model: String, thinking defaultThinking: Bool?, reasoningEffort defaultEffort: ReasoningEffort?
+    ) throws -> Data {
         var messages = request.messages
         if request.wantsJSON, !messages.contains(where: { $0.content.range(of: "json", options: .caseInsensitive) != nil }) {
             // DeepSeek's JSON mode refuses a prompt without the word "json".

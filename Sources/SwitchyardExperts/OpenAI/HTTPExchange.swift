@@ -101,7 +101,11 @@ final class HTTPExchange: HTTPClientResponseDelegate {
 
     /// In the connect phase the deadline is absolute; afterwards it moves with activity.
     private func timerFired() {
-        enum Next { case none, expire(HTTPClient.Task<Void>?), rearm(NIODeadline) }
+        enum Next {
+            case none
+            case expire(HTTPClient.Task<Void>?)
+            case rearm(NIODeadline)
+        }
         let next = state.withLock { state -> Next in
             guard !state.finished else { return .none }
             guard state.headSent else {

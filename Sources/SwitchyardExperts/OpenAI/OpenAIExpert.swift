@@ -204,7 +204,8 @@ public final class OpenAIExpert: Expert {
                 do {
                     try await Task.sleep(for: delay)
                 } catch {
-                    throw ExpertError(.cancelled, "\(name): the call was cancelled while waiting to retry", usage: billedBefore, billed: billedBefore != nil)
+                    throw ExpertError(
+                        .cancelled, "\(name): the call was cancelled while waiting to retry", usage: billedBefore, billed: billedBefore != nil)
                 }
             case .failed(var error):
                 if let billedBefore {
@@ -304,7 +305,8 @@ public final class OpenAIExpert: Expert {
         switch exchange.timedOut {
         case .connect:
             return .unbilled(
-                ExpertError(.unreachable, "\(name): could not connect to \(endpoint) within connect_timeout (\(configuration.connectTimeout.spelled))"),
+                ExpertError(
+                    .unreachable, "\(name): could not connect to \(endpoint) within connect_timeout (\(configuration.connectTimeout.spelled))"),
                 retryAfter: nil)
         case .idle:
             return .failed(
@@ -333,14 +335,18 @@ public final class OpenAIExpert: Expert {
     private func statusFailure(_ head: HTTPResponseHead, body: ByteBuffer) -> Attempt {
         let status = Int(head.status.code)
         let data = Data(body.readableBytesView)
-        var message = ChatCompletionsWire.ErrorBody.message(in: data)
+        var message =
+            ChatCompletionsWire.ErrorBody.message(in: data)
             ?? String(decoding: data.prefix(500), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         if let apiKey, !apiKey.value.isEmpty { message = message.replacingOccurrences(of: apiKey.value, with: "[redacted]") }
         let said = message.isEmpty ? "HTTP \(status)" : "HTTP \(status): \(message)"
         switch status {
         case 429:
-            let retryAfter = head.headers.first(name: "Retry-After").flatMap(Double.init).flatMap { $0 >= 0 ? Duration.milliseconds(Int64($0 * 1000)) : nil }
-            return .unbilled(ExpertError(.rateLimited, "\(name): the provider is rate limiting this account (\(said))", status: status), retryAfter: retryAfter)
+            let retryAfter = head.headers.first(name: "Retry-After").flatMap(Double.init).flatMap {
+                $0 >= 0 ? Duration.milliseconds(Int64($0 * 1000)) : nil
+            }
+            return .unbilled(
+                ExpertError(.rateLimited, "\(name): the provider is rate limiting this account (\(said))", status: status), retryAfter: retryAfter)
         case 503:
             return .unbilled(ExpertError(.overloaded, "\(name): the provider is overloaded (\(said))", status: status), retryAfter: nil)
         case 400 where message.localizedCaseInsensitiveContains("reasoning_content"):
@@ -396,7 +402,8 @@ struct AnswerReader {
     /// The text and reasoning streamed since the last call, if any.
     mutating func takeDelta() -> ModelDelta? {
         guard streaming else { return nil }
-        let textUTF8 = text.utf8, reasoningUTF8 = reasoning.utf8
+        let textUTF8 = text.utf8
+        let reasoningUTF8 = reasoning.utf8
         guard textUTF8.count > deltaOffsets.text || reasoningUTF8.count > deltaOffsets.reasoning else { return nil }
         let delta = ModelDelta(
             text: String(decoding: textUTF8.dropFirst(deltaOffsets.text), as: UTF8.self),

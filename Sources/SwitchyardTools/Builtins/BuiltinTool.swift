@@ -34,7 +34,9 @@ public enum BuiltinTool: String, Sendable, Hashable, CaseIterable {
             [
                 "type": "object",
                 "properties": [
-                    "url": ["type": "string", "description": "An absolute http or https URL.", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://", "maxLength": 4096]
+                    "url": [
+                        "type": "string", "description": "An absolute http or https URL.", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://", "maxLength": 4096,
+                    ]
                 ],
                 "required": ["url"],
                 "additionalProperties": false,
@@ -90,7 +92,10 @@ enum CurrentTime {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = zone
         let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: now)
-        func two(_ n: Int?) -> String { let v = n ?? 0; return v < 10 ? "0\(v)" : "\(v)" }
+        func two(_ n: Int?) -> String {
+            let v = n ?? 0
+            return v < 10 ? "0\(v)" : "\(v)"
+        }
         let year = String(c.year ?? 0)
         let offset = zone.secondsFromGMT(for: now)
         let suffix: String
@@ -147,7 +152,10 @@ enum JSONQuery {
         }
         func name() -> String {
             var s = ""
-            while i < scalars.count, isNameScalar(scalars[i]) { s.unicodeScalars.append(scalars[i]); i += 1 }
+            while i < scalars.count, isNameScalar(scalars[i]) {
+                s.unicodeScalars.append(scalars[i])
+                i += 1
+            }
             return s
         }
         while i < scalars.count, scalars[i].properties.isWhitespace { i += 1 }
@@ -177,8 +185,14 @@ enum JSONQuery {
                     out.append(.key(key))
                 } else {
                     var digits = ""
-                    if i < scalars.count, scalars[i] == "-" { digits = "-"; i += 1 }
-                    while i < scalars.count, ("0"..."9").contains(scalars[i]) { digits.unicodeScalars.append(scalars[i]); i += 1 }
+                    if i < scalars.count, scalars[i] == "-" {
+                        digits = "-"
+                        i += 1
+                    }
+                    while i < scalars.count, ("0"..."9").contains(scalars[i]) {
+                        digits.unicodeScalars.append(scalars[i])
+                        i += 1
+                    }
                     guard let index = Int(digits) else { throw fail("expected an integer index or a quoted key") }
                     out.append(.index(index))
                 }
@@ -251,7 +265,10 @@ enum Calculator {
                 if op == "*" {
                     value *= rhs
                 } else {
-                    guard rhs != 0 else { i = at; throw fail("division by zero") }
+                    guard rhs != 0 else {
+                        i = at
+                        throw fail("division by zero")
+                    }
                     value = op == "/" ? value / rhs : value.truncatingRemainder(dividingBy: rhs)
                 }
             }
@@ -296,8 +313,14 @@ enum Calculator {
             if i < scalars.count, scalars[i] == "e" || scalars[i] == "E", !text.isEmpty {
                 text.unicodeScalars.append(scalars[i])
                 i += 1
-                if i < scalars.count, scalars[i] == "-" || scalars[i] == "+" { text.unicodeScalars.append(scalars[i]); i += 1 }
-                while i < scalars.count, ("0"..."9").contains(scalars[i]) { text.unicodeScalars.append(scalars[i]); i += 1 }
+                if i < scalars.count, scalars[i] == "-" || scalars[i] == "+" {
+                    text.unicodeScalars.append(scalars[i])
+                    i += 1
+                }
+                while i < scalars.count, ("0"..."9").contains(scalars[i]) {
+                    text.unicodeScalars.append(scalars[i])
+                    i += 1
+                }
             }
             guard !text.isEmpty else { throw fail("unexpected \(String(c))") }
             guard let v = Double(text) else { throw fail("\(text) is not a number") }

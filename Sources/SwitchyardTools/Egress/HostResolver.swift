@@ -81,7 +81,10 @@ public struct SystemResolver: HostResolver {
 
         func install(_ continuation: CheckedContinuation<Result<[IPAddress], ResolutionError>, Never>) {
             let early = state.withLock { state -> Result<[IPAddress], ResolutionError>? in
-                if let early = state.early { state.early = nil; return early }
+                if let early = state.early {
+                    state.early = nil
+                    return early
+                }
                 state.continuation = continuation
                 return nil
             }

@@ -100,12 +100,17 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     static func formatV6(_ v: UInt128) -> String {
         if v >> 32 == 0xFFFF { return "::ffff:" + formatV4(UInt32(truncatingIfNeeded: v)) }
         let groups = (0..<8).map { UInt16(truncatingIfNeeded: v >> (UInt128(7 - $0) * 16)) }
-        var bestStart = -1, bestLength = 0, runStart = -1
+        var bestStart = -1
+        var bestLength = 0
+        var runStart = -1
         for i in 0...8 {
             if i < 8, groups[i] == 0 {
                 if runStart < 0 { runStart = i }
             } else if runStart >= 0 {
-                if i - runStart > bestLength { bestStart = runStart; bestLength = i - runStart }
+                if i - runStart > bestLength {
+                    bestStart = runStart
+                    bestLength = i - runStart
+                }
                 runStart = -1
             }
         }

@@ -114,9 +114,10 @@ struct HTTPToolCall {
     // MARK: Helpers
 
     static func isValidHeaderName(_ name: String) -> Bool {
-        !name.isEmpty && name.unicodeScalars.allSatisfy { s in
-            s.isASCII && (s.properties.isAlphabetic || ("0"..."9").contains(s) || "!#$%&'*+-.^_`|~".unicodeScalars.contains(s))
-        }
+        !name.isEmpty
+            && name.unicodeScalars.allSatisfy { s in
+                s.isASCII && (s.properties.isAlphabetic || ("0"..."9").contains(s) || "!#$%&'*+-.^_`|~".unicodeScalars.contains(s))
+            }
     }
 
     /// Names read as `args.NAME` or `args["NAME"]` in a template source (the parsed

@@ -113,7 +113,8 @@ public struct SecretBox: Sendable {
 
     public func seal(_ plaintext: String, tenant: UUID, name: String) throws(SecretBoxError) -> Data {
         do {
-            let box = try AES.GCM.seal(Data(plaintext.utf8), using: current.key, authenticating: Self.associatedData(keyID: current.id, tenant: tenant, name: name))
+            let box = try AES.GCM.seal(
+                Data(plaintext.utf8), using: current.key, authenticating: Self.associatedData(keyID: current.id, tenant: tenant, name: name))
             guard let combined = box.combined else { throw SecretBoxError("cannot seal the secret") }
             var out = Data([current.id])
             out.append(combined)

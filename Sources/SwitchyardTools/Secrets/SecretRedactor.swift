@@ -34,7 +34,9 @@ public struct SecretRedactor: Sendable {
     private static func percentEncoded(_ s: String) -> String {
         var out = ""
         for byte in s.utf8 {
-            if (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D || byte == 0x2E || byte == 0x5F || byte == 0x7E {
+            if (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D || byte == 0x2E
+                || byte == 0x5F || byte == 0x7E
+            {
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             } else {
                 out += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)

@@ -78,10 +78,12 @@ enum YardCLI {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("yard-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let stdoutURL = directory.appendingPathComponent("stdout"), stderrURL = directory.appendingPathComponent("stderr")
+        let stdoutURL = directory.appendingPathComponent("stdout")
+        let stderrURL = directory.appendingPathComponent("stderr")
         _ = FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
         _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
-        let stdout = try FileHandle(forWritingTo: stdoutURL), stderr = try FileHandle(forWritingTo: stderrURL)
+        let stdout = try FileHandle(forWritingTo: stdoutURL)
+        let stderr = try FileHandle(forWritingTo: stderrURL)
 
         let process = Process()
         process.executableURL = binary
@@ -151,7 +153,12 @@ struct BreakingEventServer: Sendable {
 
     final class Log: Sendable {
         private let entries = Mutex<[Connection]>([])
-        func append(_ entry: Connection) -> Int { entries.withLock { $0.append(entry); return $0.count } }
+        func append(_ entry: Connection) -> Int {
+            entries.withLock {
+                $0.append(entry)
+                return $0.count
+            }
+        }
         var all: [Connection] { entries.withLock { $0 } }
     }
 

@@ -1,6 +1,6 @@
-import PostgresNIO
 import Foundation
 import Logging
+import PostgresNIO
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
@@ -27,7 +27,8 @@ struct TestStore: Sendable {
 
     /// Starts a run of the latest version of a workflow.
     func start(_ workflow: String, input: JSONValue = [:], idempotencyKey: String? = nil) async throws -> RunRecord {
-        guard let stored = try await resources.find(kind: .workflow, name: workflow, tenant: tenant.id), case .workflow(let spec) = stored.resource else {
+        guard let stored = try await resources.find(kind: .workflow, name: workflow, tenant: tenant.id), case .workflow(let spec) = stored.resource
+        else {
             throw TestFailure("no workflow \(workflow)")
         }
         let resolved = try spec.resolveInputs(input)
@@ -138,7 +139,8 @@ private func withTestStoreSlot<T: Sendable>(_ body: @Sendable (TestStore) async 
     let database = Database(configuration: configuration, logger: testLogger("test.db"))
     do {
         let result = try await database.withRunningPool {
-            let (tenant, key) = try await TenantRepository(database: database).createTenant(name: "tenant-\(UUID().uuidString.prefix(8).lowercased())")
+            let (tenant, key) = try await TenantRepository(database: database).createTenant(
+                name: "tenant-\(UUID().uuidString.prefix(8).lowercased())")
             return try await body(TestStore(database: database, tenant: tenant, apiKey: key))
         }
         await TestCluster.shared.dropDatabase(configuration)
@@ -187,7 +189,8 @@ func withEngine<T: Sendable>(
         ScriptedExpert(name: "pro", model: "scripted-pro", rules: rules),
     ])
     let logger = logger ?? testLogger("test.engine")
-    let tools = ToolEnvironment(runner: ToolRunner(logger: logger), secretBox: SecretBox(current: testSecretKey), egress: try EgressPolicy(allowing: egress))
+    let tools = ToolEnvironment(
+        runner: ToolRunner(logger: logger), secretBox: SecretBox(current: testSecretKey), egress: try EgressPolicy(allowing: egress))
     let engine = Engine(database: store.database, experts: experts, tools: tools, configuration: configuration, logger: logger)
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await engine.run() }

@@ -1,12 +1,12 @@
-import NIOFoundationCompat
 import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import NIOFoundationCompat
 import ServiceLifecycle
-import Synchronization
 import SwitchyardCore
+import Synchronization
 
 /// A local stand-in for DeepSeek's chat-completions API on a loopback port, speaking
 /// the exact wire format, quirks included. Each test scripts the replies (served in
@@ -121,7 +121,8 @@ final class FakeDeepSeek: Sendable {
         for message in body["messages"]?.arrayValue ?? [] where message["role"]?.stringValue == "assistant" {
             let calls = message["tool_calls"]?.arrayValue ?? []
             if !calls.isEmpty, (message["reasoning_content"]?.stringValue ?? "").isEmpty {
-                return #"{"error":{"message":"The reasoning_content in the thinking mode must be passed back to the API.","type":"invalid_request_error","param":null,"code":"invalid_request_error"}}"#
+                return
+                    #"{"error":{"message":"The reasoning_content in the thinking mode must be passed back to the API.","type":"invalid_request_error","param":null,"code":"invalid_request_error"}}"#
             }
         }
         return nil

@@ -95,7 +95,9 @@ enum FaultInvariants {
         var live = Int.max
         while ContinuousClock.now < deadline {
             live = try await scalar(
-                database, "SELECT count(*)::int8 FROM runs WHERE tenant_id = \(tenant) AND id = ANY(\(runs)) AND status NOT IN ('succeeded', 'failed', 'cancelled')")
+                database,
+                "SELECT count(*)::int8 FROM runs WHERE tenant_id = \(tenant) AND id = ANY(\(runs)) AND status NOT IN ('succeeded', 'failed', 'cancelled')"
+            )
             if live == 0 { break }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -181,7 +183,7 @@ func startRuns(_ store: TestStore, workflow: String, count: Int, input: JSONValu
                 while true {
                     do {
                         return try await store.start(workflow, input: input, idempotencyKey: key).id
-                    } catch where Database.isUnavailable(error) && ContinuousClock.now < deadline {
+                    } catch  where Database.isUnavailable(error) && ContinuousClock.now < deadline {
                         try await Task.sleep(for: .milliseconds(100))
                     }
                 }
@@ -216,7 +218,8 @@ func makeEngine(on database: Database, script: String, configuration: EngineConf
         ScriptedExpert(name: "pro", model: "scripted-pro", rules: rules),
     ])
     let logger = testLogger("fault.engine")
-    let tools = ToolEnvironment(runner: ToolRunner(logger: logger), secretBox: SecretBox(current: testSecretKey), egress: try EgressPolicy(allowing: ["127.0.0.1"]))
+    let tools = ToolEnvironment(
+        runner: ToolRunner(logger: logger), secretBox: SecretBox(current: testSecretKey), egress: try EgressPolicy(allowing: ["127.0.0.1"]))
     return Engine(database: database, experts: experts, tools: tools, configuration: configuration, logger: logger)
 }
 

@@ -35,9 +35,10 @@ struct KnowledgeBase: Sendable {
         let log = RequestLog()
         let router = Router()
         @Sendable func record(_ request: Hummingbird.Request) {
-            log.append(Request(
-                method: request.method.rawValue, path: request.uri.path, query: request.uri.query ?? "",
-                authorization: request.headers[.authorization]))
+            log.append(
+                Request(
+                    method: request.method.rawValue, path: request.uri.path, query: request.uri.query ?? "",
+                    authorization: request.headers[.authorization]))
         }
         @Sendable func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
             Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))

@@ -1,6 +1,6 @@
-import PostgresNIO
 import Foundation
 import NIOHTTP1
+import PostgresNIO
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
@@ -60,10 +60,11 @@ extension Database {
             FROM model_calls WHERE (\(run)::uuid IS NULL OR run_id = \(run)) ORDER BY started_at, step_id, attempt, call_index
             """, logger: logger
         ).decode((String, Int, Int, String, String, Int, Int, Int, Int, Int, Int64?, String?, Bool, String, String?, Date).self) {
-            rows.append(MeteredCall(
-                step: row.0, attempt: row.1, call: row.2, expert: row.3, model: row.4, promptTokens: row.5, completionTokens: row.6,
-                cacheHitTokens: row.7, cacheMissTokens: row.8, reasoningTokens: row.9, cost: row.10.map(Money.init(picoUSD:)), priceID: row.11,
-                usageKnown: row.12, outcome: row.13, error: row.14, startedAt: row.15))
+            rows.append(
+                MeteredCall(
+                    step: row.0, attempt: row.1, call: row.2, expert: row.3, model: row.4, promptTokens: row.5, completionTokens: row.6,
+                    cacheHitTokens: row.7, cacheMissTokens: row.8, reasoningTokens: row.9, cost: row.10.map(Money.init(picoUSD:)), priceID: row.11,
+                    usageKnown: row.12, outcome: row.13, error: row.14, startedAt: row.15))
         }
         return rows
     }

@@ -1,15 +1,15 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
-import ServiceLifecycle
 import NIOCore
 import NIOHTTP1
+import ServiceLifecycle
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
 import SwitchyardServer
-import SwitchyardTools
 import SwitchyardStore
+import SwitchyardTools
 import Testing
 
 /// A live server on a loopback port with its own database, spoken to over real HTTP.
@@ -93,10 +93,11 @@ func withLiveServer<T: Sendable>(
         configuration.adminKey = "admin-\(UUID().uuidString)"
         configuration.engine = engine
         configuration.baseDirectory = directory
-        configuration.experts = experts ?? [
-            "flash": ExpertConfiguration(provider: .scripted, script: "script.yaml", model: "scripted-flash"),
-            "pro": ExpertConfiguration(provider: .scripted, script: "script.yaml", model: "scripted-pro"),
-        ]
+        configuration.experts =
+            experts ?? [
+                "flash": ExpertConfiguration(provider: .scripted, script: "script.yaml", model: "scripted-flash"),
+                "pro": ExpertConfiguration(provider: .scripted, script: "script.yaml", model: "scripted-pro"),
+            ]
         configure(&configuration)
         let server = try SwitchyardServer(configuration: configuration, database: store.database.configuration, logger: testLogger("test.server"))
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()

@@ -16,7 +16,8 @@ func withTestApplication<Builder: HTTPResponderBuilder, T: Sendable>(
         configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0), serverName: nil),
         onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) },
         logger: logger)
-    let services = ServiceGroup(configuration: ServiceGroupConfiguration(services: [.init(service: app)], gracefulShutdownSignals: [], logger: logger))
+    let services = ServiceGroup(
+        configuration: ServiceGroupConfiguration(services: [.init(service: app)], gracefulShutdownSignals: [], logger: logger))
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask {
             defer { portContinuation.finish() }

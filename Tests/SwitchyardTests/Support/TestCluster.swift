@@ -36,14 +36,16 @@ actor TestCluster {
     /// A new, migrated, empty database.
     func makeDatabase() async throws -> DatabaseConfiguration {
         let server = try server()
-        let template = self.template ?? Task {
-            try await Self.admin(server, "DROP DATABASE IF EXISTS \(Self.template) WITH (FORCE)")
-            try await Self.admin(server, "CREATE DATABASE \(Self.template)")
-            let database = Database(configuration: server.with(database: Self.template), logger: Logger(label: "test.template"))
-            _ = try await database.withRunningPool {
-                try await ProjectFiles.prepare(database)
+        let template =
+            self.template
+            ?? Task {
+                try await Self.admin(server, "DROP DATABASE IF EXISTS \(Self.template) WITH (FORCE)")
+                try await Self.admin(server, "CREATE DATABASE \(Self.template)")
+                let database = Database(configuration: server.with(database: Self.template), logger: Logger(label: "test.template"))
+                _ = try await database.withRunningPool {
+                    try await ProjectFiles.prepare(database)
+                }
             }
-        }
         self.template = template
         try await template.value
         let name = "test_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20))"

@@ -11,3 +11,30 @@ extension AsyncSequence where Element == PostgresRow {
         return nil
     }
 }
+
+/// The rows of a statement, all read: an `AsyncSequence` of `PostgresRow` like
+/// PostgresNIO's row sequence, so that `.decode(…)` reads the same, but complete, so
+/// that no connection stays leased while a caller walks it.
+public struct PostgresRows: AsyncSequence, Sendable {
+    public typealias Element = PostgresRow
+    public let rows: [PostgresRow]
+
+    public init(_ rows: [PostgresRow]) {
+        self.rows = rows
+    }
+
+    public var isEmpty: Bool { rows.isEmpty }
+    public var count: Int { rows.count }
+
+    /// The rows, as PostgresNIO's `collect()` returns them.
+    public func collect() -> [PostgresRow] { rows }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: rows.makeIterator())
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: IndexingIterator<[PostgresRow]>
+        public mutating func next() async -> PostgresRow? { base.next() }
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SwitchyardCore
+
+/// The step queue's timers and bookkeeping: expired leases and waits, overdue runs,
+/// the maintenance survey, and events appended outside a completion.
+extension StepQueue {
+    /// Returns steps whose lease expired (their process died or stalled) to the ready
+    /// queue; the next claim runs them as a new attempt.
+    @discardableResult
+    public func reclaimExpiredLeases(limit: Int = 500) async throws -> Int {
+        var count = 0
+        for try await (tenant, run, step, attempt) in try await database.query(
+            """
+            WITH expired AS (
+                SELECT tenant_id, run_id, step_id FROM steps
+                WHERE status = 'running' AND lease_expires_at < now()
+                LIMIT \(limit) FOR UPDATE SKIP LOCKED
+            )
+            UPDATE steps s SET status = 'ready', ready_at = now(), lease_owner = NULL, lease_expires_at = NULL
+            FROM expired e WHERE s.tenant_id = e.tenant_id AND s.run_id = e.run_id AND s.step_id = e.step_id
+            RETURNING s.tenant_id, s.run_id, s.step_id, s.attempt
+            """, logger: database.logger
+        ).decode((UUID, UUID, String, Int).self) {
+            count += 1
+            _ = try? await database.transaction { connection in
+                try await RunRepository.appendEvents(
+                    [NewEvent(.stepLeaseExpired, step: step, data: ["attempt": .int(attempt)])], run: run, tenant: tenant,
+                    connection: connection, logger: database.logger)
+            }
+        }
+        return count
+    }
+
+    /// Makes waiting steps whose wait deadline passed ready again, so that the executor
+    /// sees the missing signal and fails them with `wait_timeout`.
+    @discardableResult
+    public func wakeExpiredWaits(limit: Int = 500) async throws -> Int {
+        try await database.query(
+            """
+            WITH expired AS (
+                SELECT tenant_id, run_id, step_id FROM steps
+                WHERE status = 'waiting' AND wait_deadline < now()
+                LIMIT \(limit) FOR UPDATE SKIP LOCKED
+            )
+            UPDATE steps s SET status = 'ready', ready_at = now()
+            FROM expired e WHERE s.tenant_id = e.tenant_id AND s.run_id = e.run_id AND s.step_id = e.step_id
+            RETURNING 1
+            """, logger: database.logger
+        ).collect().count
+    }
+
+    /// Live runs past their deadline.
+    public func overdueRuns(limit: Int = 100) async throws -> [(tenant: UUID, run: UUID)] {
+        var result: [(UUID, UUID)] = []
+        for try await row in try await database.query(
+            """
+            SELECT tenant_id, id FROM runs
+            WHERE deadline < now() AND status IN ('queued', 'running', 'waiting')
+            LIMIT \(limit)
+            """, logger: database.logger
+        ).decode((UUID, UUID).self) {
+            result.append(row)
+        }
+        return result.map { (tenant: $0.0, run: $0.1) }
+    }
+
+    /// Whether the wait deadline of a step has passed.
+    public func waitDeadlinePassed(_ step: ClaimedStep) async throws -> Bool {
+        if let passed = try await database.query(
+            """
+            SELECT coalesce(wait_deadline < now(), false) FROM steps
+            WHERE tenant_id = \(step.tenantID) AND run_id = \(step.runID) AND step_id = \(step.stepID)
+            """, logger: database.logger
+        ).first(decoding: Bool.self) {
+            return passed
+        }
+        return false
+    }
+
+    /// How long until the earliest ready step may start (a retry's backoff), or nil when
+    /// no step is ready. (NULL must stay NULL here: `greatest(0, NULL)` is 0, which once
+    /// made an idle dispatcher poll every millisecond.)
+    public func nextReadyDelay() async throws -> Duration? {
+        if let milliseconds = try await database.query(
+            """
+            SELECT (extract(epoch FROM (min(ready_at) - now())) * 1000)::int8 FROM steps WHERE status = 'ready'
+            """, logger: database.logger
+        ).first(decoding: Int64?.self) {
+            return milliseconds.map { .milliseconds(max(0, $0)) }
+        }
+        return nil
+    }
+
+    /// Which of the maintenance sweeps have anything to do, in one query, so that an
+    /// idle engine does not run six.
+    public func maintenanceDue() async throws -> MaintenanceDue {
+        for try await row in try await database.query(
+            """
+            SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'running' AND lease_expires_at < now()),
+                   EXISTS (SELECT 1 FROM steps WHERE status = 'waiting' AND wait_deadline < now()),
+                   EXISTS (SELECT 1 FROM runs WHERE remaining_steps = 0 AND status IN ('queued', 'running', 'waiting')),
+                   EXISTS (SELECT 1 FROM runs c JOIN runs p ON p.tenant_id = c.tenant_id AND p.id = c.parent_run_id
+                           WHERE c.parent_run_id IS NOT NULL AND c.status IN ('queued', 'running', 'waiting')
+                             AND p.status IN ('succeeded', 'failed', 'cancelled')),
+                   EXISTS (SELECT 1 FROM reservations),
+                   EXISTS (SELECT 1 FROM runs WHERE deadline < now() AND status IN ('queued', 'running', 'waiting'))
+            """, logger: database.logger
+        ).decode((Bool, Bool, Bool, Bool, Bool, Bool).self) {
+            return MaintenanceDue(
+                expiredLeases: row.0, expiredWaits: row.1, runsAwaitingEnd: row.2, orphanedChildren: row.3, abandonedReservations: row.4,
+                overdueRuns: row.5)
+        }
+        return MaintenanceDue()
+    }
+
+    /// Stores the gate's decision on the step and appends its `model.routed` event, in
+    /// one transaction. Only this attempt's owner writes it: a stale attempt whose lease
+    /// was taken over changes nothing.
+    public func recordRoute(_ claim: ClaimedStep, route: JSONValue, event: NewEvent) async throws {
+        try await database.transaction { connection in
+            let rows = try await connection.query(
+                """
+                UPDATE steps SET route = \(route)
+                WHERE tenant_id = \(claim.tenantID) AND run_id = \(claim.runID) AND step_id = \(claim.stepID)
+                  AND attempt = \(claim.attempt) AND lease_owner = \(owner)
+                RETURNING step_id
+                """, logger: database.logger)
+            var updated = false
+            for try await _ in rows.decode(String.self) { updated = true }
+            guard updated else { return }
+            try await RunRepository.appendEvents(
+                [event], run: claim.runID, tenant: claim.tenantID, connection: connection, logger: database.logger, whileLive: true)
+        }
+    }
+
+    /// Appends events outside a completion (for example `model.called`), while the run
+    /// is live: once it has ended, its final event stays the last.
+    public func appendEvents(_ events: [NewEvent], run: UUID, tenant: UUID) async throws {
+        _ = try await database.transaction { connection in
+            try await RunRepository.appendEvents(events, run: run, tenant: tenant, connection: connection, logger: database.logger, whileLive: true)
+        }
+    }
+}

@@ -161,84 +161,112 @@ struct Scan {
         bytes = text.count
         var index = 0
         var lineStart = true
-        let count = text.count
-        while index < count {
-            let byte = text[index]
+        while index < text.count {
             if lineStart {
-                // "A. …", "B) …", "(C) …" at the start of a line: a multiple-choice option.
-                var probe = index
-                while probe < count, text[probe] == 0x20 { probe += 1 }
-                if probe < count, text[probe] == 0x28 { probe += 1 }  // "("
-                if probe + 1 < count, (0x41...0x48).contains(text[probe]), text[probe + 1] == 0x2E || text[probe + 1] == 0x29 {
-                    choiceLines += 1
-                }
+                countChoiceLine(text, at: index)
                 lineStart = false
             }
+            let byte = text[index]
             if Self.isLetter(byte) {
-                var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-                let start = index
-                while index < count, Self.isLetter(text[index]) {
-                    hash = (hash ^ UInt64(text[index] | 0x20)) &* 0x0000_0100_0000_01b3
-                    index += 1
-                }
-                let length = index - start
-                words += 1
-                letters += length
-                if length >= 9 { longWords += 1 }
-                if length <= KeywordTable.maximumWordLength, let classes = keywords.table[hash] {
-                    var bit = 0
-                    var raw = classes.rawValue
-                    while raw != 0 {
-                        if raw & 1 == 1 { classCounts[bit] += 1 }
-                        raw >>= 1
-                        bit += 1
-                    }
-                }
-                continue
+                index = readWord(text, from: index, keywords: keywords)
+            } else if Self.isDigit(byte) {
+                index = readNumber(text, from: index)
+            } else {
+                lineStart = countSymbol(text, at: index)
+                index += 1
             }
-            if Self.isDigit(byte) {
-                numbers += 1
-                while index < count {
-                    let current = text[index]
-                    if Self.isDigit(current) {
-                        digits += 1
-                        index += 1
-                    } else if current == 0x2C || current == 0x2E, index + 1 < count, Self.isDigit(text[index + 1]) {
-                        index += 1  // "1,000" and "3.5" are one number
-                    } else {
-                        break
-                    }
-                }
-                continue
-            }
-            switch byte {
-            case 0x0A:
-                lines += 1
-                lineStart = true
-            case 0x3D, 0x5E, 0x2B, 0x2A, 0x2F, 0x3C, 0x3E, 0x5C:  // = ^ + * / < > backslash
-                mathSymbols += 1
-            case 0x2D:  // "-" between spaces or digits reads as minus
-                if index > 0, index + 1 < count, text[index - 1] == 0x20 || Self.isDigit(text[index - 1]),
-                    text[index + 1] == 0x20 || Self.isDigit(text[index + 1])
-                {
-                    mathSymbols += 1
-                }
-            case 0x24, 0x25:  // $ %
-                moneyPercent += 1
-            case 0x3F:  // ?
-                questions += 1
-                sentences += 1
-            case 0x7B, 0x7D, 0x3B, 0x60:  // { } ; `
-                codeMarkers += 1
-            case 0x2E, 0x21:  // . !
-                if index + 1 == count || text[index + 1] == 0x20 || text[index + 1] == 0x0A { sentences += 1 }
-            case 0xCF, 0xE2:  // lead bytes of π, √, ∑, ∫, ≤, ≥ …: maths notation
-                mathSymbols += 1
-            default:
-                break
-            }
+        }
+    }
+
+    /// "A. …", "B) …", "(C) …" at the start of a line: a multiple-choice option.
+    @inline(__always)
+    private mutating func countChoiceLine(_ text: UnsafeBufferPointer<UInt8>, at index: Int) {
+        let count = text.count
+        var probe = index
+        while probe < count, text[probe] == 0x20 { probe += 1 }
+        if probe < count, text[probe] == 0x28 { probe += 1 }  // "("
+        if probe + 1 < count, (0x41...0x48).contains(text[probe]), text[probe + 1] == 0x2E || text[probe + 1] == 0x29 {
+            choiceLines += 1
+        }
+    }
+
+    /// A word: its length and, through its FNV-1a hash of lower-cased letters, the
+    /// keyword classes it belongs to. Returns the index after it.
+    @inline(__always)
+    private mutating func readWord(_ text: UnsafeBufferPointer<UInt8>, from start: Int, keywords: KeywordTable) -> Int {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var index = start
+        while index < text.count, Self.isLetter(text[index]) {
+            hash = (hash ^ UInt64(text[index] | 0x20)) &* 0x0000_0100_0000_01b3
             index += 1
         }
+        let length = index - start
+        words += 1
+        letters += length
+        if length >= 9 { longWords += 1 }
+        if length <= KeywordTable.maximumWordLength, let classes = keywords.table[hash] {
+            var bit = 0
+            var raw = classes.rawValue
+            while raw != 0 {
+                if raw & 1 == 1 { classCounts[bit] += 1 }
+                raw >>= 1
+                bit += 1
+            }
+        }
+        return index
+    }
+
+    /// A number ("1,000" and "3.5" are one). Returns the index after it.
+    @inline(__always)
+    private mutating func readNumber(_ text: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        numbers += 1
+        var index = start
+        while index < text.count {
+            let current = text[index]
+            if Self.isDigit(current) {
+                digits += 1
+                index += 1
+            } else if current == 0x2C || current == 0x2E, index + 1 < text.count, Self.isDigit(text[index + 1]) {
+                index += 1
+            } else {
+                break
+            }
+        }
+        return index
+    }
+
+    /// Any other byte: symbols of maths, money, questions, code and sentence ends.
+    /// Returns whether it starts a new line.
+    @inline(__always)
+    private mutating func countSymbol(_ text: UnsafeBufferPointer<UInt8>, at index: Int) -> Bool {
+        let count = text.count
+        switch text[index] {
+        case 0x0A:
+            lines += 1
+            return true
+        case 0x3D, 0x5E, 0x2B, 0x2A, 0x2F, 0x3C, 0x3E, 0x5C:  // = ^ + * / < > backslash
+            mathSymbols += 1
+        case 0x2D:  // "-" between spaces or digits reads as minus
+            if index > 0, index + 1 < count, text[index - 1] == 0x20 || Self.isDigit(text[index - 1]),
+                text[index + 1] == 0x20 || Self.isDigit(text[index + 1])
+            {
+                mathSymbols += 1
+            }
+        case 0x24, 0x25:  // $ %
+            moneyPercent += 1
+        case 0x3F:  // ?
+            questions += 1
+            sentences += 1
+        case 0x7B, 0x7D, 0x3B, 0x60:  // { } ; `
+            codeMarkers += 1
+        case 0x2E, 0x21:  // . !
+            if index + 1 == count || text[index + 1] == 0x20 || text[index + 1] == 0x0A { sentences += 1 }
+        case 0xCF, 0xE2:  // lead bytes of π, √, ∑, ∫, ≤, ≥ …: maths notation
+            mathSymbols += 1
+        default:
+            break
+        }
+        return false
     }
 
     static func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x7A }

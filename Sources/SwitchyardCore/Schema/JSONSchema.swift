@@ -179,25 +179,35 @@ final class CompiledSchema: Sendable {
                 for (i, item) in a.enumerated() { items.validate(item, path: "\(path)[\(i)]", into: &problems) }
             }
         case .object(let o):
-            for name in required where o[name] == nil {
-                problems.append("\(JSONPath.appending(name, to: path)): required property is missing")
-            }
-            let known = Set(properties.map(\.0))
-            for (name, schema) in properties {
-                if let v = o[name] { schema.validate(v, path: JSONPath.appending(name, to: path), into: &problems) }
-            }
-            for name in o.keys.sorted() where !known.contains(name) {
-                guard let v = o[name] else { continue }
-                if forbidsAdditional {
-                    let allowed = properties.isEmpty ? "none" : properties.map(\.0).joined(separator: ", ")
-                    problems.append("\(JSONPath.appending(name, to: path)): unexpected property (allowed: \(allowed))")
-                } else if let additionalProperties {
-                    additionalProperties.validate(v, path: JSONPath.appending(name, to: path), into: &problems)
-                }
-            }
+            validateProperties(of: o, path: path, into: &problems)
         default:
             break
         }
+        validateAlternatives(value, path: path, into: &problems)
+    }
+
+    /// `required`, `properties` and `additionalProperties` of an object value.
+    private func validateProperties(of o: [String: JSONValue], path: String, into problems: inout [String]) {
+        for name in required where o[name] == nil {
+            problems.append("\(JSONPath.appending(name, to: path)): required property is missing")
+        }
+        let known = Set(properties.map(\.0))
+        for (name, schema) in properties {
+            if let v = o[name] { schema.validate(v, path: JSONPath.appending(name, to: path), into: &problems) }
+        }
+        for name in o.keys.sorted() where !known.contains(name) {
+            guard let v = o[name] else { continue }
+            if forbidsAdditional {
+                let allowed = properties.isEmpty ? "none" : properties.map(\.0).joined(separator: ", ")
+                problems.append("\(JSONPath.appending(name, to: path)): unexpected property (allowed: \(allowed))")
+            } else if let additionalProperties {
+                additionalProperties.validate(v, path: JSONPath.appending(name, to: path), into: &problems)
+            }
+        }
+    }
+
+    /// `anyOf` and `oneOf`: how many of the alternatives the value matches.
+    private func validateAlternatives(_ value: JSONValue, path: String, into problems: inout [String]) {
         if let anyOf {
             var branchProblems: [[String]] = []
             for schema in anyOf {

@@ -143,7 +143,7 @@ struct WireContractTests {
     static let exempt: [(method: String, path: String, reason: String)] = [
         (
             "POST", "/v1/workflows/{name}/plan",
-            "the plan's body is rendered by PlanRoutes, whose planner is moving into the engine; its wire type comes with that move"
+            "the plan's body is still built as a JSONValue by PlanRoutes (the planner now lives in the engine); its wire type is still to come"
         )
     ]
 

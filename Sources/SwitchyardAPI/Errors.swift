@@ -65,11 +65,11 @@ public struct APIProblem: Codable, Sendable, Equatable {
 /// message a client sees (with the 422 `code`, and `details` naming the field), so that
 /// each request type keeps the exact refusal its route has always given.
 public struct RequestRefusal: Error, Sendable, Equatable {
-    public var code: String
+    public var code: APIErrorCode
     public var message: String
     public var details: [APIProblem]?
 
-    public init(_ message: String, code: String = "invalid_request", details: [APIProblem]? = nil) {
+    public init(_ message: String, code: APIErrorCode = .invalidRequest, details: [APIProblem]? = nil) {
         self.code = code
         self.message = message
         self.details = details
@@ -111,4 +111,35 @@ extension KeyedDecodingContainer {
         guard contains(key) else { return nil }
         return try decode(JSONValue.self, forKey: key)
     }
+}
+
+/// The codes of the API's errors (`error.code`): what a client branches on, stable
+/// across versions. The server answers only with these; a client reading an error
+/// keeps the code as text (`APIErrorDetail.code`), since a newer server may add one.
+public enum APIErrorCode: String, Sendable, Hashable, Codable, CaseIterable {
+    case badRequest = "bad_request"
+    case bodyTooLarge = "body_too_large"
+    case conflict
+    case databaseUnavailable = "database_unavailable"
+    case forbidden
+    case `internal`
+    case invalidEncoding = "invalid_encoding"
+    case invalidInput = "invalid_input"
+    case invalidJson = "invalid_json"
+    case invalidPrice = "invalid_price"
+    case invalidResource = "invalid_resource"
+    case invalidRequest = "invalid_request"
+    case invalidYAML = "invalid_yaml"
+    case methodNotAllowed = "method_not_allowed"
+    case notAModelStep = "not_a_model_step"
+    case notFound = "not_found"
+    case parseBusy = "parse_busy"
+    case rateLimited = "rate_limited"
+    case runFinished = "run_finished"
+    case secretsUnavailable = "secrets_unavailable"
+    case signalExists = "signal_exists"
+    case stepNotFinished = "step_not_finished"
+    case tooManyStreams = "too_many_streams"
+    case unauthorized
+    case yamlTimeout = "yaml_timeout"
 }

@@ -243,7 +243,7 @@ public struct APIStartRunRequest: Codable, Sendable, Equatable {
         switch input {
         case nil, .null?: return [:]
         case .object(let object)?: return object
-        default: throw RequestRefusal("`input` must be a JSON object", code: "invalid_input")
+        default: throw RequestRefusal("`input` must be a JSON object", code: .invalidInput)
         }
     }
 }

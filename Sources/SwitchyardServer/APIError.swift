@@ -6,12 +6,12 @@ import SwitchyardCore
 /// with a fitting status, in the manner of Hummingbird's `HTTPError`.
 public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConvertible {
     public var status: HTTPResponse.Status
-    public var code: String
+    public var code: APIErrorCode
     public var message: String
     public var details: [APIProblem]?
     public var headers: HTTPFields = [:]
 
-    public init(_ status: HTTPResponse.Status, code: String, _ message: String, details: [APIProblem]? = nil) {
+    public init(_ status: HTTPResponse.Status, code: APIErrorCode, _ message: String, details: [APIProblem]? = nil) {
         self.status = status
         self.code = code
         self.message = message
@@ -21,19 +21,20 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
     public var description: String { "\(status.code) \(code): \(message)" }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        var response = try JSONBody.reply(APIErrorBody(error: APIErrorDetail(code: code, message: message, details: details)), status: status)
+        var response = try JSONBody.reply(
+            APIErrorBody(error: APIErrorDetail(code: code.rawValue, message: message, details: details)), status: status)
         response.headers.append(contentsOf: headers)
         return response
     }
 
     static func notFound(_ what: String) -> APIError {
-        APIError(.notFound, code: "not_found", "\(what) not found")
+        APIError(.notFound, code: .notFound, "\(what) not found")
     }
 
     static func badRequest(_ message: String) -> APIError {
-        APIError(.badRequest, code: "bad_request", message)
+        APIError(.badRequest, code: .badRequest, message)
     }
 
-    static let unauthorized = APIError(.unauthorized, code: "unauthorized", "a valid API key is required: send `Authorization: Bearer <key>`")
-    static let forbidden = APIError(.forbidden, code: "forbidden", "this route needs the admin key")
+    static let unauthorized = APIError(.unauthorized, code: .unauthorized, "a valid API key is required: send `Authorization: Bearer <key>`")
+    static let forbidden = APIError(.forbidden, code: .forbidden, "this route needs the admin key")
 }

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Hummingbird
 import Logging
+import SwitchyardAPI
 import SwitchyardStore
 import Synchronization
 
@@ -153,24 +154,24 @@ struct ErrorFormatMiddleware<Context: RequestContext>: RouterMiddleware {
             throw error
         } catch let error as HTTPError where error.status == .notFound {
             let allowed = routes.allowed(for: request.uri.path)
-            guard !allowed.isEmpty else { throw APIError(.notFound, code: "not_found", error.body ?? "no route \(request.uri.path)") }
+            guard !allowed.isEmpty else { throw APIError(.notFound, code: .notFound, error.body ?? "no route \(request.uri.path)") }
             var refusal = APIError(
-                .methodNotAllowed, code: "method_not_allowed",
+                .methodNotAllowed, code: .methodNotAllowed,
                 "\(request.method.rawValue) is not allowed on \(request.uri.path); allowed: \(allowed.joined(separator: ", "))")
             refusal.headers = [.allow: allowed.joined(separator: ", ")]
             throw refusal
         } catch let error as HTTPError {
-            let code: String
+            let code: APIErrorCode
             switch error.status {
-            case .notFound: code = "not_found"
-            case .contentTooLarge: code = "body_too_large"
-            case .methodNotAllowed: code = "method_not_allowed"
-            case .unauthorized: code = "unauthorized"
-            default: code = error.status.code < 500 ? "bad_request" : "internal"
+            case .notFound: code = .notFound
+            case .contentTooLarge: code = .bodyTooLarge
+            case .methodNotAllowed: code = .methodNotAllowed
+            case .unauthorized: code = .unauthorized
+            default: code = error.status.code < 500 ? .badRequest : .internal
             }
             throw APIError(error.status, code: code, error.body ?? error.status.reasonPhrase)
         } catch let error as DatabaseError where error.code == .conflict {
-            throw APIError(.conflict, code: "conflict", error.message)
+            throw APIError(.conflict, code: .conflict, error.message)
         } catch  where Database.isUnavailable(error) {
             // PostgreSQL is down, restarting, stalled or saturated: the same request may
             // succeed shortly. Whether a write landed before the connection was lost is
@@ -179,13 +180,13 @@ struct ErrorFormatMiddleware<Context: RequestContext>: RouterMiddleware {
             context.logger.warning(
                 "request failed: the database is unavailable", metadata: ["error": "\(Database.describe(error))", "path": "\(request.uri.path)"])
             var unavailable = APIError(
-                .serviceUnavailable, code: "database_unavailable", "the database cannot be reached right now; retry after \(Self.retryAfterSeconds) s"
+                .serviceUnavailable, code: .databaseUnavailable, "the database cannot be reached right now; retry after \(Self.retryAfterSeconds) s"
             )
             unavailable.headers = [.retryAfter: String(Self.retryAfterSeconds)]
             throw unavailable
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(Database.describe(error))", "path": "\(request.uri.path)"])
-            throw APIError(.internalServerError, code: "internal", "the server failed to answer; the error is in its log")
+            throw APIError(.internalServerError, code: .internal, "the server failed to answer; the error is in its log")
         }
     }
 }

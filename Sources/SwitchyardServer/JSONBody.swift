@@ -42,11 +42,11 @@ enum JSONBody {
         if let text = String(validating: bytes, as: UTF8.self) { return text }
         let offset = firstInvalidUTF8(bytes) ?? 0
         throw APIError(
-            .badRequest, code: "invalid_encoding",
+            .badRequest, code: .invalidEncoding,
             "the request body is not valid UTF-8: the bytes at offset \(offset) are not a UTF-8 character")
     }
 
-    static let tooLarge = APIError(.contentTooLarge, code: "body_too_large", "the request body is larger than \(maxRequestBytes / 1024) KiB")
+    static let tooLarge = APIError(.contentTooLarge, code: .bodyTooLarge, "the request body is larger than \(maxRequestBytes / 1024) KiB")
 
     /// The offset of the first byte that does not start a valid UTF-8 sequence, or nil.
     static func firstInvalidUTF8(_ bytes: some Collection<UInt8>) -> Int? {
@@ -67,7 +67,7 @@ enum JSONBody {
         let text = try await text(of: request)
         if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return [:] }
         guard case .object(let object) = try decode(text) else {
-            throw APIError(.badRequest, code: "invalid_json", "the request body must be a JSON object")
+            throw APIError(.badRequest, code: .invalidJson, "the request body must be a JSON object")
         }
         return object
     }
@@ -77,16 +77,16 @@ enum JSONBody {
     static func decode(_ text: String) throws -> JSONValue {
         if let offset = depthExceeded(text.utf8) {
             throw APIError(
-                .badRequest, code: "invalid_json",
+                .badRequest, code: .invalidJson,
                 "the request body nests arrays and objects deeper than \(maxDepth) levels (at byte offset \(offset)); the limit is \(maxDepth)")
         }
         guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else {
-            throw APIError(.badRequest, code: "invalid_json", "the request body is not valid JSON")
+            throw APIError(.badRequest, code: .invalidJson, "the request body is not valid JSON")
         }
         if let path = nulPath(value, path: "") {
             let place = path.isEmpty ? "the body" : path
             throw APIError(
-                .badRequest, code: "invalid_json", "\(place) contains the NUL character (U+0000), which no stored text may hold",
+                .badRequest, code: .invalidJson, "\(place) contains the NUL character (U+0000), which no stored text may hold",
                 details: [APIProblem(path: path, message: "contains the NUL character (U+0000)")])
         }
         return value
@@ -154,7 +154,7 @@ public struct WireRequestDecoder: RequestDecoder {
         var json = "{}"
         if !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             guard case .object = try JSONBody.decode(text) else {
-                throw APIError(.badRequest, code: "invalid_json", "the request body must be a JSON object")
+                throw APIError(.badRequest, code: .invalidJson, "the request body must be a JSON object")
             }
             json = text
         }
@@ -164,7 +164,7 @@ public struct WireRequestDecoder: RequestDecoder {
             throw APIError(.unprocessableContent, code: refusal.code, refusal.message, details: refusal.details)
         } catch let error as DecodingError {
             let (path, message) = Self.describe(error)
-            throw APIError(.unprocessableContent, code: "invalid_request", "\(path): \(message)", details: [APIProblem(path: path, message: message)])
+            throw APIError(.unprocessableContent, code: .invalidRequest, "\(path): \(message)", details: [APIProblem(path: path, message: message)])
         }
     }
 

@@ -63,7 +63,7 @@ struct MeteringRoutes {
                     tenant = id
                 }
             } else if dimensions.contains(.tenant) || query.get("tenant") != nil {
-                throw APIError(.forbidden, code: "forbidden", "only the admin key can see or group by other tenants")
+                throw APIError(.forbidden, code: .forbidden, "only the admin key can see or group by other tenants")
             }
             let (from, to) = try Self.period(request)
             let groups = try await api.metering.costs(tenant: tenant, groupBy: dimensions, from: from, to: to)
@@ -93,13 +93,13 @@ struct MeteringRoutes {
             do throws(MeteringError) {
                 limit = try Money(parsing: body.monthlyUSD)
             } catch {
-                throw APIError(.unprocessableContent, code: "invalid_request", "monthly_usd: \(error.message)")
+                throw APIError(.unprocessableContent, code: .invalidRequest, "monthly_usd: \(error.message)")
             }
-            guard !limit.isNegative else { throw APIError(.unprocessableContent, code: "invalid_request", "monthly_usd must not be negative") }
+            guard !limit.isNegative else { throw APIError(.unprocessableContent, code: .invalidRequest, "monthly_usd must not be negative") }
             var policy = BudgetPolicy.fail
             if let value = body.onBudget {
                 guard let text = value.stringValue, let parsed = BudgetPolicy(rawValue: text) else {
-                    throw APIError(.unprocessableContent, code: "invalid_request", "on_budget must be fail or downgrade")
+                    throw APIError(.unprocessableContent, code: .invalidRequest, "on_budget must be fail or downgrade")
                 }
                 policy = parsed
             }
@@ -123,7 +123,7 @@ struct MeteringRoutes {
             do throws(MeteringError) {
                 row = try parsed.get()
             } catch {
-                throw APIError(.unprocessableContent, code: "invalid_price", error.description)
+                throw APIError(.unprocessableContent, code: .invalidPrice, error.description)
             }
             try await api.metering.addPrice(row)
             return try JSONBody.reply(APIPriceEnvelope(price: try Self.price(row)), status: .created)

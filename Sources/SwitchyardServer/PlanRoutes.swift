@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import SwitchyardAPI
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardMetering
@@ -24,13 +25,13 @@ struct PlanRoutes {
                 throw APIError.notFound("workflow \(name)")
             }
             if let given = body["input"], given != .null, given.objectValue == nil {
-                throw APIError(.unprocessableContent, code: "invalid_input", "`input` must be a JSON object")
+                throw APIError(.unprocessableContent, code: .invalidInput, "`input` must be a JSON object")
             }
             let input: JSONValue
             do {
                 input = try spec.resolveInputs(.object(body["input"]?.objectValue ?? [:]))
             } catch let error as InputValidationError {
-                throw APIError(.unprocessableContent, code: "invalid_input", error.description, details: RunRoutes.details(error))
+                throw APIError(.unprocessableContent, code: .invalidInput, error.description, details: RunRoutes.details(error))
             }
             let facts = api.engineFacts
             let planner = try await CostPlanner.make(

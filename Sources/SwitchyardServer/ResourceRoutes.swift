@@ -22,7 +22,9 @@ struct ResourceRoutes {
             do throws(ResourceValidationError) {
                 documents = try loaded.get()
             } catch {
-                throw APIError(.unprocessableContent, code: error.code.rawValue, error.message, details: error.issues.map(Render.issue))
+                throw APIError(
+                    .unprocessableContent, code: error.code == .invalidYAML ? .invalidYAML : .invalidResource, error.message,
+                    details: error.issues.map(Render.issue))
             }
             let applied = try await api.resources.apply(documents, tenant: context.tenant.id)
             return try JSONBody.reply(
@@ -77,9 +79,9 @@ struct ResourceRoutes {
         } catch {
             switch error {
             case .timedOut:
-                throw APIError(.unprocessableContent, code: "yaml_timeout", error.description)
+                throw APIError(.unprocessableContent, code: .yamlTimeout, error.description)
             case .busy:
-                var refusal = APIError(.serviceUnavailable, code: "parse_busy", error.description)
+                var refusal = APIError(.serviceUnavailable, code: .parseBusy, error.description)
                 let seconds = max(1, Int(parsing.deadline.components.seconds))
                 refusal.headers = [.retryAfter: String(seconds)]
                 throw refusal
@@ -97,11 +99,11 @@ struct ResourceRoutes {
         }
         // Read as JSON values first: the refusals name the file at fault, and are 400s.
         guard let items = try JSONBody.decode(text)["files"]?.arrayValue, !items.isEmpty else {
-            throw APIError(.badRequest, code: "invalid_json", "a JSON apply body is {\"files\": [{\"name\": \"…\", \"content\": \"<YAML>\"}]}")
+            throw APIError(.badRequest, code: .invalidJson, "a JSON apply body is {\"files\": [{\"name\": \"…\", \"content\": \"<YAML>\"}]}")
         }
         return try items.enumerated().map { index, item in
             guard let file = try? WireDecoder.decode(APIApplyRequest.File.self, from: item) else {
-                throw APIError(.badRequest, code: "invalid_json", "files[\(index)].content must be the file's YAML text")
+                throw APIError(.badRequest, code: .invalidJson, "files[\(index)].content must be the file's YAML text")
             }
             return (file.name ?? "files[\(index)]", file.content)
         }

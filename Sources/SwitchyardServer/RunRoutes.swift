@@ -63,13 +63,13 @@ struct RunRoutes {
         } catch let refusal as RequestRefusal {
             throw APIError(.unprocessableContent, code: refusal.code, refusal.message)
         } catch let error as InputValidationError {
-            throw APIError(.unprocessableContent, code: "invalid_input", error.description, details: Self.details(error))
+            throw APIError(.unprocessableContent, code: .invalidInput, error.description, details: Self.details(error))
         }
         // Only a valid request takes a token from the tenant's bucket.
         if case .limited(let wait) = try await api.runLimiter.acquire(tenant: tenant) {
             let seconds = max(1, Int(wait.inSeconds.rounded(.up)))
             var error = APIError(
-                .tooManyRequests, code: "rate_limited", "this tenant is starting runs faster than its limit; retry after \(seconds) s")
+                .tooManyRequests, code: .rateLimited, "this tenant is starting runs faster than its limit; retry after \(seconds) s")
             error.headers = [.retryAfter: String(seconds)]
             throw error
         }
@@ -131,9 +131,9 @@ struct RunRoutes {
             if !resumed.isEmpty { api.onRunCreated() }
             return try JSONBody.reply(APISignalResult(signal: name, resumedSteps: resumed), status: .accepted)
         case .duplicate:
-            throw APIError(.conflict, code: "signal_exists", "the run already received a \(name) signal")
+            throw APIError(.conflict, code: .signalExists, "the run already received a \(name) signal")
         case .runFinished(let status):
-            throw APIError(.conflict, code: "run_finished", "the run is already \(status.rawValue)")
+            throw APIError(.conflict, code: .runFinished, "the run is already \(status.rawValue)")
         }
     }
 
@@ -147,9 +147,9 @@ struct RunRoutes {
         case .notFound:
             throw APIError.notFound("step \(step) of run \(id.uuidString.lowercased())")
         case .notFinished(let status):
-            throw APIError(.conflict, code: "step_not_finished", "step \(step) is \(status); feedback applies to finished model steps")
+            throw APIError(.conflict, code: .stepNotFinished, "step \(step) is \(status); feedback applies to finished model steps")
         case .notAModelStep:
-            throw APIError(.unprocessableContent, code: "not_a_model_step", "step \(step) did not call a model, so there is nothing to learn")
+            throw APIError(.unprocessableContent, code: .notAModelStep, "step \(step) did not call a model, so there is nothing to learn")
         case .recorded(let expert, let learned):
             return try JSONBody.reply(
                 APIFeedbackResult(feedback: .init(run: Render.id(id), step: step, good: good, expert: expert, learned: learned)))
@@ -179,7 +179,7 @@ struct RunRoutes {
             subscription = try await api.events.subscribe(run: id, tenant: tenant)
         } catch RunEventFeed.SubscribeError.tooManyStreams(let limit) {
             var error = APIError(
-                .tooManyRequests, code: "too_many_streams",
+                .tooManyRequests, code: .tooManyStreams,
                 "this tenant already has \(limit) event streams open on this server; close one, or retry after \(Self.streamRetrySeconds) s")
             error.headers = [.retryAfter: String(Self.streamRetrySeconds)]
             throw error

@@ -16,14 +16,14 @@ struct SecretRoutes {
             let name = try Self.name(context)
             let value = try await request.decode(as: APIPutSecretRequest.self, context: context).value
             guard value.utf8.count <= Self.maxValueBytes else {
-                throw APIError(.unprocessableContent, code: "invalid_request", "a secret value is at most \(Self.maxValueBytes) bytes")
+                throw APIError(.unprocessableContent, code: .invalidRequest, "a secret value is at most \(Self.maxValueBytes) bytes")
             }
             let box = try Self.box(api)
             let sealed: Data
             do {
                 sealed = try box.seal(value, tenant: context.tenant.id, name: name)
             } catch {
-                throw APIError(.internalServerError, code: "secrets_unavailable", "the secret could not be sealed: \(error)")
+                throw APIError(.internalServerError, code: .secretsUnavailable, "the secret could not be sealed: \(error)")
             }
             let created = try await api.secrets.put(tenant: context.tenant.id, name: name, ciphertext: sealed)
             return try JSONBody.reply(APISecretPutResult(secret: .init(name: name, created: created)), status: created ? .created : .ok)
@@ -56,7 +56,7 @@ struct SecretRoutes {
     static func box(_ api: APIDependencies) throws -> SecretBox {
         guard let box = api.secretBox else {
             throw APIError(
-                .serviceUnavailable, code: "secrets_unavailable",
+                .serviceUnavailable, code: .secretsUnavailable,
                 "this server has no secret key: set \(SecretKey.environmentVariable) (32 random bytes, base64) to store secrets")
         }
         return box

@@ -16,7 +16,7 @@ struct TenantRoutes {
             let name = try await request.decode(as: APICreateTenantRequest.self, context: context).name
             guard Self.isValidTenantName(name) else {
                 throw APIError(
-                    .unprocessableContent, code: "invalid_request",
+                    .unprocessableContent, code: .invalidRequest,
                     "tenant names are 1-63 characters of a-z, 0-9, - and _, starting with a letter or digit")
             }
             let (tenant, key) = try await api.tenants.createTenant(name: name)
@@ -54,7 +54,7 @@ struct TenantRoutes {
             let id = try Self.tenantID(context)
             let threshold = try await request.decode(as: APISetGateRequest.self, context: context).threshold
             if let threshold, !(-1...1).contains(threshold) {
-                throw APIError(.unprocessableContent, code: "invalid_request", "`threshold` must be from -1 to 1 (higher sends fewer steps to pro)")
+                throw APIError(.unprocessableContent, code: .invalidRequest, "`threshold` must be from -1 to 1 (higher sends fewer steps to pro)")
             }
             return try await update(id) { $0.gateThreshold = threshold }
         }
@@ -87,7 +87,7 @@ struct TenantRoutes {
             }
         }
         guard problems.isEmpty else {
-            throw APIError(.unprocessableContent, code: "invalid_request", "the egress allow list has invalid entries", details: problems)
+            throw APIError(.unprocessableContent, code: .invalidRequest, "the egress allow list has invalid entries", details: problems)
         }
         return allow
     }

@@ -171,7 +171,7 @@ struct APIClient: Sendable {
         do {
             let status = try await send(.GET, APIPath.v1("runs", run), timeout: .seconds(10)).decode(APIRunEnvelope.self).run.status
             return status.isFinal
-        } catch let error as CLIError where error.message.hasPrefix("not_found") {
+        } catch let error as CLIError where error.message.hasPrefix(APIErrorCode.notFound.rawValue) {
             throw error
         } catch {
             return false

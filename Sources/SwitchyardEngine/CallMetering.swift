@@ -119,7 +119,7 @@ struct CallMetering: Sendable {
         for result: Result<ModelResponse, ExpertError>, expert: any Expert, reservation: Reserved, claim: ClaimedStep, callIndex: Int,
         startedAt: Date, latency: Int
     ) -> ModelCallRecord {
-        var usage: SwitchyardExperts.TokenUsage
+        var usage: ReportedUsage
         var model = expert.model
         var failure: ExpertError?
         switch result {

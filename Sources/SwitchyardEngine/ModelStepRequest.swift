@@ -14,7 +14,7 @@ struct ModelStepRequest: Sendable {
     let step: ModelStepSpec
     let agent: AgentSpec?
     /// The agent's tools as the model sees them, in the agent's order.
-    let tools: [SwitchyardExperts.ToolDefinition]
+    let tools: [FunctionDefinition]
     /// The tenant the calls are made for (providers use it for cache isolation).
     let tenant: UUID
     /// The completion cap when the step sets none: a reservation needs a bound.

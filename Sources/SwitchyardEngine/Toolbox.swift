@@ -24,8 +24,8 @@ public struct ToolEnvironment: Sendable {
 struct ResolvedTool: Sendable {
     var definition: SwitchyardTools.ToolDefinition
 
-    var modelDefinition: SwitchyardExperts.ToolDefinition {
-        SwitchyardExperts.ToolDefinition(name: definition.name, description: definition.description, parameters: definition.parameters)
+    var modelDefinition: FunctionDefinition {
+        FunctionDefinition(name: definition.name, description: definition.description, parameters: definition.parameters)
     }
 }
 

@@ -76,7 +76,7 @@ public struct ToolCall: Sendable, Hashable, Codable {
 }
 
 /// A function the model may call, described for the provider.
-public struct ToolDefinition: Sendable, Hashable {
+public struct FunctionDefinition: Sendable, Hashable {
     public var name: String
     public var description: String?
     /// The JSON Schema of the arguments object.
@@ -106,7 +106,7 @@ public enum ReasoningEffort: String, Sendable, Hashable, Codable, CaseIterable {
 public struct ModelRequest: Sendable, Hashable {
     public var messages: [ChatMessage]
     /// Functions the model may call; empty for a plain completion.
-    public var tools: [ToolDefinition]
+    public var tools: [FunctionDefinition]
     public var toolChoice: ToolChoice?
     public var maxTokens: Int?
     /// Ignored by DeepSeek in thinking mode.
@@ -124,7 +124,7 @@ public struct ModelRequest: Sendable, Hashable {
     public var tenant: String
 
     public init(
-        messages: [ChatMessage], tools: [ToolDefinition] = [], toolChoice: ToolChoice? = nil, maxTokens: Int? = nil,
+        messages: [ChatMessage], tools: [FunctionDefinition] = [], toolChoice: ToolChoice? = nil, maxTokens: Int? = nil,
         temperature: Double? = nil, thinking: Bool? = nil, reasoningEffort: ReasoningEffort? = nil, wantsJSON: Bool = false,
         stream: Bool = true, tenant: String
     ) {
@@ -171,7 +171,7 @@ public struct ModelRequest: Sendable, Hashable {
 /// is priced, never add them to it. When `usageKnown` is false the provider never
 /// reported usage (a stream cut before its last chunk); the counts are then only what
 /// was known, and the call must be metered as unknown rather than as these numbers.
-public struct TokenUsage: Sendable, Hashable, Codable {
+public struct ReportedUsage: Sendable, Hashable, Codable {
     public var promptTokens: Int
     public var completionTokens: Int
     public var cacheHitTokens: Int
@@ -191,13 +191,13 @@ public struct TokenUsage: Sendable, Hashable, Codable {
         self.usageKnown = usageKnown
     }
 
-    public static let zero = TokenUsage(promptTokens: 0, completionTokens: 0)
+    public static let zero = ReportedUsage(promptTokens: 0, completionTokens: 0)
 
     public var totalTokens: Int { promptTokens + completionTokens }
 
     /// The sum of two calls' usage; unknown if either is.
-    public static func + (lhs: TokenUsage, rhs: TokenUsage) -> TokenUsage {
-        TokenUsage(
+    public static func + (lhs: ReportedUsage, rhs: ReportedUsage) -> ReportedUsage {
+        ReportedUsage(
             promptTokens: lhs.promptTokens + rhs.promptTokens, completionTokens: lhs.completionTokens + rhs.completionTokens,
             cacheHitTokens: lhs.cacheHitTokens + rhs.cacheHitTokens, cacheMissTokens: lhs.cacheMissTokens + rhs.cacheMissTokens,
             reasoningTokens: lhs.reasoningTokens + rhs.reasoningTokens, usageKnown: lhs.usageKnown && rhs.usageKnown)
@@ -234,10 +234,10 @@ public struct ModelResponse: Sendable, Hashable {
     public var finishReason: String?
     /// The model that answered, as the provider names it (the billed model).
     public var model: String
-    public var usage: TokenUsage
+    public var usage: ReportedUsage
 
     public init(
-        text: String, reasoning: String? = nil, toolCalls: [ToolCall] = [], finishReason: String? = nil, model: String, usage: TokenUsage
+        text: String, reasoning: String? = nil, toolCalls: [ToolCall] = [], finishReason: String? = nil, model: String, usage: ReportedUsage
     ) {
         self.text = text
         self.reasoning = reasoning
@@ -337,11 +337,11 @@ public struct ExpertError: Error, Sendable, Hashable, CustomStringConvertible {
     public var code: Code
     public var message: String
     public var status: Int?
-    public var usage: TokenUsage?
+    public var usage: ReportedUsage?
     /// The provider may have charged for this call (see the type's comment).
     public var billed: Bool
 
-    public init(_ code: Code, _ message: String, status: Int? = nil, usage: TokenUsage? = nil, billed: Bool = false) {
+    public init(_ code: Code, _ message: String, status: Int? = nil, usage: ReportedUsage? = nil, billed: Bool = false) {
         self.code = code
         self.message = message
         self.status = status

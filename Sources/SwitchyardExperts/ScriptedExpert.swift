@@ -16,7 +16,7 @@ public struct ScriptRule: Sendable, Hashable {
     public var reply: String?
     /// Tool calls to answer with (an agent turn), instead of a final answer.
     public var toolCalls: [ToolCall] = []
-    public var usage: TokenUsage?
+    public var usage: ReportedUsage?
     public var delay: TimeSpan?
     /// Fail this many calls with this status, then fall through to the next rules.
     public var failure: (status: Int, times: Int)?
@@ -116,8 +116,8 @@ public final class ScriptedExpert: Expert {
         if !piece.isEmpty { onDelta(ModelDelta(text: piece)) }
     }
 
-    static func estimate(prompt: String, reply: String) -> TokenUsage {
-        TokenUsage(promptTokens: (prompt.count + 3) / 4, completionTokens: (reply.count + 3) / 4)
+    static func estimate(prompt: String, reply: String) -> ReportedUsage {
+        ReportedUsage(promptTokens: (prompt.count + 3) / 4, completionTokens: (reply.count + 3) / 4)
     }
 
     /// Reads a script file: a YAML list of rules.
@@ -192,7 +192,7 @@ public final class ScriptedExpert: Expert {
                         let arguments = call.arguments ?? .object([:])
                         return ToolCall(id: "", name: call.name, arguments: arguments.stringValue ?? arguments.compactJSON)
                     },
-                    usage: rule.usage.map { TokenUsage(promptTokens: $0.prompt_tokens, completionTokens: $0.completion_tokens) },
+                    usage: rule.usage.map { ReportedUsage(promptTokens: $0.prompt_tokens, completionTokens: $0.completion_tokens) },
                     delay: delay, failure: rule.fail.map { (status: $0.status, times: $0.times ?? 1) }))
         }
         return rules

@@ -16,7 +16,7 @@ public struct TenantRepository: Sendable {
     /// Creates a tenant and its first API key.
     public func createTenant(name: String) async throws -> (Tenant, apiKey: String) {
         let tenant = Tenant(id: UUID(), name: name)
-        let key = APIKey.generate(tenant: tenant.id)
+        let key = TenantAPIKey.generate(tenant: tenant.id)
         do {
             try await database.transaction { connection in
                 try await connection.query("INSERT INTO tenants (id, name) VALUES (\(tenant.id), \(name))", logger: database.logger)
@@ -31,7 +31,7 @@ public struct TenantRepository: Sendable {
     /// Creates another API key for an existing tenant; nil when there is no such tenant.
     public func createKey(tenant id: UUID) async throws -> String? {
         guard try await tenant(id: id) != nil else { return nil }
-        let key = APIKey.generate(tenant: id)
+        let key = TenantAPIKey.generate(tenant: id)
         try await database.transaction { connection in
             try await insert(key, connection: connection)
         }
@@ -84,8 +84,8 @@ public struct TenantRepository: Sendable {
 
     /// The tenant a key belongs to, or nil for a malformed, unknown or revoked key.
     public func authenticate(key text: String) async throws -> Tenant? {
-        guard let tenantID = APIKey.tenant(in: text) else { return nil }
-        let digest = APIKey.digest(text)
+        guard let tenantID = TenantAPIKey.tenant(in: text) else { return nil }
+        let digest = TenantAPIKey.digest(text)
         if case let (id, name)? = try await database.query(
             """
             SELECT t.id, t.name FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
@@ -97,11 +97,11 @@ public struct TenantRepository: Sendable {
         return nil
     }
 
-    private func insert(_ key: APIKey, connection: PostgresConnection) async throws {
+    private func insert(_ key: TenantAPIKey, connection: PostgresConnection) async throws {
         try await connection.query(
             """
             INSERT INTO api_keys (tenant_id, id, digest, prefix)
-            VALUES (\(key.tenant), \(UUID()), \(APIKey.digest(key.text)), \(String(key.text.prefix(12))))
+            VALUES (\(key.tenant), \(UUID()), \(TenantAPIKey.digest(key.text)), \(String(key.text.prefix(12))))
             """, logger: database.logger)
     }
 }
@@ -130,18 +130,18 @@ public struct TenantSettings: Sendable, Hashable {
 }
 
 /// The text form of an API key and its digest.
-struct APIKey: Sendable {
+struct TenantAPIKey: Sendable {
     var tenant: UUID
     var text: String
 
-    static func generate(tenant: UUID) -> APIKey {
+    static func generate(tenant: UUID) -> TenantAPIKey {
         var bytes = [UInt8](repeating: 0, count: 24)
         var generator = SystemRandomNumberGenerator()
         for i in bytes.indices { bytes[i] = generator.next() }
         let secret = Data(bytes).base64EncodedString()
             .replacingOccurrences(of: "+", with: "A").replacingOccurrences(of: "/", with: "B").replacingOccurrences(of: "=", with: "")
         let tenantHex = tenant.uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        return APIKey(tenant: tenant, text: "sy_\(tenantHex)_\(secret)")
+        return TenantAPIKey(tenant: tenant, text: "sy_\(tenantHex)_\(secret)")
     }
 
     static func tenant(in text: String) -> UUID? {

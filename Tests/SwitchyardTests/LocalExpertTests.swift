@@ -182,7 +182,7 @@ struct LocalExpertTests {
                 .toolResult(callID: "c1", "found x"),
                 ChatMessage(.user, "And?"),
             ],
-            tools: [ToolDefinition(name: "search")], wantsJSON: true, tenant: "t")
+            tools: [FunctionDefinition(name: "search")], wantsJSON: true, tenant: "t")
         #expect(
             LocalPromptFormat.render(request) == """
                 Be brief.
@@ -201,7 +201,7 @@ struct LocalExpertTests {
     @Test func toolsAreOfferedButNeverCalled() async throws {
         let expert = try Self.expert()
         var request = Self.request("Search the web for the weather in Paris.", maxTokens: 8)
-        request.tools = [ToolDefinition(name: "web_search", description: "Searches the web")]
+        request.tools = [FunctionDefinition(name: "web_search", description: "Searches the web")]
         let response = try await expert.complete(request)
         #expect(response.toolCalls.isEmpty)
         #expect(["stop", "length"].contains(response.finishReason))

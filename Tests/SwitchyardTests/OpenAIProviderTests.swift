@@ -62,7 +62,7 @@ struct OpenAIProviderAnswerTests {
             #expect(response.finishReason == "stop")
             #expect(
                 response.usage
-                    == TokenUsage(promptTokens: 1200, completionTokens: 300, cacheHitTokens: 1024, cacheMissTokens: 176, reasoningTokens: 220))
+                    == ReportedUsage(promptTokens: 1200, completionTokens: 300, cacheHitTokens: 1024, cacheMissTokens: 176, reasoningTokens: 220))
             let sent = try #require(fake.received.first)
             #expect(sent.headers["authorization"] == "Bearer \(apiKey)")
             #expect(sent.headers["content-type"] == "application/json")
@@ -97,7 +97,8 @@ struct OpenAIProviderAnswerTests {
             #expect(response.reasoning == "Überlege…")
             #expect(response.finishReason == "stop")
             #expect(response.model == "deepseek-v4-flash-0826")
-            #expect(response.usage == TokenUsage(promptTokens: 40, completionTokens: 12, cacheHitTokens: 32, cacheMissTokens: 8, reasoningTokens: 5))
+            #expect(
+                response.usage == ReportedUsage(promptTokens: 40, completionTokens: 12, cacheHitTokens: 32, cacheMissTokens: 8, reasoningTokens: 5))
             let sent = try #require(fake.received.first)
             #expect(sent.body["stream"] == true)
             #expect(sent.body["stream_options"] == ["include_usage": true])
@@ -133,7 +134,7 @@ struct OpenAIProviderAnswerTests {
             let response = try await expert(fake).complete(ask("6 × 7?"))
             #expect(response.text == "42")
             #expect(response.finishReason == "stop")
-            #expect(response.usage == TokenUsage(promptTokens: 10, completionTokens: 2, cacheHitTokens: 0, cacheMissTokens: 10))
+            #expect(response.usage == ReportedUsage(promptTokens: 10, completionTokens: 2, cacheHitTokens: 0, cacheMissTokens: 10))
         }
     }
 
@@ -174,7 +175,7 @@ struct OpenAIProviderAnswerTests {
         try await FakeDeepSeek.with([.stream(pieces: FakeDeepSeek.split(toolTurn, every: 33)), .json(body: final)]) { fake in
             let flash = try expert(fake)
             let tools = [
-                ToolDefinition(
+                FunctionDefinition(
                     name: "get_weather", description: "Current weather of a city",
                     parameters: ["type": "object", "properties": ["city": ["type": "string"]], "required": ["city"]])
             ]
@@ -285,7 +286,7 @@ struct OpenAIProviderFailureTests {
         try await FakeDeepSeek.with([.json(body: blank), .json(body: good)]) { fake in
             let response = try await expert(fake).complete(ask("Classify as json", stream: false, wantsJSON: true))
             #expect(response.text == #"{"category": "billing"}"#)
-            #expect(response.usage == TokenUsage(promptTokens: 200, completionTokens: 16, cacheHitTokens: 160, cacheMissTokens: 40))
+            #expect(response.usage == ReportedUsage(promptTokens: 200, completionTokens: 16, cacheHitTokens: 160, cacheMissTokens: 40))
             #expect(fake.requestCount == 2)
         }
     }
@@ -298,7 +299,7 @@ struct OpenAIProviderFailureTests {
             let error = await expertError { () async throws(ExpertError) in try await flash.complete(ask("json please", wantsJSON: true)) }
             #expect(error?.code == .blankJSON)
             #expect(error?.billed == true)
-            #expect(error?.usage == TokenUsage(promptTokens: 20, completionTokens: 2, cacheHitTokens: 0, cacheMissTokens: 20))
+            #expect(error?.usage == ReportedUsage(promptTokens: 20, completionTokens: 2, cacheHitTokens: 0, cacheMissTokens: 20))
             #expect(fake.requestCount == 2)
         }
     }

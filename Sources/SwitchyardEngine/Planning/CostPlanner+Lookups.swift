@@ -21,15 +21,15 @@ extension CostPlanner {
     /// A tool as the model sees it (resolved as the runner resolves it) and the bytes
     /// one of its results may take. A tool that is missing or invalid still counts as a
     /// bare definition: the plan prices the step rather than refusing it.
-    func tool(_ name: String) async throws -> (definition: SwitchyardExperts.ToolDefinition, resultBytes: Int) {
+    func tool(_ name: String) async throws -> (definition: FunctionDefinition, resultBytes: Int) {
         if let builtin = SwitchyardTools.ToolDefinition.builtin(named: name) {
             return (ResolvedTool(definition: builtin).modelDefinition, Self.builtinToolResultBytes)
         }
         let stored = try await resources.find(kind: .tool, name: name, tenant: tenant)
         guard case .tool(let spec)? = stored?.resource else {
-            return (SwitchyardExperts.ToolDefinition(name: name), Self.unknownOutputTokens)
+            return (FunctionDefinition(name: name), Self.unknownOutputTokens)
         }
-        let definition = (try? Toolbox.resolve(name, stored: stored))?.modelDefinition ?? SwitchyardExperts.ToolDefinition(name: name)
+        let definition = (try? Toolbox.resolve(name, stored: stored))?.modelDefinition ?? FunctionDefinition(name: name)
         return (definition, spec.http?.maxResponseBytes ?? Self.storedToolResultBytes)
     }
 

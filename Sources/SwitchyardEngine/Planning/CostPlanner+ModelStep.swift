@@ -47,7 +47,7 @@ extension CostPlanner {
 
         // The agent, its instructions and tools, and the request, as the runner builds them.
         let agent = try await self.agent(model.agent)
-        var definitions: [SwitchyardExperts.ToolDefinition] = []
+        var definitions: [FunctionDefinition] = []
         var toolResultBytes = 0
         for name in agent?.tools ?? [] {
             let tool = try await self.tool(name)

@@ -112,8 +112,8 @@ actor LocalBatchScheduler {
             sampler = Sampler(spec.sampling)
         }
 
-        var usageSoFar: TokenUsage {
-            TokenUsage(promptTokens: promptTokens.count, completionTokens: generated, cacheMissTokens: promptTokens.count)
+        var usageSoFar: ReportedUsage {
+            ReportedUsage(promptTokens: promptTokens.count, completionTokens: generated, cacheMissTokens: promptTokens.count)
         }
     }
 

@@ -53,7 +53,7 @@ public final class LocalExpert: Expert {
             prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: LocalPromptFormat.stopStrings, onDelta: onDelta)
         return ModelResponse(
             text: generation.text, finishReason: generation.finishReason == .length ? "length" : "stop", model: model,
-            usage: TokenUsage(
+            usage: ReportedUsage(
                 promptTokens: generation.promptTokens, completionTokens: generation.completionTokens, cacheHitTokens: 0,
                 cacheMissTokens: generation.promptTokens, reasoningTokens: 0))
     }

@@ -136,11 +136,11 @@ enum ChatCompletionsWire {
 
         /// DeepSeek's fields first, OpenAI's `cached_tokens` otherwise. The prompt is
         /// hit + miss and the completion already includes reasoning: nothing is added twice.
-        var tokenUsage: TokenUsage {
+        var tokenUsage: ReportedUsage {
             let hit = prompt_cache_hit_tokens ?? prompt_tokens_details?.cached_tokens ?? 0
             let prompt = prompt_tokens ?? (hit + (prompt_cache_miss_tokens ?? 0))
             let miss = prompt_cache_miss_tokens ?? max(0, prompt - hit)
-            return TokenUsage(
+            return ReportedUsage(
                 promptTokens: prompt, completionTokens: completion_tokens ?? 0, cacheHitTokens: hit, cacheMissTokens: miss,
                 reasoningTokens: completion_tokens_details?.reasoning_tokens ?? 0)
         }

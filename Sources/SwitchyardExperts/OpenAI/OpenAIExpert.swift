@@ -57,7 +57,7 @@ public struct OpenAIExpertConfiguration: Sendable, Hashable {
 }
 
 /// An API key that stays out of logs, error messages and `dump`.
-struct APIKey: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+struct RedactedAPIKey: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     let value: String
     var description: String { "[redacted]" }
     var debugDescription: String { "[redacted]" }
@@ -85,7 +85,7 @@ public final class OpenAIExpert: Expert {
     /// At most `concurrency` calls in flight; shared by every caller of this expert.
     public let bulkhead: Bulkhead
     private let endpoint: String
-    private let apiKey: APIKey?
+    private let apiKey: RedactedAPIKey?
     private let client: HTTPClient
     private let logger: Logger
 
@@ -109,7 +109,7 @@ public final class OpenAIExpert: Expert {
                 throw ExpertConfigurationError(
                     "experts.\(name).api_key_env: the environment variable \(variable) is not set; export the provider's API key in it")
             }
-            apiKey = APIKey(value: key)
+            apiKey = RedactedAPIKey(value: key)
         } else {
             apiKey = nil
         }
@@ -167,7 +167,7 @@ public final class OpenAIExpert: Expert {
     }
 
     private func completeWithRetries(_ request: ModelRequest, body: ByteBuffer, onDelta: DeltaHandler?) async throws(ExpertError) -> ModelResponse {
-        var billedBefore: TokenUsage?
+        var billedBefore: ReportedUsage?
         var transportRetries = 0
         var blankRetries = 0
         while true {
@@ -390,7 +390,7 @@ struct AnswerReader {
     private var calls: [Int: (id: String, name: String, arguments: String)] = [:]
     private var finishReason: String?
     private var model: String?
-    private var usage: TokenUsage?
+    private var usage: ReportedUsage?
 
     init(expert: String, fallbackModel: String) {
         self.expert = expert
@@ -413,7 +413,7 @@ struct AnswerReader {
     }
 
     /// What is known of a call that ended early: never a guess, and marked unknown.
-    var partialUsage: TokenUsage {
+    var partialUsage: ReportedUsage {
         var partial = usage ?? .zero
         partial.usageKnown = usage != nil
         return partial
@@ -527,7 +527,7 @@ struct AnswerReader {
             return ToolCall(id: call.id.isEmpty ? "call_\(index)" : call.id, name: call.name, arguments: call.arguments)
         }
         // A complete answer from a server that does not report usage: known to be unknown.
-        let usage = self.usage ?? TokenUsage(promptTokens: 0, completionTokens: 0, usageKnown: false)
+        let usage = self.usage ?? ReportedUsage(promptTokens: 0, completionTokens: 0, usageKnown: false)
         return .success(
             ModelResponse(
                 text: text, reasoning: reasoning.isEmpty ? nil : reasoning, toolCalls: toolCalls, finishReason: finishReason,

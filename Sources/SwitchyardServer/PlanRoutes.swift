@@ -37,17 +37,17 @@ struct PlanRoutes {
             let planner = try await CostPlanner.make(
                 database: api.database, tenant: tenant, experts: facts.experts, gateThreshold: facts.gateThreshold,
                 defaultMaxTokens: facts.defaultMaxTokens)
-            return JSONBody.response(try Self.render(workflow: name, plan: try await planner.plan(spec, input: input)))
+            return try JSONBody.reply(try Self.render(workflow: name, plan: try await planner.plan(spec, input: input)))
         }
     }
 
     /// The plan as the API answers it: each listed step's range and notes, and the
     /// totals (null when any listed step is unpriced).
-    static func render(workflow: String, plan: WorkflowPlan) throws -> JSONValue {
+    static func render(workflow: String, plan: WorkflowPlan) throws -> APIPlan {
         var minTotal = Money.zero
         var maxTotal = Money.zero
         var priced = true
-        var rendered: [JSONValue] = []
+        var rendered: [APIPlanStep] = []
         for step in plan.steps {
             let estimate = step.estimate
             // Steps that never call a model (transforms, tools, waits) are not listed.
@@ -59,25 +59,14 @@ struct PlanRoutes {
             } else {
                 priced = false
             }
-            var object: [String: JSONValue] = [
-                "step": .string(step.step),
-                "experts": .array(estimate.experts.map(JSONValue.string)),
-                "calls": ["min": .int(estimate.minCalls), "max": .int(estimate.maxCalls)],
-                "min_usd": stepPriced ? .string(estimate.minCost.decimalString) : .null,
-                "max_usd": stepPriced ? .string(estimate.maxCost.decimalString) : .null,
-                "unpriced": .bool(!stepPriced),
-                "notes": .array((estimate.unpriced + estimate.notes).map(JSONValue.string)),
-            ]
-            if let expected = step.expectedExpert { object["expected_expert"] = .string(expected) }
-            rendered.append(.object(object))
+            rendered.append(
+                APIPlanStep(
+                    step: step.step, experts: estimate.experts, calls: .init(min: estimate.minCalls, max: estimate.maxCalls),
+                    minUSD: stepPriced ? estimate.minCost.decimalString : nil, maxUSD: stepPriced ? estimate.maxCost.decimalString : nil,
+                    unpriced: !stepPriced, notes: estimate.unpriced + estimate.notes, expectedExpert: step.expectedExpert))
         }
-        return [
-            "workflow": .string(workflow),
-            "steps": .array(rendered),
-            "min_usd": priced ? .string(minTotal.decimalString) : .null,
-            "max_usd": priced ? .string(maxTotal.decimalString) : .null,
-            "unpriced": .bool(!priced),
-            "notes": .array(plan.notes.map(JSONValue.string)),
-        ]
+        return APIPlan(
+            workflow: workflow, steps: rendered, minUSD: priced ? minTotal.decimalString : nil, maxUSD: priced ? maxTotal.decimalString : nil,
+            unpriced: !priced, notes: plan.notes)
     }
 }

@@ -17,11 +17,6 @@ enum CostText {
         return try? Money(parsing: text)
     }
 
-    /// A decimal-string amount in a free-form body (a plan), or nil.
-    static func money(_ value: JSONValue?) -> Money? {
-        money(value?.stringValue)
-    }
-
     /// USD with 6 decimals, rounded half away from zero.
     static func usd(_ amount: Money) -> String { amount.formatted(decimals: 6) }
 

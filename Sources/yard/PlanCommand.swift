@@ -5,9 +5,7 @@ import SwitchyardAPI
 import SwitchyardCore
 import SwitchyardMetering
 
-// `yard plan`: a run's cost range before it runs. The plan's body is read as JSON
-// values until its planner (moving into the engine) has a wire type.
-
+/// `yard plan`: a run's cost range before it runs.
 struct Plan: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Estimate a run's cost range before it runs: per model step, its experts, calls and min–max USD.",
@@ -22,33 +20,31 @@ struct Plan: AsyncParsableCommand {
 
     func run() async throws {
         let object = try inputObject(input)
-        let body = try await client.client().send(.POST, APIPath.v1("workflows", workflow, "plan"), body: APIStartRunRequest(input: object)).body
-        if client.output == .json { return Print.json(body) }
-        func range(_ low: JSONValue?, _ high: JSONValue?) -> (String, String) {
+        let response = try await client.client().send(.POST, APIPath.v1("workflows", workflow, "plan"), body: APIStartRunRequest(input: object))
+        if client.output == .json { return Print.json(response.body) }
+        let plan = try response.decode(APIPlan.self)
+        func range(_ low: String?, _ high: String?) -> (String, String) {
             guard let low = CostText.money(low), let high = CostText.money(high) else { return ("unpriced", "unpriced") }
             return (CostText.usdDown(low), CostText.usdUp(high))
         }
         var table = Table(headers: ["STEP", "EXPERTS", "CALLS", "MIN USD", "MAX USD"])
         var explained: [String] = []
-        for step in body["steps"]?.arrayValue ?? [] {
-            let name = step["step"]?.stringValue ?? "?"
-            var experts = (step["experts"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ", ")
-            if let expected = step["expected_expert"]?.stringValue { experts += " (expects \(expected))" }
-            let calls = "\(step["calls"]?["min"]?.intValue ?? 0)–\(step["calls"]?["max"]?.intValue ?? 0)"
-            let (low, high) = range(step["min_usd"], step["max_usd"])
-            table.rows.append([name, experts.isEmpty ? "-" : experts, calls, low, high])
-            let notes = (step["notes"]?.arrayValue ?? []).compactMap(\.stringValue)
-            if !notes.isEmpty {
-                explained.append("  \(name):")
-                explained += notes.map { "      \($0)" }
+        for step in plan.steps {
+            var experts = step.experts.joined(separator: ", ")
+            if let expected = step.expectedExpert { experts += " (expects \(expected))" }
+            let (low, high) = range(step.minUSD, step.maxUSD)
+            table.rows.append([step.step, experts.isEmpty ? "-" : experts, "\(step.calls.min)–\(step.calls.max)", low, high])
+            if !step.notes.isEmpty {
+                explained.append("  \(step.step):")
+                explained += step.notes.map { "      \($0)" }
             }
         }
-        let (low, high) = range(body["min_usd"], body["max_usd"])
+        let (low, high) = range(plan.minUSD, plan.maxUSD)
         table.rows.append(["TOTAL", "", "", low, high])
-        print("plan for \(body["workflow"]?.stringValue ?? workflow)")
+        print("plan for \(plan.workflow)")
         print("")
         print(table.render())
-        if body["unpriced"]?.boolValue == true {
+        if plan.unpriced {
             print("")
             print("some steps run models without a price: the run's cost is unknown (yard prices set adds a price)")
         }
@@ -57,11 +53,10 @@ struct Plan: AsyncParsableCommand {
             print("how:")
             for line in explained { print(line) }
         }
-        let notes = (body["notes"]?.arrayValue ?? []).compactMap(\.stringValue)
-        if !notes.isEmpty {
+        if !plan.notes.isEmpty {
             print("")
             print("assumptions:")
-            for line in notes { print("  \(line)") }
+            for line in plan.notes { print("  \(line)") }
         }
     }
 }

@@ -30,6 +30,18 @@ struct WireContractTests {
     static let step = APIStep(
         id: "draft", status: .succeeded, attempts: 1, expert: "flash", output: ["text": "hi"], error: nil, startedAt: at,
         finishedAt: at, route: nil, feedback: nil, costUSD: "0.000012")
+    /// A plan with one priced step that expects an expert and one unpriced step.
+    static let plan = APIPlan(
+        workflow: "triage",
+        steps: [
+            APIPlanStep(
+                step: "classify", experts: ["flash", "pro"], calls: .init(min: 1, max: 3), minUSD: "0.000010", maxUSD: "0.004200",
+                unpriced: false, notes: ["auto: the gate picks one expert per call"], expectedExpert: "flash"),
+            APIPlanStep(
+                step: "draft", experts: ["local"], calls: .init(min: 1, max: 1), minUSD: nil, maxUSD: nil, unpriced: true,
+                notes: ["model gemma has no price"], expectedExpert: nil),
+        ],
+        minUSD: nil, maxUSD: nil, unpriced: true, notes: ["prompt sizes are estimated from the rendered templates"])
     static let usage = APIUsage(calls: 1, promptTokens: 10, completionTokens: 5, costUSD: "0.000012", unpricedCalls: 0, estimatedCalls: 0)
     static let run = APIRun(
         id: runID, workflow: "hello", version: 1, status: .succeeded, input: ["name": "Ada"], output: ["greeting": "hi"], error: nil,
@@ -109,6 +121,7 @@ struct WireContractTests {
                 APITool(name: "http_get", builtin: true, description: "Fetches a URL", parameters: ["type": "object"]),
             ])),
         Case(method: "POST", path: "/v1/workflows/{name}/runs", status: 200, body: APIRunEnvelope(run: run)),
+        Case(method: "POST", path: "/v1/workflows/{name}/plan", status: 200, body: plan),
         Case(method: "POST", path: "/v1/workflows/{name}/runs", status: 202, body: APIRunEnvelope(run: run)),
         Case(method: "GET", path: "/v1/runs", status: 200, body: APIRunList(runs: [summary], nextCursor: nil)),
         Case(method: "GET", path: "/v1/runs/{id}", status: 200, body: APIRunEnvelope(run: run)),
@@ -140,12 +153,7 @@ struct WireContractTests {
     ]
 
     /// Operations whose bodies are not yet wire types, and why.
-    static let exempt: [(method: String, path: String, reason: String)] = [
-        (
-            "POST", "/v1/workflows/{name}/plan",
-            "the plan's body is still built as a JSONValue by PlanRoutes (the planner now lives in the engine); its wire type is still to come"
-        )
-    ]
+    static let exempt: [(method: String, path: String, reason: String)] = []
 
     /// A Python with `jsonschema` and `yaml`: the machine's, else Schemathesis's (which has both).
     static let python: String? = {

@@ -34,7 +34,7 @@ struct CompiledWorkflow: Sendable {
             do {
                 result[output.name] = try output.value.evaluate(scope)
             } catch {
-                return .failure(ErrorRecord(code: StepErrorCode.outputError.rawValue, message: "outputs.\(output.name): \(error.message)"))
+                return .failure(ErrorRecord(.outputError, "outputs.\(output.name): \(error.message)"))
             }
         }
         return .success(.object(result))
@@ -62,7 +62,7 @@ final class WorkflowCache: Sendable {
         guard let stored = try await resources.find(kind: .workflow, name: name, version: version, tenant: tenant),
             case .workflow(let spec) = stored.resource
         else {
-            throw ErrorRecord(code: StepErrorCode.workflowMissing.rawValue, message: "workflow \(name) version \(version) is not stored")
+            throw ErrorRecord(.workflowMissing, "workflow \(name) version \(version) is not stored")
         }
         let compiled = CompiledWorkflow(spec)
         entries.withLock { $0[key] = compiled }

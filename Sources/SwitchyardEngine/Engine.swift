@@ -347,12 +347,11 @@ public final class Engine: Service, Sendable {
                     metadata: [
                         "run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(Database.describe(error))",
                     ])
-                if case .failed(let record, _, _) = transition, record.code == StepErrorCode.resultNotStored.rawValue {
+                if case .failed(let record, _, _) = transition, record.has(.resultNotStored) {
                     // Even the failure could not be written: let the lease lapse.
                     return
                 }
-                let stored = ErrorRecord(
-                    code: StepErrorCode.resultNotStored.rawValue, message: "the step's result could not be stored: \(Database.describe(error))")
+                let stored = ErrorRecord(.resultNotStored, "the step's result could not be stored: \(Database.describe(error))")
                 transition = .failed(stored, continueRun: workflow.steps[claim.stepID]?.onError == .continue, expert: nil)
             }
         }
@@ -467,7 +466,7 @@ public final class Engine: Service, Sendable {
                     for overdue in try await queue.overdueRuns() {
                         _ = try await runs.finish(
                             overdue.run, tenant: overdue.tenant, status: .failed,
-                            error: ErrorRecord(code: StepErrorCode.runTimeout.rawValue, message: "the run did not finish before its timeout"))
+                            error: ErrorRecord(.runTimeout, "the run did not finish before its timeout"))
                     }
                 }
                 failures.succeeded()

@@ -68,7 +68,7 @@ struct ModelStepRunner: Sendable {
         do {
             first = try await answerChecked(decision.expert, requests, prompt: prompt, tools: tools, scope: scope, context: context, choice: choice)
         } catch let failure
-            where failure.error.code == StepErrorCode.budgetExceeded.rawValue && decision.expert == ExpertTier.pro.rawValue
+            where failure.error.has(.budgetExceeded) && decision.expert == ExpertTier.pro.rawValue
             && (step.onBudget ?? failure.budgetPolicy) == .downgrade
         {
             // The budget cannot take pro's worst case: the gate sends the step to flash.
@@ -149,7 +149,7 @@ struct ModelStepRunner: Sendable {
         let answer: Answer
         do {
             answer = try await self.answer(expertName, requests, prompt: prompt, tools: tools, context: context, choice: choice)
-        } catch let failure where failure.error.code == StepErrorCode.maxTurns.rawValue {
+        } catch let failure where failure.error.has(.maxTurns) {
             return CheckedAnswer(value: .null, outcome: .failure(Rejection(code: .maxTurns, problems: [failure.error.message])))
         }
         if !answer.toolProblems.isEmpty, RoutingPolicy(choice: choice) == .cascade {

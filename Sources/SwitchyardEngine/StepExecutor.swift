@@ -14,7 +14,7 @@ struct StepFailure: Error, Sendable {
     var budgetPolicy: BudgetPolicy?
 
     init(_ code: StepErrorCode, _ message: String, retryable: Bool, budgetPolicy: BudgetPolicy? = nil) {
-        self.error = ErrorRecord(code: code.rawValue, message: message)
+        self.error = ErrorRecord(code, message)
         self.retryable = retryable
         self.budgetPolicy = budgetPolicy
     }
@@ -27,7 +27,7 @@ struct StepFailure: Error, Sendable {
     }
 
     /// Whether the attempt failed because PostgreSQL could not be reached.
-    var isDatabaseUnavailable: Bool { error.code == StepErrorCode.databaseUnavailable.rawValue }
+    var isDatabaseUnavailable: Bool { error.has(.databaseUnavailable) }
 }
 
 /// What the engine does with an executed attempt.
@@ -75,8 +75,7 @@ struct StepExecutor: Sendable {
         guard let step = workflow.steps[claim.stepID] else {
             return .commit(
                 .failed(
-                    ErrorRecord(
-                        code: StepErrorCode.stepMissing.rawValue, message: "step \(claim.stepID) is not in \(claim.workflow) v\(claim.version)"),
+                    ErrorRecord(.stepMissing, "step \(claim.stepID) is not in \(claim.workflow) v\(claim.version)"),
                     continueRun: false, expert: nil))
         }
         // Attempts past the retry budget come only from expired leases: the step keeps
@@ -84,9 +83,8 @@ struct StepExecutor: Sendable {
         // take down one server after another.
         if claim.attempt > claim.maxAttempts + Self.lostLeaseAllowance {
             let error = ErrorRecord(
-                code: StepErrorCode.leaseLost.rawValue,
-                message:
-                    "the step was interrupted \(claim.attempt - claim.maxAttempts) times beyond its retries (its process stopped or stalled, or the database was unreachable, each time)"
+                .leaseLost,
+                "the step was interrupted \(claim.attempt - claim.maxAttempts) times beyond its retries (its process stopped or stalled, or the database was unreachable, each time)"
             )
             return .commit(.failed(error, continueRun: step.onError == .continue, expert: nil))
         }

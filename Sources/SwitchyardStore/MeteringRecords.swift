@@ -3,6 +3,7 @@ import PostgresNIO
 import SwitchyardCore
 import SwitchyardMetering
 
+/// A tenant's monthly budget and what happens to a call that does not fit it.
 public struct Budget: Sendable, Hashable {
     public var monthlyLimit: Money
     public var onBudget: BudgetPolicy

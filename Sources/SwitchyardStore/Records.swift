@@ -42,6 +42,14 @@ public struct ErrorRecord: Sendable, Hashable, Codable, Error, CustomStringConve
         self.message = message
     }
 
+    /// An error the engine or the store writes itself, with one of the known codes.
+    public init(_ code: StepErrorCode, _ message: String) {
+        self.init(code: code.rawValue, message: message)
+    }
+
+    /// Whether the error carries `code`.
+    public func has(_ code: StepErrorCode) -> Bool { self.code == code.rawValue }
+
     public var description: String { "\(code): \(message)" }
 
     public var json: JSONValue { ["code": .string(code), "message": .string(message)] }

@@ -255,7 +255,7 @@ public struct RunRepository: Sendable {
     /// stop and their late completions are fenced out). Returns the run's status after
     /// the call, or nil when the tenant has no such run.
     public func cancel(_ id: UUID, tenant: UUID, reason: String = "cancelled by request") async throws -> RunStatus? {
-        try await finish(id, tenant: tenant, status: .cancelled, error: ErrorRecord(code: StepErrorCode.cancelled.rawValue, message: reason))
+        try await finish(id, tenant: tenant, status: .cancelled, error: ErrorRecord(.cancelled, reason))
     }
 
     /// Ends a live run as `cancelled` or `failed`, cancelling its unfinished steps, in one

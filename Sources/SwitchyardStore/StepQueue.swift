@@ -381,7 +381,7 @@ public struct StepQueue: Sendable {
                 }
             }
         case .failed(let e, continueRun: false, _):
-            failsRun = ErrorRecord(code: StepErrorCode.stepFailed.rawValue, message: "step \(step.stepID) failed: \(e.message)")
+            failsRun = ErrorRecord(.stepFailed, "step \(step.stepID) failed: \(e.message)")
             let cancelled = try await RunStatements.cancelUnfinishedSteps(of: run, tenant: tenant, connection: connection, logger: logger)
             if !cancelled.isEmpty {
                 events.append(NewEvent(.stepsCancelled, data: ["steps": .array(cancelled.map { .string($0) })]))

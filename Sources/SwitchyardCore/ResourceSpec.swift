@@ -408,7 +408,10 @@ public struct AgentSpec: Sendable, Hashable, Codable {
     public var tools: [String]
     public var maxTurns: Int
 
-    public init(name: String, description: String? = nil, instructions: String, model: String = "flash", tools: [String] = [], maxTurns: Int = 6) {
+    public init(
+        name: String, description: String? = nil, instructions: String, model: String = ExpertTier.flash.rawValue, tools: [String] = [],
+        maxTurns: Int = 6
+    ) {
         self.name = name
         self.description = description
         self.instructions = instructions

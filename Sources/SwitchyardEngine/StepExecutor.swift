@@ -203,7 +203,7 @@ struct StepExecutor: Sendable {
         let signal = ChildRuns.signal(step: claim.stepID)
         do {
             if let result = try await queue.signal(named: signal, run: claim.runID, tenant: claim.tenantID) {
-                let status = result["status"]?.stringValue ?? "failed"
+                let status = result["status"]?.stringValue ?? RunStatus.failed.rawValue
                 guard status == RunStatus.succeeded.rawValue else {
                     let reason = result["error"]?["message"]?.stringValue.map { ": \($0)" } ?? ""
                     let run = result["run"]?.stringValue ?? "?"

@@ -168,7 +168,7 @@ public struct ExpertConfiguration: Sendable, Hashable, Codable {
         let key = "experts.\(name)"
         let base = baseURL ?? Self.deepSeekBaseURL
         let isDeepSeek = URL(string: base)?.host?.lowercased() == "api.deepseek.com"
-        guard let model = model ?? (isDeepSeek && ["flash", "pro"].contains(name) ? "deepseek-v4-\(name)" : nil) else {
+        guard let model = model ?? (isDeepSeek && ExpertTier(rawValue: name) != nil ? "deepseek-v4-\(name)" : nil) else {
             throw ExpertConfigurationError("\(key).model is required for the openai provider (for example deepseek-v4-flash)")
         }
         var configuration = OpenAIExpertConfiguration(
@@ -233,7 +233,7 @@ extension ExpertPool {
             }
         }
         let names = Set(experts.map(\.name))
-        for required in ["flash", "pro"] where !names.contains(required) {
+        for required in ExpertTier.allCases.map(\.rawValue) where !names.contains(required) {
             throw ExpertConfigurationError("experts: the `\(required)` expert must be configured")
         }
         return ExpertPool(experts)

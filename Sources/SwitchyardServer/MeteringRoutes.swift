@@ -76,7 +76,7 @@ struct MeteringRoutes {
         group.get("prices") { _, context in
             guard context.isAdmin || context.tenant != nil else { throw APIError.unauthorized }
             let book = try await api.metering.priceBook()
-            return try JSONBody.reply(APIPriceList(prices: try book.rows.map(Self.price)))
+            return try JSONBody.reply(APIPriceList(prices: try book.rows.map(APIPrice.init)))
         }
     }
 
@@ -126,7 +126,7 @@ struct MeteringRoutes {
                 throw APIError(.unprocessableContent, code: .invalidPrice, error.description)
             }
             try await api.metering.addPrice(row)
-            return try JSONBody.reply(APIPriceEnvelope(price: try Self.price(row)), status: .created)
+            return try JSONBody.reply(APIPriceEnvelope(price: try APIPrice(row)), status: .created)
         }
     }
 
@@ -148,11 +148,6 @@ struct MeteringRoutes {
             cacheMissTokens: group.cacheMissTokens, completionTokens: group.completionTokens, reasoningTokens: group.reasoningTokens,
             costUSD: group.cost.decimalString, unpricedCalls: group.unpricedCalls, estimatedCalls: group.estimatedCalls,
             proCalls: group.proCalls, proCostUSD: group.proCost.decimalString)
-    }
-
-    /// A price row in its seed shape (the metering module renders it; the wire type reads it).
-    static func price(_ row: PriceRow) throws -> APIPrice {
-        try WireDecoder.decode(APIPrice.self, from: row.seedJSON)
     }
 
     static let figureColumns = [
@@ -206,5 +201,13 @@ struct MeteringRoutes {
                 budget: APIBudget(
                     monthlyUSD: budget?.monthlyLimit.formatted(decimals: 2), onBudget: budget?.onBudget.rawValue,
                     spentUSD: spent.decimalString, reservedUSD: reserved.decimalString, alerts: alerts)))
+    }
+}
+
+extension APIPrice {
+    /// A price row in its seed shape: the metering module renders it, the wire type
+    /// reads it, so the API and the seed file can never disagree on a row's fields.
+    public init(_ row: PriceRow) throws {
+        self = try WireDecoder.decode(APIPrice.self, from: row.seedJSON)
     }
 }

@@ -62,16 +62,16 @@ public struct ServerConfiguration: Sendable {
     ) -> [String: ExpertConfiguration] {
         if let key = environment["DEEPSEEK_API_KEY"], !key.isEmpty {
             return [
-                "flash": ExpertConfiguration(
+                ExpertTier.flash.rawValue: ExpertConfiguration(
                     provider: .openai, model: "deepseek-v4-flash", baseURL: ExpertConfiguration.deepSeekBaseURL, apiKeyEnv: "DEEPSEEK_API_KEY"),
-                "pro": ExpertConfiguration(
+                ExpertTier.pro.rawValue: ExpertConfiguration(
                     provider: .openai, model: "deepseek-v4-pro", baseURL: ExpertConfiguration.deepSeekBaseURL, apiKeyEnv: "DEEPSEEK_API_KEY"),
             ]
         }
         if let localModel {
             return [
-                "flash": ExpertConfiguration(provider: .local, model: localModel, maxTokens: 256),
-                "pro": ExpertConfiguration(provider: .local, model: localModel, maxTokens: 512),
+                ExpertTier.flash.rawValue: ExpertConfiguration(provider: .local, model: localModel, maxTokens: 256),
+                ExpertTier.pro.rawValue: ExpertConfiguration(provider: .local, model: localModel, maxTokens: 512),
             ]
         }
         return scriptedExperts(workflowsDirectory: workflowsDirectory)
@@ -81,8 +81,8 @@ public struct ServerConfiguration: Sendable {
     public static func scriptedExperts(workflowsDirectory: String?) -> [String: ExpertConfiguration] {
         let script = (workflowsDirectory ?? "Workflows") + "/demo-script.yaml"
         return [
-            "flash": ExpertConfiguration(provider: .scripted, script: script, model: "scripted-flash"),
-            "pro": ExpertConfiguration(provider: .scripted, script: script, model: "scripted-pro"),
+            ExpertTier.flash.rawValue: ExpertConfiguration(provider: .scripted, script: script, model: "scripted-flash"),
+            ExpertTier.pro.rawValue: ExpertConfiguration(provider: .scripted, script: script, model: "scripted-pro"),
         ]
     }
 

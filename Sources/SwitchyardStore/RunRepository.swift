@@ -404,7 +404,7 @@ public struct RunRepository: Sendable {
         _ events: [NewEvent], run: UUID, tenant: UUID, connection: PostgresConnection, logger: Logger, whileLive: Bool = false
     ) async throws -> Int64 {
         guard !events.isEmpty else { return 0 }
-        let live = whileLive ? ["queued", "running", "waiting"] : RunStatus.allCases.map(\.rawValue)
+        let live = RunStatus.allCases.filter { !whileLive || !$0.isFinal }.map(\.rawValue)
         let types = events.map(\.type.rawValue)
         let steps = events.map { $0.stepID ?? "" }
         let data = events.map { StoredJSON.text(of: $0.data) }

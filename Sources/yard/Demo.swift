@@ -53,10 +53,10 @@ struct Demo: AsyncParsableCommand {
         let experts =
             configuration.experts.isEmpty ? ServerConfiguration.defaultExperts(workflowsDirectory: workflowsDirectory) : configuration.experts
         // A small local base model cannot answer ticket-triage's JSON steps: it runs `story`.
-        let onLocalModel = experts["flash"]?.provider == .local
+        let onLocalModel = experts[ExpertTier.flash.rawValue]?.provider == .local
         let workflowName = workflow ?? (onLocalModel ? "story" : "ticket-triage")
         let inputText = input ?? (workflowName == "ticket-triage" ? Self.ticketInput : "{}")
-        if onLocalModel { print("experts: the local model (\(experts["flash"]?.model ?? "installed")), in-process") }
+        if onLocalModel { print("experts: the local model (\(experts[ExpertTier.flash.rawValue]?.model ?? "installed")), in-process") }
         let adminKey = "demo-admin-" + UUID().uuidString.lowercased()
         configuration.adminKey = adminKey
         guard let workflows = ProjectFiles.directory("Workflows", environmentVariable: "SWITCHYARD_WORKFLOWS") else {
@@ -141,7 +141,7 @@ struct Demo: AsyncParsableCommand {
         else { return }
         let existing = Set(try await admin.send(.GET, APIPath.v1("prices")).decode(APIPriceList.self).prices.compactMap(\.id))
         for row in try PriceBook.parseSeed(text) where !existing.contains(row.id) {
-            _ = try await admin.send(.POST, APIPath.v1("admin", "prices"), json: row.seedJSON)
+            _ = try await admin.send(.POST, APIPath.v1("admin", "prices"), body: try APIPrice(row))
         }
     }
 }

@@ -356,7 +356,7 @@ final class DocumentDecoder {
         } else {
             report(root, "", "an agent needs instructions (its system prompt)")
         }
-        var model = "flash"
+        var model = ExpertTier.flash.rawValue
         if let node = f["model"], let m = string(node, "model") {
             if Self.builtInModels.contains(m) {
                 model = m

@@ -78,6 +78,7 @@ public final class Engine: Service, Sendable {
     /// the heartbeat renews, and their count is what the dispatcher has in use.
     private let running = Mutex<[StepAttemptKey: RunningStep]>([:])
     private let stopping = Mutex(false)
+    private let lastOtherWake = Mutex<ContinuousClock.Instant?>(nil)
 
     /// A step this process runs, with what its lease needs.
     struct RunningStep: Sendable {
@@ -138,6 +139,24 @@ public final class Engine: Service, Sendable {
     public var isSaturated: Bool {
         running.withLock { $0.count } >= configuration.concurrency
     }
+
+    /// Whether work created here now should wake other processes' engines: only when
+    /// every slot here is taken, and then at most once per ``otherWakeInterval``. A
+    /// NOTIFY makes PostgreSQL serialise the committing transactions on one lock, so
+    /// one per created run would cap run creation; an engine woken once claims all the
+    /// ready work it has room for, and its next claim finds the rest.
+    public func shouldWakeOthers() -> Bool {
+        guard isSaturated else { return false }
+        let now = ContinuousClock.now
+        return lastOtherWake.withLock { last in
+            if let previous = last, now - previous < Self.otherWakeInterval { return false }
+            last = now
+            return true
+        }
+    }
+
+    /// The shortest time between two wake-ups of other engines for created work.
+    public static let otherWakeInterval: Duration = .milliseconds(10)
 
     /// How many steps this process is running now.
     public var runningSteps: Int {

@@ -47,7 +47,7 @@ public struct SwitchyardServer: Sendable {
         self.api = APIDependencies(
             database: self.database, events: engine.events, secretBox: secretBox, deltas: engine.deltas,
             runRate: (configuration.runsPerSecond, configuration.runBurst), onRunCreated: { engine.poke() },
-            shouldWakeOthers: { engine.isSaturated })
+            shouldWakeOthers: { engine.shouldWakeOthers() })
         self.api.eventHeartbeat = configuration.eventHeartbeat
         self.api.yamlParsing = configuration.yamlParsing
         self.api.engineFacts = EngineFacts(

@@ -100,7 +100,7 @@ private struct EngineBenchmark: Sendable {
     /// Creates one run as the API does (waking other engines only when this one is full).
     private func start(_ engine: Engine) async throws -> UUID {
         let (run, _) = try await runs.createRun(
-            tenant: tenant, workflow: "noop", version: version, spec: spec, input: [:], idempotencyKey: nil, notify: engine.isSaturated)
+            tenant: tenant, workflow: "noop", version: version, spec: spec, input: [:], idempotencyKey: nil, notify: engine.shouldWakeOthers())
         engine.poke()
         return run.id
     }

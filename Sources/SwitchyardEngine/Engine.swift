@@ -5,6 +5,7 @@ import SwitchyardCore
 import SwitchyardExperts
 import SwitchyardGate
 import SwitchyardMetering
+import SwitchyardObservability
 import SwitchyardStore
 import SwitchyardTools
 import Synchronization
@@ -66,6 +67,8 @@ public final class Engine: Service, Sendable {
     let executor: StepExecutor
     let workflows: WorkflowCache
     let logger: Logger
+    /// Metrics, spans and transition log lines (EngineTelemetry.swift).
+    let telemetry: EngineTelemetry
     let wakeup = Wakeup()
     let cancellations = RunCancellations()
     /// Live model deltas for followers of `GET …/events?deltas=1`.
@@ -91,7 +94,7 @@ public final class Engine: Service, Sendable {
 
     public init(
         database: Database, experts: ExpertPool, tools: ToolEnvironment, configuration: EngineConfiguration = EngineConfiguration(),
-        gate: Gate = Gate(), logger: Logger = Logger(label: "switchyard.engine")
+        gate: Gate = Gate(), logger: Logger = Logger(label: "switchyard.engine"), observability: Observability = Observability()
     ) {
         self.configuration = configuration
         self.database = database
@@ -102,24 +105,28 @@ public final class Engine: Service, Sendable {
         let tenants = TenantRepository(database: database)
         self.workflows = WorkflowCache(resources: resources)
         self.logger = logger
+        let telemetry = EngineTelemetry(observability: observability, logger: logger)
+        self.telemetry = telemetry
         let deltas = DeltaHub(owner: queue.owner, database: database, logger: logger)
         self.deltas = deltas
         self.events = RunEventFeed(
             owner: queue.owner, database: database, maxStreamsPerTenant: configuration.maxEventStreamsPerTenant, logger: logger)
         let toolbox = Toolbox(
-            resources: resources, secrets: SecretRepository(database: database), tenants: tenants, queue: queue, environment: tools, logger: logger)
+            resources: resources, secrets: SecretRepository(database: database), tenants: tenants, queue: queue, environment: tools, logger: logger,
+            telemetry: telemetry)
         let metering = MeteringRepository(database: database)
         self.metering = metering
         let callMetering = CallMetering(
             repository: metering, queue: queue, prices: PriceBookCache(), defaultMaxTokens: configuration.defaultMaxTokens,
-            settleRetryWindow: configuration.lease, logger: logger)
+            settleRetryWindow: configuration.lease, logger: logger, telemetry: telemetry)
         self.calls = callMetering
         let models = ModelStepRunner(
             experts: experts, resources: resources, queue: queue, gate: gate, history: GateRepository(database: database), tenants: tenants,
-            toolbox: toolbox, deltas: deltas, metering: callMetering, defaultThreshold: configuration.gateThreshold, logger: logger)
+            toolbox: toolbox, deltas: deltas, metering: callMetering, defaultThreshold: configuration.gateThreshold, logger: logger,
+            telemetry: telemetry)
         self.executor = StepExecutor(
             queue: queue, resources: resources, runs: runs, models: models, toolbox: toolbox, cancellations: cancellations,
-            configuration: configuration, logger: logger)
+            configuration: configuration, logger: logger, telemetry: telemetry)
     }
 
     /// This process's lease owner id.
@@ -177,6 +184,7 @@ public final class Engine: Service, Sendable {
                 if free > 0 {
                     do {
                         claimed = try await queue.claim(limit: free, lease: configuration.lease, tenantCap: configuration.maxRunningStepsPerTenant)
+                        telemetry.claimed(claimed.count)
                         claims.succeeded()
                     } catch {
                         claims.failed(error)
@@ -308,9 +316,9 @@ public final class Engine: Service, Sendable {
                     finalize: { finished in workflow.finalize(input: claim.input, run: runInfo, finished: finished) })
                 switch result {
                 case .rejected:
-                    logger.notice(
-                        "a completion was fenced out", metadata: ["run": "\(claim.runID)", "step": "\(claim.stepID)", "attempt": "\(claim.attempt)"])
+                    telemetry.fenced(claim)
                 case .committed(let ready, let finished):
+                    telemetry.committed(claim, transition, runFinished: finished)
                     if !ready.isEmpty { wakeup.signal() }
                     if case .retry = transition { wakeup.signal() }
                     if let finished {
@@ -332,7 +340,7 @@ public final class Engine: Service, Sendable {
                 return
             } catch  where Database.isUnavailable(error) {
                 guard !Task.isCancelled, ContinuousClock.now + pause < leaseValidUntil(claim) + configuration.lease else {
-                    logger.error(
+                    logger.warning(
                         "could not record a step's outcome while its lease lasted; it runs again",
                         metadata: [
                             "run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(Database.describe(error))",
@@ -401,7 +409,7 @@ public final class Engine: Service, Sendable {
             }
             if !stuck.isEmpty {
                 for step in stuck {
-                    logger.error(
+                    logger.warning(
                         "a step outran its runtime bound; letting its lease go",
                         metadata: [
                             "run": "\(step.runID)", "step": "\(step.stepID)", "attempt": "\(step.attempt)",
@@ -450,6 +458,7 @@ public final class Engine: Service, Sendable {
                 var reclaimed = 0
                 var woken = 0
                 if due.expiredLeases { reclaimed = try await queue.reclaimExpiredLeases() }
+                telemetry.leasesExpired(reclaimed)
                 if due.expiredWaits { woken = try await queue.wakeExpiredWaits() }
                 if due.runsAwaitingEnd {
                     for stalled in try await queue.runsAwaitingEnd() {

@@ -65,6 +65,8 @@ public final class Engine: Service, Sendable {
     let metering: MeteringRepository
     let calls: CallMetering
     let executor: StepExecutor
+    /// Writes successful and skipped steps in batches (group commit).
+    let completions: CompletionBatcher
     let workflows: WorkflowCache
     let logger: Logger
     /// Metrics, spans and transition log lines (EngineTelemetry.swift).
@@ -100,6 +102,7 @@ public final class Engine: Service, Sendable {
         self.database = database
         let queue = StepQueue(database: database)
         self.queue = queue
+        self.completions = CompletionBatcher(queue: queue)
         self.runs = RunRepository(database: database)
         let resources = ResourceRepository(database: database)
         let tenants = TenantRepository(database: database)
@@ -154,6 +157,9 @@ public final class Engine: Service, Sendable {
             group.addTask { await self.listen() }
             group.addTask { await self.renewLeases() }
             group.addTask { await self.maintain() }
+            // Cancelled with the others once the dispatcher has drained: the steps
+            // finishing during a graceful shutdown still commit through it.
+            group.addTask { await self.completions.run() }
             await withGracefulShutdownHandler {
                 await self.dispatch()
             } onGracefulShutdown: {
@@ -311,9 +317,18 @@ public final class Engine: Service, Sendable {
             do {
                 // The step's calls are billed exactly before it can succeed.
                 try await calls.settleHeld(for: claim.attemptKey)
-                let result = try await queue.complete(
-                    claim, transition, dependents: workflow.dependents[claim.stepID] ?? [], notifyOthers: saturated,
-                    finalize: { finished in workflow.finalize(input: claim.input, run: runInfo, finished: finished) })
+                let dependents = workflow.dependents[claim.stepID] ?? []
+                let finalize: RunFinalizer = { finished in workflow.finalize(input: claim.input, run: runInfo, finished: finished) }
+                let result: CompletionResult
+                if let outcome = StepCompletion.Outcome(transition) {
+                    let completion = StepCompletion(
+                        step: claim, outcome: outcome, dependents: dependents,
+                        runEnd: Self.runEnd(of: claim, outcome, workflow: workflow, finalize: finalize))
+                    let written = try await completions.commit(completion, notifyOthers: saturated)
+                    result = try await endRunIfAwaiting(written, claim: claim, finalize: finalize)
+                } else {
+                    result = try await queue.complete(claim, transition, dependents: dependents, notifyOthers: saturated, finalize: finalize)
+                }
                 switch result {
                 case .rejected:
                     telemetry.fenced(claim)
@@ -362,6 +377,41 @@ public final class Engine: Service, Sendable {
                 let stored = ErrorRecord(.resultNotStored, "the step's result could not be stored: \(Database.describe(error))")
                 transition = .failed(stored, continueRun: workflow.steps[claim.stepID]?.onError == .continue, expert: nil)
             }
+        }
+    }
+
+    /// How the run ends if `claim` is its last step, when the claim carried every
+    /// other step's outcome (they were all final when it was claimed, so they cannot
+    /// change): the run then ends in the same statement as its last step. Nil when a
+    /// step of a parallel branch was still live at the claim; the run is then ended
+    /// from the database's outputs once the batch says it has no steps left.
+    static func runEnd(
+        of claim: ClaimedStep, _ outcome: StepCompletion.Outcome, workflow: CompiledWorkflow, finalize: RunFinalizer
+    ) -> RunEnd? {
+        guard claim.finished[claim.stepID] == nil, claim.finished.count == workflow.steps.count - 1 else { return nil }
+        var finished = claim.finished
+        switch outcome {
+        case .succeeded(let output, _): finished[claim.stepID] = FinishedStep(status: .succeeded, output: output)
+        case .skipped: finished[claim.stepID] = FinishedStep(status: .skipped, output: nil)
+        }
+        return RunEnd(finalize(finished))
+    }
+
+    /// Ends the run when the batch left it with no steps but could not end it. The
+    /// step is committed by then, so a failure here is not the step's: the maintenance
+    /// sweep ends such runs.
+    private func endRunIfAwaiting(_ written: CompletionOutcome, claim: ClaimedStep, finalize: @escaping RunFinalizer) async throws -> CompletionResult
+    {
+        guard written.runAwaitsEnd, case .committed(let ready, _) = written.result else { return written.result }
+        do {
+            return .committed(newlyReady: ready, runFinished: try await queue.endRun(claim.runID, tenant: claim.tenantID, finalize: finalize))
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            logger.warning(
+                "could not end a run after its last step; the maintenance sweep ends it",
+                metadata: ["run": "\(claim.runID)", "error": "\(Database.describe(error))"])
+            return written.result
         }
     }
 

@@ -23,38 +23,38 @@ public struct RunRateLimiter: Sendable {
         case limited(retryAfter: Duration)
     }
 
-    /// Takes one token for a new run, or says how long until one is there.
+    /// Takes one token for a new run, or says how long until one is there: one
+    /// statement (one round trip, one implicit transaction) reads the tenant's limits,
+    /// refills its bucket for the time since it was last drawn from and takes a token
+    /// if there is one; a bucket with no token is left as it is. The row lock on the
+    /// bucket orders concurrent callers on every server, so two never take one token.
     public func acquire(tenant: UUID) async throws -> Decision {
-        var limits: (rate: Double, burst: Int)?
-        for try await (rate, burst) in try await database.query(
-            "SELECT runs_per_second, run_burst FROM tenants WHERE id = \(tenant)", logger: database.logger
-        ).decode((Double?, Int?).self) {
-            if let rate = rate ?? defaultRate, rate > 0 {
-                limits = (rate, max(1, burst ?? defaultBurst ?? Int(rate.rounded(.up))))
-            }
-        }
-        guard let (rate, burst) = limits else { return .allowed }
-        return try await database.transaction { connection in
-            try await connection.query(
-                "INSERT INTO run_buckets (tenant_id, tokens, updated_at) VALUES (\(tenant), \(Double(burst)), now()) ON CONFLICT DO NOTHING",
-                logger: database.logger)
-            var level = 0.0
-            for try await current in try await connection.query(
-                """
-                UPDATE run_buckets SET tokens = least(\(Double(burst)), tokens + extract(epoch FROM now() - updated_at)::float8 * \(rate)),
-                       updated_at = now()
-                WHERE tenant_id = \(tenant)
-                RETURNING tokens
-                """, logger: database.logger
-            ).decode(Double.self) {
-                level = current
-            }
-            guard level >= 1 else {
-                let seconds = (1 - level) / rate
-                return .limited(retryAfter: .milliseconds(Int64((seconds * 1000).rounded(.up))))
-            }
-            try await connection.query("UPDATE run_buckets SET tokens = tokens - 1 WHERE tenant_id = \(tenant)", logger: database.logger)
-            return .allowed
-        }
+        let row = try await database.query(
+            """
+            WITH limits AS (
+                SELECT coalesce(runs_per_second, \(defaultRate)::float8) AS rate,
+                       greatest(1, coalesce(run_burst, \(defaultBurst)::int,
+                                            ceil(coalesce(runs_per_second, \(defaultRate)::float8))::int)) AS burst
+                FROM tenants WHERE id = \(tenant)
+            ), drawn AS (
+                INSERT INTO run_buckets AS b (tenant_id, tokens, updated_at)
+                SELECT \(tenant), l.burst - 1, now() FROM limits l WHERE l.rate > 0
+                ON CONFLICT (tenant_id) DO UPDATE SET
+                    tokens = least((SELECT burst FROM limits),
+                                   b.tokens + extract(epoch FROM now() - b.updated_at)::float8 * (SELECT rate FROM limits)) - 1,
+                    updated_at = now()
+                WHERE least((SELECT burst FROM limits),
+                            b.tokens + extract(epoch FROM now() - b.updated_at)::float8 * (SELECT rate FROM limits)) >= 1
+                RETURNING b.tokens
+            )
+            SELECT (SELECT rate FROM limits), EXISTS (SELECT 1 FROM drawn),
+                   (SELECT least(l.burst, b.tokens + extract(epoch FROM now() - b.updated_at)::float8 * l.rate)
+                    FROM run_buckets b, limits l WHERE b.tenant_id = \(tenant))
+            """, logger: database.logger
+        ).first(decoding: (Double?, Bool, Double?).self)
+        guard let (rate, drawn, level) = row, let rate, rate > 0, !drawn else { return .allowed }
+        // The level as this statement found it (a hint: other servers draw too).
+        let seconds = max(0.001, (1 - min(1, level ?? 0)) / rate)
+        return .limited(retryAfter: .milliseconds(Int64((seconds * 1000).rounded(.up))))
     }
 }

@@ -67,36 +67,12 @@ public struct RunRepository: Sendable {
         let created: JSONValue = ["workflow": .string(workflow), "version": .int(version), "input": input]
         var createdAt: Date?
         var depth = 0
-        for try await row in try await database.query(
-            """
-            WITH parent_run AS (
-                SELECT depth, status FROM runs WHERE tenant_id = \(tenant) AND id = \(parent?.run) FOR SHARE
-            ), parent AS (
-                -- A child is created only while its parent is live (the shared lock keeps
-                -- it so until this commits); -1 marks a parent that has ended.
-                SELECT coalesce((SELECT CASE WHEN status IN ('queued', 'running', 'waiting') THEN depth + 1 ELSE -1 END FROM parent_run), 0) AS depth
-            ), run AS (
-                INSERT INTO runs (tenant_id, id, workflow, version, status, input, idempotency_key, remaining_steps, event_seq, deadline,
-                                  parent_run_id, parent_step_id, depth)
-                SELECT \(tenant), \(runID), \(workflow), \(version), 'queued', \(input), \(idempotencyKey), \(spec.steps.count), 1,
-                       now() + \(deadline) * interval '1 millisecond', \(parent?.run), \(parent?.step), parent.depth
-                FROM parent WHERE parent.depth BETWEEN 0 AND \(ChildRuns.maxDepth)
-                ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-                RETURNING created_at
-            ), steps AS (
-                INSERT INTO steps (tenant_id, run_id, step_id, position, status, pending_needs, max_attempts, ready_at)
-                SELECT \(tenant), \(runID), s.id, s.position, CASE WHEN s.needs = 0 THEN 'ready' ELSE 'pending' END, s.needs, s.attempts,
-                       CASE WHEN s.needs = 0 THEN now() END
-                FROM run, unnest(\(ids)::text[], \(positions)::int[], \(needs)::int[], \(attempts)::int[]) AS s(id, position, needs, attempts)
-            ), event AS (
-                INSERT INTO run_events (tenant_id, run_id, seq, type, data)
-                SELECT \(tenant), \(runID), 1, \(RunEventType.runCreated.rawValue), \(created) FROM run
-            ), notified AS (
-                SELECT pg_notify(\(NotificationChannel.work.rawValue), '') FROM run WHERE \(notify)
-            )
-            SELECT (SELECT created_at FROM run), (SELECT depth FROM parent), (SELECT count(*) FROM notified)
-            """, logger: database.logger
-        ).decode((Date?, Int, Int).self) {
+        let statement = CreateRunStatement(
+            tenant: tenant, parentRun: parent?.run, runID: runID, workflow: workflow, version: version, input: input, idempotencyKey: idempotencyKey,
+            stepCount: spec.steps.count, deadlineMilliseconds: deadline, parentStep: parent?.step, stepIDs: ids, positions: positions, needs: needs,
+            attempts: attempts, created: created, notify: notify)
+        for row in try await database.execute(statement) {
+            let row = try row.decode((Date?, Int, Int).self)
             createdAt = row.0
             depth = row.1
         }
@@ -426,4 +402,82 @@ public struct RunRepository: Sendable {
         }
         return last
     }
+}
+
+/// Run creation (see ``RunRepository/createRun(tenant:workflow:version:spec:input:idempotencyKey:parent:notify:)``),
+/// prepared once per connection: it is the API's busiest statement.
+struct CreateRunStatement: PostgresPreparedStatement {
+    typealias Row = PostgresRow
+
+    static let sql = """
+            WITH parent_run AS (
+                SELECT depth, status FROM runs WHERE tenant_id = $1::uuid AND id = $2::uuid FOR SHARE
+            ), parent AS (
+                -- A child is created only while its parent is live (the shared lock keeps
+                -- it so until this commits); -1 marks a parent that has ended.
+                SELECT coalesce((SELECT CASE WHEN status IN ('queued', 'running', 'waiting') THEN depth + 1 ELSE -1 END FROM parent_run), 0) AS depth
+            ), run AS (
+                INSERT INTO runs (tenant_id, id, workflow, version, status, input, idempotency_key, remaining_steps, event_seq, deadline,
+                                  parent_run_id, parent_step_id, depth)
+                SELECT $1::uuid, $3::uuid, $4::text, $5::int, 'queued', $6::jsonb, $7::text, $8::int, 1,
+                       now() + $9::int8 * interval '1 millisecond', $2::uuid, $10::text, parent.depth
+                FROM parent WHERE parent.depth BETWEEN 0 AND $11::int
+                ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                RETURNING created_at
+            ), steps AS (
+                INSERT INTO steps (tenant_id, run_id, step_id, position, status, pending_needs, max_attempts, ready_at)
+                SELECT $1::uuid, $3::uuid, s.id, s.position, CASE WHEN s.needs = 0 THEN 'ready' ELSE 'pending' END, s.needs, s.attempts,
+                       CASE WHEN s.needs = 0 THEN now() END
+                FROM run, unnest($12::text[], $13::int[], $14::int[], $15::int[]) AS s(id, position, needs, attempts)
+            ), event AS (
+                INSERT INTO run_events (tenant_id, run_id, seq, type, data)
+                SELECT $1::uuid, $3::uuid, 1, $16::text, $17::jsonb FROM run
+            ), notified AS (
+                SELECT pg_notify($18::text, '') FROM run WHERE $19::bool
+            )
+            SELECT (SELECT created_at FROM run), (SELECT depth FROM parent), (SELECT count(*) FROM notified)
+        """
+
+    let tenant: UUID
+    let parentRun: UUID?
+    let runID: UUID
+    let workflow: String
+    let version: Int
+    let input: JSONValue
+    let idempotencyKey: String?
+    let stepCount: Int
+    let deadlineMilliseconds: Int64?
+    let parentStep: String?
+    let stepIDs: [String]
+    let positions: [Int]
+    let needs: [Int]
+    let attempts: [Int]
+    let created: JSONValue
+    let notify: Bool
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 19)
+        bindings.append(tenant)
+        bindings.append(parentRun)
+        bindings.append(runID)
+        bindings.append(workflow)
+        bindings.append(Int32(clamping: version))
+        try bindings.append(input)
+        bindings.append(idempotencyKey)
+        bindings.append(Int32(clamping: stepCount))
+        bindings.append(deadlineMilliseconds)
+        bindings.append(parentStep)
+        bindings.append(Int32(ChildRuns.maxDepth))
+        bindings.append(stepIDs)
+        bindings.append(positions.map { Int32(clamping: $0) })
+        bindings.append(needs.map { Int32(clamping: $0) })
+        bindings.append(attempts.map { Int32(clamping: $0) })
+        bindings.append(RunEventType.runCreated.rawValue)
+        try bindings.append(created)
+        bindings.append(NotificationChannel.work.rawValue)
+        bindings.append(notify)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
 }

@@ -28,69 +28,11 @@ public struct StepQueue: Sendable {
     /// one claim batch: it is a fairness bound, not a billing one.
     public func claim(limit: Int, lease: Duration, tenantCap: Int? = nil) async throws -> [ClaimedStep] {
         guard limit > 0 else { return [] }
-        let defaultCap = tenantCap ?? Int(Int32.max)
-        let leaseMilliseconds = lease.inMilliseconds
+        let statement = ClaimStepsStatement(
+            limit: limit, defaultCap: tenantCap ?? Int(Int32.max), owner: owner, leaseMilliseconds: lease.inMilliseconds)
         var claimed: [ClaimedStep] = []
-        for try await row in try await database.query(
-            """
-            WITH RECURSIVE ready_tenants(tenant_id) AS (
-                -- The tenants with ready work, by a skip scan of steps_ready_by_tenant.
-                (SELECT tenant_id FROM steps WHERE status = 'ready' AND ready_at <= now() ORDER BY tenant_id LIMIT 1)
-                UNION ALL
-                SELECT (SELECT s.tenant_id FROM steps s
-                        WHERE s.status = 'ready' AND s.ready_at <= now() AND s.tenant_id > r.tenant_id
-                        ORDER BY s.tenant_id LIMIT 1)
-                FROM ready_tenants r WHERE r.tenant_id IS NOT NULL
-            ), candidates AS (
-                -- Each tenant's oldest ready steps, locked, numbered in turn.
-                SELECT c.tenant_id, c.run_id, c.step_id, c.ready_at, t.weight,
-                       row_number() OVER (PARTITION BY c.tenant_id ORDER BY c.ready_at) AS turn
-                FROM ready_tenants r
-                JOIN tenants t ON t.id = r.tenant_id
-                CROSS JOIN LATERAL (
-                    SELECT tenant_id, run_id, step_id, ready_at FROM steps
-                    WHERE tenant_id = r.tenant_id AND status = 'ready' AND ready_at <= now()
-                    ORDER BY ready_at
-                    -- No more than the tenant's free slots under its cap on running steps.
-                    LIMIT least(\(limit), greatest(0, coalesce(t.max_concurrent_steps, \(defaultCap))
-                        - (SELECT count(*) FROM steps x WHERE x.tenant_id = r.tenant_id AND x.status = 'running')))
-                    FOR UPDATE SKIP LOCKED
-                ) c
-            ), picked AS (
-                -- Round robin weighted by tenant: a tenant of weight 2 gets two turns per round.
-                SELECT tenant_id, run_id, step_id FROM candidates
-                ORDER BY ceil(turn::float8 / weight), ready_at
-                LIMIT \(limit)
-            ), claimed AS (
-                UPDATE steps s SET status = 'running', attempt = s.attempt + 1, lease_owner = \(owner),
-                       lease_expires_at = now() + \(leaseMilliseconds) * interval '1 millisecond',
-                       started_at = coalesce(s.started_at, now())
-                FROM picked p
-                WHERE s.tenant_id = p.tenant_id AND s.run_id = p.run_id AND s.step_id = p.step_id
-                RETURNING s.tenant_id, s.run_id, s.step_id, s.attempt, s.max_attempts
-            ), per_run AS (
-                SELECT tenant_id, run_id, count(*)::int8 AS n FROM claimed GROUP BY tenant_id, run_id
-            ), bumped AS (
-                UPDATE runs r SET event_seq = r.event_seq + pr.n,
-                       status = CASE WHEN r.status IN ('queued', 'waiting') THEN 'running' ELSE r.status END,
-                       started_at = coalesce(r.started_at, now())
-                FROM per_run pr
-                WHERE r.tenant_id = pr.tenant_id AND r.id = pr.run_id
-                RETURNING r.tenant_id, r.id, r.event_seq - pr.n AS base_seq, r.workflow, r.version, r.input
-            ), events AS (
-                INSERT INTO run_events (tenant_id, run_id, seq, type, step_id, data)
-                SELECT c.tenant_id, c.run_id,
-                       b.base_seq + row_number() OVER (PARTITION BY c.tenant_id, c.run_id ORDER BY c.step_id),
-                       \(RunEventType.stepStarted.rawValue), c.step_id, jsonb_build_object('attempt', c.attempt)
-                FROM claimed c JOIN bumped b ON b.tenant_id = c.tenant_id AND b.id = c.run_id
-            )
-            SELECT c.tenant_id, c.run_id, c.step_id, c.attempt, c.max_attempts, b.workflow, b.version, b.input,
-                   (SELECT coalesce(jsonb_object_agg(u.step_id, jsonb_build_object('status', u.status, 'output', u.output)), '{}'::jsonb)
-                    FROM steps u
-                    WHERE u.tenant_id = c.tenant_id AND u.run_id = c.run_id AND u.status IN ('succeeded', 'failed', 'skipped'))
-            FROM claimed c JOIN bumped b ON b.tenant_id = c.tenant_id AND b.id = c.run_id
-            """, logger: database.logger
-        ).decode((UUID, UUID, String, Int, Int, String, Int, JSONValue, JSONValue).self) {
+        for row in try await database.execute(statement) {
+            let row = try row.decode((UUID, UUID, String, Int, Int, String, Int, JSONValue, JSONValue).self)
             var finished: [String: FinishedStep] = [:]
             for (id, value) in row.8.objectValue ?? [:] {
                 finished[id] = FinishedStep(status: StepStatus(rawValue: value["status"]?.stringValue ?? "") ?? .failed, output: value["output"])
@@ -447,4 +389,87 @@ public struct StepQueue: Sendable {
         }
         return .committed(newlyReady: newlyReady, runFinished: finishedAs)
     }
+}
+
+/// The claim (see ``StepQueue/claim(limit:lease:tenantCap:)``), prepared once per
+/// connection: planning its recursive CTE anew for every claim cost PostgreSQL more
+/// than running it.
+struct ClaimStepsStatement: PostgresPreparedStatement {
+    typealias Row = PostgresRow
+
+    static let sql = """
+            WITH RECURSIVE ready_tenants(tenant_id) AS (
+                -- The tenants with ready work, by a skip scan of steps_ready_by_tenant.
+                (SELECT tenant_id FROM steps WHERE status = 'ready' AND ready_at <= now() ORDER BY tenant_id LIMIT 1)
+                UNION ALL
+                SELECT (SELECT s.tenant_id FROM steps s
+                        WHERE s.status = 'ready' AND s.ready_at <= now() AND s.tenant_id > r.tenant_id
+                        ORDER BY s.tenant_id LIMIT 1)
+                FROM ready_tenants r WHERE r.tenant_id IS NOT NULL
+            ), candidates AS (
+                -- Each tenant's oldest ready steps, locked, numbered in turn.
+                SELECT c.tenant_id, c.run_id, c.step_id, c.ready_at, t.weight,
+                       row_number() OVER (PARTITION BY c.tenant_id ORDER BY c.ready_at) AS turn
+                FROM ready_tenants r
+                JOIN tenants t ON t.id = r.tenant_id
+                CROSS JOIN LATERAL (
+                    SELECT tenant_id, run_id, step_id, ready_at FROM steps
+                    WHERE tenant_id = r.tenant_id AND status = 'ready' AND ready_at <= now()
+                    ORDER BY ready_at
+                    -- No more than the tenant's free slots under its cap on running steps.
+                    LIMIT least($1::int, greatest(0, coalesce(t.max_concurrent_steps, $2::int)
+                        - (SELECT count(*) FROM steps x WHERE x.tenant_id = r.tenant_id AND x.status = 'running')))
+                    FOR UPDATE SKIP LOCKED
+                ) c
+            ), picked AS (
+                -- Round robin weighted by tenant: a tenant of weight 2 gets two turns per round.
+                SELECT tenant_id, run_id, step_id FROM candidates
+                ORDER BY ceil(turn::float8 / weight), ready_at
+                LIMIT $1::int
+            ), claimed AS (
+                UPDATE steps s SET status = 'running', attempt = s.attempt + 1, lease_owner = $3::uuid,
+                       lease_expires_at = now() + $4::int8 * interval '1 millisecond',
+                       started_at = coalesce(s.started_at, now())
+                FROM picked p
+                WHERE s.tenant_id = p.tenant_id AND s.run_id = p.run_id AND s.step_id = p.step_id
+                RETURNING s.tenant_id, s.run_id, s.step_id, s.attempt, s.max_attempts
+            ), per_run AS (
+                SELECT tenant_id, run_id, count(*)::int8 AS n FROM claimed GROUP BY tenant_id, run_id
+            ), bumped AS (
+                UPDATE runs r SET event_seq = r.event_seq + pr.n,
+                       status = CASE WHEN r.status IN ('queued', 'waiting') THEN 'running' ELSE r.status END,
+                       started_at = coalesce(r.started_at, now())
+                FROM per_run pr
+                WHERE r.tenant_id = pr.tenant_id AND r.id = pr.run_id
+                RETURNING r.tenant_id, r.id, r.event_seq - pr.n AS base_seq, r.workflow, r.version, r.input
+            ), events AS (
+                INSERT INTO run_events (tenant_id, run_id, seq, type, step_id, data)
+                SELECT c.tenant_id, c.run_id,
+                       b.base_seq + row_number() OVER (PARTITION BY c.tenant_id, c.run_id ORDER BY c.step_id),
+                       $5::text, c.step_id, jsonb_build_object('attempt', c.attempt)
+                FROM claimed c JOIN bumped b ON b.tenant_id = c.tenant_id AND b.id = c.run_id
+            )
+            SELECT c.tenant_id, c.run_id, c.step_id, c.attempt, c.max_attempts, b.workflow, b.version, b.input,
+                   (SELECT coalesce(jsonb_object_agg(u.step_id, jsonb_build_object('status', u.status, 'output', u.output)), '{}'::jsonb)
+                    FROM steps u
+                    WHERE u.tenant_id = c.tenant_id AND u.run_id = c.run_id AND u.status IN ('succeeded', 'failed', 'skipped'))
+            FROM claimed c JOIN bumped b ON b.tenant_id = c.tenant_id AND b.id = c.run_id
+        """
+
+    let limit: Int
+    let defaultCap: Int
+    let owner: UUID
+    let leaseMilliseconds: Int64
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 5)
+        bindings.append(Int32(clamping: limit))
+        bindings.append(Int32(clamping: defaultCap))
+        bindings.append(owner)
+        bindings.append(leaseMilliseconds)
+        bindings.append(RunEventType.stepStarted.rawValue)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
 }

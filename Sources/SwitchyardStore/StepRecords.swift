@@ -34,9 +34,15 @@ public struct StepAttemptKey: Sendable, Hashable {
     }
 }
 
+/// A final step's status and output, as templates and the run's finalizer see it.
 public struct FinishedStep: Sendable, Hashable {
     public var status: StepStatus
     public var output: JSONValue?
+
+    public init(status: StepStatus, output: JSONValue?) {
+        self.status = status
+        self.output = output
+    }
 }
 
 /// What an executed (or expired) step becomes.

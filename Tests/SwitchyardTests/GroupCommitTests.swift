@@ -1,0 +1,162 @@
+import Foundation
+import SwitchyardCore
+import SwitchyardEngine
+import SwitchyardStore
+import Testing
+
+@Suite("Group commit: many steps in one statement, each as if alone")
+struct GroupCommitTests {
+    static let diamond = """
+        kind: Workflow
+        name: diamond
+        steps:
+          - id: a
+            transform: "a"
+          - id: b
+            needs: [a]
+            transform: "b{{ steps.a.output }}"
+          - id: c
+            needs: [a]
+            transform: "c{{ steps.a.output }}"
+          - id: d
+            needs: [b, c]
+            transform: "{{ steps.b.output }}+{{ steps.c.output }}"
+        outputs:
+          result: "{{ steps.d.output }}"
+        """
+
+    @Test("two predecessors committed in one batch make their successor ready once; a stale attempt is rejected alone")
+    func sharedSuccessorAndStaleAttempt() async throws {
+        try await withTestStore { store in
+            try await store.apply(Self.diamond)
+            let queue = StepQueue(database: store.database)
+            let run = try await store.start("diamond")
+            let a = try #require(try await queue.claim(limit: 10, lease: .seconds(30)).first)
+            let first = try await queue.complete(
+                [StepCompletion(step: a, outcome: .succeeded(output: "a", expert: nil), dependents: ["b", "c"])], notifyOthers: false)
+            #expect(first.map(\.result) == [.committed(newlyReady: ["b", "c"], runFinished: nil)])
+
+            let claimed = try await queue.claim(limit: 10, lease: .seconds(30)).sorted { $0.stepID < $1.stepID }
+            #expect(claimed.map(\.stepID) == ["b", "c"])
+            var stale = claimed[0]
+            stale.attempt += 1
+            let outcomes = try await queue.complete(
+                [
+                    StepCompletion(step: stale, outcome: .succeeded(output: "stale", expert: nil), dependents: ["d"]),
+                    StepCompletion(step: claimed[0], outcome: .succeeded(output: "ba", expert: nil), dependents: ["d"]),
+                    StepCompletion(step: claimed[1], outcome: .skipped(reason: "not needed"), dependents: ["d"]),
+                ], notifyOthers: false)
+            #expect(
+                outcomes.map(\.result) == [
+                    .rejected, .committed(newlyReady: ["d"], runFinished: nil), .committed(newlyReady: ["d"], runFinished: nil),
+                ])
+            #expect(outcomes.allSatisfy { !$0.runAwaitsEnd })
+
+            let after = try #require(try await store.runs.run(run.id, tenant: store.tenant.id))
+            let steps = Dictionary(uniqueKeysWithValues: after.steps.map { ($0.id, $0) })
+            #expect(steps["b"]?.status == .succeeded)
+            #expect(steps["b"]?.output == "ba")
+            #expect(steps["c"]?.status == .skipped)
+            #expect(steps["c"]?.output == nil)
+            #expect(steps["d"]?.status == .ready)
+            let events = try await store.events(of: run.id)
+            #expect(events.map(\.seq) == Array(1...Int64(events.count)))
+            #expect(events.suffix(2).map(\.type) == [RunEventType.stepSucceeded.rawValue, RunEventType.stepSkipped.rawValue])
+            #expect(events.last?.data == ["reason": "not needed"])
+        }
+    }
+
+    @Test("the last step's completion ends the run in the same statement when it carries the run's end; else the caller is told to end it")
+    func lastStepEndsTheRun() async throws {
+        try await withTestStore { store in
+            try await store.apply(
+                """
+                kind: Workflow
+                name: one
+                steps:
+                  - id: only
+                    transform: "x"
+                """)
+            let queue = StepQueue(database: store.database)
+            let ended = try await store.start("one")
+            let open = try await store.start("one")
+            let claimed = try await queue.claim(limit: 10, lease: .seconds(30))
+            let byRun = Dictionary(uniqueKeysWithValues: claimed.map { ($0.runID, $0) })
+            let outcomes = try await queue.complete(
+                [
+                    StepCompletion(
+                        step: try #require(byRun[ended.id]), outcome: .succeeded(output: "x", expert: nil), dependents: [],
+                        runEnd: .succeeded(["answer": "x"])),
+                    StepCompletion(step: try #require(byRun[open.id]), outcome: .succeeded(output: "x", expert: nil), dependents: []),
+                ], notifyOthers: false)
+            #expect(outcomes[0].result == .committed(newlyReady: [], runFinished: .succeeded))
+            #expect(!outcomes[0].runAwaitsEnd)
+            #expect(outcomes[1].result == .committed(newlyReady: [], runFinished: nil))
+            #expect(outcomes[1].runAwaitsEnd)
+
+            let run = try #require(try await store.runs.run(ended.id, tenant: store.tenant.id))
+            #expect(run.status == .succeeded)
+            #expect(run.output == ["answer": "x"])
+            #expect(run.finishedAt != nil)
+            let events = try await store.events(of: ended.id)
+            #expect(events.map(\.type) == ["run.created", "step.started", "step.succeeded", "run.succeeded"])
+            #expect(events.map(\.seq) == [1, 2, 3, 4])
+            #expect(events.last?.data == ["output": ["answer": "x"]])
+            #expect(try await store.runs.status(of: open.id, tenant: store.tenant.id) == .running)
+        }
+    }
+
+    @Test("a run cancelled while its last step ran is not ended by the step's batch")
+    func cancelledRunStaysCancelled() async throws {
+        try await withTestStore { store in
+            try await store.apply(
+                """
+                kind: Workflow
+                name: one
+                steps:
+                  - id: only
+                    transform: "x"
+                """)
+            let queue = StepQueue(database: store.database)
+            let run = try await store.start("one")
+            let claim = try #require(try await queue.claim(limit: 1, lease: .seconds(30)).first)
+            _ = try await store.runs.cancel(run.id, tenant: store.tenant.id)
+            let outcomes = try await queue.complete(
+                [StepCompletion(step: claim, outcome: .succeeded(output: "x", expert: nil), dependents: [], runEnd: .succeeded([:]))],
+                notifyOthers: false)
+            #expect(outcomes.map(\.result) == [.rejected])
+            #expect(try await store.runs.status(of: run.id, tenant: store.tenant.id) == .cancelled)
+            #expect(try await store.events(of: run.id).last?.type == RunEventType.runCancelled.rawValue)
+        }
+    }
+
+    @Test("300 runs at once through an engine of 64 slots: every log gap-free and in causal order, every output right")
+    func manyRunsAtOnce() async throws {
+        var configuration = fastEngineConfiguration()
+        configuration.concurrency = 64
+        try await withEngine(configuration: configuration) { store, _ in
+            try await store.apply(Self.diamond)
+            var ids: [UUID] = []
+            for _ in 0..<300 { ids.append(try await store.start("diamond").id) }
+            for id in ids {
+                let run = try await store.wait(for: id, timeout: .seconds(60))
+                #expect(run.status == .succeeded)
+                #expect(run.output == ["result": "ba+ca"])
+                let events = try await store.events(of: id)
+                #expect(events.map(\.seq) == Array(1...10))
+                #expect(events.first?.type == RunEventType.runCreated.rawValue)
+                #expect(events.last?.type == RunEventType.runSucceeded.rawValue)
+                func position(_ type: RunEventType, _ step: String) -> Int {
+                    events.firstIndex { $0.type == type.rawValue && $0.stepID == step } ?? -1
+                }
+                for step in ["a", "b", "c", "d"] {
+                    #expect(position(.stepStarted, step) >= 0)
+                    #expect(position(.stepStarted, step) < position(.stepSucceeded, step))
+                }
+                #expect(position(.stepSucceeded, "a") < position(.stepStarted, "b"))
+                #expect(position(.stepSucceeded, "b") < position(.stepStarted, "d"))
+                #expect(position(.stepSucceeded, "c") < position(.stepStarted, "d"))
+            }
+        }
+    }
+}

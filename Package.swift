@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 /// Settings shared by every target: Swift 6 language mode is the package default;
@@ -42,6 +42,11 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        // OTLP/HTTP only: the gRPC exporter (and grpc-swift with it) is not built.
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         .target(
@@ -99,6 +104,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Metric handles, span helpers and the JSON log format, shared by the engine and the
+        // server; it depends on no Switchyard module, so instrumentation points one way.
+        .target(
+            name: "SwitchyardObservability",
+            dependencies: [
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "SwitchyardEngine",
             dependencies: [
@@ -108,8 +127,10 @@ let package = Package(
                 "SwitchyardGate",
                 "SwitchyardTools",
                 "SwitchyardMetering",
+                "SwitchyardObservability",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -124,7 +145,9 @@ let package = Package(
                 "SwitchyardGate",
                 "SwitchyardTools",
                 "SwitchyardMetering",
+                "SwitchyardObservability",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -157,6 +180,7 @@ let package = Package(
                 "SwitchyardMetering",
                 "LocalInference",
                 "SwitchyardExperts",
+                "SwitchyardObservability",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -188,13 +212,15 @@ let package = Package(
             name: "SwitchyardTests",
             dependencies: [
                 "SwitchyardAPI", "SwitchyardCore", "SwitchyardStore", "SwitchyardEngine", "SwitchyardExperts", "SwitchyardServer", "SwitchyardGate",
-                "SwitchyardTools", "yard",
+                "SwitchyardTools", "SwitchyardObservability", "yard",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -19,6 +19,7 @@ struct CallMetering: Sendable {
     /// known, and a reservation left to the sweep would bill its upper bound instead.
     let settleRetryWindow: Duration
     let logger: Logger
+    var telemetry: EngineTelemetry = .disabled
     /// Settlements waiting for their step's commit.
     let held = HeldSettlements()
 
@@ -64,6 +65,7 @@ struct CallMetering: Sendable {
         case .admitted:
             return reserved
         case .refused(let state):
+            telemetry.budgetRefused(expert: expert.name, claim: claim)
             throw StepFailure(
                 .budgetExceeded,
                 "\(expert.name) could cost up to \(reserved.amount.formatted(decimals: 6)) USD, which does not fit this month's budget: "
@@ -71,6 +73,7 @@ struct CallMetering: Sendable {
                     + "Raise the budget, lower max_tokens, or allow on_budget: downgrade",
                 retryable: false, budgetPolicy: state.policy)
         case .unpriced(let state):
+            telemetry.budgetRefused(expert: expert.name, claim: claim)
             throw StepFailure(
                 .budgetExceeded,
                 "\(expert.name) calls \(expert.model), which has no price in the price book, so its cost cannot be bounded under the tenant's budget; "

@@ -5,6 +5,7 @@ import SwitchyardCore
 import SwitchyardExperts
 import SwitchyardGate
 import SwitchyardMetering
+import SwitchyardObservability
 import SwitchyardStore
 import SwitchyardTools
 import Synchronization
@@ -68,6 +69,8 @@ public final class Engine: Service, Sendable {
     let completions: CompletionBatcher
     let workflows: WorkflowCache
     let logger: Logger
+    /// Metrics, spans and transition log lines (EngineTelemetry.swift).
+    let telemetry: EngineTelemetry
     let wakeup = Wakeup()
     let cancellations = RunCancellations()
     /// Live model deltas for followers of `GET …/events?deltas=1`.
@@ -94,7 +97,7 @@ public final class Engine: Service, Sendable {
 
     public init(
         database: Database, experts: ExpertPool, tools: ToolEnvironment, configuration: EngineConfiguration = EngineConfiguration(),
-        gate: Gate = Gate(), logger: Logger = Logger(label: "switchyard.engine")
+        gate: Gate = Gate(), logger: Logger = Logger(label: "switchyard.engine"), observability: Observability = Observability()
     ) {
         self.configuration = configuration
         self.database = database
@@ -106,24 +109,28 @@ public final class Engine: Service, Sendable {
         let tenants = TenantRepository(database: database)
         self.workflows = WorkflowCache(resources: resources)
         self.logger = logger
+        let telemetry = EngineTelemetry(observability: observability, logger: logger)
+        self.telemetry = telemetry
         let deltas = DeltaHub(owner: queue.owner, database: database, logger: logger)
         self.deltas = deltas
         self.events = RunEventFeed(
             owner: queue.owner, database: database, maxStreamsPerTenant: configuration.maxEventStreamsPerTenant, logger: logger)
         let toolbox = Toolbox(
-            resources: resources, secrets: SecretRepository(database: database), tenants: tenants, queue: queue, environment: tools, logger: logger)
+            resources: resources, secrets: SecretRepository(database: database), tenants: tenants, queue: queue, environment: tools, logger: logger,
+            telemetry: telemetry)
         let metering = MeteringRepository(database: database)
         self.metering = metering
         let callMetering = CallMetering(
             repository: metering, queue: queue, prices: PriceBookCache(), defaultMaxTokens: configuration.defaultMaxTokens,
-            settleRetryWindow: configuration.lease, logger: logger)
+            settleRetryWindow: configuration.lease, logger: logger, telemetry: telemetry)
         self.calls = callMetering
         let models = ModelStepRunner(
             experts: experts, resources: resources, queue: queue, gate: gate, history: GateRepository(database: database), tenants: tenants,
-            toolbox: toolbox, deltas: deltas, metering: callMetering, defaultThreshold: configuration.gateThreshold, logger: logger)
+            toolbox: toolbox, deltas: deltas, metering: callMetering, defaultThreshold: configuration.gateThreshold, logger: logger,
+            telemetry: telemetry)
         self.executor = StepExecutor(
             queue: queue, resources: resources, runs: runs, models: models, toolbox: toolbox, cancellations: cancellations,
-            configuration: configuration, logger: logger)
+            configuration: configuration, logger: logger, telemetry: telemetry)
     }
 
     /// This process's lease owner id.
@@ -202,6 +209,7 @@ public final class Engine: Service, Sendable {
                 if free > 0 {
                     do {
                         claimed = try await queue.claim(limit: free, lease: configuration.lease, tenantCap: configuration.maxRunningStepsPerTenant)
+                        telemetry.claimed(claimed.count)
                         claims.succeeded()
                     } catch {
                         claims.failed(error)
@@ -342,9 +350,9 @@ public final class Engine: Service, Sendable {
                 }
                 switch result {
                 case .rejected:
-                    logger.notice(
-                        "a completion was fenced out", metadata: ["run": "\(claim.runID)", "step": "\(claim.stepID)", "attempt": "\(claim.attempt)"])
+                    telemetry.fenced(claim)
                 case .committed(let ready, let finished):
+                    telemetry.committed(claim, transition, runFinished: finished)
                     if !ready.isEmpty { wakeup.signal() }
                     if case .retry = transition { wakeup.signal() }
                     if let finished {
@@ -366,7 +374,7 @@ public final class Engine: Service, Sendable {
                 return
             } catch  where Database.isUnavailable(error) {
                 guard !Task.isCancelled, ContinuousClock.now + pause < leaseValidUntil(claim) + configuration.lease else {
-                    logger.error(
+                    logger.warning(
                         "could not record a step's outcome while its lease lasted; it runs again",
                         metadata: [
                             "run": "\(claim.runID)", "step": "\(claim.stepID)", "error": "\(Database.describe(error))",
@@ -470,7 +478,7 @@ public final class Engine: Service, Sendable {
             }
             if !stuck.isEmpty {
                 for step in stuck {
-                    logger.error(
+                    logger.warning(
                         "a step outran its runtime bound; letting its lease go",
                         metadata: [
                             "run": "\(step.runID)", "step": "\(step.stepID)", "attempt": "\(step.attempt)",
@@ -519,6 +527,7 @@ public final class Engine: Service, Sendable {
                 var reclaimed = 0
                 var woken = 0
                 if due.expiredLeases { reclaimed = try await queue.reclaimExpiredLeases() }
+                telemetry.leasesExpired(reclaimed)
                 if due.expiredWaits { woken = try await queue.wakeExpiredWaits() }
                 if due.runsAwaitingEnd {
                     for stalled in try await queue.runsAwaitingEnd() {

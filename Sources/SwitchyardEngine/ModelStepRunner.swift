@@ -21,6 +21,7 @@ struct ModelStepRunner: Sendable {
     let metering: CallMetering
     let defaultThreshold: Double
     let logger: Logger
+    var telemetry: EngineTelemetry = .disabled
 
     /// A model's final answer, before the step's checks.
     private struct Answer {
@@ -274,21 +275,25 @@ struct ModelStepRunner: Sendable {
 
         let clock = ContinuousClock()
         let start = clock.now
-        let result: Result<ModelResponse, ExpertError> = await deltas.relaying(
-            run: claim.runID, tenant: claim.tenantID, step: claim.stepID, call: index, expert: expert.name
-        ) { onDelta -> Result<ModelResponse, ExpertError> in
-            var request = request
-            if onDelta != nil { request.stream = true }
-            do throws(ExpertError) {
-                return .success(try await expert.complete(request, onDelta: onDelta))
-            } catch {
-                return .failure(error)
+        let span = telemetry.startModelCall(expert: expert.name, model: expert.model, claim: claim, index: index)
+        let result: Result<ModelResponse, ExpertError> = await span.propagating {
+            await deltas.relaying(
+                run: claim.runID, tenant: claim.tenantID, step: claim.stepID, call: index, expert: expert.name
+            ) { onDelta -> Result<ModelResponse, ExpertError> in
+                var request = request
+                if onDelta != nil { request.stream = true }
+                do throws(ExpertError) {
+                    return .success(try await expert.complete(request, onDelta: onDelta))
+                } catch {
+                    return .failure(error)
+                }
             }
         }
         let elapsed = clock.now - start
         let latency = Int(elapsed.inMilliseconds)
         let record = metering.ledgerRow(
             for: result, expert: expert, reservation: reservation, claim: claim, callIndex: index, startedAt: startedAt, latency: latency)
+        telemetry.finishModelCall(span, record: record)
         var event: [String: JSONValue] = [
             "expert": .string(expert.name), "model": .string(record.model), "requested": .string(choice), "call": .int(index),
             "prompt_tokens": .int(record.promptTokens), "completion_tokens": .int(record.completionTokens), "latency_ms": .int(latency),

@@ -65,6 +65,7 @@ struct StepExecutor: Sendable {
     let cancellations: RunCancellations
     let configuration: EngineConfiguration
     let logger: Logger
+    var telemetry: EngineTelemetry = .disabled
 
     /// How many attempts the engine may add beyond a step's retry budget when the
     /// step's own work is not to blame: its process stopped or stalled (the lease was
@@ -72,6 +73,13 @@ struct StepExecutor: Sendable {
     static let lostLeaseAllowance = 2
 
     func execute(_ claim: ClaimedStep, workflow: CompiledWorkflow) async -> AttemptVerdict {
+        await telemetry.attempt(claim, kind: EngineTelemetry.kind(of: workflow.steps[claim.stepID]?.kind)) {
+            await executeAttempt(claim, workflow: workflow)
+        }
+    }
+
+    /// `execute` without its instrumentation.
+    private func executeAttempt(_ claim: ClaimedStep, workflow: CompiledWorkflow) async -> AttemptVerdict {
         guard let step = workflow.steps[claim.stepID] else {
             return .commit(
                 .failed(

@@ -48,6 +48,7 @@ struct Toolbox: Sendable {
     let queue: StepQueue
     let environment: ToolEnvironment
     let logger: Logger
+    var telemetry: EngineTelemetry = .disabled
 
     /// The most of a tool result sent back to a model; the rest is cut with a note.
     static let maxResultCharacters = 32_000
@@ -132,13 +133,18 @@ struct Toolbox: Sendable {
         let clock = ContinuousClock()
         let start = clock.now
         let outcome: Result<JSONValue, ToolError>
+        let span = telemetry.startToolCall(tool.definition.name, claim: context.claim)
         do {
             let callContext = try await self.callContext(for: tool.definition, tenant: context.claim.tenantID)
             context.noteSideEffect()
-            outcome = .success(try await environment.runner.call(tool.definition, arguments: arguments, context: callContext))
+            outcome = .success(
+                try await span.propagating { () async throws(ToolError) -> JSONValue in
+                    try await environment.runner.call(tool.definition, arguments: arguments, context: callContext)
+                })
         } catch {
             outcome = .failure(error)
         }
+        telemetry.finishToolCall(span, error: { if case .failure(let error) = outcome { error.message } else { nil } }())
         let elapsed = clock.now - start
         let latency = Int(elapsed.inMilliseconds)
         await recordEvent(tool: tool.definition.name, callID: callID, turn: turn, outcome: outcome, latency: latency, context: context)

@@ -11,6 +11,8 @@ public struct AppRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var tenant: Tenant?
     public var isAdmin = false
+    /// Who the request turned out to be, for its log line (`RequestLogMiddleware`).
+    public var requestNote: RequestNote?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
@@ -25,11 +27,14 @@ public struct AppRequestContext: RequestContext {
 public struct TenantRequestContext: ChildRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let tenant: Tenant
+    /// Who the request turned out to be, for its log line (`RequestLogMiddleware`).
+    public let requestNote: RequestNote?
 
     public init(context: AppRequestContext) throws {
         guard let tenant = context.tenant else { throw APIError.unauthorized }
         self.coreContext = context.coreContext
         self.tenant = tenant
+        self.requestNote = context.requestNote
     }
 
     public var maxUploadSize: Int { JSONBody.maxRequestBytes }
@@ -79,6 +84,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
                 context.isAdmin = true
             } else if let tenant = try await tenants.authenticate(key: key) {
                 context.tenant = tenant
+                context.requestNote?.tenant = tenant.id
             } else {
                 throw APIError.unauthorized
             }

@@ -5,6 +5,7 @@ import NIOCore
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
+import SwitchyardObservability
 import SwitchyardStore
 import SwitchyardTools
 
@@ -35,6 +36,12 @@ public struct APIDependencies: Sendable {
     /// What this server's engine does, for estimates (`POST …/plan`): the experts, the
     /// gate's default threshold and the default completion cap.
     public var engineFacts = EngineFacts()
+    /// Metrics and tracing of this server (`GET /metrics`, the `run` span of a trigger).
+    public var observability = Observability()
+    /// How many tenants `/metrics` names in the queue gauges (the rest are `other`).
+    public var metricsTopTenants = 10
+    /// How many steps this server's engine is running now, for `/metrics`.
+    public var runningSteps: @Sendable () -> Int = { 0 }
     /// Called after a run is created, so the local dispatcher starts at once.
     public var onRunCreated: @Sendable () -> Void
     /// Whether a new run should also wake other processes' engines (the local one is
@@ -84,11 +91,13 @@ public struct EngineFacts: Sendable {
 /// Builds the router of the whole API.
 public func buildRouter(_ api: APIDependencies, adminKey: String?) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
+    router.add(middleware: RequestLogMiddleware(metrics: api.observability.metrics))
     let errors = ErrorFormatMiddleware<AppRequestContext>()
     router.add(middleware: errors)
     router.add(middleware: RequestTargetMiddleware())
     HealthRoutes(api: api).add(to: router)
     router.add(middleware: AuthenticationMiddleware(tenants: api.tenants, adminKey: adminKey))
+    MetricsRoutes(api: api).add(to: router)
     let v1 = router.group("v1")
     let admin = v1.group("admin", context: AdminRequestContext.self)
     TenantRoutes(api: api).add(to: admin)

@@ -73,9 +73,12 @@ struct RunRoutes {
             error.headers = [.retryAfter: String(seconds)]
             throw error
         }
+        let trace = RunTrace(api.observability, request: request, tenant: tenant, workflow: name, version: stored.version)
         let (run, created) = try await api.runs.createRun(
             tenant: tenant, workflow: name, version: stored.version, spec: spec, input: input, idempotencyKey: idempotencyKey,
             notify: api.shouldWakeOthers())
+        trace.created(run.id, new: created)
+        context.requestNote?.run = run.id
         if created { api.onRunCreated() }
         guard let wait, !run.status.isFinal else {
             return try JSONBody.reply(APIRunEnvelope(run: Render.run(run)), status: created ? .accepted : .ok)

@@ -6,6 +6,7 @@ import ServiceLifecycle
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
+import SwitchyardObservability
 import SwitchyardStore
 import SwitchyardTools
 import UnixSignals
@@ -17,6 +18,8 @@ public struct SwitchyardServer: Sendable {
     public let engine: Engine
     public private(set) var api: APIDependencies
     public let configuration: ServerConfiguration
+    /// This server's metrics registry and tracer (none of it process-global).
+    public let observability: Observability
     let logger: Logger
 
     /// Builds the server. The database pool is not running until `run` is.
@@ -42,13 +45,20 @@ public struct SwitchyardServer: Sendable {
         }
         let tools = ToolEnvironment(
             runner: ToolRunner(logger: Logger(label: "switchyard.tools")), secretBox: secretBox, egress: configuration.egress)
-        let engine = Engine(database: self.database, experts: experts, tools: tools, configuration: configuration.engine, logger: logger)
+        let observability = Observability(metrics: SwitchyardMetrics(), tracer: configuration.tracing?.tracer)
+        self.observability = observability
+        let engine = Engine(
+            database: self.database, experts: experts, tools: tools, configuration: configuration.engine, logger: logger, observability: observability
+        )
         self.engine = engine
         self.api = APIDependencies(
             database: self.database, events: engine.events, secretBox: secretBox, deltas: engine.deltas,
             runRate: (configuration.runsPerSecond, configuration.runBurst), onRunCreated: { engine.poke() },
             shouldWakeOthers: { engine.shouldWakeOthers() })
         self.api.eventHeartbeat = configuration.eventHeartbeat
+        self.api.observability = observability
+        self.api.metricsTopTenants = configuration.metricsTopTenants
+        self.api.runningSteps = { engine.runningSteps }
         self.api.yamlParsing = configuration.yamlParsing
         self.api.engineFacts = EngineFacts(
             experts: experts, gateThreshold: configuration.engine.gateThreshold,
@@ -75,6 +85,24 @@ public struct SwitchyardServer: Sendable {
             },
             logger: logger)
         app.addServices(engine)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        // First in, last out: the exporter flushes the spans of the shutdown too.
+        if let tracing = configuration.tracing { services.append(.init(service: tracing.service)) }
+        if let metricsPort = configuration.metricsPort {
+            let metricsRouter = Router()
+            MetricsRoutes(api: api).add(open: metricsRouter)
+            let metricsApp = Application(
+                router: metricsRouter,
+                configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: metricsPort), serverName: "switchyard-metrics"),
+                onServerRunning: { channel in
+                    logger.info(
+                        "metrics listening",
+                        metadata: ["url": "http://\(channel.localAddress?.ipAddress ?? "127.0.0.1"):\(channel.localAddress?.port ?? 0)/metrics"])
+                },
+                logger: logger)
+            services.append(.init(service: metricsApp))
+        }
+        services.append(.init(service: app))
         let database = self.database
         // The pool runs outside the service group so that it outlives the engine's
         // graceful shutdown, and migrations finish before anything claims work.
@@ -84,7 +112,7 @@ public struct SwitchyardServer: Sendable {
             if !applied.isEmpty { logger.info("applied migrations", metadata: ["versions": "\(applied)"]) }
             let services = ServiceGroup(
                 configuration: ServiceGroupConfiguration(
-                    services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                    services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     await stop()

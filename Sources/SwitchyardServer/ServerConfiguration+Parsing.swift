@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
@@ -45,9 +46,29 @@ private struct RawConfiguration: Decodable {
     var egress: Egress?
     var limits: Limits?
     var database: Database?
+    var observability: Observability?
+    var logging: Logging?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case host, port, database_url, admin_key, engine, experts, gate, egress, limits, database
+        case host, port, database_url, admin_key, engine, experts, gate, egress, limits, database, observability, logging
+    }
+
+    struct Observability: Decodable {
+        var metrics_port: Int?
+        var metrics_top_tenants: Int?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case metrics_port, metrics_top_tenants
+        }
+    }
+
+    struct Logging: Decodable {
+        var format: String?
+        var level: String?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case format, level
+        }
     }
 
     struct Limits: Decodable {
@@ -110,6 +131,7 @@ private struct RawConfiguration: Decodable {
         let sections: [(String, [String])] = [
             ("engine", keys(Engine.CodingKeys.self)), ("gate", keys(Gate.CodingKeys.self)), ("egress", keys(Egress.CodingKeys.self)),
             ("limits", keys(Limits.CodingKeys.self)), ("database", keys(Database.CodingKeys.self)),
+            ("observability", keys(Observability.CodingKeys.self)), ("logging", keys(Logging.CodingKeys.self)),
         ]
         for (section, allowed) in sections {
             if let value = node[section] { try check(value, allowed: allowed, path: "\(section).", file: file) }
@@ -165,6 +187,8 @@ private struct RawConfiguration: Decodable {
         try limits?.apply(to: &configuration, file: file)
         try database?.apply(to: &configuration, file: file)
         try engine?.apply(to: &configuration, file: file)
+        try observability?.apply(to: &configuration, file: file)
+        try logging?.apply(to: &configuration, file: file)
         return configuration
     }
 }
@@ -202,6 +226,35 @@ extension RawConfiguration.Database {
         }
         if let span = try duration.read(statement_timeout, "database.statement_timeout", from: .milliseconds(100), to: .seconds(3600), like: "10s") {
             configuration.databasePool.statementTimeout = span
+        }
+    }
+}
+
+extension RawConfiguration.Observability {
+    func apply(to configuration: inout ServerConfiguration, file: String) throws(ConfigurationError) {
+        if let port = metrics_port {
+            guard (0...65535).contains(port) else { throw ConfigurationError("\(file): observability.metrics_port must be 0-65535") }
+            configuration.metricsPort = port
+        }
+        if let top = metrics_top_tenants {
+            guard (1...1000).contains(top) else { throw ConfigurationError("\(file): observability.metrics_top_tenants must be 1 to 1000") }
+            configuration.metricsTopTenants = top
+        }
+    }
+}
+
+extension RawConfiguration.Logging {
+    func apply(to configuration: inout ServerConfiguration, file: String) throws(ConfigurationError) {
+        if let format {
+            guard let parsed = LogFormat(rawValue: format) else { throw ConfigurationError("\(file): logging.format must be text or json") }
+            configuration.logFormat = parsed
+        }
+        if let level {
+            guard let parsed = Logger.Level(rawValue: level) else {
+                throw ConfigurationError(
+                    "\(file): logging.level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            configuration.logLevel = parsed
         }
     }
 }

@@ -1,7 +1,9 @@
 import Foundation
+import Logging
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardExperts
+import SwitchyardObservability
 import SwitchyardStore
 import SwitchyardTools
 import Yams
@@ -47,6 +49,18 @@ public struct ServerConfiguration: Sendable {
     public var eventHeartbeat: Duration = .seconds(5)
     /// Where tenant YAML is parsed, and its deadline (see ``YAMLParseGuard``).
     public var yamlParsing: YAMLParseGuard = .shared
+    /// A second port serving only `GET /metrics`, without authentication
+    /// (`observability.metrics_port`); nil: `/metrics` is on the API port, admin key only.
+    public var metricsPort: Int?
+    /// How many tenants the queue gauges name; the rest are summed as `other`.
+    public var metricsTopTenants = 10
+    /// The log lines' format (`logging.format`), applied by `yard serve`.
+    public var logFormat: LogFormat = .text
+    /// The lowest level logged (`logging.level`), applied by `yard serve`; else `LOG_LEVEL`, else info.
+    public var logLevel: Logger.Level?
+    /// Where spans go: never read from the file; `yard serve` makes it from the `OTEL_*`
+    /// environment variables (nil: tracing off). Its service runs beside the server.
+    public var tracing: OTelTracing.Backend?
 
     public init() {}
 
@@ -115,6 +129,11 @@ public struct DatabasePoolSettings: Sendable, Hashable {
         return database
     }
 }
+/// The format of log lines: `text` (swift-log's default) or `json`, one object a line.
+public enum LogFormat: String, Sendable, Hashable {
+    case text, json
+}
+
 /// A mistake in the server configuration, with where it is.
 public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
     public var message: String

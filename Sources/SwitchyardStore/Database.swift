@@ -234,6 +234,7 @@ public struct Database: Service, Sendable {
         _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         statistics.recordCall()
+        defer { statistics.recordCallEnded() }
         // While PostgreSQL is known to be unreachable, a call waits for a connection only
         // briefly: long enough to get one as soon as the server is back, not so long
         // that every caller (an API request) hangs through the outage.
@@ -368,6 +369,7 @@ public final class DatabaseStatistics: Sendable {
     private let calls = Atomic<Int>(0)
     private let unavailable = Atomic<Int>(0)
     private let unreachable = Atomic<Bool>(false)
+    private let inFlight = Atomic<Int>(0)
 
     public init() {}
 
@@ -380,8 +382,16 @@ public final class DatabaseStatistics: Sendable {
     /// Whether the last call that ended failed for want of the database.
     public var isUnreachable: Bool { unreachable.load(ordering: .relaxed) }
 
+    /// Calls under way now: holding a connection or waiting for one (`/metrics`).
+    public var callsInFlight: Int { inFlight.load(ordering: .relaxed) }
+
     func recordCall() {
         calls.add(1, ordering: .relaxed)
+        inFlight.add(1, ordering: .relaxed)
+    }
+
+    func recordCallEnded() {
+        inFlight.subtract(1, ordering: .relaxed)
     }
 
     func recordReachable() {

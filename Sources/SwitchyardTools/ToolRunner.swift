@@ -238,6 +238,10 @@ public struct ToolRunner: ToolRunning {
         for (name, value) in request.headers { outgoing.headers.add(name: name, value: value) }
         if !outgoing.headers.contains(name: "accept") { outgoing.headers.add(name: "Accept", value: "application/json, text/*;q=0.9, */*;q=0.5") }
         if !outgoing.headers.contains(name: "user-agent") { outgoing.headers.add(name: "User-Agent", value: "Switchyard-Tools/1") }
+        // The tool call's span (W3C Trace Context), unless the tool sets its own.
+        for (name, value) in OutgoingTraceHeaders.current where !outgoing.headers.contains(name: name) {
+            outgoing.headers.add(name: name, value: value)
+        }
         if let body = request.body {
             outgoing.body = .bytes(ByteBuffer(bytes: body))
         }

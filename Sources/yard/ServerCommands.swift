@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SwitchyardCore
+import SwitchyardObservability
 import SwitchyardServer
 import SwitchyardStore
 
@@ -58,15 +59,28 @@ struct Serve: AsyncParsableCommand {
     var host: String?
 
     func run() async throws {
-        let level = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
         var configuration = try server.load()
         if let port { configuration.port = port }
         if let host { configuration.host = host }
+        // The process-global systems are bootstrapped here, in the executable only.
+        let level =
+            configuration.logLevel ?? ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
+        let format = configuration.logFormat
+        LoggingSystem.bootstrap { label in
+            switch format {
+            case .json:
+                return JSONLogHandler(label: label, level: level)
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        }
+        do {
+            configuration.tracing = try OTelTracing.fromEnvironment(logger: Logger(label: "switchyard.otel"))
+        } catch {
+            throw CLIError("tracing: the OTEL_* environment is not usable: \(error)")
+        }
         let database = try DatabaseBootstrap.resolve(url: configuration.databaseURL, dataDirectory: server.dataDir)
         defer { database.stop() }
         let app = try SwitchyardServer(configuration: configuration, database: database.configuration)

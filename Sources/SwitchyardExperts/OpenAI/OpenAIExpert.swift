@@ -231,6 +231,8 @@ public final class OpenAIExpert: Expert {
         headers.add(name: "Accept", value: stream ? "text/event-stream" : "application/json")
         headers.add(name: "User-Agent", value: "switchyard")
         if let apiKey { headers.add(name: "Authorization", value: "Bearer \(apiKey.value)") }
+        // The model call's span, for a provider that traces (W3C Trace Context).
+        for (name, value) in OutgoingTraceHeaders.current { headers.replaceOrAdd(name: name, value: value) }
         return headers
     }
 

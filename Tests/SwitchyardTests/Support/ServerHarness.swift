@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
@@ -68,10 +69,11 @@ struct LiveServer: Sendable {
 func withLiveServer<T: Sendable>(
     script: String = "[]", engine: EngineConfiguration = fastEngineConfiguration(), egress: [String] = [],
     experts: [String: ExpertConfiguration]? = nil, configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
-    _ body: @Sendable (LiveServer) async throws -> T
+    logger: Logger? = nil, _ body: @Sendable (LiveServer) async throws -> T
 ) async throws -> T {
     try await withTestStore { store in
-        try await withLiveServer(on: store, script: script, engine: engine, egress: egress, experts: experts, configure: configure, body)
+        try await withLiveServer(
+            on: store, script: script, engine: engine, egress: egress, experts: experts, configure: configure, logger: logger, body)
     }
 }
 
@@ -79,7 +81,7 @@ func withLiveServer<T: Sendable>(
 func withLiveServer<T: Sendable>(
     on store: TestStore, script: String = "[]", engine: EngineConfiguration = fastEngineConfiguration(), egress: [String] = [],
     experts: [String: ExpertConfiguration]? = nil, configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
-    _ body: @Sendable (LiveServer) async throws -> T
+    logger: Logger? = nil, _ body: @Sendable (LiveServer) async throws -> T
 ) async throws -> T {
     do {
         let directory = NSTemporaryDirectory() + "switchyard-test-\(UUID().uuidString)"
@@ -99,7 +101,8 @@ func withLiveServer<T: Sendable>(
                 "pro": ExpertConfiguration(provider: .scripted, script: "script.yaml", model: "scripted-pro"),
             ]
         configure(&configuration)
-        let server = try SwitchyardServer(configuration: configuration, database: store.database.configuration, logger: testLogger("test.server"))
+        let server = try SwitchyardServer(
+            configuration: configuration, database: store.database.configuration, logger: logger ?? testLogger("test.server"))
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let (done, doneContinuation) = AsyncStream<Void>.makeStream()
         let adminKey = configuration.adminKey ?? ""

@@ -35,6 +35,9 @@ public struct APIDependencies: Sendable {
     /// What this server's engine does, for estimates (`POST …/plan`): the experts, the
     /// gate's default threshold and the default completion cap.
     public var engineFacts = EngineFacts()
+    /// The server's retention defaults, for the tenants' effective retention and
+    /// `POST /v1/admin/prune`.
+    public var retention = RetentionConfiguration()
     /// Called after a run is created, so the local dispatcher starts at once.
     public var onRunCreated: @Sendable () -> Void
     /// Whether a new run should also wake other processes' engines (the local one is
@@ -92,6 +95,7 @@ public func buildRouter(_ api: APIDependencies, adminKey: String?) -> Router<App
     let v1 = router.group("v1")
     let admin = v1.group("admin", context: AdminRequestContext.self)
     TenantRoutes(api: api).add(to: admin)
+    RetentionRoutes(api: api).add(to: admin)
     let metering = MeteringRoutes(api: api)
     metering.add(admin: admin)
     metering.add(any: v1)

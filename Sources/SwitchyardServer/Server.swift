@@ -50,6 +50,7 @@ public struct SwitchyardServer: Sendable {
             shouldWakeOthers: { engine.isSaturated })
         self.api.eventHeartbeat = configuration.eventHeartbeat
         self.api.yamlParsing = configuration.yamlParsing
+        self.api.retention = configuration.retention
         self.api.engineFacts = EngineFacts(
             experts: experts, gateThreshold: configuration.engine.gateThreshold,
             defaultMaxTokens: configuration.engine.defaultMaxTokens)
@@ -74,7 +75,7 @@ public struct SwitchyardServer: Sendable {
                 await onListening(port)
             },
             logger: logger)
-        app.addServices(engine)
+        app.addServices(engine, RetentionService(database: self.database, configuration: configuration.retention, logger: logger))
         let database = self.database
         // The pool runs outside the service group so that it outlives the engine's
         // graceful shutdown, and migrations finish before anything claims work.

@@ -20,5 +20,6 @@ shift $(( $# > 2 ? 2 : $# ))
 [ "${1:-}" = "--" ] && shift
 swift build --product yard
 data=$(mktemp -d /tmp/switchyard-retention-soak-XXXXXX)
+chmod 755 "$data"   # the embedded cluster runs as the postgres user when this is root
 trap 'rm -rf "$data"' EXIT
 .build/debug/yard bench prune --runs "$runs" --rounds "$rounds" --data-dir "$data" "$@" 2>&1 | tee /tmp/switchyard-retention-soak.log

@@ -70,11 +70,13 @@ struct PruneBench: AsyncParsableCommand {
                 group.addTask { try await engine.run() }
                 print("retention soak: \(total) runs of \(stepCount) no-op steps in \(roundCount) rounds; prune batches of \(retention.batchSize)")
                 var pushed = 0
+                var sizesAfterPush: [Int64] = []
                 for round in 1...roundCount {
                     let count = total / roundCount + (round <= total % roundCount ? 1 : 0)
                     let pushTime = try await soak.push(runs: count, engine: engine)
                     pushed += count
                     let before = try await soak.sizes()
+                    sizesAfterPush.append(before.reduce(0) { $0 + $1.totalBytes })
                     let clock = ContinuousClock()
                     let started = clock.now
                     let report = try await pruner.prune(tenant: soak.tenant, olderThan: TimeSpan(milliseconds: 0))
@@ -95,6 +97,8 @@ struct PruneBench: AsyncParsableCommand {
                             c.runs, c.steps, c.events, c.signals, pruneTime, Double(c.runs) / max(pruneTime, 0.001), vacuumTime))
                     RetentionSoak.print(stages: [("after push", before), ("after prune", afterPrune), ("after vacuum", afterVacuum)])
                 }
+                let figures = sizesAfterPush.map { String(format: "%.1f MB", Double($0) / 1_048_576) }
+                print("all tables after each round's runs: \(figures.joined(separator: ", "))")
                 group.cancelAll()
             }
         }

@@ -5,15 +5,17 @@ import SwitchyardEngine
 import SwitchyardStore
 import Testing
 
-/// The bounded soak (`yard bench prune` runs the long one): two rounds of 1,000 runs
+/// The bounded soak (`yard bench prune` runs the long one): three rounds of 600 runs
 /// through the engine, each pruned and vacuumed. Pruning leaves none of the runs' rows,
-/// vacuuming leaves (next to) no dead rows, and the second round fits in the space the
-/// first one freed: the tables do not grow from round to round.
+/// vacuuming leaves (next to) no dead rows, and the tables stop growing: the third
+/// round fits in the space the earlier ones freed. (B-tree pages emptied by one VACUUM
+/// become reusable at the next one, so the indexes settle at about two rounds' worth
+/// after the second round, and stay there.)
 @Suite("Retention soak (bounded)")
 struct RetentionSoakTests {
-    static let roundRuns = 1_000
+    static let roundRuns = 600
 
-    @Test("two rounds of runs, pruned and vacuumed: no rows left, no dead rows, no growth")
+    @Test("three rounds of runs, pruned and vacuumed: no rows left, no dead rows, no growth")
     func soak() async throws {
         try await withEngine { store, engine in
             try await store.apply(
@@ -38,7 +40,7 @@ struct RetentionSoakTests {
             let pruner = Pruner(database: store.database, configuration: configuration)
             var generator = SeededGenerator(seed: 12)
             var afterPush: [Int64] = []
-            for round in 1...2 {
+            for round in 1...3 {
                 for _ in 0..<Self.roundRuns {
                     let text = String(repeating: "x", count: Int.random(in: 10...400, using: &generator))
                     _ = try await store.start("chain", input: ["text": .string(text)])
@@ -59,13 +61,24 @@ struct RetentionSoakTests {
                     ).first(decoding: Int.self)
                     #expect(left == 0, "round \(round): \(table) still has rows")
                 }
-                try await repository.vacuum()
-                for size in try await repository.tableSizes() where ["runs", "steps", "run_events"].contains(size.table) {
-                    #expect(size.deadRows < 200, "round \(round): \(size.table) has \(size.deadRows) dead rows after VACUUM")
+                // As autovacuum would, until no older snapshot (a transaction of the
+                // engine, or of another test's database on this busy cluster) holds the
+                // deleted rows: then VACUUM removes them all.
+                var dead: [String: Int64] = [:]
+                for _ in 0..<10 {
+                    try await repository.vacuum()
+                    dead = [:]
+                    for size in try await repository.tableSizes() where ["runs", "steps", "run_events"].contains(size.table) {
+                        dead[size.table] = size.deadRows
+                    }
+                    if dead.values.allSatisfy({ $0 < 200 }) { break }
+                    try await Task.sleep(for: .seconds(1))
                 }
+                #expect(dead.values.allSatisfy { $0 < 200 }, "round \(round): dead rows after VACUUM: \(dead)")
             }
-            // Without reuse the second round would double the tables; with it they stay.
-            #expect(Double(afterPush[1]) <= Double(afterPush[0]) * 1.5, "sizes after each round's runs: \(afterPush)")
+            // Without reuse every round would add a round's worth; with it the third
+            // round fits in the second one's tables.
+            #expect(Double(afterPush[2]) <= Double(afterPush[1]) * 1.15, "sizes after each round's runs: \(afterPush)")
         }
     }
 }

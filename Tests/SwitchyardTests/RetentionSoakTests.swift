@@ -5,7 +5,7 @@ import SwitchyardEngine
 import SwitchyardStore
 import Testing
 
-/// The bounded soak (`yard bench prune` runs the long one): three rounds of 600 runs
+/// The bounded soak (`yard bench prune` runs the long one): three rounds of 300 runs
 /// through the engine, each pruned and vacuumed. Pruning leaves none of the runs' rows,
 /// vacuuming leaves (next to) no dead rows, and the tables stop growing: the third
 /// round fits in the space the earlier ones freed. (B-tree pages emptied by one VACUUM
@@ -13,7 +13,7 @@ import Testing
 /// after the second round, and stay there.)
 @Suite("Retention soak (bounded)")
 struct RetentionSoakTests {
-    static let roundRuns = 600
+    static let roundRuns = 300
 
     @Test("three rounds of runs, pruned and vacuumed: no rows left, no dead rows, no growth")
     func soak() async throws {

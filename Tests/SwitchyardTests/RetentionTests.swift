@@ -191,7 +191,7 @@ struct RetentionTests {
         try await withEngine { store, engine in
             try await store.apply("kind: Workflow\nname: noop\nsteps:\n  - id: a\n    transform: \"1\"\n")
             var ids: [UUID] = []
-            for _ in 0..<240 { ids.append(try await store.start("noop").id) }
+            for _ in 0..<120 { ids.append(try await store.start("noop").id) }
             engine.poke()
             for id in ids { _ = try await store.wait(for: id, timeout: .seconds(60)) }
             try await Self.age(ids, tenant: store.tenant.id, by: "40 days", database: store.database)

@@ -41,6 +41,8 @@ struct PruneBench: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Each round's figures as it ends, also through `tee` (Scripts/retention-soak.sh).
+        Console.useLineBuffering()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .warning

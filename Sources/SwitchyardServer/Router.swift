@@ -42,6 +42,9 @@ public struct APIDependencies: Sendable {
     public var metricsTopTenants = 10
     /// How many steps this server's engine is running now, for `/metrics`.
     public var runningSteps: @Sendable () -> Int = { 0 }
+    /// The server's retention defaults, for the tenants' effective retention and
+    /// `POST /v1/admin/prune`.
+    public var retention = RetentionConfiguration()
     /// Called after a run is created, so the local dispatcher starts at once.
     public var onRunCreated: @Sendable () -> Void
     /// Whether a new run should also wake other processes' engines (the local one is
@@ -101,6 +104,7 @@ public func buildRouter(_ api: APIDependencies, adminKey: String?) -> Router<App
     let v1 = router.group("v1")
     let admin = v1.group("admin", context: AdminRequestContext.self)
     TenantRoutes(api: api).add(to: admin)
+    RetentionRoutes(api: api).add(to: admin)
     let metering = MeteringRoutes(api: api)
     metering.add(admin: admin)
     metering.add(any: v1)

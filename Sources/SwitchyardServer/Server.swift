@@ -60,6 +60,7 @@ public struct SwitchyardServer: Sendable {
         self.api.metricsTopTenants = configuration.metricsTopTenants
         self.api.runningSteps = { engine.runningSteps }
         self.api.yamlParsing = configuration.yamlParsing
+        self.api.retention = configuration.retention
         self.api.engineFacts = EngineFacts(
             experts: experts, gateThreshold: configuration.engine.gateThreshold,
             defaultMaxTokens: configuration.engine.defaultMaxTokens)
@@ -84,7 +85,7 @@ public struct SwitchyardServer: Sendable {
                 await onListening(port)
             },
             logger: logger)
-        app.addServices(engine)
+        app.addServices(engine, RetentionService(database: self.database, configuration: configuration.retention, logger: logger))
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         // First in, last out: the exporter flushes the spans of the shutdown too.
         if let tracing = configuration.tracing { services.append(.init(service: tracing.service)) }

@@ -48,9 +48,10 @@ private struct RawConfiguration: Decodable {
     var database: Database?
     var observability: Observability?
     var logging: Logging?
+    var retention: Retention?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case host, port, database_url, admin_key, engine, experts, gate, egress, limits, database, observability, logging
+        case host, port, database_url, admin_key, engine, experts, gate, egress, limits, database, observability, logging, retention
     }
 
     struct Observability: Decodable {
@@ -68,6 +69,19 @@ private struct RawConfiguration: Decodable {
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case format, level
+        }
+    }
+
+    struct Retention: Decodable {
+        var runs: String?
+        var events: String?
+        var ledger: String?
+        var interval: String?
+        var batch_size: Int?
+        var pause: String?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case runs, events, ledger, interval, batch_size, pause
         }
     }
 
@@ -132,6 +146,7 @@ private struct RawConfiguration: Decodable {
             ("engine", keys(Engine.CodingKeys.self)), ("gate", keys(Gate.CodingKeys.self)), ("egress", keys(Egress.CodingKeys.self)),
             ("limits", keys(Limits.CodingKeys.self)), ("database", keys(Database.CodingKeys.self)),
             ("observability", keys(Observability.CodingKeys.self)), ("logging", keys(Logging.CodingKeys.self)),
+            ("retention", keys(Retention.CodingKeys.self)),
         ]
         for (section, allowed) in sections {
             if let value = node[section] { try check(value, allowed: allowed, path: "\(section).", file: file) }
@@ -189,6 +204,7 @@ private struct RawConfiguration: Decodable {
         try engine?.apply(to: &configuration, file: file)
         try observability?.apply(to: &configuration, file: file)
         try logging?.apply(to: &configuration, file: file)
+        try retention?.apply(to: &configuration, file: file)
         return configuration
     }
 }
@@ -255,6 +271,38 @@ extension RawConfiguration.Logging {
                     "\(file): logging.level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             configuration.logLevel = parsed
+        }
+    }
+}
+
+extension RawConfiguration.Retention {
+    func apply(to configuration: inout ServerConfiguration, file: String) throws(ConfigurationError) {
+        func period(_ text: String?, _ key: String) throws(ConfigurationError) -> RetentionPeriod? {
+            guard let text else { return nil }
+            guard let period = RetentionPeriod.parse(text), period.isValidSetting else {
+                throw ConfigurationError(
+                    "\(file): retention.\(key) must be forever, a number of days like 30d, or a duration of at least 1h like 12h")
+            }
+            return period
+        }
+        if let runs = try period(runs, "runs") { configuration.retention.runs = runs }
+        if let events = try period(events, "events") { configuration.retention.events = events }
+        if let ledger = try period(ledger, "ledger") {
+            if let milliseconds = ledger.milliseconds, milliseconds < RetentionConfiguration.minimumLedger.milliseconds {
+                throw ConfigurationError("\(file): retention.ledger must be forever or at least 62d (budgets sum this month's ledger)")
+            }
+            configuration.retention.ledger = ledger
+        }
+        let duration = ConfigurationDuration(file: file)
+        if let span = try duration.read(interval, "retention.interval", to: .seconds(86_400), like: "10m") {
+            configuration.retention.interval = span
+        }
+        if let span = try duration.read(pause, "retention.pause", to: .seconds(60), like: "200ms") {
+            configuration.retention.pause = span
+        }
+        if let batch = batch_size {
+            guard (1...100_000).contains(batch) else { throw ConfigurationError("\(file): retention.batch_size must be 1 to 100000") }
+            configuration.retention.batchSize = batch
         }
     }
 }

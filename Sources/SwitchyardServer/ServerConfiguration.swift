@@ -19,6 +19,7 @@ import Yams
 /// gate: { threshold: 0.06 }           # the `auto` gate's default quality/cost target
 /// egress: { allow: ["127.0.0.1", "10.0.0.0/8", "kb.internal"] }   # private hosts tools may reach
 /// limits: { runs_per_second: 20, run_burst: 40, max_running_steps: 200 }   # per tenant, defaults
+/// retention: { runs: 30d, events: 7d, interval: 10m }   # finished runs pruned after this, per tenant defaults
 /// experts:
 ///   flash: { provider: openai, model: deepseek-v4-flash, api_key_env: DEEPSEEK_API_KEY }
 ///   pro:   { provider: scripted, script: Workflows/demo-script.yaml }
@@ -45,6 +46,9 @@ public struct ServerConfiguration: Sendable {
     /// The connection pool's size and deadlines (`database:`), applied to whichever
     /// database the server uses.
     public var databasePool = DatabasePoolSettings()
+    /// How long finished runs and their logs are kept (tenants may have their own),
+    /// and how the background pruning pass runs (`retention:`).
+    public var retention = RetentionConfiguration()
     /// How often a quiet event stream writes a keep-alive comment (see `EventStream`).
     public var eventHeartbeat: Duration = .seconds(5)
     /// Where tenant YAML is parsed, and its deadline (see ``YAMLParseGuard``).

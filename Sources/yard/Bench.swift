@@ -9,7 +9,7 @@ import SwitchyardTools
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks that print figures.", subcommands: [EngineBench.self, GateBench.self, LocalBench.self])
+        abstract: "Benchmarks that print figures.", subcommands: [EngineBench.self, PruneBench.self, GateBench.self, LocalBench.self])
 }
 
 /// `yard bench engine`: no-op runs through the real engine and database, printing

@@ -8,7 +8,8 @@ import SwitchyardCore
 
 struct Tenants: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Manage tenants (admin key).", subcommands: [Create.self, List.self, Show.self, Gate.self, Egress.self, Limits.self])
+        abstract: "Manage tenants (admin key).",
+        subcommands: [Create.self, List.self, Show.self, Gate.self, Egress.self, Limits.self, Retention.self])
 
     /// Prints a tenant's settings as `yard tenants show` does.
     static func printSettings(_ settings: APITenantSettings) {

@@ -11,7 +11,7 @@ struct Yard: AsyncParsableCommand {
             Serve.self, Migrate.self, Demo.self,
             Apply.self, RunWorkflow.self, Runs.self, Workflows.self,
             Tenants.self, Keys.self, Secrets.self, Tools.self, Bench.self, Local.self,
-            Costs.self, Prices.self, Budgets.self, Plan.self,
+            Costs.self, Prices.self, Budgets.self, Plan.self, Prune.self,
         ])
 }
 

@@ -98,6 +98,16 @@ struct WireContractTests {
             method: "POST", path: "/v1/admin/tenants/{tenant}/keys", status: 201,
             body: APIKeyCreated(apiKey: "sy_0123456789abcdef0123456789abcdef_acme")),
         Case(method: "GET", path: "/v1/admin/tenants/{tenant}/budget", status: 200, body: APIBudgetEnvelope(budget: budget)),
+        Case(
+            method: "GET", path: "/v1/admin/tenants/{tenant}/retention", status: 200,
+            body: APIRetentionEnvelope(retention: APIRetention(runs: nil, events: "7d", effectiveRuns: "30d", effectiveEvents: "7d"))),
+        Case(
+            method: "PUT", path: "/v1/admin/tenants/{tenant}/retention", status: 200,
+            body: APIRetentionEnvelope(retention: APIRetention(runs: "forever", events: nil, effectiveRuns: "forever", effectiveEvents: "forever"))),
+        Case(
+            method: "POST", path: "/v1/admin/prune", status: 200,
+            body: APIPruneResult(
+                prune: .init(dryRun: false, tenants: 2, runs: 10, steps: 30, events: 80, signals: 1, trimmedRuns: 3, ledgerRows: 0))),
         Case(method: "PUT", path: "/v1/admin/tenants/{tenant}/budget", status: 200, body: APIBudgetEnvelope(budget: budget)),
         Case(method: "POST", path: "/v1/admin/prices", status: 201, body: APIPriceEnvelope(price: price)),
         Case(

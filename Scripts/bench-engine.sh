@@ -7,13 +7,15 @@
 # WAL bytes, server CPU, statements executed and planned); then the ratios Switchyard/pgqueuer
 # and Switchyard/DBOS.
 #
-#   Scripts/bench-engine.sh [--rounds 4] [--runs 2000] [--yard PATH] [--samples 200]
+#   Scripts/bench-engine.sh [--rounds 4] [--runs 2000] [--yard PATH] [--samples 200] [--out DIR]
 #
 #   --yard PATH    the release binary (default .build-release/release/yard, else .build/release/yard;
 #                  build it with `swift build -c release --product yard`)
 #   --samples N    after the rounds, one more `yard bench engine` for its trigger-to-first-step
 #                  latency (N idle samples; 0 skips it). The measured rounds use --samples 0 so
 #                  that their database figures are the throughput runs' alone.
+#   --out DIR      keep each measurement's figures there (SYSTEM-ROUND.json, with the 15 most
+#                  called statements) and each command's output; else they go to a temporary folder
 #
 # How: one cluster (initdb in /tmp, a free port, fsync on, pg_stat_statements with planning
 # tracked, checkpoints only when asked) with a database per system. Each system's schema is
@@ -30,6 +32,7 @@ ROUNDS=4
 RUNS=2000
 SAMPLES=200
 YARD_PATH=""
+KEEP=""
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -37,6 +40,7 @@ while [ $# -gt 0 ]; do
         --runs) RUNS="$2"; shift 2 ;;
         --yard) YARD_PATH="$2"; shift 2 ;;
         --samples) SAMPLES="$2"; shift 2 ;;
+        --out) KEEP="$2"; shift 2 ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
     esac
@@ -50,8 +54,13 @@ source "$REPO_ROOT/Scripts/lib/pg.sh"
 bench_yard "$YARD_PATH"
 bench_venv "$REPO_ROOT" pgqueuer==1.6.0 dbos==3.4.0 asyncpg psycopg[binary]
 BENCH="$REPO_ROOT/Scripts/bench"
-OUT="$(mktemp -d /tmp/switchyard-bench-engine.XXXXXX)"
-bench_on_exit "rm -rf '$OUT'"
+if [ -n "$KEEP" ]; then
+    mkdir -p "$KEEP"
+    OUT="$(cd "$KEEP" && pwd)"
+else
+    OUT="$(mktemp -d /tmp/switchyard-bench-engine.XXXXXX)"
+    bench_on_exit "rm -rf '$OUT'"
+fi
 
 pg_start
 for db in yard pgqueuer dbos; do pg_create_db "$db"; done
@@ -70,7 +79,7 @@ run_system() {
     esac
     bench_log "round $round/$ROUNDS: $system ($RUNS runs)"
     "$BENCH_PY" "$BENCH/pgstats.py" --dsn "$(pg_url postgres)" --db "$system" --pgdata "$PG_DIR/data" --runs "$RUNS" \
-        --out "$OUT/$system-$round.json" -- "${command[@]}" | sed 's/^/    /' >&2
+        --out "$OUT/$system-$round.json" -- "${command[@]}" | tee "$OUT/$system-$round.txt" | sed 's/^/    /' >&2
 }
 
 systems=(yard pgqueuer dbos)

@@ -119,7 +119,14 @@ bench_venv() {
         bench_log "creating $venv"
         python3 -m venv "$venv"
     fi
-    if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; [m.version(p.split('=')[0].split('<')[0].split('>')[0]) for p in sys.argv[1:]]" "$@" 2>/dev/null; then
+    # Installed already (at the pinned version where one is given)? Then no pip call at all.
+    if ! "$venv/bin/python" - "$@" 2>/dev/null <<'PY'; then
+import importlib.metadata as m, re, sys
+for spec in sys.argv[1:]:
+    name, _, pin = spec.partition("==")
+    version = m.version(re.sub(r"\[.*\]", "", name))
+    assert not pin or version == pin, spec
+PY
         bench_log "pip install $*"
         "$venv/bin/pip" install -q --disable-pip-version-check "$@" >&2
     fi

@@ -90,7 +90,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 
 echo "engine benchmark: $ROUNDS round(s) of $RUNS runs of 3 no-op steps per system, one PostgreSQL ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
-echo "  yard: $("$YARD" --version 2>/dev/null || echo "$YARD"), concurrency 64, 8 creators; pgqueuer $("$BENCH_PY" -c 'import importlib.metadata as m; print(m.version("pgqueuer"))'): one QueueManager, batch 10, 8 creators;"
+echo "  yard: $YARD, concurrency 64, 8 creators; pgqueuer $("$BENCH_PY" -c 'import importlib.metadata as m; print(m.version("pgqueuer"))'): one QueueManager, batch 10, 8 creators;"
 echo "  DBOS $("$BENCH_PY" -c 'import importlib.metadata as m; print(m.version("dbos"))'): a queue, worker concurrency 64, polled every 50 ms, 8 enqueuers"
 "$BENCH_PY" "$BENCH/summary.py" "$OUT" "$ROUNDS"
 

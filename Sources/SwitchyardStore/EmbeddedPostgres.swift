@@ -93,8 +93,18 @@ public struct EmbeddedPostgres: Sendable {
 
         /// Sends `signal` to every process of the server: SIGSTOP stalls it (open
         /// connections stay up but nothing answers), SIGCONT resumes it.
+        ///
+        /// The postmaster is signalled first and its children listed after, twice: a
+        /// backend forked while the list was being read would otherwise be missed and
+        /// keep answering through a "stall".
         public func signalAll(_ signal: Int32) {
-            for pid in processIDs() { kill(pid, signal) }
+            var signalled = Set<pid_t>()
+            for _ in 0..<2 {
+                for pid in processIDs() where !signalled.contains(pid) {
+                    kill(pid, signal)
+                    signalled.insert(pid)
+                }
+            }
         }
     }
 

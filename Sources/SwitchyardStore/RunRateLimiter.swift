@@ -47,13 +47,17 @@ public struct RunRateLimiter: Sendable {
                             b.tokens + extract(epoch FROM now() - b.updated_at)::float8 * (SELECT rate FROM limits)) >= 1
                 RETURNING b.tokens
             )
-            SELECT (SELECT rate FROM limits), EXISTS (SELECT 1 FROM drawn),
-                   (SELECT least(l.burst, b.tokens + extract(epoch FROM now() - b.updated_at)::float8 * l.rate)
-                    FROM run_buckets b, limits l WHERE b.tenant_id = \(tenant))
+            SELECT (SELECT rate FROM limits), EXISTS (SELECT 1 FROM drawn)
             """, logger: database.logger
-        ).first(decoding: (Double?, Bool, Double?).self)
-        guard let (rate, drawn, level) = row, let rate, rate > 0, !drawn else { return .allowed }
-        // The level as this statement found it (a hint: other servers draw too).
+        ).first(decoding: (Double?, Bool).self)
+        guard let (rate, drawn) = row, let rate, rate > 0, !drawn else { return .allowed }
+        // Refused: the bucket's level now (this statement's snapshot may predate other
+        // servers' draws) says how long until the next token.
+        let level = try await database.query(
+            """
+            SELECT tokens + extract(epoch FROM now() - updated_at)::float8 * \(rate) FROM run_buckets WHERE tenant_id = \(tenant)
+            """, logger: database.logger
+        ).first(decoding: Double.self)
         let seconds = max(0.001, (1 - min(1, level ?? 0)) / rate)
         return .limited(retryAfter: .milliseconds(Int64((seconds * 1000).rounded(.up))))
     }

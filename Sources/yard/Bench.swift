@@ -82,19 +82,8 @@ private struct EngineBenchmark: Sendable {
     let runs: RunRepository
 
     static func prepare(database: Database, steps: Int) async throws -> EngineBenchmark {
-        let (tenant, _) = try await TenantRepository(database: database).createTenant(name: "bench-\(UUID().uuidString.prefix(8).lowercased())")
-        var yaml = "kind: Workflow\nname: noop\nsteps:\n"
-        for index in 0..<steps {
-            yaml += "  - id: s\(index)\n    transform: \"\(index)\"\n" + (index > 0 ? "    needs: [s\(index - 1)]\n" : "")
-        }
-        let documents = try ResourceLoader().loadAndValidate(yaml, file: "bench.yaml", catalog: ResourceCatalog())
-        let resources = ResourceRepository(database: database)
-        _ = try await resources.apply(documents, tenant: tenant.id)
-        guard let stored = try await resources.find(kind: .workflow, name: "noop", tenant: tenant.id), case .workflow(let spec) = stored.resource
-        else {
-            throw CLIError("the benchmark workflow was not stored")
-        }
-        return EngineBenchmark(tenant: tenant.id, spec: spec, version: stored.version, runs: RunRepository(database: database))
+        let chain = try await NoopChain.create(database: database, steps: steps, tenantPrefix: "bench")
+        return EngineBenchmark(tenant: chain.tenant, spec: chain.spec, version: chain.version, runs: RunRepository(database: database))
     }
 
     /// Creates one run as the API does (waking other engines only when this one is full).
@@ -136,6 +125,31 @@ private struct EngineBenchmark: Sendable {
             try await Task.sleep(for: .milliseconds(20))
         }
         return (created.inSeconds, (clock.now - start).inSeconds)
+    }
+}
+
+/// A new tenant with a workflow `noop` of `steps` no-op transform steps in a chain:
+/// what the engine and retention benchmarks push through.
+struct NoopChain: Sendable {
+    let tenant: UUID
+    let spec: WorkflowSpec
+    let version: Int
+
+    static func create(database: Database, steps: Int, tenantPrefix: String) async throws -> NoopChain {
+        let name = "\(tenantPrefix)-\(UUID().uuidString.prefix(8).lowercased())"
+        let (tenant, _) = try await TenantRepository(database: database).createTenant(name: name)
+        var yaml = "kind: Workflow\nname: noop\nsteps:\n"
+        for index in 0..<steps {
+            yaml += "  - id: s\(index)\n    transform: \"\(index)\"\n" + (index > 0 ? "    needs: [s\(index - 1)]\n" : "")
+        }
+        let documents = try ResourceLoader().loadAndValidate(yaml, file: "\(tenantPrefix).yaml", catalog: ResourceCatalog())
+        let resources = ResourceRepository(database: database)
+        _ = try await resources.apply(documents, tenant: tenant.id)
+        guard let stored = try await resources.find(kind: .workflow, name: "noop", tenant: tenant.id), case .workflow(let spec) = stored.resource
+        else {
+            throw CLIError("the benchmark workflow was not stored")
+        }
+        return NoopChain(tenant: tenant.id, spec: spec, version: stored.version)
     }
 }
 

@@ -116,20 +116,9 @@ private struct RetentionSoak: Sendable {
     let retention: RetentionRepository
 
     static func prepare(database: Database, steps: Int) async throws -> RetentionSoak {
-        let (tenant, _) = try await TenantRepository(database: database).createTenant(name: "soak-\(UUID().uuidString.prefix(8).lowercased())")
-        var yaml = "kind: Workflow\nname: noop\nsteps:\n"
-        for index in 0..<steps {
-            yaml += "  - id: s\(index)\n    transform: \"\(index)\"\n" + (index > 0 ? "    needs: [s\(index - 1)]\n" : "")
-        }
-        let documents = try ResourceLoader().loadAndValidate(yaml, file: "soak.yaml", catalog: ResourceCatalog())
-        let resources = ResourceRepository(database: database)
-        _ = try await resources.apply(documents, tenant: tenant.id)
-        guard let stored = try await resources.find(kind: .workflow, name: "noop", tenant: tenant.id), case .workflow(let spec) = stored.resource
-        else {
-            throw CLIError("the soak workflow was not stored")
-        }
+        let chain = try await NoopChain.create(database: database, steps: steps, tenantPrefix: "soak")
         return RetentionSoak(
-            tenant: tenant.id, spec: spec, version: stored.version, runs: RunRepository(database: database),
+            tenant: chain.tenant, spec: chain.spec, version: chain.version, runs: RunRepository(database: database),
             retention: RetentionRepository(database: database))
     }
 

@@ -35,26 +35,16 @@ struct EngineBench: AsyncParsableCommand {
     var dataDir: String?
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .warning
-            return handler
-        }
-        let bootstrap = try DatabaseBootstrap.resolve(url: nil, dataDirectory: dataDir)
+        let bootstrap = try BenchEnvironment.start(dataDirectory: dataDir)
         defer { bootstrap.stop() }
-        var configuration = bootstrap.configuration
-        configuration.maxConnections = 40
-        let database = Database(configuration: configuration)
-        var engineConfiguration = EngineConfiguration()
-        engineConfiguration.concurrency = concurrency
+        let database = Database(configuration: bootstrap.configuration)
+        let engineConfiguration = BenchEnvironment.engineConfiguration(concurrency: concurrency)
         let (runCount, sampleCount, stepCount) = (runs, samples, steps)
         try await database.withRunningPool {
             try await database.checkReachable()
             try await ProjectFiles.prepare(database)
             let bench = try await EngineBenchmark.prepare(database: database, steps: stepCount)
-            let engine = Engine(
-                database: database, experts: ExpertPool([]), tools: ToolEnvironment(runner: ToolRunner(logger: Logger(label: "bench.tools"))),
-                configuration: engineConfiguration)
+            let engine = BenchEnvironment.engine(database: database, configuration: engineConfiguration)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await engine.run() }
                 let latencies = try await bench.latencies(samples: sampleCount, engine: engine)
@@ -125,6 +115,34 @@ private struct EngineBenchmark: Sendable {
             try await Task.sleep(for: .milliseconds(20))
         }
         return (created.inSeconds, (clock.now - start).inSeconds)
+    }
+}
+
+/// What every engine benchmark starts from: warning-level logs, the database
+/// (`DATABASE_URL`, else an embedded cluster) with room for the engine, and an engine
+/// with no experts (the benchmarks' steps are transforms).
+enum BenchEnvironment {
+    static func start(dataDirectory: String?) throws -> DatabaseBootstrap {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .warning
+            return handler
+        }
+        var bootstrap = try DatabaseBootstrap.resolve(url: nil, dataDirectory: dataDirectory)
+        bootstrap.configuration.maxConnections = 40
+        return bootstrap
+    }
+
+    static func engineConfiguration(concurrency: Int) -> EngineConfiguration {
+        var configuration = EngineConfiguration()
+        configuration.concurrency = concurrency
+        return configuration
+    }
+
+    static func engine(database: Database, configuration: EngineConfiguration) -> Engine {
+        Engine(
+            database: database, experts: ExpertPool([]), tools: ToolEnvironment(runner: ToolRunner(logger: Logger(label: "bench.tools"))),
+            configuration: configuration)
     }
 }
 

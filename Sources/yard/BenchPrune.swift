@@ -43,20 +43,13 @@ struct PruneBench: AsyncParsableCommand {
     func run() async throws {
         // Each round's figures as it ends, also through `tee` (Scripts/retention-soak.sh).
         Console.useLineBuffering()
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .warning
-            return handler
-        }
-        let bootstrap = try DatabaseBootstrap.resolve(url: ProcessInfo.processInfo.environment["DATABASE_URL"], dataDirectory: dataDir)
+        let bootstrap = try BenchEnvironment.start(dataDirectory: dataDir)
         defer { bootstrap.stop() }
         var configuration = bootstrap.configuration
-        configuration.maxConnections = 40
         // VACUUM of a large table takes longer than an API call may.
         configuration.statementTimeout = .seconds(3600)
         let database = Database(configuration: configuration)
-        var engineConfiguration = EngineConfiguration()
-        engineConfiguration.concurrency = concurrency
+        let engineConfiguration = BenchEnvironment.engineConfiguration(concurrency: concurrency)
         var retention = RetentionConfiguration()
         retention.batchSize = batch
         let (total, roundCount, stepCount) = (runs, rounds, steps)
@@ -65,9 +58,7 @@ struct PruneBench: AsyncParsableCommand {
             try await ProjectFiles.prepare(database)
             let soak = try await RetentionSoak.prepare(database: database, steps: stepCount)
             let pruner = Pruner(database: database, configuration: retention)
-            let engine = Engine(
-                database: database, experts: ExpertPool([]), tools: ToolEnvironment(runner: ToolRunner(logger: Logger(label: "bench.tools"))),
-                configuration: engineConfiguration)
+            let engine = BenchEnvironment.engine(database: database, configuration: engineConfiguration)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await engine.run() }
                 print("retention soak: \(total) runs of \(stepCount) no-op steps in \(roundCount) rounds; prune batches of \(retention.batchSize)")

@@ -12,6 +12,7 @@ with --pid the server's resident memory (VmRSS, VmHWM) before and after the load
 
 import argparse
 import asyncio
+import os
 import time
 
 import aiohttp
@@ -39,6 +40,15 @@ def memory(pid: int | None) -> str:
             key, _, value = line.partition(":")
             fields[key] = value.strip()
     return f"VmRSS {fields.get('VmRSS')}, VmHWM {fields.get('VmHWM')}"
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User plus system CPU time the process has used (from /proc/PID/stat), in seconds."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -86,9 +96,11 @@ async def main() -> None:
                         errors[r.status] = errors.get(r.status, 0) + 1
                 latencies.append((time.perf_counter() - t0) * 1000)
 
+        server_cpu, client_cpu = cpu_seconds(args.pid), sum(os.times()[:2])
         start = time.perf_counter()
         await asyncio.gather(*(client(c) for c in range(args.clients)))
         created = time.perf_counter() - start
+        server_cpu, client_cpu = cpu_seconds(args.pid) - server_cpu, sum(os.times()[:2]) - client_cpu
 
         async def live() -> bool:
             for status in ("queued", "running", "waiting"):
@@ -117,6 +129,8 @@ async def main() -> None:
     print(f"  created: {ok / created:.0f} runs/s ({ok} accepted in {created:.2f} s; refused: {errors or 'none'})")
     print(f"  throughput: {ok / finished:.0f} runs/s end to end (all final after {finished:.2f} s){'; FAILED RUNS: ' + str(len(failed)) if failed else ''}")
     if args.pid:
+        print(f"  CPU while creating: server {server_cpu / ok * 1000:.2f} ms per run ({server_cpu / created:.2f} cores), "
+              f"this client {client_cpu / ok * 1000:.2f} ms per run ({client_cpu / created:.2f} cores)")
         print(f"  server memory: idle {idle_memory}; after the load {loaded_memory}")
 
 

@@ -41,19 +41,32 @@ struct CompiledWorkflow: Sendable {
     }
 }
 
-/// Compiled workflow versions by (tenant, name, version), loaded on first use.
-final class WorkflowCache: Sendable {
+/// Compiled workflow versions by (tenant, name, version), loaded on first use and
+/// shared by the engine and the API. Versions are immutable, so an entry never goes
+/// stale; the cache is bounded all the same (a long-lived server sees every version
+/// every tenant ever ran), and emptied when full: a miss costs one read.
+public final class WorkflowCache: Sendable {
     private struct Key: Hashable {
         var tenant: UUID
         var name: String
         var version: Int
     }
 
+    /// Entries kept before the cache is emptied.
+    static let capacity = 4096
+
     private let entries = Mutex<[Key: CompiledWorkflow]>([:])
     private let resources: ResourceRepository
 
-    init(resources: ResourceRepository) {
+    public init(resources: ResourceRepository) {
         self.resources = resources
+    }
+
+    /// The workflow's latest version and its spec, nil when the tenant has no such
+    /// workflow: one indexed read of the version number, the decoding cached.
+    public func latest(tenant: UUID, name: String) async throws -> (version: Int, spec: WorkflowSpec)? {
+        guard let version = try await resources.latestVersion(kind: .workflow, name: name, tenant: tenant) else { return nil }
+        return (version, try await workflow(tenant: tenant, name: name, version: version).spec)
     }
 
     func workflow(tenant: UUID, name: String, version: Int) async throws -> CompiledWorkflow {
@@ -65,7 +78,10 @@ final class WorkflowCache: Sendable {
             throw ErrorRecord(.workflowMissing, "workflow \(name) version \(version) is not stored")
         }
         let compiled = CompiledWorkflow(spec)
-        entries.withLock { $0[key] = compiled }
+        entries.withLock { entries in
+            if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
+            entries[key] = compiled
+        }
         return compiled
     }
 }

@@ -67,7 +67,8 @@ public final class Engine: Service, Sendable {
     let executor: StepExecutor
     /// Writes successful and skipped steps in batches (group commit).
     let completions: CompletionBatcher
-    let workflows: WorkflowCache
+    /// Decoded workflow versions, shared with the API that starts runs of them.
+    public let workflows: WorkflowCache
     let logger: Logger
     /// Metrics, spans and transition log lines (EngineTelemetry.swift).
     let telemetry: EngineTelemetry

@@ -14,6 +14,8 @@ public struct APIDependencies: Sendable {
     public var database: Database
     public var tenants: TenantRepository
     public var resources: ResourceRepository
+    /// Decoded workflow versions: the engine's cache when there is an engine.
+    public var workflows: WorkflowCache
     public var runs: RunRepository
     public var secrets: SecretRepository
     public var gateHistory: GateRepository
@@ -59,6 +61,7 @@ public struct APIDependencies: Sendable {
         self.database = database
         self.tenants = TenantRepository(database: database)
         self.resources = ResourceRepository(database: database)
+        self.workflows = WorkflowCache(resources: resources)
         self.runs = RunRepository(database: database)
         self.secrets = SecretRepository(database: database)
         self.gateHistory = GateRepository(database: database)

@@ -53,8 +53,7 @@ struct RunRoutes {
         if let idempotencyKey, idempotencyKey.isEmpty || idempotencyKey.count > 255 {
             throw APIError.badRequest("Idempotency-Key must be 1-255 characters")
         }
-        guard let stored = try await api.resources.find(kind: .workflow, name: name, tenant: tenant), case .workflow(let spec) = stored.resource
-        else {
+        guard let (version, spec) = try await api.workflows.latest(tenant: tenant, name: name) else {
             throw APIError.notFound("workflow \(name)")
         }
         let input: JSONValue
@@ -73,9 +72,9 @@ struct RunRoutes {
             error.headers = [.retryAfter: String(seconds)]
             throw error
         }
-        let trace = RunTrace(api.observability, request: request, tenant: tenant, workflow: name, version: stored.version)
+        let trace = RunTrace(api.observability, request: request, tenant: tenant, workflow: name, version: version)
         let (run, created) = try await api.runs.createRun(
-            tenant: tenant, workflow: name, version: stored.version, spec: spec, input: input, idempotencyKey: idempotencyKey,
+            tenant: tenant, workflow: name, version: version, spec: spec, input: input, idempotencyKey: idempotencyKey,
             notify: api.shouldWakeOthers())
         trace.created(run.id, new: created)
         context.requestNote?.run = run.id

@@ -55,6 +55,7 @@ public struct SwitchyardServer: Sendable {
             database: self.database, events: engine.events, secretBox: secretBox, deltas: engine.deltas,
             runRate: (configuration.runsPerSecond, configuration.runBurst), onRunCreated: { engine.poke() },
             shouldWakeOthers: { engine.shouldWakeOthers() })
+        self.api.workflows = engine.workflows
         self.api.eventHeartbeat = configuration.eventHeartbeat
         self.api.observability = observability
         self.api.metricsTopTenants = configuration.metricsTopTenants

@@ -73,6 +73,13 @@ public struct ResourceRepository: Sendable {
         return try await versions(query).first
     }
 
+    /// The number of a resource's latest version, nil when it has none. Prepared once
+    /// per connection: every run created over the API asks it, and with it a cached
+    /// decoded version (versions are immutable) stands in for ``find(kind:name:version:tenant:)``.
+    public func latestVersion(kind: ResourceKind, name: String, tenant: UUID) async throws -> Int? {
+        try await database.execute(LatestVersionStatement(tenant: tenant, kind: kind.rawValue, name: name)).first.map(Int.init)
+    }
+
     /// What a new batch of documents may refer to: the tenant's latest agents and tools
     /// and its workflow names.
     public func catalog(tenant: UUID) async throws -> ResourceCatalog {
@@ -135,4 +142,28 @@ public enum ResourceCoding {
 /// migration checksums and resource versions.
 func sha256Hex(_ text: String) -> String {
     SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+}
+
+/// The lookup behind ``ResourceRepository/latestVersion(kind:name:tenant:)``.
+struct LatestVersionStatement: PostgresPreparedStatement {
+    typealias Row = Int32
+
+    static let sql = """
+        SELECT version FROM resource_versions WHERE tenant_id = $1::uuid AND kind = $2::text AND name = $3::text
+        ORDER BY version DESC LIMIT 1
+        """
+
+    let tenant: UUID
+    let kind: String
+    let name: String
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 3)
+        bindings.append(tenant)
+        bindings.append(kind)
+        bindings.append(name)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }

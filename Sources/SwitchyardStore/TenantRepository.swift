@@ -83,18 +83,13 @@ public struct TenantRepository: Sendable {
     }
 
     /// The tenant a key belongs to, or nil for a malformed, unknown or revoked key.
+    /// Asked on every request, so prepared once per connection; never cached, so a
+    /// revoked key stops working at once on every server.
     public func authenticate(key text: String) async throws -> Tenant? {
         guard let tenantID = TenantAPIKey.tenant(in: text) else { return nil }
-        let digest = TenantAPIKey.digest(text)
-        if case let (id, name)? = try await database.query(
-            """
-            SELECT t.id, t.name FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
-            WHERE k.tenant_id = \(tenantID) AND k.digest = \(digest) AND k.revoked_at IS NULL
-            """, logger: database.logger
-        ).first(decoding: (UUID, String).self) {
-            return Tenant(id: id, name: name)
-        }
-        return nil
+        let statement = AuthenticateStatement(tenant: tenantID, digest: TenantAPIKey.digest(text))
+        guard let (id, name) = try await database.execute(statement).first else { return nil }
+        return Tenant(id: id, name: name)
     }
 
     private func insert(_ key: TenantAPIKey, connection: PostgresConnection) async throws {
@@ -156,4 +151,26 @@ struct TenantAPIKey: Sendable {
     static func digest(_ text: String) -> Data {
         Data(SHA256.hash(data: Data(text.utf8)))
     }
+}
+
+/// The key lookup behind ``TenantRepository/authenticate(key:)``.
+struct AuthenticateStatement: PostgresPreparedStatement {
+    typealias Row = (UUID, String)
+
+    static let sql = """
+        SELECT t.id, t.name FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+        WHERE k.tenant_id = $1::uuid AND k.digest = $2::bytea AND k.revoked_at IS NULL
+        """
+
+    let tenant: UUID
+    let digest: Data
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 2)
+        bindings.append(tenant)
+        try bindings.append(digest)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }

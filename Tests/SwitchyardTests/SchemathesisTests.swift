@@ -13,7 +13,7 @@ import Testing
     /// Runs the script with `arguments`; its output goes to a file (a pipe could fill up).
     static func script(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("schemathesis-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        try Data().write(to: log)
         defer { try? FileManager.default.removeItem(at: log) }
         let handle = try FileHandle(forWritingTo: log)
         let process = Process()

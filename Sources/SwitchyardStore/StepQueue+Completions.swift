@@ -88,13 +88,15 @@ extension StepQueue {
     /// and an idle engine commits a lone step at once.
     public func complete(_ completions: [StepCompletion], notifyOthers: Bool) async throws -> [CompletionOutcome] {
         guard !completions.isEmpty else { return [] }
-        let statement = CompleteStepsStatement(completions: completions, owner: owner, notify: notifyOthers)
+        // Listed in lock order (as heartbeats list theirs); `order[n - 1]` is the caller's index.
+        let order = completions.indices.sorted { ClaimedStep.lockOrder(completions[$0].step, completions[$1].step) }
+        let statement = CompleteStepsStatement(completions: order.map { completions[$0] }, owner: owner, notify: notifyOthers)
         var outcomes = [CompletionOutcome](repeating: CompletionOutcome(result: .rejected, runAwaitsEnd: false), count: completions.count)
         let rows = try await database.retryingDeadlocks { try await database.execute(statement) }
         for row in rows {
             let (n, fenced, ready, remaining, ended, runStatus, _) = try row.decode((Int, Bool, [String], Int, Bool, String, Int).self)
-            let index = n - 1
-            guard fenced, outcomes.indices.contains(index) else { continue }
+            guard fenced, order.indices.contains(n - 1) else { continue }
+            let index = order[n - 1]
             let live = RunStatus(rawValue: runStatus)?.isFinal == false
             outcomes[index] = CompletionOutcome(
                 result: .committed(newlyReady: ready, runFinished: ended ? RunStatus(rawValue: runStatus) : nil),

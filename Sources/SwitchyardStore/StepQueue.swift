@@ -53,6 +53,7 @@ public struct StepQueue: Sendable {
     public func heartbeat(_ steps: [ClaimedStep], lease: Duration) async throws -> [ClaimedStep] {
         guard !steps.isEmpty else { return [] }
         let milliseconds = lease.inMilliseconds
+        let steps = steps.sorted(by: ClaimedStep.lockOrder)
         var renewed = Set<StepKey>()
         for try await (run, step) in try await database.query(
             """

@@ -21,6 +21,18 @@ public struct ClaimedStep: Sendable, Hashable {
     public var attemptKey: StepAttemptKey { StepAttemptKey(runID: runID, stepID: stepID, attempt: attempt) }
 }
 
+extension ClaimedStep {
+    /// The order in which statements that update many claimed steps' rows list them:
+    /// the same order everywhere (tenant, run, step), so that two such statements
+    /// (a heartbeat and a completion batch) lock shared rows in the same order and
+    /// never deadlock on each other.
+    static func lockOrder(_ a: ClaimedStep, _ b: ClaimedStep) -> Bool {
+        if a.tenantID != b.tenantID { return a.tenantID.uuidString < b.tenantID.uuidString }
+        if a.runID != b.runID { return a.runID.uuidString < b.runID.uuidString }
+        return a.stepID < b.stepID
+    }
+}
+
 /// One attempt of one step of a run.
 public struct StepAttemptKey: Sendable, Hashable {
     public var runID: UUID

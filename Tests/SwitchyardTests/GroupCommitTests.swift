@@ -159,4 +159,40 @@ struct GroupCommitTests {
             }
         }
     }
+
+    @Test("heartbeats and a completion batch over the same steps, listed in opposite orders, never deadlock")
+    func heartbeatsAndBatchesDoNotDeadlock() async throws {
+        try await withTestStore { store in
+            try await store.apply(
+                """
+                kind: Workflow
+                name: wide
+                steps:
+                """ + (0..<8).map { "\n  - id: s\($0)\n    transform: \"\($0)\"" }.joined())
+            let queue = StepQueue(database: store.database)
+            for _ in 0..<5 {
+                for _ in 0..<10 { _ = try await store.start("wide") }
+                let claimed = try await queue.claim(limit: 100, lease: .seconds(30))
+                #expect(claimed.count == 80)
+                // Before steps were listed in one lock order, the reversed heartbeat and
+                // the batch took each other's rows: "deadlock detected" after a second.
+                let outcomes = try await withThrowingTaskGroup(of: [CompletionOutcome].self) { group in
+                    for _ in 0..<3 {
+                        group.addTask {
+                            try await queue.heartbeat(claimed.reversed(), lease: .seconds(30))
+                            return []
+                        }
+                    }
+                    group.addTask {
+                        try await queue.complete(
+                            claimed.shuffled().map { StepCompletion(step: $0, outcome: .succeeded(output: "x", expert: nil), dependents: []) },
+                            notifyOthers: false)
+                    }
+                    return try await group.reduce(into: []) { $0 += $1 }
+                }
+                #expect(outcomes.count == 80)
+                #expect(outcomes.allSatisfy { if case .committed = $0.result { true } else { false } })
+            }
+        }
+    }
 }

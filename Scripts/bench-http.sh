@@ -6,8 +6,10 @@
 # second (until every run is final), the server's resident memory idle and after the load,
 # and what PostgreSQL spent per run (as Scripts/bench-engine.sh measures it).
 #
-#   Scripts/bench-http.sh [--clients 32] [--runs 5000] [--yard PATH]
+#   Scripts/bench-http.sh [--clients 32] [--runs 5000] [--waiting 10000] [--yard PATH]
 #
+#   --waiting N    afterwards, park N runs at a `wait_for` step and read the server's memory
+#                  again (0 to skip): a waiting run should cost the server no memory
 #   --yard PATH    the release binary (default .build-release/release/yard, else .build/release/yard)
 #
 # The server: scripted experts (no model is called: the steps are transforms), the admin key
@@ -20,12 +22,14 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CLIENTS=32
 RUNS=5000
+WAITING=10000
 YARD_PATH=""
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --clients) CLIENTS="$2"; shift 2 ;;
         --runs) RUNS="$2"; shift 2 ;;
+        --waiting) WAITING="$2"; shift 2 ;;
         --yard) YARD_PATH="$2"; shift 2 ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
@@ -75,7 +79,7 @@ curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$OUT/serve.log" >&
 bench_log "$RUNS runs from $CLIENTS clients (the database figures wait 11 s after the load so idle connections report)"
 "$BENCH_PY" "$BENCH/pgstats.py" --dsn "$(pg_url postgres)" --db yard --pgdata "$PG_DIR/data" --runs "$RUNS" --settle 11 \
     --out "$OUT/http.json" -- "$BENCH_PY" "$BENCH/http_load.py" --url "http://127.0.0.1:$PORT" --admin-key "$ADMIN_KEY" \
-    --runs "$RUNS" --clients "$CLIENTS" --pid "$SERVER_PID"
+    --runs "$RUNS" --clients "$CLIENTS" --pid "$SERVER_PID" --waiting 0
 echo "  ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); yard: $YARD)"
 "$BENCH_PY" - "$OUT/http.json" <<'PY'
 import json, sys
@@ -84,6 +88,11 @@ p = f["per_run"]
 print(f"  PostgreSQL per run: {p['commits']:.1f} commits, {p['write_tx']:.1f} write tx, {p['wal_bytes']:.0f} WAL bytes, "
       f"{p['cpu_ms']:.2f} ms CPU, {p['calls']:.1f} statements ({p['plans']:.1f} planned)")
 PY
+if [ "$WAITING" -gt 0 ]; then
+    bench_log "parking $WAITING runs at a wait_for step"
+    "$BENCH_PY" "$BENCH/http_load.py" --url "http://127.0.0.1:$PORT" --admin-key "$ADMIN_KEY" \
+        --runs 0 --waiting "$WAITING" --clients "$CLIENTS" --pid "$SERVER_PID"
+fi
 if grep -qiE "error|critical" "$OUT/serve.log"; then
     echo "  server log lines with errors:"
     grep -iE "error|critical" "$OUT/serve.log" | sort | uniq -c | sort -rn | head -5 | sed 's/^/    /'

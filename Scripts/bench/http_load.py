@@ -3,6 +3,7 @@ steps, then creates N runs from C concurrent clients over keep-alive connections
 until every run is final.
 
     python http_load.py --url http://127.0.0.1:PORT --admin-key KEY [--runs 5000] [--clients 32] [--pid SERVER_PID]
+                        [--waiting 10000]
 
 Prints the trigger call's latency (POST /v1/workflows/noop/runs, 202 expected) p50/p90/p99,
 runs created per second, and end-to-end runs per second (first trigger until the last run is
@@ -28,6 +29,17 @@ steps:
   - id: s2
     transform: "2"
     needs: [s1]
+"""
+
+PARKED = """kind: Workflow
+name: parked
+steps:
+  - id: start
+    transform: "0"
+  - id: gate
+    needs: [start]
+    wait_for: go
+    timeout: 24h
 """
 
 
@@ -62,6 +74,7 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=5000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--pid", type=int)
+    parser.add_argument("--waiting", type=int, default=10000, help="runs parked at a wait_for step before memory is read again")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for all runs to be final")
     args = parser.parse_args()
     base = args.url.rstrip("/")
@@ -119,6 +132,38 @@ async def main() -> None:
             failed = (await r.json())["runs"]
         loaded_memory = memory(args.pid)
 
+        waiting_memory = ""
+        if args.waiting > 0:
+            async with session.post(f"{base}/v1/apply", data=PARKED, headers={**auth, "Content-Type": "application/yaml"}) as r:
+                assert r.status == 200, (r.status, await r.text())
+
+            async def park(offset: int) -> None:
+                for _ in range(offset, args.waiting, args.clients):
+                    async with session.post(f"{base}/v1/workflows/parked/runs", json={"input": {}}, headers=auth) as r:
+                        await r.read()
+                        assert r.status == 202, r.status
+
+            await asyncio.gather(*(park(c) for c in range(args.clients)))
+
+            async def unsettled() -> bool:
+                for status in ("queued", "running"):
+                    async with session.get(f"{base}/v1/runs", params={"status": status, "limit": "1"}, headers=auth) as r:
+                        if (await r.json())["runs"]:
+                            return True
+                return False
+
+            parked_since = time.perf_counter()
+            while await unsettled():
+                if time.perf_counter() - parked_since > args.timeout:
+                    raise SystemExit(f"http_load: parked runs still not waiting after {args.timeout:.0f} s")
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(1.0)
+            waiting_memory = memory(args.pid)
+
+    if args.runs == 0:
+        if waiting_memory:
+            print(f"  server memory with {args.waiting} runs waiting for a signal: {waiting_memory} (idle before: {idle_memory})")
+        return
     latencies.sort()
     ok = args.runs - sum(errors.values())
     print(f"http benchmark: {args.runs} runs of 3 no-op transform steps created by {args.clients} concurrent clients (keep-alive)")
@@ -132,6 +177,8 @@ async def main() -> None:
         print(f"  CPU while creating: server {server_cpu / ok * 1000:.2f} ms per run ({server_cpu / created:.2f} cores), "
               f"this client {client_cpu / ok * 1000:.2f} ms per run ({client_cpu / created:.2f} cores)")
         print(f"  server memory: idle {idle_memory}; after the load {loaded_memory}")
+        if waiting_memory:
+            print(f"  server memory with {args.waiting} runs waiting for a signal: {waiting_memory}")
 
 
 if __name__ == "__main__":

@@ -65,8 +65,10 @@ public final class Engine: Service, Sendable {
     let metering: MeteringRepository
     let calls: CallMetering
     let executor: StepExecutor
-    /// Writes successful and skipped steps in batches (group commit).
-    let completions: CompletionBatcher
+    /// Writes successful and skipped steps in batches (group commit): the steps that
+    /// finish while one batch is written go together in the next statement, each fenced
+    /// and committed with its event as if alone (``StepQueue/complete(_:notifyOthers:)``).
+    let completions: GroupCommit<(completion: StepCompletion, notifyOthers: Bool), CompletionOutcome>
     /// Decoded workflow versions, shared with the API that starts runs of them.
     public let workflows: WorkflowCache
     let logger: Logger
@@ -104,7 +106,9 @@ public final class Engine: Service, Sendable {
         self.database = database
         let queue = StepQueue(database: database)
         self.queue = queue
-        self.completions = CompletionBatcher(queue: queue)
+        self.completions = GroupCommit { writes in
+            try await queue.complete(writes.map(\.completion), notifyOthers: writes.contains { $0.notifyOthers })
+        }
         self.runs = RunRepository(database: database)
         let resources = ResourceRepository(database: database)
         let tenants = TenantRepository(database: database)
@@ -177,9 +181,6 @@ public final class Engine: Service, Sendable {
             group.addTask { await self.listen() }
             group.addTask { await self.renewLeases() }
             group.addTask { await self.maintain() }
-            // Cancelled with the others once the dispatcher has drained: the steps
-            // finishing during a graceful shutdown still commit through it.
-            group.addTask { await self.completions.run() }
             await withGracefulShutdownHandler {
                 await self.dispatch()
             } onGracefulShutdown: {
@@ -344,7 +345,7 @@ public final class Engine: Service, Sendable {
                     let completion = StepCompletion(
                         step: claim, outcome: outcome, dependents: dependents,
                         runEnd: Self.runEnd(of: claim, outcome, workflow: workflow, finalize: finalize))
-                    let written = try await completions.commit(completion, notifyOthers: saturated)
+                    let written = try await completions.submit((completion, saturated))
                     result = try await endRunIfAwaiting(written, claim: claim, finalize: finalize)
                 } else {
                     result = try await queue.complete(claim, transition, dependents: dependents, notifyOthers: saturated, finalize: finalize)

@@ -41,14 +41,20 @@ public enum SignalDelivery: Sendable, Hashable {
 /// Runs, their steps and event logs, as the API sees them. Every query names its tenant.
 public struct RunRepository: Sendable {
     public let database: Database
+    /// New top-level runs without an idempotency key, group-committed.
+    private let creations: GroupCommit<RunCreation, Date>
 
     public init(database: Database) {
         self.database = database
+        self.creations = GroupCommit { creations in try await Self.write(creations, database: database) }
     }
 
     /// Creates a run of a stored workflow version with all its steps and its first
     /// event, in one statement (one round trip, one implicit transaction). With an
     /// idempotency key already used by this tenant, returns that run and `created: false`.
+    /// A top-level run without a key cannot conflict with anything, so it is written
+    /// with the other such runs being created at the same time (``GroupCommit``): under
+    /// load, many runs per statement and per WAL flush.
     ///
     /// `notify` sends the `work` notification that wakes idle engines elsewhere. A
     /// caller whose own engine will take the run at once passes false: NOTIFY
@@ -67,14 +73,23 @@ public struct RunRepository: Sendable {
         let created: JSONValue = ["workflow": .string(workflow), "version": .int(version), "input": input]
         var createdAt: Date?
         var depth = 0
-        let statement = CreateRunStatement(
-            tenant: tenant, parentRun: parent?.run, runID: runID, workflow: workflow, version: version, input: input, idempotencyKey: idempotencyKey,
-            stepCount: spec.steps.count, deadlineMilliseconds: deadline, parentStep: parent?.step, stepIDs: ids, positions: positions, needs: needs,
-            attempts: attempts, created: created, notify: notify)
-        for row in try await database.execute(statement) {
-            let row = try row.decode((Date?, Int, Int).self)
-            createdAt = row.0
-            depth = row.1
+        if parent == nil && idempotencyKey == nil {
+            // Nothing to conflict with: written with whatever other runs are being created now.
+            createdAt = try await creations.submit(
+                RunCreation(
+                    tenant: tenant, runID: runID, workflow: workflow, version: version, input: input, deadlineMilliseconds: deadline,
+                    stepIDs: ids, positions: positions, needs: needs, attempts: attempts, created: created, notify: notify))
+        }
+        if createdAt == nil {
+            let statement = CreateRunStatement(
+                tenant: tenant, parentRun: parent?.run, runID: runID, workflow: workflow, version: version, input: input, idempotencyKey: idempotencyKey,
+                stepCount: spec.steps.count, deadlineMilliseconds: deadline, parentStep: parent?.step, stepIDs: ids, positions: positions, needs: needs,
+                attempts: attempts, created: created, notify: notify)
+            for row in try await database.execute(statement) {
+                let row = try row.decode((Date?, Int, Int).self)
+                createdAt = row.0
+                depth = row.1
+            }
         }
         if let createdAt {
             let steps = spec.steps.map { step in

@@ -47,27 +47,43 @@ public struct StepQueue: Sendable {
 
     /// Extends the leases of the steps this process is running now (not of every row
     /// it once claimed: a step it gave up on must be let go to expire). Returns the
-    /// steps whose leases it extended: a step missing from the answer is no longer
-    /// this process's (its run was cancelled, or its lease expired and was taken over).
+    /// steps that are still this process's: a step missing from the answer is no longer
+    /// its own (its run was cancelled, or its lease expired and was taken over).
+    ///
+    /// A heartbeat never waits for a row lock (`SKIP LOCKED`), so it cannot deadlock
+    /// with the statements that are finishing or cancelling those steps: a step locked
+    /// by one right now keeps its lease as it is this time (it is being finished, or the
+    /// next heartbeat sees what became of it) and is still answered as this process's.
     @discardableResult
     public func heartbeat(_ steps: [ClaimedStep], lease: Duration) async throws -> [ClaimedStep] {
         guard !steps.isEmpty else { return [] }
         let milliseconds = lease.inMilliseconds
-        let steps = steps.sorted(by: ClaimedStep.lockOrder)
-        var renewed = Set<StepKey>()
+        var mine = Set<StepKey>()
         for try await (run, step) in try await database.query(
             """
-            UPDATE steps s SET lease_expires_at = now() + \(milliseconds) * interval '1 millisecond'
-            FROM unnest(\(steps.map(\.tenantID)), \(steps.map(\.runID)), \(steps.map(\.stepID)), \(steps.map(\.attempt)))
-                 AS k(tenant_id, run_id, step_id, attempt)
-            WHERE s.tenant_id = k.tenant_id AND s.run_id = k.run_id AND s.step_id = k.step_id AND s.attempt = k.attempt
-              AND s.lease_owner = \(owner) AND s.status = 'running'
-            RETURNING s.run_id, s.step_id
+            WITH keys AS (
+                SELECT * FROM unnest(\(steps.map(\.tenantID)), \(steps.map(\.runID)), \(steps.map(\.stepID)), \(steps.map(\.attempt)))
+                    AS k(tenant_id, run_id, step_id, attempt)
+            ), mine AS (
+                SELECT s.run_id, s.step_id FROM steps s JOIN keys k
+                    ON s.tenant_id = k.tenant_id AND s.run_id = k.run_id AND s.step_id = k.step_id AND s.attempt = k.attempt
+                WHERE s.lease_owner = \(owner) AND s.status = 'running'
+            ), free AS (
+                SELECT s.tenant_id, s.run_id, s.step_id FROM steps s JOIN keys k
+                    ON s.tenant_id = k.tenant_id AND s.run_id = k.run_id AND s.step_id = k.step_id AND s.attempt = k.attempt
+                WHERE s.lease_owner = \(owner) AND s.status = 'running'
+                FOR UPDATE OF s SKIP LOCKED
+            ), renewed AS (
+                UPDATE steps s SET lease_expires_at = now() + \(milliseconds) * interval '1 millisecond'
+                FROM free f WHERE s.tenant_id = f.tenant_id AND s.run_id = f.run_id AND s.step_id = f.step_id
+                RETURNING 1
+            )
+            SELECT run_id, step_id FROM mine WHERE (SELECT count(*) FROM renewed) >= 0
             """, logger: database.logger
         ).decode((UUID, String).self) {
-            renewed.insert(StepKey(run: run, step: step))
+            mine.insert(StepKey(run: run, step: step))
         }
-        return steps.filter { renewed.contains(StepKey(run: $0.runID, step: $0.stepID)) }
+        return steps.filter { mine.contains(StepKey(run: $0.runID, step: $0.stepID)) }
     }
 
     private struct StepKey: Hashable {

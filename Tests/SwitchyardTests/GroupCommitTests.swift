@@ -1,4 +1,5 @@
 import Foundation
+import PostgresNIO
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardStore
@@ -193,6 +194,52 @@ struct GroupCommitTests {
                 #expect(outcomes.count == 80)
                 #expect(outcomes.allSatisfy { if case .committed = $0.result { true } else { false } })
             }
+        }
+    }
+
+    @Test("a heartbeat never waits for a row lock: a step another transaction holds is still answered as ours, its lease left as it was")
+    func heartbeatSkipsLockedSteps() async throws {
+        try await withTestStore { store in
+            try await store.apply(
+                """
+                kind: Workflow
+                name: two
+                steps:
+                  - id: a
+                    transform: "a"
+                  - id: b
+                    transform: "b"
+                """)
+            let queue = StepQueue(database: store.database)
+            let run = try await store.start("two")
+            let claimed = try await queue.claim(limit: 10, lease: .seconds(30)).sorted { $0.stepID < $1.stepID }
+            #expect(claimed.map(\.stepID) == ["a", "b"])
+            @Sendable func leases() async throws -> [String: Double] {
+                var result: [String: Double] = [:]
+                for try await (step, seconds) in try await store.database.query(
+                    "SELECT step_id, extract(epoch FROM lease_expires_at - now())::float8 FROM steps WHERE run_id = \(run.id)",
+                    logger: store.database.logger
+                ).decode((String, Double).self) {
+                    result[step] = seconds
+                }
+                return result
+            }
+            let answered = try await store.database.transaction { connection in
+                // Step a's row is locked here until this transaction ends.
+                try await connection.query(
+                    "SELECT 1 FROM steps WHERE run_id = \(run.id) AND step_id = 'a' FOR UPDATE", logger: store.database.logger)
+                let answered = try await queue.heartbeat(claimed, lease: .seconds(300))
+                let now = try await leases()
+                #expect((now["a"] ?? 0) < 60, "the locked step's lease was renewed")
+                #expect((now["b"] ?? 0) > 200, "the free step's lease was not renewed")
+                return answered
+            }
+            #expect(answered.map(\.stepID) == ["a", "b"])
+            // Once free, the next heartbeat renews it; a step no longer ours is left out.
+            try await store.database.query(
+                "UPDATE steps SET lease_owner = NULL WHERE run_id = \(run.id) AND step_id = 'b'", logger: store.database.logger)
+            #expect(try await queue.heartbeat(claimed, lease: .seconds(300)).map(\.stepID) == ["a"])
+            #expect((try await leases()["a"] ?? 0) > 200)
         }
     }
 }

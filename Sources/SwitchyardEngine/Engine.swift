@@ -448,7 +448,7 @@ public final class Engine: Service, Sendable {
 
     /// The `run` variable of templates.
     static func runInfo(run: UUID, tenant: UUID, workflow: String) -> JSONValue {
-        ["id": .string(run.uuidString.lowercased()), "tenant": .string(tenant.uuidString.lowercased()), "workflow": .string(workflow)]
+        ["id": .string(run.lowercasedString), "tenant": .string(tenant.lowercasedString), "workflow": .string(workflow)]
     }
 
     /// Renews the leases of running steps until cancelled: only of steps within their

@@ -66,7 +66,7 @@ struct EngineTelemetry: Sendable {
             logger.info(
                 "run \(runFinished.rawValue)",
                 metadata: [
-                    "run": "\(claim.runID.uuidString.lowercased())", "tenant": "\(claim.tenantID.uuidString.lowercased())",
+                    "run": "\(claim.runID.lowercasedString)", "tenant": "\(claim.tenantID.lowercasedString)",
                     "workflow": "\(claim.workflow)", "status": "\(runFinished.rawValue)",
                 ])
         }
@@ -142,15 +142,15 @@ struct EngineTelemetry: Sendable {
     }
 
     private static func setRunAttributes(_ attributes: inout SpanAttributes, _ claim: ClaimedStep) {
-        attributes[SpanAttributeName.tenant] = claim.tenantID.uuidString.lowercased()
-        attributes[SpanAttributeName.run] = claim.runID.uuidString.lowercased()
+        attributes[SpanAttributeName.tenant] = claim.tenantID.lowercasedString
+        attributes[SpanAttributeName.run] = claim.runID.lowercasedString
         attributes[SpanAttributeName.workflow] = claim.workflow
         attributes[SpanAttributeName.workflowVersion] = claim.version
     }
 
     static func metadata(_ claim: ClaimedStep) -> Logger.Metadata {
         [
-            "run": "\(claim.runID.uuidString.lowercased())", "tenant": "\(claim.tenantID.uuidString.lowercased())",
+            "run": "\(claim.runID.lowercasedString)", "tenant": "\(claim.tenantID.lowercasedString)",
             "workflow": "\(claim.workflow)", "step": "\(claim.stepID)", "attempt": "\(claim.attempt)",
         ]
     }

@@ -44,7 +44,7 @@ struct ModelStepRequest: Sendable {
     func request(_ messages: [ChatMessage]) -> ModelRequest {
         ModelRequest(
             messages: messages, tools: tools, maxTokens: maxTokens, thinking: step.thinking, wantsJSON: step.output != nil,
-            tenant: tenant.uuidString.lowercased())
+            tenant: tenant.lowercasedString)
     }
 
     /// The first turn's request: what every answer of the step starts with.
@@ -69,6 +69,6 @@ struct ModelStepRequest: Sendable {
                 ChatMessage(.system, "You check another model's answer. Reply with one word, yes or no, then optionally one sentence why."),
                 ChatMessage(.user, question),
             ],
-            maxTokens: verificationMaxTokens, tenant: tenant.uuidString.lowercased())
+            maxTokens: verificationMaxTokens, tenant: tenant.lowercasedString)
     }
 }

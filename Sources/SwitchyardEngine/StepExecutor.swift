@@ -246,7 +246,7 @@ struct StepExecutor: Sendable {
                     [
                         NewEvent(
                             .childStarted, step: claim.stepID,
-                            data: ["run": .string(childRun.id.uuidString.lowercased()), "workflow": .string(child.workflow)])
+                            data: ["run": .string(childRun.id.lowercasedString), "workflow": .string(child.workflow)])
                     ],
                     run: claim.runID, tenant: claim.tenantID)
             }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import SwitchyardCore
 import Logging
 import NIOCore
 import SwitchyardAPI
@@ -99,8 +100,8 @@ struct RequestLogMiddleware: RouterMiddleware {
             "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(status)",
             "duration_ms": "\((ContinuousClock.now - start).inMillisecondsDouble)",
         ]
-        if let tenant = note.tenant { metadata["tenant"] = "\(tenant.uuidString.lowercased())" }
-        if let run = note.run ?? Self.runID(in: request.uri.path) { metadata["run"] = "\(run.uuidString.lowercased())" }
+        if let tenant = note.tenant { metadata["tenant"] = "\(tenant.lowercasedString)" }
+        if let run = note.run ?? Self.runID(in: request.uri.path) { metadata["run"] = "\(run.lowercasedString)" }
         if let code { metadata["error_code"] = "\(code)" }
         logger.info("request", metadata: metadata)
     }
@@ -146,7 +147,7 @@ struct RunTrace {
         }
         let span = observability.startSpan("run", context: observability.incomingContext(headers), kind: .server)
         span.updateAttributes { attributes in
-            attributes[SpanAttributeName.tenant] = tenant.uuidString.lowercased()
+            attributes[SpanAttributeName.tenant] = tenant.lowercasedString
             attributes[SpanAttributeName.workflow] = workflow
             attributes[SpanAttributeName.workflowVersion] = version
         }
@@ -156,7 +157,7 @@ struct RunTrace {
     /// The run exists (`new`: created by this request, not an idempotent replay).
     func created(_ run: UUID, new: Bool) {
         guard let span else { return }
-        span.attributes[SpanAttributeName.run] = run.uuidString.lowercased()
+        span.attributes[SpanAttributeName.run] = run.lowercasedString
         if new { observability.runTraces.record(span.context, for: run) }
         span.end()
     }

@@ -11,7 +11,7 @@ enum Render {
     }
 
     static func id(_ uuid: UUID) -> String {
-        uuid.uuidString.lowercased()
+        uuid.lowercasedString
     }
 
     static func run(_ run: RunRecord, withSteps: Bool = true) -> APIRun {

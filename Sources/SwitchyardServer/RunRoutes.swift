@@ -147,7 +147,7 @@ struct RunRoutes {
         let good = try await request.decode(as: APIFeedbackRequest.self, context: context).good
         switch try await api.gateHistory.feedback(tenant: context.tenant.id, run: id, step: step, good: good) {
         case .notFound:
-            throw APIError.notFound("step \(step) of run \(id.uuidString.lowercased())")
+            throw APIError.notFound("step \(step) of run \(id.lowercasedString)")
         case .notFinished(let status):
             throw APIError(.conflict, code: .stepNotFinished, "step \(step) is \(status); feedback applies to finished model steps")
         case .notAModelStep:

@@ -197,7 +197,7 @@ public struct RunCursor: Sendable, Hashable {
 
     /// URL-safe base64 of `micros:id`.
     public var token: String {
-        Data("\(createdMicroseconds):\(id.uuidString.lowercased())".utf8).base64EncodedString()
+        Data("\(createdMicroseconds):\(id.lowercasedString)".utf8).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 

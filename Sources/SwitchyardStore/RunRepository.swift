@@ -28,7 +28,7 @@ public enum ChildRuns {
 
     /// The idempotency key of the child run a step starts: a step run again after a
     /// crash finds its child instead of starting a second one.
-    public static func idempotencyKey(parent: UUID, step: String) -> String { "__child__:\(parent.uuidString.lowercased()):\(step)" }
+    public static func idempotencyKey(parent: UUID, step: String) -> String { "__child__:\(parent.lowercasedString):\(step)" }
 }
 
 /// The outcome of delivering a signal.
@@ -339,7 +339,7 @@ public struct RunRepository: Sendable {
         }
         guard let (parentRun, parentStep) = parent else { return }
         let data: JSONValue = [
-            "run": .string(child.uuidString.lowercased()), "status": .string(status.rawValue), "output": output ?? .null,
+            "run": .string(child.lowercasedString), "status": .string(status.rawValue), "output": output ?? .null,
             "error": error?.json ?? .null,
         ]
         _ = try await deliver(

@@ -27,9 +27,14 @@ extension ClaimedStep {
     /// (a heartbeat and a completion batch) lock shared rows in the same order and
     /// never deadlock on each other.
     static func lockOrder(_ a: ClaimedStep, _ b: ClaimedStep) -> Bool {
-        if a.tenantID != b.tenantID { return a.tenantID.uuidString < b.tenantID.uuidString }
-        if a.runID != b.runID { return a.runID.uuidString < b.runID.uuidString }
+        if a.tenantID != b.tenantID { return precedes(a.tenantID, b.tenantID) }
+        if a.runID != b.runID { return precedes(a.runID, b.runID) }
         return a.stepID < b.stepID
+    }
+
+    /// Byte order, without formatting the ids as text (`uuidString` goes through sprintf).
+    private static func precedes(_ a: UUID, _ b: UUID) -> Bool {
+        withUnsafeBytes(of: a.uuid) { a in withUnsafeBytes(of: b.uuid) { b in a.lexicographicallyPrecedes(b) } }
     }
 }
 

@@ -33,11 +33,10 @@ extension JSONValue: PostgresEncodable, PostgresDecodable {
         default:
             throw PostgresDecodingError.Code.typeMismatch
         }
-        guard let bytes = buffer.readBytes(length: buffer.readableBytes),
-            let stored = try? Foundation.JSONDecoder().decode(JSONValue.self, from: Data(bytes))
-        else {
+        guard let stored = buffer.readableBytesView.withContiguousStorageIfAvailable({ try? JSONValue(parsing: $0) }) ?? nil else {
             throw PostgresDecodingError.Code.failure
         }
+        buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
         self = StoredJSON.restored(stored)
     }
 }

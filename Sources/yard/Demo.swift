@@ -57,7 +57,7 @@ struct Demo: AsyncParsableCommand {
         let workflowName = workflow ?? (onLocalModel ? "story" : "ticket-triage")
         let inputText = input ?? (workflowName == "ticket-triage" ? Self.ticketInput : "{}")
         if onLocalModel { print("experts: the local model (\(experts[ExpertTier.flash.rawValue]?.model ?? "installed")), in-process") }
-        let adminKey = "demo-admin-" + UUID().uuidString.lowercased()
+        let adminKey = "demo-admin-" + UUID().lowercasedString
         configuration.adminKey = adminKey
         guard let workflows = ProjectFiles.directory("Workflows", environmentVariable: "SWITCHYARD_WORKFLOWS") else {
             throw CLIError("cannot find the Workflows directory; run yard demo from the repository or set SWITCHYARD_WORKFLOWS")

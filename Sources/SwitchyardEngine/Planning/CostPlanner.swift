@@ -112,7 +112,7 @@ public struct CostPlanner: Sendable {
     /// may run them, so that a step's readers know its output bound.
     func steps(of spec: WorkflowSpec, input: JSONValue, depth: Int) async throws -> [StepPlan] {
         let scope = TemplateScope(
-            inputs: input, run: ["id": .null, "tenant": .string(tenant.uuidString.lowercased()), "workflow": .string(spec.name)])
+            inputs: input, run: ["id": .null, "tenant": .string(tenant.lowercasedString), "workflow": .string(spec.name)])
         let workflow = CompiledWorkflow(spec)
         var walk = Walk()
         var plans: [String: StepPlan] = [:]

@@ -10,11 +10,18 @@ public struct RunRateLimiter: Sendable {
     /// The server's default; a tenant's own `runs_per_second`/`run_burst` win.
     public let defaultRate: Double?
     public let defaultBurst: Int?
+    /// Draws of one token each, group-committed: one statement draws for every request
+    /// waiting meanwhile, so a tenant's requests do not queue one by one for its bucket
+    /// row's lock and commit.
+    private let draws: GroupCommit<UUID, Decision>
 
     public init(database: Database, defaultRate: Double?, defaultBurst: Int?) {
         self.database = database
         self.defaultRate = defaultRate
         self.defaultBurst = defaultBurst
+        self.draws = GroupCommit { tenants in
+            try await Self.draw(tenants, database: database, defaultRate: defaultRate, defaultBurst: defaultBurst)
+        }
     }
 
     public enum Decision: Sendable, Hashable {
@@ -23,60 +30,81 @@ public struct RunRateLimiter: Sendable {
         case limited(retryAfter: Duration)
     }
 
-    /// Takes one token for a new run, or says how long until one is there: one
-    /// statement (one round trip, one implicit transaction) reads the tenant's limits,
-    /// refills its bucket for the time since it was last drawn from and takes a token
-    /// if there is one; a bucket with no token is left as it is. The row lock on the
-    /// bucket orders concurrent callers on every server, so two never take one token.
-    /// Prepared once per connection: every run created over the API asks it.
+    /// Takes one token for a new run, or says how long until one is there. The bucket's
+    /// row lock orders concurrent draws on every server, so two never take one token.
     public func acquire(tenant: UUID) async throws -> Decision {
-        let row = try await database.execute(
-            DrawRunTokenStatement(tenant: tenant, defaultRate: defaultRate, defaultBurst: defaultBurst.map { Int32(clamping: $0) })
-        ).first
-        guard let (rate, drawn) = row, let rate, rate > 0, !drawn else { return .allowed }
-        // Refused: the bucket's level now (this statement's snapshot may predate other
-        // servers' draws) says how long until the next token.
-        let level = try await database.query(
-            """
-            SELECT tokens + extract(epoch FROM now() - updated_at)::float8 * \(rate) FROM run_buckets WHERE tenant_id = \(tenant)
-            """, logger: database.logger
-        ).first(decoding: Double.self)
-        let seconds = max(0.001, (1 - min(1, level ?? 0)) / rate)
-        return .limited(retryAfter: .milliseconds(Int64((seconds * 1000).rounded(.up))))
+        try await draws.submit(tenant)
+    }
+
+    /// One decision per request, in order: each tenant's requests are granted in
+    /// arrival order as far as its bucket allows (one statement for all of them: the
+    /// tenants' limits, each bucket refilled for the time since its last draw, and as
+    /// many tokens taken as there are and were asked for).
+    static func draw(_ tenants: [UUID], database: Database, defaultRate: Double?, defaultBurst: Int?) async throws -> [Decision] {
+        var asked: [UUID: Int] = [:]
+        for tenant in tenants { asked[tenant, default: 0] += 1 }
+        let statement = DrawRunTokensStatement(
+            tenants: Array(asked.keys), counts: asked.values.map { Int32(clamping: $0) }, defaultRate: defaultRate,
+            defaultBurst: defaultBurst.map { Int32(clamping: $0) })
+        var grants: [UUID: (granted: Int, rate: Double, left: Double)] = [:]
+        for (tenant, rate, granted, left) in try await database.execute(statement) {
+            grants[tenant] = (Int(granted), rate, left)
+        }
+        return tenants.map { tenant in
+            guard let grant = grants[tenant], grant.rate > 0 else { return .allowed }
+            if grant.granted > 0 {
+                grants[tenant]?.granted -= 1
+                return .allowed
+            }
+            // Refused: the level the draw left says how long until the next token.
+            let seconds = max(0.001, (1 - min(1, grant.left)) / grant.rate)
+            return .limited(retryAfter: .milliseconds(Int64((seconds * 1000).rounded(.up))))
+        }
     }
 }
 
-/// The draw behind ``RunRateLimiter/acquire(tenant:)``: the tenant's rate (nil for
-/// no limit) and whether a token was taken.
-struct DrawRunTokenStatement: PostgresPreparedStatement {
-    typealias Row = (Double?, Bool)
+/// The draw behind ``RunRateLimiter/draw(_:database:defaultRate:defaultBurst:)``: per
+/// tenant asked, its rate (0 for no limit), the tokens granted and the level left.
+/// Buckets are written in tenant order, so two servers' draws lock them in one order.
+struct DrawRunTokensStatement: PostgresPreparedStatement {
+    typealias Row = (UUID, Double, Int32, Double)
 
     static let sql = """
         WITH limits AS (
-            SELECT coalesce(runs_per_second, $2::float8) AS rate,
-                   greatest(1, coalesce(run_burst, $3::int, ceil(coalesce(runs_per_second, $2::float8))::int)) AS burst
-            FROM tenants WHERE id = $1::uuid
+            SELECT a.tenant_id, a.n, coalesce(t.runs_per_second, $3::float8, 0) AS rate,
+                   greatest(1, coalesce(t.run_burst, $4::int, ceil(coalesce(t.runs_per_second, $3::float8))::int)) AS burst
+            FROM unnest($1::uuid[], $2::int[]) AS a(tenant_id, n) JOIN tenants t ON t.id = a.tenant_id
         ), drawn AS (
-            INSERT INTO run_buckets AS b (tenant_id, tokens, updated_at)
-            SELECT $1::uuid, l.burst - 1, now() FROM limits l WHERE l.rate > 0
+            INSERT INTO run_buckets AS b (tenant_id, tokens, updated_at, granted)
+            SELECT tenant_id, burst - least(n, burst), now(), least(n, burst) FROM limits WHERE rate > 0 ORDER BY tenant_id
             ON CONFLICT (tenant_id) DO UPDATE SET
-                tokens = least((SELECT burst FROM limits),
-                               b.tokens + extract(epoch FROM now() - b.updated_at)::float8 * (SELECT rate FROM limits)) - 1,
+                granted = least((SELECT l.n FROM limits l WHERE l.tenant_id = b.tenant_id),
+                                floor(least((SELECT l.burst FROM limits l WHERE l.tenant_id = b.tenant_id),
+                                            b.tokens + extract(epoch FROM now() - b.updated_at)::float8
+                                                * (SELECT l.rate FROM limits l WHERE l.tenant_id = b.tenant_id))))::int,
+                tokens = least((SELECT l.burst FROM limits l WHERE l.tenant_id = b.tenant_id),
+                               b.tokens + extract(epoch FROM now() - b.updated_at)::float8
+                                   * (SELECT l.rate FROM limits l WHERE l.tenant_id = b.tenant_id))
+                         - least((SELECT l.n FROM limits l WHERE l.tenant_id = b.tenant_id),
+                                 floor(least((SELECT l.burst FROM limits l WHERE l.tenant_id = b.tenant_id),
+                                             b.tokens + extract(epoch FROM now() - b.updated_at)::float8
+                                                 * (SELECT l.rate FROM limits l WHERE l.tenant_id = b.tenant_id)))),
                 updated_at = now()
-            WHERE least((SELECT burst FROM limits),
-                        b.tokens + extract(epoch FROM now() - b.updated_at)::float8 * (SELECT rate FROM limits)) >= 1
-            RETURNING b.tokens
+            RETURNING b.tenant_id, b.granted, b.tokens
         )
-        SELECT (SELECT rate FROM limits), EXISTS (SELECT 1 FROM drawn)
+        SELECT l.tenant_id, l.rate, coalesce(d.granted, l.n)::int, coalesce(d.tokens, 0)
+        FROM limits l LEFT JOIN drawn d ON d.tenant_id = l.tenant_id
         """
 
-    let tenant: UUID
+    let tenants: [UUID]
+    let counts: [Int32]
     let defaultRate: Double?
     let defaultBurst: Int32?
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 3)
-        bindings.append(tenant)
+        var bindings = PostgresBindings(capacity: 4)
+        bindings.append(tenants)
+        bindings.append(counts)
         bindings.append(defaultRate)
         bindings.append(defaultBurst)
         return bindings

@@ -37,4 +37,39 @@ struct RunRateLimiterTests {
             #expect(allowed == 3)
         }
     }
+
+    @Test("draws of three tenants batched together on two servers: each tenant gets exactly its own burst, in arrival order")
+    func batchedDrawsOfManyTenants() async throws {
+        try await withTestStore { store in
+            var tenants = [store.tenant.id]
+            for index in 0..<2 {
+                tenants.append(try await store.tenants.createTenant(name: "other-\(index)-\(UUID().uuidString.prefix(6))").0.id)
+            }
+            for (index, tenant) in tenants.enumerated() {
+                _ = try await store.tenants.updateSettings(tenant: tenant, TenantSettings(runsPerSecond: 0.01, runBurst: 3 + index))
+            }
+            let servers = [
+                RunRateLimiter(database: store.database, defaultRate: nil, defaultBurst: nil),
+                RunRateLimiter(database: store.database, defaultRate: nil, defaultBurst: nil),
+            ]
+            let decisions = try await withThrowingTaskGroup(of: (UUID, RunRateLimiter.Decision).self) { group in
+                for index in 0..<90 {
+                    let tenant = tenants[index % 3]
+                    group.addTask { (tenant, try await servers[index % 2].acquire(tenant: tenant)) }
+                }
+                return try await group.reduce(into: [(UUID, RunRateLimiter.Decision)]()) { $0.append($1) }
+            }
+            for (index, tenant) in tenants.enumerated() {
+                #expect(decisions.filter { $0.0 == tenant && $0.1 == .allowed }.count == 3 + index)
+            }
+            // The next draw after the bursts is refused for every one of them.
+            for tenant in tenants {
+                guard case .limited(let wait) = try await servers[0].acquire(tenant: tenant) else {
+                    Issue.record("a drained bucket allowed a run")
+                    continue
+                }
+                #expect(wait > .seconds(90) && wait <= .seconds(100))
+            }
+        }
+    }
 }

@@ -14,8 +14,8 @@
 #   --samples N    after the rounds, one more `yard bench engine` for its trigger-to-first-step
 #                  latency (N idle samples; 0 skips it). The measured rounds use --samples 0 so
 #                  that their database figures are the throughput runs' alone.
-#   --out DIR      keep each measurement's figures there (SYSTEM-ROUND.json, with the 15 most
-#                  called statements) and each command's output; else they go to a temporary folder
+#   --out DIR      keep each measurement's figures there (SYSTEM-ROUND.json, with the 15 statements
+#                  PostgreSQL spent longest on) and each command's output; else they go to a temporary folder
 #
 # How: one cluster (initdb in /tmp, a free port, fsync on, pg_stat_statements with planning
 # tracked, checkpoints only when asked) with a database per system. Each system's schema is

@@ -87,6 +87,10 @@ f = json.load(open(sys.argv[1]))
 p = f["per_run"]
 print(f"  PostgreSQL per run: {p['commits']:.1f} commits, {p['write_tx']:.1f} write tx, {p['wal_bytes']:.0f} WAL bytes, "
       f"{p['cpu_ms']:.2f} ms CPU, {p['calls']:.1f} statements ({p['plans']:.1f} planned)")
+runs = f["runs"]
+print("  statements PostgreSQL spent longest on (calls per run, ms per run):")
+for statement in f.get("top_statements", [])[:6]:
+    print(f"    {statement['calls'] / runs:5.2f}  {statement['total_ms'] / runs:6.3f}  {statement['query'][:100]}")
 PY
 if [ "$WAITING" -gt 0 ]; then
     bench_log "parking $WAITING runs at a wait_for step"

@@ -74,9 +74,10 @@ async def counters(dsn: str, db: str, before: bool) -> dict:
         figures = dict(row)
         if not before:
             top = await conn.fetch(
-                """SELECT calls, plans, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query
+                """SELECT calls, plans, rows, round((total_exec_time + total_plan_time)::numeric, 1)::float8 AS total_ms,
+                          left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query
                      FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-                    WHERE d.datname = $1 ORDER BY calls DESC LIMIT 15""",
+                    WHERE d.datname = $1 ORDER BY total_exec_time + total_plan_time DESC LIMIT 15""",
                 db,
             )
             figures["top"] = [dict(r) for r in top]

@@ -506,9 +506,14 @@ public final class Engine: Service, Sendable {
     /// Periodic timers: expired leases, expired waits, overdue runs. One survey query
     /// tells which sweeps have anything to do, so an idle engine costs one query per
     /// interval here.
+    /// How often maintenance looks for hot tables that outgrew their planner statistics
+    /// (``StepQueue/refreshStaleStatistics(threshold:)``).
+    static let statisticsInterval: Duration = .seconds(2)
+
     private func maintain() async {
         var lastAnnouncement = ContinuousClock.now
         var lastRenewal = ContinuousClock.now
+        var lastStatistics = ContinuousClock.now
         let failures = FailureLog("maintenance", logger: logger)
         while !Task.isCancelled {
             do {
@@ -524,6 +529,11 @@ public final class Engine: Service, Sendable {
                 if ContinuousClock.now - lastRenewal >= RunEventFeed.renewInterval {
                     lastRenewal = .now
                     await events.renew()
+                }
+                if ContinuousClock.now - lastStatistics >= Self.statisticsInterval {
+                    lastStatistics = .now
+                    let analysed = try await queue.refreshStaleStatistics()
+                    if !analysed.isEmpty { logger.info("analysed tables that outgrew their statistics", metadata: ["tables": "\(analysed)"]) }
                 }
                 let due = try await queue.maintenanceDue()
                 var reclaimed = 0

@@ -93,6 +93,36 @@ extension StepQueue {
         return nil
     }
 
+    /// The hot tables whose planner statistics no longer describe them: changed by more
+    /// than their own size (and by at least `threshold` rows) since last analysed.
+    static let hotTables = ["steps", "runs", "run_events"]
+
+    /// Analyses the hot tables that have outgrown their statistics, and returns their
+    /// names. The engine's statements are prepared, and PostgreSQL keeps a prepared
+    /// statement's generic plan for the life of the connection unless the statistics
+    /// of its tables change: plans made while a fresh database's tables were empty
+    /// (a sequential scan of `steps`, `runs` looked up through `runs_by_created`) would
+    /// otherwise stay in use until autovacuum's next pass, a minute or more into the
+    /// first load. Once a table is large, autovacuum keeps it analysed and this does
+    /// nothing.
+    @discardableResult
+    public func refreshStaleStatistics(threshold: Int = 1000) async throws -> [String] {
+        var stale: [String] = []
+        for try await name in try await database.query(
+            """
+            SELECT s.relname::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+            WHERE s.relname = ANY(\(Self.hotTables)) AND s.schemaname = current_schema()
+              AND s.n_mod_since_analyze >= \(threshold) AND s.n_mod_since_analyze > greatest(c.reltuples, 0)
+            """, logger: database.logger
+        ).decode(String.self) {
+            stale.append(name)
+        }
+        for name in stale where Self.hotTables.contains(name) {
+            try await database.query(PostgresQuery(unsafeSQL: "ANALYZE \(name)"), logger: database.logger)
+        }
+        return stale
+    }
+
     /// Which of the maintenance sweeps have anything to do, in one query, so that an
     /// idle engine does not run six.
     public func maintenanceDue() async throws -> MaintenanceDue {

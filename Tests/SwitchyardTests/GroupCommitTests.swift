@@ -242,4 +242,30 @@ struct GroupCommitTests {
             #expect((try await leases()["a"] ?? 0) > 200)
         }
     }
+
+    @Test("a hot table that outgrew its planner statistics is analysed once, then left to autovacuum")
+    func staleStatisticsAreRefreshed() async throws {
+        try await withTestStore { store in
+            try await store.apply(Self.diamond)
+            let queue = StepQueue(database: store.database)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<300 { group.addTask { _ = try await store.start("diamond") } }
+                try await group.waitForAll()
+            }
+            // Table statistics reach pg_stat_user_tables within a second or so.
+            var analysed: [String] = []
+            let deadline = ContinuousClock.now + .seconds(15)
+            while !analysed.contains("steps") && ContinuousClock.now < deadline {
+                analysed += try await queue.refreshStaleStatistics()
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(analysed.contains("steps"))
+            let reltuples = try await store.database.query(
+                "SELECT reltuples::int8 FROM pg_class WHERE relname = 'steps' AND relnamespace = current_schema()::regnamespace",
+                logger: store.database.logger
+            ).first(decoding: Int.self)
+            #expect((reltuples ?? 0) >= 1200)
+            #expect(try await !queue.refreshStaleStatistics().contains("steps"))
+        }
+    }
 }

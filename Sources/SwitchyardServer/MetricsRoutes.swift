@@ -1,9 +1,9 @@
 import Foundation
 import Hummingbird
-import SwitchyardCore
 import Logging
 import NIOCore
 import SwitchyardAPI
+import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardObservability
 import SwitchyardStore

@@ -82,8 +82,10 @@ public struct RunRepository: Sendable {
         }
         if createdAt == nil {
             let statement = CreateRunStatement(
-                tenant: tenant, parentRun: parent?.run, runID: runID, workflow: workflow, version: version, input: input, idempotencyKey: idempotencyKey,
-                stepCount: spec.steps.count, deadlineMilliseconds: deadline, parentStep: parent?.step, stepIDs: ids, positions: positions, needs: needs,
+                tenant: tenant, parentRun: parent?.run, runID: runID, workflow: workflow, version: version, input: input,
+                idempotencyKey: idempotencyKey,
+                stepCount: spec.steps.count, deadlineMilliseconds: deadline, parentStep: parent?.step, stepIDs: ids, positions: positions,
+                needs: needs,
                 attempts: attempts, created: created, notify: notify)
             for row in try await database.execute(statement) {
                 let row = try row.decode((Date?, Int, Int).self)

@@ -61,7 +61,9 @@ struct BatchedWritesTests {
         #expect(results.filter { !$0.value }.map(\.key) == [13])
     }
 
-    @Test("runs created at once by many callers: each stored whole (steps, first event) and answered with its own id; a run that cannot be stored fails alone")
+    @Test(
+        "runs created at once by many callers: each stored whole (steps, first event) and answered with its own id; a run that cannot be stored fails alone"
+    )
     func runsCreatedInBatches() async throws {
         try await withTestStore { store in
             try await store.apply(

@@ -14,7 +14,9 @@ struct JSONParsingTests {
     }
 
     static func randomString(_ random: inout SeededGenerator) -> String {
-        let alphabet: [Unicode.Scalar] = ["a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\u{0}", "\u{1}", "\u{1F}", "é", "中", "😀", "\u{FFFF}", "\u{10FFFF}"]
+        let alphabet: [Unicode.Scalar] = [
+            "a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\u{0}", "\u{1}", "\u{1F}", "é", "中", "😀", "\u{FFFF}", "\u{10FFFF}",
+        ]
         return String(String.UnicodeScalarView((0..<Int.random(in: 0...12, using: &random)).map { _ in alphabet.randomElement(using: &random)! }))
     }
 
@@ -24,7 +26,8 @@ struct JSONParsingTests {
         case 1: return .bool(Bool.random(using: &random))
         case 2:
             let magnitudes = [0, 1, 9, 10, 255, Int(Int32.max), Int.max, Int.min]
-            return .int(Bool.random(using: &random) ? magnitudes.randomElement(using: &random)! : Int.random(in: -1_000_000...1_000_000, using: &random))
+            return .int(
+                Bool.random(using: &random) ? magnitudes.randomElement(using: &random)! : Int.random(in: -1_000_000...1_000_000, using: &random))
         case 3:
             let doubles = [0.5, -0.25, 1e-300, 1.7976931348623157e308, 3.141592653589793, 1e20, -2.5e-8, 123456.789]
             return .double(doubles.randomElement(using: &random)! * (Bool.random(using: &random) ? 1 : -1))

@@ -133,6 +133,8 @@ struct EngineTelemetry: Sendable {
     /// The run's trace context: the trigger's `run` span when this process created the
     /// run, else a `run` span opened here for it (once per run and process).
     private func runContext(_ claim: ClaimedStep) -> ServiceContext {
+        // Without a tracer there is no trace to keep: a run waiting for days holds nothing here.
+        guard observability.tracingEnabled else { return .topLevel }
         if let context = observability.runTraces.context(of: claim.runID) { return context }
         let span = observability.startSpan("run", context: .topLevel)
         span.updateAttributes { Self.setRunAttributes(&$0, claim) }

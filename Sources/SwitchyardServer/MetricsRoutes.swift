@@ -161,4 +161,12 @@ struct RunTrace {
         if new { observability.runTraces.record(span.context, for: run) }
         span.end()
     }
+
+    /// No run was created: the span ends with the error, so no trigger leaves one open.
+    func failed(_ error: any Error) {
+        guard let span else { return }
+        span.recordError(error)
+        span.setStatus(SpanStatus(code: .error, message: String(describing: error)))
+        span.end()
+    }
 }

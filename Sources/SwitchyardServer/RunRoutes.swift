@@ -73,9 +73,16 @@ struct RunRoutes {
             throw error
         }
         let trace = RunTrace(api.observability, request: request, tenant: tenant, workflow: name, version: version)
-        let (run, created) = try await api.runs.createRun(
-            tenant: tenant, workflow: name, version: version, spec: spec, input: input, idempotencyKey: idempotencyKey,
-            notify: api.shouldWakeOthers())
+        let run: RunRecord
+        let created: Bool
+        do {
+            (run, created) = try await api.runs.createRun(
+                tenant: tenant, workflow: name, version: version, spec: spec, input: input, idempotencyKey: idempotencyKey,
+                notify: api.shouldWakeOthers())
+        } catch {
+            trace.failed(error)
+            throw error
+        }
         trace.created(run.id, new: created)
         context.requestNote?.run = run.id
         if created { api.onRunCreated() }

@@ -174,6 +174,32 @@ struct ObservabilityTests {
         #expect(OTelTracing.isRequested(by: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "true"]) == false)
     }
 
+    @Test("a trigger that creates no run (its idempotency key belongs to another workflow's run) ends its run span with an error")
+    func failedTriggerEndsItsSpan() async throws {
+        try await OTLPReceiver.with { receiver in
+            let backend = try OTelTracing.make(
+                endpoint: receiver.url, json: true, serviceName: "switchyard-test", exportDelay: .milliseconds(50),
+                logger: testLogger("test.otel"))
+            try await withLiveServer(configure: { $0.tracing = backend }) { server in
+                for name in ["first", "second"] {
+                    try await server.apply("kind: Workflow\nname: \(name)\nsteps:\n  - id: only\n    transform: \"x\"\n", key: server.tenantKey)
+                }
+                let headers = [("Idempotency-Key", "order-1")]
+                let created = try await server.request(
+                    .POST, "/v1/workflows/first/runs", key: server.tenantKey, json: ["input": [:]], headers: headers)
+                #expect(created.status == 202, "\(created.text)")
+                let refused = try await server.request(
+                    .POST, "/v1/workflows/second/runs", key: server.tenantKey, json: ["input": [:]], headers: headers)
+                #expect(refused.status == 409, "\(refused.text)")
+            }
+            let spans = try await receiver.spans(until: { $0.filter { $0.name == "run" }.count >= 2 })
+            let failed = spans.filter { $0.name == "run" && $0.attributes[SpanAttributeName.workflow] == "second" }
+            #expect(failed.count == 1)
+            #expect(failed.allSatisfy { $0.status == "STATUS_CODE_ERROR" || $0.status == "2" }, "\(failed.map(\.status))")
+            #expect(spans.first { $0.name == "run" && $0.attributes[SpanAttributeName.workflow] == "first" }?.status != "STATUS_CODE_ERROR")
+        }
+    }
+
     @Test(
         "OTLP/HTTP export: the trigger's traceparent is the run span's parent; step attempts and the model call are its children, with their attributes; the model call carries traceparent"
     )
@@ -323,6 +349,8 @@ struct OTLPReceiver: Sendable {
         var parentSpanID: String
         /// Every attribute's value as text (ints and doubles too).
         var attributes: [String: String]
+        /// The span's status code as exported (`STATUS_CODE_ERROR` or 2 for an error), "" when unset.
+        var status: String = ""
     }
 
     final class Store: Sendable {
@@ -356,7 +384,8 @@ struct OTLPReceiver: Sendable {
                         let received = ReceivedSpan(
                             name: span["name"]?.stringValue ?? "", traceID: OTLPReceiver.hex(span["traceId"]),
                             spanID: OTLPReceiver.hex(span["spanId"]),
-                            parentSpanID: OTLPReceiver.hex(span["parentSpanId"]), attributes: attributes)
+                            parentSpanID: OTLPReceiver.hex(span["parentSpanId"]), attributes: attributes,
+                            status: span["status"]?["code"].map { $0.stringValue ?? $0.compactJSON } ?? "")
                         store.spans.withLock { $0.append(received) }
                     }
                 }

@@ -8,7 +8,8 @@ import Synchronization
 /// There is no background task: the first caller to find no batch in flight becomes the
 /// leader and writes batches in its own task until its own item is written, then hands
 /// the lead to the oldest caller still waiting (so no caller writes for others for long).
-/// Every caller gets its own item's outcome, as if it had written alone:
+/// Every caller gets its own item's outcome, as if it had written alone, whatever
+/// becomes of the leader's task (a cancelled leader does not cancel the batch):
 ///
 /// - a batch the database refuses (a value one item carries that it cannot store) is
 ///   written again one item at a time, so only the offending item fails;
@@ -79,7 +80,11 @@ public final class GroupCommit<Item: Sendable, Outcome: Sendable>: Sendable {
                 return Array(state.pending.prefix(count))
             }
             // The leader's own item is pending until written, so a batch is never empty here.
-            let results = await outcomes(of: batch)
+            // Written in a task of its own, awaited here: the leader's task may be
+            // cancelled (its client hung up), and that must not fail the other callers'
+            // items in its batch. Not fire-and-forget: the lead waits for the write.
+            let items = batch.map(\.item)
+            let results = await Task { await self.outcomes(of: items) }.value
             for (entry, result) in zip(batch, results) {
                 if entry.id == id {
                     mine = result
@@ -100,18 +105,18 @@ public final class GroupCommit<Item: Sendable, Outcome: Sendable>: Sendable {
         return mine ?? .failure(CancellationError())
     }
 
-    private func outcomes(of batch: [Entry]) async -> [Result<Outcome, any Error>] {
+    private func outcomes(of batch: [Item]) async -> [Result<Outcome, any Error>] {
         do {
-            let outcomes = try await write(batch.map(\.item))
+            let outcomes = try await write(batch)
             guard outcomes.count == batch.count else {
                 throw DatabaseError(.query, "a batch of \(batch.count) writes returned \(outcomes.count) outcomes")
             }
             return outcomes.map { .success($0) }
         } catch  where batch.count > 1 && !Database.isUnavailable(error) && !(error is CancellationError) {
             var results: [Result<Outcome, any Error>] = []
-            for entry in batch {
+            for item in batch {
                 do {
-                    let outcome = try await write([entry.item])
+                    let outcome = try await write([item])
                     guard let first = outcome.first else { throw DatabaseError(.query, "a write returned no outcome") }
                     results.append(.success(first))
                 } catch {

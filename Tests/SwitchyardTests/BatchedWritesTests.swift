@@ -38,6 +38,27 @@ struct BatchedWritesTests {
         #expect(batches.sizes.withLock { $0.last } == 1)
     }
 
+    @Test("a leader whose task is cancelled mid-batch (its client hung up) still writes the others' items")
+    func cancelledLeaderDoesNotFailItsBatch() async throws {
+        let commit = GroupCommit<Int, Int>(maxBatch: 64) { items in
+            try await Task.sleep(for: .milliseconds(200))
+            return items
+        }
+        // 0 leads alone; 1, 2 and 3 queue behind it and 1 leads their batch.
+        let first = Task { try await commit.submit(0) }
+        try await Task.sleep(for: .milliseconds(30))
+        let leader = Task { try await commit.submit(1) }
+        try await Task.sleep(for: .milliseconds(30))
+        let others = [Task { try await commit.submit(2) }, Task { try await commit.submit(3) }]
+        _ = try await first.value
+        try await Task.sleep(for: .milliseconds(50))
+        leader.cancel()
+        for (index, other) in others.enumerated() {
+            #expect(try await other.value == index + 2)
+        }
+        _ = try? await leader.value
+    }
+
     @Test("a batch the database refuses is written again one item at a time: only the offending item fails")
     func refusedBatchFailsOnlyTheOffender() async throws {
         let commit = GroupCommit<Int, Int>(maxBatch: 64) { items in

@@ -93,18 +93,19 @@ extension StepQueue {
         return nil
     }
 
-    /// The hot tables whose planner statistics no longer describe them: changed by more
-    /// than their own size (and by at least `threshold` rows) since last analysed.
+    /// The tables of the engine's hot statements.
     static let hotTables = ["steps", "runs", "run_events"]
 
-    /// Analyses the hot tables that have outgrown their statistics, and returns their
-    /// names. The engine's statements are prepared, and PostgreSQL keeps a prepared
+    /// Analyses the hot tables that were never analysed and have since grown past
+    /// `threshold` rows changed (and past their size as last estimated), and returns
+    /// their names. The engine's statements are prepared, and PostgreSQL keeps a prepared
     /// statement's generic plan for the life of the connection unless the statistics
     /// of its tables change: plans made while a fresh database's tables were empty
     /// (a sequential scan of `steps`, `runs` looked up through `runs_by_created`) would
     /// otherwise stay in use until autovacuum's next pass, a minute or more into the
-    /// first load. Once a table is large, autovacuum keeps it analysed and this does
-    /// nothing.
+    /// first load. Each table is analysed here at most once in a database's life: from
+    /// then on autovacuum keeps its statistics (an ANALYZE holds back pruning on a table
+    /// being churned, so this does not repeat it).
     @discardableResult
     public func refreshStaleStatistics(threshold: Int = 1000) async throws -> [String] {
         var stale: [String] = []
@@ -112,6 +113,7 @@ extension StepQueue {
             """
             SELECT s.relname::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
             WHERE s.relname = ANY(\(Self.hotTables)) AND s.schemaname = current_schema()
+              AND coalesce(s.last_analyze, s.last_autoanalyze) IS NULL
               AND s.n_mod_since_analyze >= \(threshold) AND s.n_mod_since_analyze > greatest(c.reltuples, 0)
             """, logger: database.logger
         ).decode(String.self) {

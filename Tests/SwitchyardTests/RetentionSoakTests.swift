@@ -76,9 +76,11 @@ struct RetentionSoakTests {
                 }
                 #expect(dead.values.allSatisfy { $0 < 200 }, "round \(round): dead rows after VACUUM: \(dead)")
             }
-            // Without reuse every round would add a round's worth; with it the third
-            // round fits in the second one's tables.
-            #expect(Double(afterPush[2]) <= Double(afterPush[1]) * 1.15, "sizes after each round's runs: \(afterPush)")
+            // Without reuse every round would add a round's worth (the third round's
+            // tables about twice the second's); with it the third round fits in the
+            // second one's, give or take index pages split by a different interleaving
+            // (up to ~16% seen on a busy cluster).
+            #expect(Double(afterPush[2]) <= Double(afterPush[1]) * 1.3, "sizes after each round's runs: \(afterPush)")
         }
     }
 }
